@@ -1,0 +1,475 @@
+//! The configuration file: what it may say, and its validation into [`Config`].
+//!
+//! Parsing ([`RawConfig`], exactly the TOML a user writes, unknown keys refused) is
+//! kept apart from the resolved form ([`Config`]) that the engine uses, which has
+//! every rule checked: absolute, distinct, non-nested roots; relative globs; a valid
+//! version tag path; a known hash algorithm.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::digest::HashAlgo;
+use crate::error::{Error, Result};
+use crate::manifest::valid_set_name;
+use crate::relpath::RelPath;
+
+/// The configuration file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub set: Vec<RawSet>,
+}
+
+/// One `[[set]]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSet {
+    pub name: String,
+    pub mode: Mode,
+    pub live: Option<PathBuf>,
+    pub golden: Option<PathBuf>,
+    #[serde(default)]
+    pub copies: Vec<PathBuf>,
+    #[serde(default)]
+    pub replicas: Vec<PathBuf>,
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    pub hash: Option<String>,
+    pub version_file: Option<String>,
+}
+
+/// How a set is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A writable live copy (plus optional extra copies) and a read-only golden copy.
+    Golden,
+    /// Two or more writable copies; the newest wins.
+    Mirror,
+}
+
+/// The role of a replica in its set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read and written by rebound.
+    Writable,
+    /// Written only by `seal`; the factory state and the last resort.
+    Golden,
+}
+
+/// One directory root holding a copy of a set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replica {
+    pub root: PathBuf,
+    pub role: Role,
+}
+
+/// A validated set.
+#[derive(Debug, Clone)]
+pub struct SetConfig {
+    pub name: String,
+    pub mode: Mode,
+    /// Writable replicas first, in configuration order (the first is the primary:
+    /// `live` in golden mode), then the golden replica if any.
+    pub replicas: Vec<Replica>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    include_set: GlobSet,
+    exclude_set: GlobSet,
+    pub hash: HashAlgo,
+    pub version_file: Option<RelPath>,
+}
+
+impl SetConfig {
+    /// Whether a relative path is selected by the include and exclude patterns.
+    pub fn selects(&self, rel: &RelPath) -> bool {
+        !rel.is_meta()
+            && self.version_file.as_ref() != Some(rel)
+            && self.include_set.is_match(rel.as_str())
+            && !self.exclude_set.is_match(rel.as_str())
+    }
+
+    /// The directories (or single files) below which the include patterns can match:
+    /// the leading components of each pattern that hold no glob syntax. Walking only
+    /// these keeps a set of three files in `/usr` from reading all of `/usr`.
+    pub fn walk_roots(&self) -> Vec<Option<RelPath>> {
+        let mut out: Vec<Option<RelPath>> = Vec::new();
+        for p in &self.include {
+            let lit: Vec<&str> = p
+                .split('/')
+                .take_while(|c| !c.contains(['*', '?', '[', ']', '{', '}', '\\']))
+                .collect();
+            let root = if lit.is_empty() {
+                None
+            } else {
+                RelPath::new(&lit.join("/")).ok()
+            };
+            out.push(root);
+        }
+        // Drop any root below another one (None covers everything).
+        out.sort();
+        out.dedup();
+        let all = out.clone();
+        out.retain(|r| {
+            !all.iter().any(|o| {
+                o != r
+                    && match (o, r) {
+                        (None, _) => true,
+                        (Some(o), Some(r)) => r.as_str().starts_with(&format!("{o}/")),
+                        (Some(_), None) => false,
+                    }
+            })
+        });
+        out
+    }
+
+    /// The golden replica, if the set has one.
+    pub fn golden(&self) -> Option<&Replica> {
+        self.replicas.iter().find(|r| r.role == Role::Golden)
+    }
+
+    /// The writable replicas, primary first.
+    pub fn writable(&self) -> impl Iterator<Item = (usize, &Replica)> {
+        self.replicas
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.role == Role::Writable)
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from (for messages).
+    pub path: PathBuf,
+    pub sets: Vec<SetConfig>,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the file and what is wrong.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read(path).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            what: match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "not found (write one, or point -c / REBOUND_CONFIG at it)".to_string()
+                }
+                _ => format!("cannot read: {e}"),
+            },
+        })?;
+        let text = String::from_utf8(text).map_err(|_| Error::Config {
+            path: path.to_path_buf(),
+            what: "not UTF-8".into(),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates configuration text; `path` is only used in messages.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `path` and what is wrong.
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let err = |what: String| Error::Config {
+            path: path.to_path_buf(),
+            what,
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
+        if raw.set.is_empty() {
+            return Err(err("no [[set]] defined: nothing to protect".into()));
+        }
+        let mut names = BTreeSet::new();
+        let mut sets = Vec::new();
+        for s in raw.set {
+            let name = s.name.clone();
+            let set = resolve_set(s).map_err(|w| err(format!("set `{name}`: {w}")))?;
+            if !names.insert(set.name.clone()) {
+                return Err(err(format!("set `{}` is defined twice", set.name)));
+            }
+            sets.push(set);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            sets,
+        })
+    }
+
+    /// The set called `name`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] listing the sets there are.
+    pub fn set(&self, name: &str) -> Result<&SetConfig> {
+        self.sets.iter().find(|s| s.name == name).ok_or_else(|| {
+            let known: Vec<_> = self.sets.iter().map(|s| s.name.as_str()).collect();
+            Error::Usage(format!(
+                "no set named `{name}` in {} (sets: {})",
+                self.path.display(),
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// Sets selected by name, or all of them for an empty selection.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for an unknown name.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&SetConfig>> {
+        if names.is_empty() {
+            return Ok(self.sets.iter().collect());
+        }
+        names.iter().map(|n| self.set(n)).collect()
+    }
+
+    /// Finds the set and writable replica that protect an absolute file path.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the path when no set protects it.
+    pub fn locate(&self, path: &Path) -> Result<(usize, usize, RelPath)> {
+        let path = normalize(path).ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: path must be absolute without `..`",
+                path.display()
+            ))
+        })?;
+        for (si, set) in self.sets.iter().enumerate() {
+            for (ri, r) in set.replicas.iter().enumerate() {
+                let Ok(rest) = path.strip_prefix(&r.root) else {
+                    continue;
+                };
+                let Some(rest) = rest.to_str() else { continue };
+                let Ok(rel) = RelPath::new(rest) else {
+                    continue;
+                };
+                if r.role == Role::Golden {
+                    return Err(Error::Usage(format!(
+                        "{}: is inside the golden copy of set `{}`, which is read-only; commit the live file instead",
+                        path.display(),
+                        set.name
+                    )));
+                }
+                if set.selects(&rel) {
+                    return Ok((si, ri, rel));
+                }
+            }
+        }
+        Err(Error::Usage(format!(
+            "{}: not protected by any set in {} (check the set's roots and include patterns)",
+            path.display(),
+            self.path.display()
+        )))
+    }
+}
+
+/// Lexically normalizes an absolute path; `None` if relative or it has `..`.
+fn normalize(p: &Path) -> Option<PathBuf> {
+    if !p.is_absolute() {
+        return None;
+    }
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+fn root_path(what: &str, p: &Path) -> std::result::Result<PathBuf, String> {
+    match normalize(p) {
+        Some(n) if n != Path::new("/") => Ok(n),
+        Some(_) => Err(format!(
+            "{what} `{}`: the filesystem root cannot be a replica",
+            p.display()
+        )),
+        None => Err(format!(
+            "{what} `{}`: must be an absolute path without `..`",
+            p.display()
+        )),
+    }
+}
+
+fn globs(what: &str, pats: &[String]) -> std::result::Result<GlobSet, String> {
+    let mut b = GlobSetBuilder::new();
+    for p in pats {
+        if p.starts_with('/') || p.split('/').any(|c| c == ".." || c == ".") || p.is_empty() {
+            return Err(format!(
+                "{what} pattern `{p}`: must be relative to the replica root, without `.` or `..`"
+            ));
+        }
+        let g = GlobBuilder::new(p)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| format!("{what} pattern `{p}`: {e}"))?;
+        b.add(g);
+    }
+    b.build().map_err(|e| format!("{what} patterns: {e}"))
+}
+
+fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
+    if !valid_set_name(&s.name) {
+        return Err("name must be 1-64 characters of A-Z a-z 0-9 . _ -".into());
+    }
+    let mut replicas = Vec::new();
+    match s.mode {
+        Mode::Golden => {
+            if !s.replicas.is_empty() {
+                return Err("`replicas` is for mirror sets; a golden set uses `live`, `golden` and optional `copies`".into());
+            }
+            let live = s.live.as_deref().ok_or("a golden set needs `live`")?;
+            let golden = s.golden.as_deref().ok_or("a golden set needs `golden`")?;
+            replicas.push(Replica {
+                root: root_path("live", live)?,
+                role: Role::Writable,
+            });
+            for c in &s.copies {
+                replicas.push(Replica {
+                    root: root_path("copy", c)?,
+                    role: Role::Writable,
+                });
+            }
+            replicas.push(Replica {
+                root: root_path("golden", golden)?,
+                role: Role::Golden,
+            });
+        }
+        Mode::Mirror => {
+            if s.live.is_some() || s.golden.is_some() || !s.copies.is_empty() {
+                return Err(
+                    "a mirror set uses `replicas` (two or more), not `live`, `golden` or `copies`"
+                        .into(),
+                );
+            }
+            if s.replicas.len() < 2 {
+                return Err("a mirror set needs at least two `replicas`".into());
+            }
+            for r in &s.replicas {
+                replicas.push(Replica {
+                    root: root_path("replica", r)?,
+                    role: Role::Writable,
+                });
+            }
+        }
+    }
+    for (i, a) in replicas.iter().enumerate() {
+        for b in &replicas[i + 1..] {
+            if a.root.starts_with(&b.root) || b.root.starts_with(&a.root) {
+                return Err(format!(
+                    "replica roots `{}` and `{}` overlap; each copy needs its own directory (ideally its own partition)",
+                    a.root.display(),
+                    b.root.display()
+                ));
+            }
+        }
+    }
+    if s.include.is_empty() {
+        return Err("`include` is empty: nothing to protect".into());
+    }
+    let include_set = globs("include", &s.include)?;
+    let exclude_set = globs("exclude", &s.exclude)?;
+    let hash = match &s.hash {
+        Some(h) => h.parse()?,
+        None => HashAlgo::default(),
+    };
+    let version_file = match &s.version_file {
+        None => None,
+        Some(v) => {
+            if s.mode != Mode::Mirror {
+                return Err("`version_file` is for mirror sets".into());
+            }
+            let rel = RelPath::new(v).map_err(|e| format!("version_file `{v}`: {e}"))?;
+            if rel.is_meta() || include_set.is_match(rel.as_str()) {
+                return Err(format!(
+                    "version_file `{v}` must lie outside the included files and rebound's .rebound directory"
+                ));
+            }
+            Some(rel)
+        }
+    };
+    Ok(SetConfig {
+        name: s.name,
+        mode: s.mode,
+        replicas,
+        include: s.include,
+        exclude: s.exclude,
+        include_set,
+        exclude_set,
+        hash,
+        version_file,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config> {
+        Config::parse(t, Path::new("/etc/rebound.toml"))
+    }
+
+    #[test]
+    fn the_issue_examples_parse() {
+        let c = parse(
+            r#"
+[[set]]
+name = "config"
+mode = "golden"
+live = "/usr"
+golden = "/bak"
+include = ["apn_cfg.json", "system_config.json", "app/**"]
+hash = "blake3"
+
+[[set]]
+name = "apps"
+mode = "mirror"
+replicas = ["/usrapp/apprun", "/usrdata/appbackup"]
+include = ["apps/**"]
+version_file = "app_ver.txt"
+"#,
+        )
+        .unwrap();
+        let g = &c.sets[0];
+        assert_eq!(g.replicas.len(), 2);
+        assert_eq!(g.golden().unwrap().root, Path::new("/bak"));
+        let sel = |s: &SetConfig, p: &str| s.selects(&RelPath::new(p).unwrap());
+        assert!(sel(g, "apn_cfg.json"));
+        assert!(sel(g, "app/a/b.py"));
+        assert!(!sel(g, "other.json"));
+        assert!(!sel(g, "x/apn_cfg.json"));
+        let m = &c.sets[1];
+        assert!(sel(m, "apps/x"));
+        assert!(!sel(m, "app_ver.txt"));
+    }
+
+    #[test]
+    fn bad_configs_name_the_problem() {
+        let cases = [
+            ("", "no [[set]]"),
+            ("[[set]]\nname='a'\nmode='golden'\nlive='usr'\ngolden='/b'\ninclude=['x']", "absolute"),
+            ("[[set]]\nname='a'\nmode='golden'\nlive='/usr'\ngolden='/usr/b'\ninclude=['x']", "overlap"),
+            ("[[set]]\nname='a'\nmode='golden'\nlive='/u'\ngolden='/b'\ninclude=['../x']", "relative"),
+            ("[[set]]\nname='a'\nmode='golden'\nlive='/u'\ngolden='/b'\ninclude=['x']\nhash='md5'", "md5"),
+            ("[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a']\ninclude=['x']", "at least two"),
+            ("[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\nversion_file='../v'", "version_file"),
+            ("[[set]]\nname='a b'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']", "name"),
+            ("[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\ntypo=1", "typo"),
+            ("[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\n[[set]]\nname='a'\nmode='mirror'\nreplicas=['/c','/d']\ninclude=['x']", "twice"),
+        ];
+        for (text, needle) in cases {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains("/etc/rebound.toml"), "{e}");
+            assert!(e.contains(needle), "{needle:?} not in {e}");
+        }
+    }
+}

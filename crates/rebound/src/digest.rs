@@ -1,0 +1,231 @@
+//! Content digests: the hash algorithms a set can use and a streaming hasher.
+//!
+//! Files are always hashed while streamed through a caller-supplied buffer, so memory
+//! use does not depend on file size.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Hash algorithm of a set's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HashAlgo {
+    /// BLAKE3, 256-bit. The default: fast and cryptographically strong.
+    #[default]
+    Blake3,
+    /// SHA-256: for users whose tooling already speaks it.
+    Sha256,
+    /// CRC-32 (IEEE): detects media corruption only, not deliberate changes; the
+    /// vendor's `file_crc32` compatibility choice.
+    Crc32,
+}
+
+impl HashAlgo {
+    /// Name used in configuration and manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgo::Blake3 => "blake3",
+            HashAlgo::Sha256 => "sha256",
+            HashAlgo::Crc32 => "crc32",
+        }
+    }
+
+    /// Digest length in bytes.
+    pub fn digest_len(self) -> usize {
+        match self {
+            HashAlgo::Blake3 | HashAlgo::Sha256 => 32,
+            HashAlgo::Crc32 => 4,
+        }
+    }
+
+    /// A fresh streaming hasher.
+    pub fn hasher(self) -> Hasher {
+        match self {
+            HashAlgo::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
+            HashAlgo::Sha256 => Hasher::Sha256(Box::default()),
+            HashAlgo::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
+        }
+    }
+
+    /// Digest of a byte slice.
+    pub fn digest(self, data: &[u8]) -> Digest {
+        let mut h = self.hasher();
+        h.update(data);
+        h.finish()
+    }
+}
+
+impl FromStr for HashAlgo {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "blake3" => Ok(HashAlgo::Blake3),
+            "sha256" => Ok(HashAlgo::Sha256),
+            "crc32" => Ok(HashAlgo::Crc32),
+            other => Err(format!(
+                "unknown hash algorithm `{other}` (expected blake3, sha256 or crc32)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for HashAlgo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A streaming hasher for one of the [`HashAlgo`]s.
+pub enum Hasher {
+    Blake3(Box<blake3::Hasher>),
+    Sha256(Box<sha2::Sha256>),
+    Crc32(crc32fast::Hasher),
+}
+
+impl fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Hasher")
+    }
+}
+
+impl Hasher {
+    /// Feeds bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Blake3(h) => {
+                h.update(data);
+            }
+            Hasher::Sha256(h) => sha2::Digest::update(h.as_mut(), data),
+            Hasher::Crc32(h) => h.update(data),
+        }
+    }
+
+    /// The digest of everything fed so far.
+    pub fn finish(self) -> Digest {
+        match self {
+            Hasher::Blake3(h) => Digest::from_slice(h.finalize().as_bytes()),
+            Hasher::Sha256(h) => Digest::from_slice(&sha2::Digest::finalize(*h)),
+            Hasher::Crc32(h) => Digest::from_slice(&h.finalize().to_be_bytes()),
+        }
+    }
+}
+
+/// A content digest (up to 32 bytes). Printed and stored as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest {
+    len: u8,
+    bytes: [u8; 32],
+}
+
+impl Digest {
+    fn from_slice(s: &[u8]) -> Digest {
+        let mut bytes = [0u8; 32];
+        let n = s.len().min(32);
+        bytes[..n].copy_from_slice(&s[..n]);
+        Digest {
+            len: n as u8,
+            bytes,
+        }
+    }
+
+    /// The digest bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    /// Lowercase hex.
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(self.len as usize * 2);
+        for b in self.as_bytes() {
+            s.push(char::from(HEX[(b >> 4) as usize]));
+            s.push(char::from(HEX[(b & 15) as usize]));
+        }
+        s
+    }
+
+    /// Parses lowercase hex of exactly `algo.digest_len()` bytes.
+    pub fn from_hex(algo: HashAlgo, s: &str) -> Option<Digest> {
+        let b = s.as_bytes();
+        if b.len() != algo.digest_len() * 2 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, pair) in b.chunks_exact(2).enumerate() {
+            bytes[i] = (unhex(pair[0])? << 4) | unhex(pair[1])?;
+        }
+        Some(Digest {
+            len: algo.digest_len() as u8,
+            bytes,
+        })
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn unhex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.to_hex())
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_vectors() {
+        assert_eq!(
+            HashAlgo::Sha256.digest(b"abc").to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(HashAlgo::Crc32.digest(b"123456789").to_hex(), "cbf43926");
+        assert_eq!(
+            HashAlgo::Blake3.digest(b"").to_hex(),
+            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+        );
+    }
+
+    #[test]
+    fn hex_round_trip_and_rejects() {
+        for algo in [HashAlgo::Blake3, HashAlgo::Sha256, HashAlgo::Crc32] {
+            let d = algo.digest(b"hello");
+            assert_eq!(Digest::from_hex(algo, &d.to_hex()), Some(d));
+            assert_eq!(Digest::from_hex(algo, &d.to_hex()[1..]), None);
+            assert_eq!(Digest::from_hex(algo, &d.to_hex().to_uppercase()), None);
+        }
+    }
+
+    #[test]
+    fn streaming_equals_one_shot() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        for algo in [HashAlgo::Blake3, HashAlgo::Sha256, HashAlgo::Crc32] {
+            let mut h = algo.hasher();
+            for chunk in data.chunks(4093) {
+                h.update(chunk);
+            }
+            assert_eq!(h.finish(), algo.digest(&data));
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The only module that orders writes and syncs. Everything rebound makes durable goes
+//! through [`Durable`], so the write protocol below is the whole story of power-fail
+//! safety (docs/design.md walks every crash point of it):
+//!
+//! 1. create every missing parent directory, fsyncing the directory that got the new
+//!    name after each one;
+//! 2. create a temporary file `.rebound-tmp-*` in the target's directory (`O_EXCL`);
+//! 3. stream the content into it while hashing, and refuse it if the source did not
+//!    hash to the expected digest;
+//! 4. fsync the temporary file;
+//! 5. read it back and check its digest;
+//! 6. rename it over the target (atomic for the name on journaling filesystems);
+//! 7. fsync the directory, which makes the new name durable.
+//!
+//! A failed fsync *poisons* the run: data may already be lost, retrying would only
+//! hide it, so every later write is refused with [`Error::Poisoned`].
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::digest::{Digest, HashAlgo};
+use crate::error::{Error, Result};
+use crate::fs::{full, full_dir, Fs, Kind};
+use crate::names::TEMP_PREFIX;
+use crate::relpath::RelPath;
+
+/// Read/write chunk size. Large enough to amortize system calls, small enough for a
+/// device with little memory.
+pub const CHUNK: usize = 128 * 1024;
+
+/// Test-only switches that break the protocol on purpose, to prove that the crash
+/// explorer and the power-cut lab notice. Never set in a product.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Breakage {
+    /// Skip fsync of files (step 4).
+    pub skip_file_sync: bool,
+    /// Skip fsync of directories (steps 1 and 7).
+    pub skip_dir_sync: bool,
+}
+
+/// Durable writes through a [`Fs`].
+pub struct Durable<'a> {
+    fs: &'a dyn Fs,
+    poisoned: AtomicBool,
+    temp_seq: AtomicU64,
+    breakage: Breakage,
+}
+
+impl std::fmt::Debug for Durable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable")
+            .field("poisoned", &self.poisoned)
+            .field("breakage", &self.breakage)
+            .finish()
+    }
+}
+
+impl<'a> Durable<'a> {
+    /// Durable writes through `fs`.
+    pub fn new(fs: &'a dyn Fs) -> Durable<'a> {
+        #[allow(unused_mut)]
+        let mut breakage = Breakage::default();
+        #[cfg(feature = "fault-injection")]
+        if std::env::var_os("REBOUND_FAULT_SKIP_SYNC").is_some_and(|v| v == "1") {
+            breakage = Breakage {
+                skip_file_sync: true,
+                skip_dir_sync: true,
+            };
+        }
+        Durable {
+            fs,
+            poisoned: AtomicBool::new(false),
+            temp_seq: AtomicU64::new(0),
+            breakage,
+        }
+    }
+
+    /// Breaks the protocol on purpose (tests of the crash explorer only).
+    #[doc(hidden)]
+    pub fn with_breakage(mut self, b: Breakage) -> Self {
+        self.breakage = b;
+        self
+    }
+
+    /// The filesystem underneath, for reads.
+    pub fn fs(&self) -> &'a dyn Fs {
+        self.fs
+    }
+
+    /// Whether an fsync has failed in this run.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.is_poisoned() {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn sync_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<()> {
+        if self.breakage.skip_dir_sync {
+            return Ok(());
+        }
+        self.fs.sync_dir(root, dir).inspect_err(|_| {
+            // IMPORTANT: never retry an fsync; stop writing instead.
+            self.poisoned.store(true, Ordering::SeqCst);
+        })
+    }
+
+    /// Makes sure the root directory exists. Only its last component is ever created:
+    /// a missing parent means the partition is not mounted, and writing into the
+    /// mount point would put data on the wrong filesystem.
+    ///
+    /// # Errors
+    /// I/O errors; `NotFound` naming the root if its parent is missing.
+    pub fn ensure_root(&self, root: &Path) -> Result<()> {
+        self.check()?;
+        match self.fs.dir_metadata(root, None)? {
+            Some(m) if m.kind == Kind::Dir => Ok(()),
+            Some(_) => Err(Error::io(
+                "open directory",
+                root,
+                io::Error::new(io::ErrorKind::InvalidInput, "not a directory"),
+            )),
+            None => self.fs.create_root(root),
+        }
+    }
+
+    /// Makes sure directory `dir` (and its parents) exist below `root`, creating what
+    /// is missing and fsyncing each parent that got a new name.
+    ///
+    /// # Errors
+    /// I/O errors; [`Error::Symlink`] if a component is a link or a file.
+    pub fn ensure_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<()> {
+        self.ensure_root(root)?;
+        let Some(dir) = dir else { return Ok(()) };
+        let mut prefix: Option<RelPath> = None;
+        for comp in dir.components() {
+            let here = match &prefix {
+                None => RelPath::new(comp),
+                Some(p) => p.join(comp),
+            }
+            .map_err(|e| Error::Usage(format!("{dir}: {e}")))?;
+            match self.fs.metadata(root, &here)? {
+                Some(m) if m.kind == Kind::Dir => {}
+                Some(_) => {
+                    return Err(Error::Symlink {
+                        path: full(root, &here),
+                    })
+                }
+                None => {
+                    self.fs.create_dir(root, &here)?;
+                    // IMPORTANT: the new directory's name is durable only once its
+                    // parent is synced.
+                    self.sync_dir(root, prefix.as_ref())?;
+                }
+            }
+            prefix = Some(here);
+        }
+        Ok(())
+    }
+
+    fn temp_name(&self, parent: Option<&RelPath>) -> Result<RelPath> {
+        let n = self.temp_seq.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{TEMP_PREFIX}{}-{n}", std::process::id());
+        match parent {
+            Some(p) => p.join(&name),
+            None => RelPath::new(&name),
+        }
+        .map_err(|e| Error::Usage(e.to_string()))
+    }
+
+    /// Replaces (or creates) `rel` under `root` with the content read from `src`,
+    /// following the protocol in the module doc. With `expected`, the source must hash
+    /// to it or nothing is changed.
+    ///
+    /// Returns the digest of what was written.
+    ///
+    /// # Errors
+    /// I/O errors (the target is then unchanged), [`Error::Mismatch`] if the source or
+    /// the read-back does not hash as expected, [`Error::Poisoned`].
+    // Each argument is one independent fact of the write; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_file(
+        &self,
+        root: &Path,
+        rel: &RelPath,
+        mode: u32,
+        src: &mut dyn Read,
+        src_name: &Path,
+        algo: HashAlgo,
+        expected: Option<Digest>,
+    ) -> Result<Digest> {
+        self.check()?;
+        let parent = rel.parent();
+        self.ensure_dir(root, parent.as_ref())?;
+        let temp = self.temp_name(parent.as_ref())?;
+        let result = self.fill_temp(root, &temp, mode, src, src_name, algo, expected);
+        let digest = match result {
+            Ok(d) => d,
+            Err(e) => {
+                // Best effort: the temp file is junk either way, and the next run
+                // removes any that survive.
+                let _ = self.fs.remove_file(root, &temp);
+                return Err(e);
+            }
+        };
+        // IMPORTANT: rename only after the content is durable (step 4 inside
+        // fill_temp), or a crash could leave the target name on empty data.
+        self.fs.rename(root, &temp, rel)?;
+        // IMPORTANT: lastly, fsync the directory: the new name is durable only now.
+        self.sync_dir(root, parent.as_ref())?;
+        Ok(digest)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fill_temp(
+        &self,
+        root: &Path,
+        temp: &RelPath,
+        mode: u32,
+        src: &mut dyn Read,
+        src_name: &Path,
+        algo: HashAlgo,
+        expected: Option<Digest>,
+    ) -> Result<Digest> {
+        let mut out = self.fs.create_new(root, temp, mode)?;
+        let mut h = algo.hasher();
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read", src_name, e)),
+            };
+            h.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        }
+        let digest = h.finish();
+        if let Some(exp) = expected {
+            if exp != digest {
+                return Err(Error::Mismatch {
+                    path: src_name.to_path_buf(),
+                    expected: exp.to_hex(),
+                    found: digest.to_hex(),
+                });
+            }
+        }
+        if !self.breakage.skip_file_sync {
+            out.sync_all()
+                .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
+        }
+        drop(out);
+        // Read-back check: what the filesystem returns is what we meant to write.
+        let mut back = self.fs.open_read(root, temp)?;
+        let found = hash_reader(&mut *back, &full(root, temp), algo, &mut buf)?;
+        if found != digest {
+            return Err(Error::Mismatch {
+                path: full(root, temp),
+                expected: digest.to_hex(),
+                found: found.to_hex(),
+            });
+        }
+        Ok(digest)
+    }
+
+    /// Writes a small file (manifest, tag) with the same protocol.
+    ///
+    /// # Errors
+    /// As [`Durable::write_file`].
+    pub fn write_bytes(&self, root: &Path, rel: &RelPath, mode: u32, bytes: &[u8]) -> Result<()> {
+        let mut src = bytes;
+        self.write_file(
+            root,
+            rel,
+            mode,
+            &mut src,
+            Path::new("<memory>"),
+            HashAlgo::Blake3,
+            None,
+        )
+        .map(|_| ())
+    }
+
+    /// Removes a file and makes the removal durable. A file already gone is fine.
+    ///
+    /// # Errors
+    /// I/O errors, [`Error::Poisoned`].
+    pub fn remove_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
+        self.check()?;
+        match self.fs.remove_file(root, rel) {
+            Ok(()) => {}
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(())
+            }
+            Err(e) => return Err(e),
+        }
+        self.sync_dir(root, rel.parent().as_ref())
+    }
+
+    /// Path of a directory, for messages.
+    pub fn dir_path(root: &Path, dir: Option<&RelPath>) -> std::path::PathBuf {
+        full_dir(root, dir)
+    }
+}
+
+/// Hashes everything `r` yields, through `buf`.
+///
+/// # Errors
+/// The read error, naming `name`.
+pub fn hash_reader(
+    r: &mut dyn Read,
+    name: &Path,
+    algo: HashAlgo,
+    buf: &mut [u8],
+) -> Result<Digest> {
+    let mut h = algo.hasher();
+    loop {
+        match r.read(buf) {
+            Ok(0) => return Ok(h.finish()),
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read", name, e)),
+        }
+    }
+}

@@ -1,0 +1,784 @@
+//! The operations a user runs (`boot`, `verify`, `commit`, `update`, `seal`,
+//! `status`), each built from observe -> plan -> execute over one [`Fs`].
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{Config, Mode, Role, SetConfig};
+use crate::digest::Digest;
+use crate::durable::{hash_reader, Breakage, Durable, CHUNK};
+use crate::error::{Error, Result};
+use crate::exec::{execute, write_manifest, Outcome};
+use crate::fs::{full, Fs, Kind};
+use crate::manifest::{Entry, Manifest};
+use crate::names::{GOLDEN_MANIFEST, LAST_REPAIR, SEALED_MARKER, STAGE_DIR};
+use crate::observe::{self, Depth, FileState, ReplicaState, SetState, SlotState, TagState};
+use crate::plan::{self, Action, Plan};
+use crate::relpath::RelPath;
+
+/// Exit statuses, as documented in the README and `--help`.
+pub mod exit {
+    /// Every protected file is intact (after repairs, for `boot`).
+    pub const OK: u8 = 0;
+    /// `verify` found damage that `boot` would repair.
+    pub const DAMAGE: u8 = 1;
+    /// Usage, configuration or I/O error.
+    pub const ERROR: u8 = 2;
+    /// Some file has no intact copy left.
+    pub const LOST: u8 = 3;
+}
+
+/// The report for one set.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetReport {
+    pub set: String,
+    pub mode: Mode,
+    /// What was (or, with `--dry-run` and `verify`, would be) done.
+    pub plan: Option<Plan>,
+    /// What happened to each action (empty when nothing was executed).
+    pub outcomes: Vec<Outcome>,
+    /// An error that stopped work on this set.
+    pub error: Option<String>,
+    /// Extra information (e.g. "already committed").
+    pub notes: Vec<String>,
+}
+
+impl SetReport {
+    fn new(set: &SetConfig) -> SetReport {
+        SetReport {
+            set: set.name.clone(),
+            mode: set.mode,
+            plan: None,
+            outcomes: Vec::new(),
+            error: None,
+            notes: Vec::new(),
+        }
+    }
+
+    fn failed(set: &SetConfig, e: impl ToString) -> SetReport {
+        let mut r = SetReport::new(set);
+        r.error = Some(e.to_string());
+        r
+    }
+
+    /// Whether any action failed.
+    pub fn any_failed(&self) -> bool {
+        self.outcomes.iter().any(|o| o.error.is_some())
+    }
+}
+
+/// The report of one command over one or more sets.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub command: &'static str,
+    pub dry_run: bool,
+    pub sets: Vec<SetReport>,
+}
+
+impl Report {
+    /// The exit status this report calls for.
+    pub fn exit_code(&self) -> u8 {
+        let lost = self
+            .sets
+            .iter()
+            .any(|s| s.plan.as_ref().is_some_and(|p| !p.lost.is_empty()));
+        if lost {
+            return exit::LOST;
+        }
+        if self
+            .sets
+            .iter()
+            .any(|s| s.error.is_some() || s.any_failed())
+        {
+            return exit::ERROR;
+        }
+        let verify_like = self.command == "verify" || self.dry_run;
+        let damage = self.sets.iter().any(|s| {
+            s.plan.as_ref().is_some_and(|p| {
+                p.repairs() || p.findings.iter().any(|f| f.problem == "golden_damaged")
+            })
+        });
+        if verify_like && self.command == "verify" && damage {
+            return exit::DAMAGE;
+        }
+        exit::OK
+    }
+}
+
+/// Runs operations over one filesystem.
+#[derive(Debug)]
+pub struct Engine<'a> {
+    durable: Durable<'a>,
+}
+
+impl<'a> Engine<'a> {
+    /// An engine over `fs`.
+    pub fn new(fs: &'a dyn Fs) -> Engine<'a> {
+        Engine {
+            durable: Durable::new(fs),
+        }
+    }
+
+    /// Breaks the write protocol on purpose (crash-explorer self-tests only).
+    #[doc(hidden)]
+    pub fn with_breakage(self, b: Breakage) -> Engine<'a> {
+        Engine {
+            durable: self.durable.with_breakage(b),
+        }
+    }
+
+    fn fs(&self) -> &'a dyn Fs {
+        self.durable.fs()
+    }
+
+    /// Observes a set and plans for it, hashing golden files on demand.
+    ///
+    /// # Errors
+    /// Errors that make the set unreadable, or why no plan can be made.
+    pub fn plan_set(&self, set: &SetConfig, depth: Depth) -> Result<(SetState, Plan)> {
+        let mut state = observe::observe(self.fs(), set, depth)?;
+        let to_err = |e: plan::PlanError| Error::Set {
+            set: set.name.clone(),
+            what: e.0,
+        };
+        let mut p = plan::plan(set, &state).map_err(to_err)?;
+        // Two rounds suffice: the second can only ask for fallback golden files.
+        for _ in 0..3 {
+            if p.need_hash.is_empty() {
+                break;
+            }
+            observe::hash_on_demand(self.fs(), &mut state, &p.need_hash);
+            p = plan::plan(set, &state).map_err(to_err)?;
+        }
+        Ok((state, p))
+    }
+
+    fn reconcile(&self, set: &SetConfig, dry_run: bool) -> SetReport {
+        let mut rep = SetReport::new(set);
+        match self.plan_set(set, Depth::Boot) {
+            Err(e) => rep.error = Some(e.to_string()),
+            Ok((_, p)) => {
+                if !dry_run && !p.actions.is_empty() {
+                    rep.outcomes = execute(&self.durable, &p);
+                    if p.repairs() {
+                        self.record(set, &p, &rep.outcomes);
+                    }
+                }
+                rep.plan = Some(p);
+            }
+        }
+        rep
+    }
+
+    /// Best effort: keep a short record of the last run that repaired something, for
+    /// `status`. Written after everything else; losing it loses nothing protected.
+    fn record(&self, set: &SetConfig, p: &Plan, outcomes: &[Outcome]) {
+        if self.durable.is_poisoned() {
+            return;
+        }
+        let when = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut text = format!("time {when}\ngeneration {}\n", p.generation);
+        for o in outcomes.iter().filter(|o| !o.action.is_cleanup()) {
+            text.push_str(&describe_action(&o.action));
+            if let Some(e) = &o.error {
+                text.push_str(&format!(" FAILED: {e}"));
+            }
+            text.push('\n');
+        }
+        for (_, r) in set.writable() {
+            if self
+                .fs()
+                .dir_metadata(&r.root, None)
+                .ok()
+                .flatten()
+                .is_some()
+            {
+                let _ = self.durable.write_bytes(
+                    &r.root,
+                    &RelPath::meta(&set.name, LAST_REPAIR),
+                    0o644,
+                    text.as_bytes(),
+                );
+            }
+        }
+    }
+
+    /// The boot-time run: verify every set and repair what can be repaired.
+    pub fn boot(&self, config: &Config, names: &[String], dry_run: bool) -> Result<Report> {
+        let sets = config.select(names)?;
+        Ok(Report {
+            command: "boot",
+            dry_run,
+            sets: sets
+                .into_iter()
+                .map(|s| self.reconcile(s, dry_run))
+                .collect(),
+        })
+    }
+
+    /// Read-only check of every replica, golden included. Writes nothing.
+    pub fn verify(&self, config: &Config, names: &[String]) -> Result<Report> {
+        let sets = config.select(names)?;
+        let mut out = Vec::new();
+        for s in sets {
+            let mut rep = SetReport::new(s);
+            match self.plan_set(s, Depth::Deep) {
+                Ok((_, p)) => rep.plan = Some(p),
+                Err(e) => rep.error = Some(e.to_string()),
+            }
+            out.push(rep);
+        }
+        Ok(Report {
+            command: "verify",
+            dry_run: true,
+            sets: out,
+        })
+    }
+
+    /// Accepts the current content of protected files (the vendor's
+    /// `file_crc32.calc`), and brings it to the set's other writable copies.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a path no set protects, or a file that is not there.
+    pub fn commit(&self, config: &Config, paths: &[PathBuf]) -> Result<Report> {
+        let mut by_set: BTreeMap<usize, Vec<(usize, RelPath)>> = BTreeMap::new();
+        for p in paths {
+            let (si, ri, rel) = config.locate(p)?;
+            match self
+                .fs()
+                .metadata(&config.sets[si].replicas[ri].root, &rel)?
+            {
+                Some(m) if m.kind == Kind::File => {}
+                Some(_) => {
+                    return Err(Error::Usage(format!(
+                        "{}: not a regular file; only regular files can be committed",
+                        p.display()
+                    )))
+                }
+                None => {
+                    return Err(Error::Usage(format!(
+                        "{}: does not exist; nothing to commit",
+                        p.display()
+                    )))
+                }
+            }
+            by_set.entry(si).or_default().push((ri, rel));
+        }
+        let mut reports = Vec::new();
+        for (si, files) in by_set {
+            let set = &config.sets[si];
+            let changes = files
+                .into_iter()
+                .map(|(ri, rel)| Change {
+                    root: set.replicas[ri].root.clone(),
+                    src: rel.clone(),
+                    path: rel,
+                    origin: Some(ri),
+                })
+                .collect();
+            reports.push(
+                self.transact(set, changes)
+                    .unwrap_or_else(|e| SetReport::failed(set, e)),
+            );
+        }
+        Ok(Report {
+            command: "commit",
+            dry_run: false,
+            sets: reports,
+        })
+    }
+
+    /// The firmware-update step: the files under `from` replace or join the set's
+    /// files, all or nothing.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for an unknown set, an empty or unreadable `from`, or a file in
+    /// it that the set's patterns do not select.
+    pub fn update(&self, config: &Config, set_name: &str, from: &Path) -> Result<Report> {
+        let set = config.set(set_name)?;
+        let files = list_tree(self.fs(), from)?;
+        if files.is_empty() {
+            return Err(Error::Usage(format!(
+                "{}: contains no files; nothing to update",
+                from.display()
+            )));
+        }
+        for f in &files {
+            if !set.selects(f) {
+                return Err(Error::Usage(format!(
+                    "{}: not selected by set `{}`'s include patterns ({}); refusing the whole update",
+                    full(from, f).display(),
+                    set.name,
+                    set.include.join(", ")
+                )));
+            }
+        }
+        let changes = files
+            .into_iter()
+            .map(|f| Change {
+                root: from.to_path_buf(),
+                src: f.clone(),
+                path: f,
+                origin: None,
+            })
+            .collect();
+        let rep = self
+            .transact(set, changes)
+            .unwrap_or_else(|e| SetReport::failed(set, e));
+        Ok(Report {
+            command: "update",
+            dry_run: false,
+            sets: vec![rep],
+        })
+    }
+
+    /// An intentional change: stage new content in every writable replica that needs
+    /// it, write the new generation's manifest (the commit point), then reconcile.
+    fn transact(&self, set: &SetConfig, changes: Vec<Change>) -> Result<SetReport> {
+        let (state, p) = self.plan_set(set, Depth::Boot)?;
+        let base = p
+            .manifest
+            .clone()
+            .unwrap_or_else(|| Manifest::new(&set.name, 0, set.hash, None));
+        let mut next = base.clone();
+        let mut buf = vec![0u8; CHUNK];
+        let mut staged: Vec<(Change, Entry)> = Vec::new();
+        for c in changes {
+            let meta = self
+                .fs()
+                .metadata(&c.root, &c.src)?
+                .filter(|m| m.kind == Kind::File)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{}: not a regular file",
+                        full(&c.root, &c.src).display()
+                    ))
+                })?;
+            let mut r = self.fs().open_read(&c.root, &c.src)?;
+            let digest = hash_reader(&mut *r, &full(&c.root, &c.src), set.hash, &mut buf)?;
+            let e = Entry {
+                size: meta.size,
+                mode: meta.mode,
+                digest,
+            };
+            next.entries.insert(c.path.clone(), e.clone());
+            staged.push((c, e));
+        }
+        let mut rep = SetReport::new(set);
+        if next.entries == base.entries && p.manifest.is_some() {
+            rep.notes
+                .push("already committed: the manifest records this content".into());
+            let mut r = self.reconcile(set, false);
+            r.notes.append(&mut rep.notes);
+            return Ok(r);
+        }
+        next.generation = base.generation.max(max_generation(&state)) + 1;
+        // 1. Stage the new content durably wherever it is not already in place.
+        let stage_dir = RelPath::meta(&set.name, STAGE_DIR);
+        for (ri, r) in set.writable() {
+            for (c, e) in &staged {
+                if c.origin == Some(ri) {
+                    continue;
+                }
+                let here = state.replicas[ri]
+                    .files
+                    .get(&c.path)
+                    .and_then(FileState::digest);
+                if here == Some(e.digest) || state.replicas[ri].staged.contains(&e.digest) {
+                    continue;
+                }
+                let mut src = self.fs().open_read(&c.root, &c.src)?;
+                let rel = stage_dir
+                    .join(&e.digest.to_hex())
+                    .map_err(|e| Error::Usage(e.to_string()))?;
+                self.durable.write_file(
+                    &r.root,
+                    &rel,
+                    e.mode,
+                    &mut *src,
+                    &full(&c.root, &c.src),
+                    set.hash,
+                    Some(e.digest),
+                )?;
+            }
+        }
+        // 2. IMPORTANT: the commit point. Once this manifest is durable, the next boot
+        //    rolls the change forward; before it, the staged content is rolled back.
+        let (ci, cr) = staged
+            .iter()
+            .find_map(|(c, _)| c.origin)
+            .and_then(|ri| set.replicas.get(ri).map(|r| (ri, r)))
+            .or_else(|| set.writable().next())
+            .ok_or_else(|| Error::Usage("internal: set without a writable replica".into()))?;
+        let slot = state.replicas[ci].current_slot.map_or(0, |c| 1 - c);
+        write_manifest(&self.durable, &cr.root, &set.name, slot, &next)?;
+        // 3. Bring every replica to it, exactly as a boot would.
+        Ok(self.reconcile(set, false))
+    }
+
+    /// The factory step: copy the live files into the golden replica and write the
+    /// manifests (golden mode); adopt the first replica (mirror mode).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for unknown sets; per-set problems are in the report.
+    pub fn seal(&self, config: &Config, names: &[String], force: bool) -> Result<Report> {
+        let sets = config.select(names)?;
+        let mut out = Vec::new();
+        for s in sets {
+            out.push(
+                self.seal_set(s, force)
+                    .unwrap_or_else(|e| SetReport::failed(s, e)),
+            );
+        }
+        Ok(Report {
+            command: "seal",
+            dry_run: false,
+            sets: out,
+        })
+    }
+
+    fn seal_set(&self, set: &SetConfig, force: bool) -> Result<SetReport> {
+        let state = observe::observe(self.fs(), set, Depth::Boot)?;
+        let primary = &state.replicas[0];
+        if !primary.root_exists {
+            return Err(Error::io(
+                "seal",
+                &primary.root,
+                io::Error::new(io::ErrorKind::NotFound, "the first replica does not exist"),
+            ));
+        }
+        let mut m = Manifest::new(&set.name, max_generation(&state) + 1, set.hash, None);
+        for (p, f) in &primary.files {
+            match f {
+                FileState::File {
+                    size,
+                    mode,
+                    digest: Some(d),
+                } if set.selects(p) => {
+                    m.entries.insert(
+                        p.clone(),
+                        Entry {
+                            size: *size,
+                            mode: *mode,
+                            digest: *d,
+                        },
+                    );
+                }
+                FileState::Missing => {}
+                _ if !set.selects(p) => {}
+                other => {
+                    return Err(Error::Usage(format!(
+                        "{}: cannot be sealed ({}); fix it and seal again",
+                        full(&primary.root, p).display(),
+                        match other {
+                            FileState::NotFile { kind } => format!("is a {kind}"),
+                            FileState::Unreadable { error } => error.clone(),
+                            _ => "not hashed".into(),
+                        }
+                    )))
+                }
+            }
+        }
+        if m.entries.is_empty() {
+            return Err(Error::Usage(format!(
+                "no file in {} matches the include patterns ({}); nothing to seal",
+                primary.root.display(),
+                set.include.join(", ")
+            )));
+        }
+        let mut rep = SetReport::new(set);
+        match set.golden() {
+            Some(g) => {
+                let gs = state
+                    .replicas
+                    .iter()
+                    .find(|r| r.role == Role::Golden)
+                    .ok_or_else(|| Error::Usage("internal: golden replica not observed".into()))?;
+                let marker = RelPath::meta(&set.name, SEALED_MARKER);
+                if gs.sealed {
+                    if !force {
+                        return Err(Error::Usage(format!(
+                            "golden copy {} is already sealed; use `seal --force` to replace the factory state",
+                            g.root.display()
+                        )));
+                    }
+                    // IMPORTANT: unseal first, so a crash in the middle of a reseal never
+                    // leaves a marker vouching for half-replaced golden files.
+                    self.durable.remove_file(&g.root, &marker)?;
+                }
+                for (p, e) in &m.entries {
+                    let mut src = self.fs().open_read(&primary.root, p)?;
+                    self.durable.write_file(
+                        &g.root,
+                        p,
+                        e.mode,
+                        &mut *src,
+                        &full(&primary.root, p),
+                        set.hash,
+                        Some(e.digest),
+                    )?;
+                }
+                self.durable.write_bytes(
+                    &g.root,
+                    &RelPath::meta(&set.name, GOLDEN_MANIFEST),
+                    0o444,
+                    &m.encode(),
+                )?;
+                // IMPORTANT: lastly, the marker: the golden copy is complete only now.
+                self.durable.write_bytes(
+                    &g.root,
+                    &marker,
+                    0o444,
+                    format!("sealed generation {}\n", m.generation).as_bytes(),
+                )?;
+                rep.notes.push(format!(
+                    "sealed {} files into {} at generation {}",
+                    m.entries.len(),
+                    g.root.display(),
+                    m.generation
+                ));
+            }
+            None => {
+                // Mirror: the first replica is declared the truth; its tag, raised to the
+                // highest seen so that no other copy looks newer afterwards.
+                let tags = state.replicas.iter().filter_map(|r| match r.tag {
+                    TagState::Value(v) => Some(v),
+                    _ => None,
+                });
+                m.tag = tags.max();
+                rep.notes.push(format!(
+                    "adopted {} files from {} at generation {}",
+                    m.entries.len(),
+                    primary.root.display(),
+                    m.generation
+                ));
+            }
+        }
+        let slot = primary.current_slot.map_or(0, |c| 1 - c);
+        write_manifest(&self.durable, &primary.root, &set.name, slot, &m)?;
+        let mut r = self.reconcile(set, false);
+        r.notes.append(&mut rep.notes);
+        Ok(r)
+    }
+
+    /// What is protected, where, at which generation, and the last repairs. Reads
+    /// manifests only; hashes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for unknown sets.
+    pub fn status(&self, config: &Config, names: &[String]) -> Result<Vec<SetStatus>> {
+        let mut out = Vec::new();
+        for s in config.select(names)? {
+            let mut replicas = Vec::new();
+            for r in &s.replicas {
+                let rs = observe::observe_meta(self.fs(), s, &r.root, r.role).ok();
+                replicas.push(ReplicaStatus::from_state(self.fs(), s, r.role, &r.root, rs));
+            }
+            out.push(SetStatus {
+                set: s.name.clone(),
+                mode: s.mode,
+                hash: s.hash.name(),
+                include: s.include.clone(),
+                version_file: s.version_file.clone(),
+                replicas,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// One change of an intentional update: the content of `root/src` becomes `path`.
+#[derive(Debug, Clone)]
+struct Change {
+    root: PathBuf,
+    src: RelPath,
+    path: RelPath,
+    /// The writable replica the content already sits in (commit), if any.
+    origin: Option<usize>,
+}
+
+fn max_generation(state: &SetState) -> u64 {
+    state
+        .replicas
+        .iter()
+        .filter_map(ReplicaState::generation)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Every regular file below `root`, refusing links and non-UTF-8 names.
+fn list_tree(fs: &dyn Fs, root: &Path) -> Result<Vec<RelPath>> {
+    match fs.dir_metadata(root, None)? {
+        Some(m) if m.kind == Kind::Dir => {}
+        _ => return Err(Error::Usage(format!("{}: not a directory", root.display()))),
+    }
+    let mut out = Vec::new();
+    let mut stack: Vec<Option<RelPath>> = vec![None];
+    while let Some(dir) = stack.pop() {
+        for e in fs.read_dir(root, dir.as_ref())? {
+            let name = e.name.ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}/{}: file name is not UTF-8",
+                    crate::fs::full_dir(root, dir.as_ref()).display(),
+                    e.display
+                ))
+            })?;
+            let rel = match &dir {
+                None => RelPath::new(&name),
+                Some(d) => d.join(&name),
+            }
+            .map_err(|e| Error::Usage(e.to_string()))?;
+            match e.kind {
+                Kind::Dir => stack.push(Some(rel)),
+                Kind::File => out.push(rel),
+                Kind::Symlink => {
+                    return Err(Error::Usage(format!(
+                        "{}: is a symbolic link; an update must contain regular files only",
+                        full(root, &rel).display()
+                    )))
+                }
+                Kind::Other => {
+                    return Err(Error::Usage(format!(
+                        "{}: is not a regular file",
+                        full(root, &rel).display()
+                    )))
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A one-line description of an action, for reports.
+pub fn describe_action(a: &Action) -> String {
+    match a {
+        Action::RemoveJunk { root, rel } => {
+            format!("remove leftover {}", full(root, rel).display())
+        }
+        Action::Restore {
+            root, path, from, ..
+        } => format!(
+            "restore {} from {}{}",
+            full(root, path).display(),
+            full(&from.root, &from.rel).display(),
+            if from.golden {
+                " (golden)"
+            } else if from.staged {
+                " (staged)"
+            } else {
+                ""
+            }
+        ),
+        Action::WriteManifest {
+            root,
+            slot,
+            generation,
+        } => format!(
+            "write manifest generation {generation} to {} slot {slot}",
+            root.display()
+        ),
+        Action::RemoveStale { root, path } => format!(
+            "remove {} (dropped by the new generation)",
+            full(root, path).display()
+        ),
+        Action::WriteTag { root, rel, value } => {
+            format!("write version tag {value} to {}", full(root, rel).display())
+        }
+        Action::RemoveStaged { root, rel } => {
+            format!("remove staged {}", full(root, rel).display())
+        }
+    }
+}
+
+/// Status of one replica.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaStatus {
+    pub root: PathBuf,
+    pub role: Role,
+    pub exists: bool,
+    pub slots: Vec<SlotState>,
+    pub generation: Option<u64>,
+    pub files: Option<usize>,
+    pub sealed: Option<bool>,
+    pub tag: TagState,
+    pub staged: usize,
+    pub last_repair: Option<String>,
+}
+
+impl ReplicaStatus {
+    fn from_state(
+        fs: &dyn Fs,
+        set: &SetConfig,
+        role: Role,
+        root: &Path,
+        st: Option<ReplicaState>,
+    ) -> ReplicaStatus {
+        let last_repair = fs
+            .open_read(root, &RelPath::meta(&set.name, LAST_REPAIR))
+            .ok()
+            .and_then(|mut r| {
+                let mut s = String::new();
+                io::Read::read_to_string(&mut io::Read::take(&mut r, 64 * 1024), &mut s).ok()?;
+                Some(s)
+            });
+        match st {
+            Some(st) => ReplicaStatus {
+                root: root.to_path_buf(),
+                role,
+                exists: st.root_exists,
+                generation: st.generation(),
+                files: st.manifest.as_ref().map(|m| m.entries.len()),
+                sealed: (role == Role::Golden).then_some(st.sealed),
+                slots: st.slots,
+                tag: st.tag,
+                staged: st.staged.len(),
+                last_repair,
+            },
+            None => ReplicaStatus {
+                root: root.to_path_buf(),
+                role,
+                exists: false,
+                slots: Vec::new(),
+                generation: None,
+                files: None,
+                sealed: None,
+                tag: TagState::NotConfigured,
+                staged: 0,
+                last_repair,
+            },
+        }
+    }
+}
+
+/// Status of one set.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetStatus {
+    pub set: String,
+    pub mode: Mode,
+    pub hash: &'static str,
+    pub include: Vec<String>,
+    pub version_file: Option<RelPath>,
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+/// Digest helper for tests and tools: hashes a file through `fs`.
+///
+/// # Errors
+/// I/O errors naming the file.
+pub fn hash_file(
+    fs: &dyn Fs,
+    root: &Path,
+    rel: &RelPath,
+    algo: crate::digest::HashAlgo,
+) -> Result<Digest> {
+    let mut r = fs.open_read(root, rel)?;
+    let mut buf = vec![0u8; CHUNK];
+    hash_reader(&mut *r, &full(root, rel), algo, &mut buf)
+}

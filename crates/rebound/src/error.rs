@@ -1,0 +1,67 @@
+//! The library's one error type. I/O errors carry the operation and the full path,
+//! attached once, at the filesystem boundary ([`crate::fs`]).
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in rebound.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A filesystem operation failed.
+    #[error("{op} {}: {source}{}", path.display(), hint(source))]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A path component inside a replica is a symlink (or not a directory): rebound
+    /// never follows links inside a protected tree.
+    #[error("{}: a path component is a symbolic link or not a directory; rebound does not follow links inside a protected tree (remove it, then rerun)", path.display())]
+    Symlink { path: PathBuf },
+    /// The configuration is missing or invalid.
+    #[error("configuration {}: {what}", path.display())]
+    Config { path: PathBuf, what: String },
+    /// A command was used wrongly (bad argument, unknown set, unprotected path).
+    #[error("{0}")]
+    Usage(String),
+    /// A set cannot be worked on (not sealed, no manifest anywhere, ...).
+    #[error("set `{set}`: {what}")]
+    Set { set: String, what: String },
+    /// A source file did not hash to the digest it was expected to have.
+    #[error("{}: content does not match its manifest (expected {expected}, found {found})", path.display())]
+    Mismatch {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    /// An fsync failed earlier in this run: data may have been lost, so nothing more
+    /// is written (an fsync is never retried).
+    #[error("an earlier fsync failed; refusing further writes in this run (check the storage, then rerun)")]
+    Poisoned,
+}
+
+fn hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(28) => " (the filesystem is full: free space, then rerun)",
+        Some(30) => " (the filesystem is mounted read-only: remount it read-write, then rerun)",
+        Some(13) | Some(1) => " (permission denied: run as a user that may write there)",
+        Some(5) => " (I/O error from the storage device)",
+        _ => "",
+    }
+}
+
+impl Error {
+    /// Builds an [`Error::Io`].
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Execute: carry out a [`Plan`] through [`Durable`], in the plan's order.
+//!
+//! A failed action is recorded and the run goes on with the others (a boot check
+//! should repair all it can), except that after a failed fsync ([`Error::Poisoned`])
+//! nothing more is written, and staged content is only removed when everything before
+//! it succeeded.
+
+use serde::Serialize;
+
+use crate::durable::Durable;
+use crate::error::{Error, Result};
+use crate::fs::full;
+use crate::manifest::Manifest;
+use crate::names::MANIFEST_SLOTS;
+use crate::plan::{Action, Plan};
+use crate::relpath::RelPath;
+
+/// What happened to one action.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub action: Action,
+    /// `None` if it succeeded.
+    pub error: Option<String>,
+}
+
+/// Carries out `plan`, returning what happened to each action.
+pub fn execute(d: &Durable<'_>, plan: &Plan) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    let mut failed = false;
+    for a in &plan.actions {
+        if failed && matches!(a, Action::RemoveStaged { .. }) {
+            out.push(Outcome {
+                action: a.clone(),
+                error: Some("skipped: an earlier action failed, so the staged copy is kept".into()),
+            });
+            continue;
+        }
+        let r = run(d, plan, a);
+        if r.is_err() {
+            failed = true;
+        }
+        out.push(Outcome {
+            action: a.clone(),
+            error: r.err().map(|e| e.to_string()),
+        });
+    }
+    out
+}
+
+fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
+    match a {
+        Action::RemoveJunk { root, rel } | Action::RemoveStaged { root, rel } => {
+            d.remove_file(root, rel)
+        }
+        Action::RemoveStale { root, path } => d.remove_file(root, path),
+        Action::Restore {
+            root,
+            path,
+            from,
+            digest,
+            mode,
+            ..
+        } => {
+            let mut src = d.fs().open_read(&from.root, &from.rel)?;
+            d.write_file(
+                root,
+                path,
+                *mode,
+                &mut *src,
+                &full(&from.root, &from.rel),
+                plan_algo(plan)?,
+                Some(*digest),
+            )
+            .map(|_| ())
+        }
+        Action::WriteManifest {
+            root,
+            slot,
+            generation,
+        } => {
+            let m = plan
+                .manifest
+                .as_ref()
+                .filter(|m| m.generation == *generation)
+                .ok_or_else(|| Error::Usage("internal: plan without its manifest".into()))?;
+            write_manifest(d, root, &plan.set, *slot, m)
+        }
+        Action::WriteTag { root, rel, value } => {
+            d.write_bytes(root, rel, 0o644, format!("{value}\n").as_bytes())
+        }
+    }
+}
+
+fn plan_algo(plan: &Plan) -> Result<crate::digest::HashAlgo> {
+    plan.manifest
+        .as_ref()
+        .map(|m| m.hash)
+        .ok_or_else(|| Error::Usage("internal: plan without its manifest".into()))
+}
+
+/// Writes a manifest into slot `slot` of a writable replica.
+///
+/// # Errors
+/// As [`Durable::write_bytes`].
+pub fn write_manifest(
+    d: &Durable<'_>,
+    root: &std::path::Path,
+    set: &str,
+    slot: usize,
+    m: &Manifest,
+) -> Result<()> {
+    let name = MANIFEST_SLOTS
+        .get(slot)
+        .copied()
+        .unwrap_or(MANIFEST_SLOTS[0]);
+    d.write_bytes(root, &RelPath::meta(set, name), 0o644, &m.encode())
+}

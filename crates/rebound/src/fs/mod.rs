@@ -1,0 +1,144 @@
+//! The narrow filesystem interface every byte of rebound's I/O goes through.
+//!
+//! All paths are a replica root (an absolute directory from the configuration) plus a
+//! validated [`RelPath`]. Implementations must never follow a symbolic link below the
+//! root: a link planted inside a protected tree makes the operation fail with
+//! [`Error::Symlink`] instead of reaching outside. [`os::OsFs`] is the real one;
+//! [`sim::SimFs`] simulates power cuts for the crash explorer.
+//!
+//! Method names follow `std` where they mean the same thing. Nothing here orders or
+//! syncs writes on its own: that is the job of [`crate::durable`].
+
+pub mod os;
+pub mod sim;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::relpath::RelPath;
+
+/// What kind of object a name refers to (never following links).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// What `lstat` tells about an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: Kind,
+    pub size: u64,
+    /// Permission bits.
+    pub mode: u32,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub ino: u64,
+    pub dev: u64,
+}
+
+/// One name in a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The name; entries whose name is not UTF-8 are reported with `name: None`.
+    pub name: Option<String>,
+    /// The raw name, lossily decoded, for messages.
+    pub display: String,
+    pub kind: Kind,
+}
+
+/// A file open for writing, created new by [`Fs::create_new`].
+pub trait WriteFile {
+    /// Appends all of `buf`.
+    ///
+    /// # Errors
+    /// The I/O error, with the file's path.
+    fn write_all(&mut self, buf: &[u8]) -> Result<()>;
+    /// Makes the file's data and metadata durable (`fsync`).
+    ///
+    /// # Errors
+    /// The I/O error, with the file's path. After an error the data may be lost.
+    fn sync_all(&mut self) -> Result<()>;
+}
+
+/// The filesystem operations rebound needs, relative to a replica root.
+///
+/// `dir: None` means the root itself.
+pub trait Fs: Sync {
+    /// `lstat` of `rel`, `None` if it does not exist.
+    ///
+    /// # Errors
+    /// I/O errors; [`crate::Error::Symlink`] if a parent component is a link.
+    fn metadata(&self, root: &Path, rel: &RelPath) -> Result<Option<Meta>>;
+
+    /// `lstat` of a directory (or the root), `None` if it does not exist.
+    ///
+    /// # Errors
+    /// I/O errors; [`crate::Error::Symlink`] if a component is a link.
+    fn dir_metadata(&self, root: &Path, dir: Option<&RelPath>) -> Result<Option<Meta>>;
+
+    /// The names in a directory (without `.` and `..`), in no particular order.
+    ///
+    /// # Errors
+    /// I/O errors; [`crate::Error::Symlink`] if a component is a link.
+    fn read_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<Vec<DirEntry>>;
+
+    /// Opens a regular file for reading, refusing links.
+    ///
+    /// # Errors
+    /// I/O errors (`NotFound` if missing); [`crate::Error::Symlink`] for a link.
+    fn open_read(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>>;
+
+    /// Creates a new file (`O_EXCL`) with exactly the permission bits `mode`.
+    ///
+    /// # Errors
+    /// I/O errors, including `AlreadyExists`.
+    fn create_new(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<Box<dyn WriteFile + '_>>;
+
+    /// Renames within one root, replacing `to` atomically if it exists.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn rename(&self, root: &Path, from: &RelPath, to: &RelPath) -> Result<()>;
+
+    /// Removes a file (not a directory).
+    ///
+    /// # Errors
+    /// I/O errors, including `NotFound`.
+    fn remove_file(&self, root: &Path, rel: &RelPath) -> Result<()>;
+
+    /// Creates one directory (its parent must exist).
+    ///
+    /// # Errors
+    /// I/O errors, including `AlreadyExists`.
+    fn create_dir(&self, root: &Path, rel: &RelPath) -> Result<()>;
+
+    /// Creates the root directory itself (its parent must exist: it is the mount
+    /// point of the partition, and rebound never creates that).
+    ///
+    /// # Errors
+    /// I/O errors, `NotFound` if the parent is missing.
+    fn create_root(&self, root: &Path) -> Result<()>;
+
+    /// Makes the directory's entries durable (`fsync` on the directory).
+    ///
+    /// # Errors
+    /// I/O errors. After an error, recent names in the directory may be lost.
+    fn sync_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<()>;
+}
+
+/// The full path of `rel` under `root`, for messages.
+pub fn full(root: &Path, rel: &RelPath) -> PathBuf {
+    root.join(rel.as_str())
+}
+
+/// The full path of a directory under `root`, for messages.
+pub fn full_dir(root: &Path, dir: Option<&RelPath>) -> PathBuf {
+    match dir {
+        Some(d) => root.join(d.as_str()),
+        None => root.to_path_buf(),
+    }
+}

@@ -1,0 +1,337 @@
+//! [`OsFs`]: the real filesystem, through `openat`-style calls relative to directory
+//! handles, never following a symbolic link below a replica root.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::{full, full_dir, DirEntry, Fs, Kind, Meta, WriteFile};
+use crate::error::{Error, Result};
+use crate::relpath::RelPath;
+
+/// The operating system's filesystem.
+#[derive(Debug, Default)]
+pub struct OsFs {
+    #[cfg(feature = "fault-injection")]
+    fault: fault::Fault,
+}
+
+impl OsFs {
+    /// A handle on the real filesystem.
+    pub fn new() -> OsFs {
+        OsFs::default()
+    }
+
+    /// Called before every operation that changes the filesystem.
+    fn mutation(&self) {
+        #[cfg(feature = "fault-injection")]
+        self.fault.mutation();
+    }
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+fn errno_to_io(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+fn open_root(root: &Path) -> Result<OwnedFd> {
+    // The configured root itself may be reached through links (e.g. /usr -> /mnt/usr):
+    // it is the administrator's choice. Only below it are links refused.
+    rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open directory", root, errno_to_io(e)))
+}
+
+/// Opens the directory `dir` below `root`, component by component, refusing links.
+/// `Ok(None)` if some component does not exist.
+fn open_dir(root: &Path, dir: Option<&RelPath>) -> Result<Option<OwnedFd>> {
+    let mut fd = match open_root(root) {
+        Ok(fd) => fd,
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(dir) = dir else { return Ok(Some(fd)) };
+    let mut sofar = root.to_path_buf();
+    for comp in dir.components() {
+        sofar.push(comp);
+        fd = match rustix::fs::openat(&fd, comp, DIR_FLAGS, Mode::empty()) {
+            Ok(f) => f,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) | Err(Errno::NOTDIR) => return Err(Error::Symlink { path: sofar }),
+            Err(e) => return Err(Error::io("open directory", sofar, errno_to_io(e))),
+        };
+    }
+    Ok(Some(fd))
+}
+
+/// Opens the parent of `rel`, failing with `NotFound` if it is missing.
+fn open_parent(root: &Path, rel: &RelPath, op: &'static str) -> Result<OwnedFd> {
+    let parent = rel.parent();
+    open_dir(root, parent.as_ref())?.ok_or_else(|| {
+        Error::io(
+            op,
+            full(root, rel),
+            io::Error::new(io::ErrorKind::NotFound, "parent directory does not exist"),
+        )
+    })
+}
+
+fn kind_of(mode: u32) -> Kind {
+    match rustix::fs::FileType::from_raw_mode(mode) {
+        rustix::fs::FileType::RegularFile => Kind::File,
+        rustix::fs::FileType::Directory => Kind::Dir,
+        rustix::fs::FileType::Symlink => Kind::Symlink,
+        _ => Kind::Other,
+    }
+}
+
+fn meta_of(st: &rustix::fs::Stat) -> Meta {
+    Meta {
+        kind: kind_of(st.st_mode),
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        mode: st.st_mode & 0o7777,
+        mtime_ns: i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
+        ctime_ns: i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec),
+        ino: st.st_ino,
+        dev: st.st_dev,
+    }
+}
+
+struct OsWriter {
+    file: File,
+    path: std::path::PathBuf,
+}
+
+impl WriteFile for OsWriter {
+    fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+        self.file
+            .write_all(buf)
+            .map_err(|e| Error::io("write", &self.path, e))
+    }
+    fn sync_all(&mut self) -> Result<()> {
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io("fsync", &self.path, e))
+    }
+}
+
+impl Fs for OsFs {
+    fn metadata(&self, root: &Path, rel: &RelPath) -> Result<Option<Meta>> {
+        let Some(parent) = open_dir(root, rel.parent().as_ref())? else {
+            return Ok(None);
+        };
+        match rustix::fs::statat(&parent, rel.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(meta_of(&st))),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io("stat", full(root, rel), errno_to_io(e))),
+        }
+    }
+
+    fn dir_metadata(&self, root: &Path, dir: Option<&RelPath>) -> Result<Option<Meta>> {
+        match dir {
+            Some(d) => self.metadata(root, d),
+            None => match rustix::fs::lstat(root) {
+                Ok(st) => Ok(Some(meta_of(&st))),
+                Err(Errno::NOENT) => Ok(None),
+                Err(e) => Err(Error::io("stat", root, errno_to_io(e))),
+            },
+        }
+    }
+
+    fn read_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<Vec<DirEntry>> {
+        let path = full_dir(root, dir);
+        let fd = open_dir(root, dir)?.ok_or_else(|| {
+            Error::io(
+                "read directory",
+                &path,
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        })?;
+        let mut d = rustix::fs::Dir::read_from(&fd)
+            .map_err(|e| Error::io("read directory", &path, errno_to_io(e)))?;
+        let mut out = Vec::new();
+        for ent in d.by_ref() {
+            let ent = ent.map_err(|e| Error::io("read directory", &path, errno_to_io(e)))?;
+            let raw: &CStr = ent.file_name();
+            let bytes = raw.to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            let kind = match ent.file_type() {
+                rustix::fs::FileType::RegularFile => Kind::File,
+                rustix::fs::FileType::Directory => Kind::Dir,
+                rustix::fs::FileType::Symlink => Kind::Symlink,
+                rustix::fs::FileType::Unknown => {
+                    // Some filesystems do not fill d_type: ask lstat.
+                    match rustix::fs::statat(&fd, raw, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) => kind_of(st.st_mode),
+                        Err(_) => Kind::Other,
+                    }
+                }
+                _ => Kind::Other,
+            };
+            out.push(DirEntry {
+                name: std::str::from_utf8(bytes).ok().map(str::to_string),
+                display: String::from_utf8_lossy(bytes).into_owned(),
+                kind,
+            });
+        }
+        Ok(out)
+    }
+
+    fn open_read(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
+        let parent = open_parent(root, rel, "open")?;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let fd = match rustix::fs::openat(&parent, rel.file_name(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::LOOP) => {
+                return Err(Error::Symlink {
+                    path: full(root, rel),
+                })
+            }
+            Err(e) => return Err(Error::io("open", full(root, rel), errno_to_io(e))),
+        };
+        // Refuse anything but a regular file (a FIFO would block, a device is not data).
+        let st = rustix::fs::fstat(&fd)
+            .map_err(|e| Error::io("stat", full(root, rel), errno_to_io(e)))?;
+        if kind_of(st.st_mode) != Kind::File {
+            return Err(Error::io(
+                "open",
+                full(root, rel),
+                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
+        Ok(Box::new(File::from(fd)))
+    }
+
+    fn create_new(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<Box<dyn WriteFile + '_>> {
+        self.mutation();
+        let parent = open_parent(root, rel, "create")?;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(
+            &parent,
+            rel.file_name(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| Error::io("create", full(root, rel), errno_to_io(e)))?;
+        // Exact bits, whatever the umask.
+        rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode & 0o7777))
+            .map_err(|e| Error::io("chmod", full(root, rel), errno_to_io(e)))?;
+        Ok(Box::new(OsWriter {
+            file: File::from(fd),
+            path: full(root, rel),
+        }))
+    }
+
+    fn rename(&self, root: &Path, from: &RelPath, to: &RelPath) -> Result<()> {
+        self.mutation();
+        let fp = open_parent(root, from, "rename")?;
+        let tp = open_parent(root, to, "rename")?;
+        rustix::fs::renameat(&fp, from.file_name(), &tp, to.file_name()).map_err(|e| {
+            Error::io(
+                "rename",
+                format!(
+                    "{} -> {}",
+                    full(root, from).display(),
+                    full(root, to).display()
+                ),
+                errno_to_io(e),
+            )
+        })
+    }
+
+    fn remove_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
+        self.mutation();
+        let parent = open_parent(root, rel, "remove")?;
+        rustix::fs::unlinkat(&parent, rel.file_name(), AtFlags::empty())
+            .map_err(|e| Error::io("remove", full(root, rel), errno_to_io(e)))
+    }
+
+    fn create_dir(&self, root: &Path, rel: &RelPath) -> Result<()> {
+        self.mutation();
+        let parent = open_parent(root, rel, "create directory")?;
+        rustix::fs::mkdirat(&parent, rel.file_name(), Mode::from_bits_truncate(0o755))
+            .map_err(|e| Error::io("create directory", full(root, rel), errno_to_io(e)))
+    }
+
+    fn create_root(&self, root: &Path) -> Result<()> {
+        self.mutation();
+        rustix::fs::mkdir(root, Mode::from_bits_truncate(0o755))
+            .map_err(|e| Error::io("create directory", root, errno_to_io(e)))?;
+        if let Some(parent) = root.parent() {
+            let fd = rustix::fs::open(
+                parent,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::io("open directory", parent, errno_to_io(e)))?;
+            self.sync_fd(&fd, parent)?;
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<()> {
+        let path = full_dir(root, dir);
+        let fd = open_dir(root, dir)?.ok_or_else(|| {
+            Error::io(
+                "fsync directory",
+                &path,
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        })?;
+        self.sync_fd(&fd, &path)
+    }
+}
+
+impl OsFs {
+    fn sync_fd(&self, fd: &impl AsFd, path: &Path) -> Result<()> {
+        self.mutation();
+        rustix::fs::fsync(fd).map_err(|e| Error::io("fsync directory", path, errno_to_io(e)))
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+mod fault {
+    //! Test-only: pause the process before its k-th filesystem mutation, so that a
+    //! crash test can cut power (shutdown ioctl, sysrq) at an exact point.
+    //! Set `REBOUND_FAULT_PAUSE_AT=k`; the process prints
+    //! `rebound: fault-injection: paused before mutation k` on stderr and sleeps.
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[derive(Debug, Default)]
+    pub struct Fault {
+        count: AtomicU64,
+    }
+
+    impl Fault {
+        pub fn mutation(&self) {
+            let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+            let pause = std::env::var("REBOUND_FAULT_PAUSE_AT")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok());
+            if pause == Some(n) {
+                eprintln!("rebound: fault-injection: paused before mutation {n}");
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
+            }
+        }
+    }
+}

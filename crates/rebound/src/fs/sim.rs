@@ -1,0 +1,1 @@
+//! placeholder (simulated filesystem: being written)

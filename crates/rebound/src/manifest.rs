@@ -1,0 +1,389 @@
+//! The manifest: what a replica's protected files must contain, and its on-disk format.
+//!
+//! Format (version 1) is UTF-8 text, one record a line, each line ending in `\n`:
+//!
+//! ```text
+//! rebound-manifest 1
+//! set <name>
+//! generation <u64>
+//! hash <blake3|sha256|crc32>
+//! tag <i64>                                   (only if the set has a version tag)
+//! file <size> <mode, octal> <hex digest> <path, percent-encoded>   (sorted by path)
+//! end <blake3 hex of every byte before this line>
+//! ```
+//!
+//! The `end` line is the checksum: a manifest whose checksum does not match, or that
+//! breaks any rule above, is *absent* (not partially trusted). The checksum is always
+//! BLAKE3, whatever the entries' algorithm, so a CRC-32 set still has a strong
+//! integrity check on its manifest. (An authenticated variant will replace `end` with a
+//! keyed MAC or a signature; the version number leaves room for it.)
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::digest::{Digest, HashAlgo};
+use crate::names::{MANIFEST_MAGIC, MANIFEST_VERSION};
+use crate::relpath::RelPath;
+
+/// One protected file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission bits (`0o7777` at most).
+    pub mode: u32,
+    /// Digest of the content.
+    pub digest: Digest,
+}
+
+/// The protected files of a set at one generation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Manifest {
+    /// Name of the set it belongs to.
+    pub set: String,
+    /// Only grows; the intact manifest with the highest generation is current.
+    pub generation: u64,
+    /// Algorithm of every entry's digest.
+    pub hash: HashAlgo,
+    /// The legacy version tag this generation corresponds to (mirror mode).
+    pub tag: Option<i64>,
+    /// Protected files by relative path.
+    pub entries: BTreeMap<RelPath, Entry>,
+}
+
+/// Why bytes are not a valid manifest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("line {line}: {what}")]
+    Malformed { line: usize, what: String },
+    #[error("checksum mismatch (torn or corrupted write)")]
+    Checksum,
+    #[error("truncated (no `end` line)")]
+    Truncated,
+    #[error("unsupported format version {0} (this rebound reads version {MANIFEST_VERSION})")]
+    Version(String),
+}
+
+/// Whether a set name is acceptable (also used by the configuration).
+pub fn valid_set_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+impl Manifest {
+    /// An empty manifest.
+    pub fn new(set: &str, generation: u64, hash: HashAlgo, tag: Option<i64>) -> Manifest {
+        Manifest {
+            set: set.to_string(),
+            generation,
+            hash,
+            tag,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// Serializes to the on-disk format.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut s = String::new();
+        s.push_str(&format!("{MANIFEST_MAGIC} {MANIFEST_VERSION}\n"));
+        s.push_str(&format!("set {}\n", self.set));
+        s.push_str(&format!("generation {}\n", self.generation));
+        s.push_str(&format!("hash {}\n", self.hash));
+        if let Some(t) = self.tag {
+            s.push_str(&format!("tag {t}\n"));
+        }
+        for (path, e) in &self.entries {
+            s.push_str(&format!(
+                "file {} {:o} {} {}\n",
+                e.size,
+                e.mode,
+                e.digest,
+                encode_path(path.as_str())
+            ));
+        }
+        let sum = blake3::hash(s.as_bytes());
+        s.push_str(&format!("end {}\n", sum.to_hex()));
+        s.into_bytes()
+    }
+
+    /// Parses the on-disk format, checking every rule and the checksum.
+    ///
+    /// # Errors
+    /// Returns what is wrong with the bytes; such a manifest must be treated as absent.
+    pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        // Checksum first: anything torn fails here, before any field is trusted.
+        let body_end = match bytes.strip_suffix(b"\n") {
+            Some(b) => b.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1),
+            None => return Err(ManifestError::Truncated),
+        };
+        let (body, last) = bytes.split_at(body_end);
+        let last = std::str::from_utf8(last).map_err(|_| ManifestError::Truncated)?;
+        let sum = last
+            .strip_prefix("end ")
+            .and_then(|s| s.strip_suffix('\n'))
+            .ok_or(ManifestError::Truncated)?;
+        if sum != blake3::hash(body).to_hex().as_str() {
+            return Err(ManifestError::Checksum);
+        }
+        let text = std::str::from_utf8(body).map_err(|_| ManifestError::Malformed {
+            line: 0,
+            what: "not UTF-8".into(),
+        })?;
+        // Exact `\n` line ends: a `\r` or any other byte out of place is malformed.
+        let mut lines = text
+            .strip_suffix('\n')
+            .unwrap_or(text)
+            .split('\n')
+            .enumerate()
+            .map(|(i, l)| (i + 1, l))
+            .peekable();
+        let mut field = |key: &str| -> Result<(usize, String), ManifestError> {
+            match lines.next() {
+                Some((n, l)) => match l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')) {
+                    Some(v) => Ok((n, v.to_string())),
+                    None => Err(bad(n, format!("expected `{key} ...`"))),
+                },
+                None => Err(ManifestError::Truncated),
+            }
+        };
+        let (_, version) = field(MANIFEST_MAGIC)?;
+        if version != MANIFEST_VERSION.to_string() {
+            return Err(ManifestError::Version(version));
+        }
+        let (n, set) = field("set")?;
+        if !valid_set_name(&set) {
+            return Err(bad(n, format!("invalid set name `{set}`")));
+        }
+        let (n, g) = field("generation")?;
+        let generation = parse_u64(&g).ok_or_else(|| bad(n, "invalid generation"))?;
+        let (n, h) = field("hash")?;
+        let hash: HashAlgo = h.parse().map_err(|e: String| bad(n, e))?;
+        let mut m = Manifest::new(&set, generation, hash, None);
+        if let Some((n, t)) = lines.next_if(|(_, l)| l.starts_with("tag ")) {
+            m.tag = Some(parse_i64(&t[4..]).ok_or_else(|| bad(n, "invalid tag"))?);
+        }
+        let mut prev: Option<RelPath> = None;
+        for (n, l) in lines {
+            let r = l
+                .strip_prefix("file ")
+                .ok_or_else(|| bad(n, "expected `file ...`"))?;
+            let mut parts = r.splitn(4, ' ');
+            let (Some(size), Some(mode), Some(digest), Some(path)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(bad(n, "expected `file <size> <mode> <digest> <path>`"));
+            };
+            let size = parse_u64(size).ok_or_else(|| bad(n, "invalid size"))?;
+            let mode = parse_mode(mode).ok_or_else(|| bad(n, "invalid mode"))?;
+            let digest = Digest::from_hex(hash, digest)
+                .ok_or_else(|| bad(n, format!("invalid {hash} digest")))?;
+            let path = decode_path(path).ok_or_else(|| bad(n, "invalid path encoding"))?;
+            let path = RelPath::new(&path).map_err(|e| bad(n, format!("path `{path}`: {e}")))?;
+            if path.is_meta() {
+                return Err(bad(
+                    n,
+                    format!("path `{path}` is inside rebound's metadata"),
+                ));
+            }
+            if prev.as_ref().is_some_and(|p| *p >= path) {
+                return Err(bad(n, "paths not sorted or duplicated"));
+            }
+            prev = Some(path.clone());
+            m.entries.insert(path, Entry { size, mode, digest });
+        }
+        Ok(m)
+    }
+}
+
+fn bad(line: usize, what: impl Into<String>) -> ManifestError {
+    ManifestError::Malformed {
+        line,
+        what: what.into(),
+    }
+}
+
+/// Canonical unsigned decimal: no sign, no leading zeros.
+fn parse_u64(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn parse_i64(s: &str) -> Option<i64> {
+    match s.strip_prefix('-') {
+        Some(r) => parse_u64(r)
+            .filter(|&v| v != 0 && v <= i64::MAX as u64 + 1)
+            .map(|v| (v as i128).wrapping_neg() as i64),
+        None => parse_u64(s).and_then(|v| i64::try_from(v).ok()),
+    }
+}
+
+fn parse_mode(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    let v = u32::from_str_radix(s, 8).ok()?;
+    (format!("{v:o}") == s).then_some(v)
+}
+
+/// Percent-encodes every byte outside printable ASCII, plus space and `%`.
+fn encode_path(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for &b in p.as_bytes() {
+        if b.is_ascii_graphic() && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decode_path(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                if hex.bytes().any(|c| c.is_ascii_lowercase()) {
+                    return None;
+                }
+                let v = u8::from_str_radix(hex, 16).ok()?;
+                if v.is_ascii_graphic() && v != b'%' {
+                    return None; // not canonical
+                }
+                out.push(v);
+                i += 3;
+            }
+            c if c.is_ascii_graphic() => {
+                out.push(c);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> Manifest {
+        let mut m = Manifest::new("config", 7, HashAlgo::Blake3, Some(3));
+        for (p, c) in [("a b%.json", "x"), ("app/main.py", "yy"), ("é/ü", "")] {
+            m.entries.insert(
+                RelPath::new(p).unwrap(),
+                Entry {
+                    size: c.len() as u64,
+                    mode: 0o644,
+                    digest: HashAlgo::Blake3.digest(c.as_bytes()),
+                },
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn round_trips() {
+        let m = sample();
+        assert_eq!(Manifest::decode(&m.encode()), Ok(m));
+        let mut m2 = Manifest::new("x", 0, HashAlgo::Crc32, None);
+        m2.entries.insert(
+            RelPath::new("f").unwrap(),
+            Entry {
+                size: 0,
+                mode: 0o4755,
+                digest: HashAlgo::Crc32.digest(b""),
+            },
+        );
+        assert_eq!(Manifest::decode(&m2.encode()), Ok(m2));
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        let bytes = sample().encode();
+        for n in 0..bytes.len() {
+            assert!(
+                Manifest::decode(&bytes[..n]).is_err(),
+                "prefix {n} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn every_single_byte_flip_is_refused() {
+        let bytes = sample().encode();
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x01;
+            assert!(Manifest::decode(&b).is_err(), "flip at {i} accepted");
+        }
+    }
+
+    #[test]
+    fn escaping_paths_are_refused_even_with_a_valid_checksum() {
+        for p in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/../../b",
+            ".rebound/manifest.0",
+        ] {
+            let body = format!(
+                "rebound-manifest 1\nset s\ngeneration 1\nhash crc32\nfile 0 644 00000000 {p}\n"
+            );
+            let text = format!("{body}end {}\n", blake3::hash(body.as_bytes()).to_hex());
+            assert!(Manifest::decode(text.as_bytes()).is_err(), "{p}");
+        }
+    }
+
+    #[test]
+    fn future_version_is_named() {
+        let body = "rebound-manifest 2\nset s\ngeneration 1\nhash crc32\n";
+        let text = format!("{body}end {}\n", blake3::hash(body.as_bytes()).to_hex());
+        assert_eq!(
+            Manifest::decode(text.as_bytes()),
+            Err(ManifestError::Version("2".into()))
+        );
+    }
+
+    #[test]
+    fn number_parsers_are_canonical() {
+        assert_eq!(parse_u64("0"), Some(0));
+        assert_eq!(parse_u64("01"), None);
+        assert_eq!(parse_u64("+1"), None);
+        assert_eq!(parse_i64("-1"), Some(-1));
+        assert_eq!(parse_i64("-0"), None);
+        assert_eq!(parse_i64("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64("9223372036854775808"), None);
+        assert_eq!(parse_mode("644"), Some(0o644));
+        assert_eq!(parse_mode("0644"), None);
+        assert_eq!(parse_mode("8"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Manifest::decode(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_paths_round_trip(names in proptest::collection::vec("[^/\0]{1,12}", 1..4)) {
+            let joined = names.join("/");
+            prop_assume!(RelPath::new(&joined).is_ok());
+            let p = RelPath::new(&joined).unwrap();
+            prop_assume!(!p.is_meta());
+            let mut m = Manifest::new("s", 1, HashAlgo::Sha256, Some(-1));
+            m.entries.insert(p, Entry { size: 1, mode: 0o600, digest: HashAlgo::Sha256.digest(b"z") });
+            prop_assert_eq!(Manifest::decode(&m.encode()), Ok(m));
+        }
+    }
+}

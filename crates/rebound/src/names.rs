@@ -1,0 +1,48 @@
+//! Every on-disk name and format version rebound uses, in one place.
+//!
+//! A replica root holds the protected files at their relative paths and rebound's own
+//! metadata under [`META_DIR`]. Nothing else is ever created by rebound, except
+//! temporary files (prefix [`TEMP_PREFIX`]) that live for the length of one durable
+//! write and are removed by the next run if a crash leaves them behind.
+
+/// Directory inside every replica root that holds rebound's metadata, one
+/// subdirectory per set (`.rebound/<set>/`), so several sets may share a root.
+pub const META_DIR: &str = ".rebound";
+
+/// The two manifest slots of a writable replica. Generation `g` is written to slot
+/// `g % 2`, so a new generation always overwrites the older of the two.
+pub const MANIFEST_SLOTS: [&str; 2] = ["manifest.0", "manifest.1"];
+
+/// The single manifest of a golden replica (written once, by `seal`).
+pub const GOLDEN_MANIFEST: &str = "manifest";
+
+/// Marker that `seal` completed on a golden replica (the vendor's
+/// `backup_restore.json`: "the backup restoration capability is enabled").
+/// IMPORTANT: written last by seal; a golden replica without it is not used.
+pub const SEALED_MARKER: &str = "sealed";
+
+/// Staging directory (inside the set's metadata directory) for content of an intentional change
+/// (commit, update) that is made durable before the manifest naming it.
+/// Staged files are named by the lowercase hex digest of their content.
+pub const STAGE_DIR: &str = "stage";
+
+/// Record of the last run that changed something (best effort, informational).
+pub const LAST_REPAIR: &str = "last-repair";
+
+/// Prefix of temporary files created by the durable write protocol.
+pub const TEMP_PREFIX: &str = ".rebound-tmp-";
+
+/// First line of every manifest; the number is the format version.
+pub const MANIFEST_MAGIC: &str = "rebound-manifest";
+
+/// Current manifest format version.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Largest manifest rebound will read, to bound memory on a corrupt file.
+pub const MANIFEST_MAX_BYTES: u64 = 64 << 20;
+
+/// Largest version tag file rebound will read.
+pub const TAG_MAX_BYTES: u64 = 4096;
+
+/// Default configuration file.
+pub const DEFAULT_CONFIG: &str = "/etc/rebound.toml";

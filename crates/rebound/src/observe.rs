@@ -1,0 +1,499 @@
+//! Observe: read the state of every replica of a set, writing nothing.
+//!
+//! The result, [`SetState`], is everything the pure planner needs: each replica's
+//! manifest slots, version tag, staged content, leftover temporary files and the state
+//! of every file of interest (hashed, for writable replicas; golden files are hashed
+//! on demand, only when a restore needs them, unless a deep check asks for all).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::config::{Role, SetConfig};
+use crate::digest::{Digest, HashAlgo};
+use crate::durable::{hash_reader, CHUNK};
+use crate::error::{Error, Result};
+use crate::fs::{full, Fs, Kind};
+use crate::manifest::Manifest;
+use crate::names::{
+    GOLDEN_MANIFEST, MANIFEST_MAX_BYTES, MANIFEST_SLOTS, SEALED_MARKER, STAGE_DIR, TAG_MAX_BYTES,
+    TEMP_PREFIX,
+};
+use crate::relpath::RelPath;
+
+/// State of one manifest slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum SlotState {
+    Missing,
+    /// Present but unusable (torn, corrupt, wrong set or algorithm): treated as absent.
+    Damaged(String),
+    Intact(u64),
+}
+
+/// State of a version tag file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "value")]
+pub enum TagState {
+    /// The set has no `version_file`.
+    NotConfigured,
+    /// Missing: counts as -1, as in the vendor script.
+    Missing,
+    Value(i64),
+    /// Present but not an integer: reported, ignored, rewritten.
+    Invalid(String),
+}
+
+/// State of one file in one replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum FileState {
+    Missing,
+    /// A regular file. `digest` is `None` when it was not hashed (golden, on demand).
+    File {
+        size: u64,
+        mode: u32,
+        digest: Option<Digest>,
+    },
+    /// Something other than a regular file (a link, a directory, a device).
+    NotFile {
+        kind: String,
+    },
+    /// Could not be read (I/O error, or a link in a parent directory).
+    Unreadable {
+        error: String,
+    },
+}
+
+impl FileState {
+    /// The digest, if this is a hashed regular file.
+    pub fn digest(&self) -> Option<Digest> {
+        match self {
+            FileState::File { digest, .. } => *digest,
+            _ => None,
+        }
+    }
+}
+
+/// Everything observed about one replica.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaState {
+    pub root: std::path::PathBuf,
+    pub role: Role,
+    pub root_exists: bool,
+    /// The two slots of a writable replica, or the one manifest of a golden replica.
+    pub slots: Vec<SlotState>,
+    /// Index in `slots` of the current manifest.
+    pub current_slot: Option<usize>,
+    #[serde(skip)]
+    pub manifest: Option<Manifest>,
+    /// Golden only: the seal completed.
+    pub sealed: bool,
+    pub tag: TagState,
+    /// Every file of interest: selected files found here, and every path any
+    /// manifest of the set names.
+    pub files: BTreeMap<RelPath, FileState>,
+    /// Verified staged content, by digest.
+    pub staged: BTreeSet<Digest>,
+    /// Junk to remove: leftover temporary files, damaged or stray staged files.
+    pub junk: Vec<RelPath>,
+    /// Problems met while observing (unreadable directories, odd names).
+    pub problems: Vec<String>,
+}
+
+impl ReplicaState {
+    /// The generation of the current manifest.
+    pub fn generation(&self) -> Option<u64> {
+        self.manifest.as_ref().map(|m| m.generation)
+    }
+}
+
+/// Everything observed about a set.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetState {
+    pub set: String,
+    pub hash: HashAlgo,
+    pub replicas: Vec<ReplicaState>,
+}
+
+/// How much to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Hash writable replicas; golden files on demand.
+    Boot,
+    /// Hash everything, golden included (`verify`).
+    Deep,
+}
+
+fn read_small(fs: &dyn Fs, root: &Path, rel: &RelPath, max: u64) -> Result<Option<Vec<u8>>> {
+    let mut r = match fs.open_read(root, rel) {
+        Ok(r) => r,
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let mut buf = Vec::new();
+    (&mut r)
+        .take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("read", full(root, rel), e))?;
+    if buf.len() as u64 > max {
+        return Err(Error::io(
+            "read",
+            full(root, rel),
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("larger than {max} bytes"),
+            ),
+        ));
+    }
+    Ok(Some(buf))
+}
+
+fn read_manifest(fs: &dyn Fs, set: &SetConfig, root: &Path, rel: &RelPath) -> SlotState {
+    match read_small(fs, root, rel, MANIFEST_MAX_BYTES) {
+        Ok(None) => SlotState::Missing,
+        Err(e) => SlotState::Damaged(e.to_string()),
+        Ok(Some(bytes)) => match Manifest::decode(&bytes) {
+            Err(e) => SlotState::Damaged(format!("{}: {e}", full(root, rel).display())),
+            Ok(m) if m.set != set.name => SlotState::Damaged(format!(
+                "{}: belongs to set `{}`",
+                full(root, rel).display(),
+                m.set
+            )),
+            Ok(m) if m.hash != set.hash => SlotState::Damaged(format!(
+                "{}: uses {} but the set is configured for {} (changing the algorithm needs a new seal)",
+                full(root, rel).display(),
+                m.hash,
+                set.hash
+            )),
+            Ok(m) => SlotState::Intact(m.generation),
+        },
+    }
+}
+
+fn load_manifest(fs: &dyn Fs, root: &Path, rel: &RelPath) -> Option<Manifest> {
+    read_small(fs, root, rel, MANIFEST_MAX_BYTES)
+        .ok()
+        .flatten()
+        .and_then(|b| Manifest::decode(&b).ok())
+}
+
+/// Parses a version tag the way the vendor script's `[ -eq ]` would accept it:
+/// an optionally signed decimal integer with surrounding white space.
+pub fn parse_tag(bytes: &[u8]) -> std::result::Result<i64, String> {
+    let s = std::str::from_utf8(bytes).map_err(|_| "not text".to_string())?;
+    let t = s.trim();
+    t.parse::<i64>()
+        .map_err(|_| format!("`{}` is not an integer", t.escape_debug()))
+}
+
+/// Observes one set.
+///
+/// # Errors
+/// Only errors that make the whole set unreadable; per-file problems are recorded
+/// in the state instead.
+pub fn observe(fs: &dyn Fs, set: &SetConfig, depth: Depth) -> Result<SetState> {
+    let mut replicas = Vec::new();
+    for r in &set.replicas {
+        replicas.push(observe_meta(fs, set, &r.root, r.role)?);
+    }
+    // Every path some manifest names is of interest in every replica.
+    let named: BTreeSet<RelPath> = replicas
+        .iter()
+        .filter_map(|r| r.manifest.as_ref())
+        .flat_map(|m| m.entries.keys().cloned())
+        .collect();
+    let mut buf = vec![0u8; CHUNK];
+    for r in &mut replicas {
+        let hash = match r.role {
+            Role::Writable => true,
+            Role::Golden => depth == Depth::Deep,
+        };
+        observe_files(fs, set, r, &named, hash, &mut buf);
+    }
+    Ok(SetState {
+        set: set.name.clone(),
+        hash: set.hash,
+        replicas,
+    })
+}
+
+/// Observes one replica's metadata only: manifests, seal marker, tag, staging, junk.
+/// Hashes no protected file.
+///
+/// # Errors
+/// Only if the root cannot even be examined.
+pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Result<ReplicaState> {
+    let root_exists = matches!(fs.dir_metadata(root, None)?, Some(m) if m.kind == Kind::Dir);
+    let mut st = ReplicaState {
+        root: root.to_path_buf(),
+        role,
+        root_exists,
+        slots: Vec::new(),
+        current_slot: None,
+        manifest: None,
+        sealed: false,
+        tag: TagState::NotConfigured,
+        files: BTreeMap::new(),
+        staged: BTreeSet::new(),
+        junk: Vec::new(),
+        problems: Vec::new(),
+    };
+    if !root_exists {
+        st.slots = match role {
+            Role::Writable => vec![SlotState::Missing, SlotState::Missing],
+            Role::Golden => vec![SlotState::Missing],
+        };
+        if set.version_file.is_some() {
+            st.tag = TagState::Missing;
+        }
+        return Ok(st);
+    }
+    let names: Vec<&str> = match role {
+        Role::Writable => MANIFEST_SLOTS.to_vec(),
+        Role::Golden => vec![GOLDEN_MANIFEST],
+    };
+    let mut best: Option<(usize, u64)> = None;
+    for (i, name) in names.iter().enumerate() {
+        let rel = RelPath::meta(&set.name, name);
+        let s = read_manifest(fs, set, root, &rel);
+        if let SlotState::Intact(g) = s {
+            if best.is_none_or(|(_, bg)| g > bg) {
+                best = Some((i, g));
+            }
+        }
+        st.slots.push(s);
+    }
+    if let Some((i, _)) = best {
+        st.current_slot = Some(i);
+        st.manifest = load_manifest(fs, root, &RelPath::meta(&set.name, names[i]));
+    }
+    if role == Role::Golden {
+        st.sealed = matches!(
+            fs.metadata(root, &RelPath::meta(&set.name, SEALED_MARKER)),
+            Ok(Some(m)) if m.kind == Kind::File
+        );
+    }
+    if let Some(vf) = &set.version_file {
+        st.tag = match read_small(fs, root, vf, TAG_MAX_BYTES) {
+            Ok(None) => TagState::Missing,
+            Ok(Some(b)) => match parse_tag(&b) {
+                Ok(v) => TagState::Value(v),
+                Err(e) => TagState::Invalid(format!("{}: {e}", full(root, vf).display())),
+            },
+            Err(e) => TagState::Invalid(e.to_string()),
+        };
+    }
+    // Rebound's own junk in the metadata directory: temp files of manifest writes.
+    let meta = RelPath::meta_dir(&set.name);
+    if let Ok(entries) = fs.read_dir(root, Some(&meta)) {
+        for e in entries {
+            if let Some(n) = &e.name {
+                if n.starts_with(TEMP_PREFIX) && e.kind == Kind::File {
+                    if let Ok(p) = meta.join(n) {
+                        st.junk.push(p);
+                    }
+                }
+            }
+        }
+    }
+    // Staged content: keep what verifies, remove the rest.
+    let stage = RelPath::meta(&set.name, STAGE_DIR);
+    if let Ok(entries) = fs.read_dir(root, Some(&stage)) {
+        let mut buf = vec![0u8; CHUNK];
+        for e in entries {
+            let Some(n) = &e.name else { continue };
+            let Ok(p) = stage.join(n) else { continue };
+            if e.kind != Kind::File {
+                st.problems.push(format!(
+                    "{}: unexpected non-file in staging",
+                    full(root, &p).display()
+                ));
+                continue;
+            }
+            let verified = Digest::from_hex(set.hash, n).and_then(|d| {
+                let mut r = fs.open_read(root, &p).ok()?;
+                let got = hash_reader(&mut *r, &full(root, &p), set.hash, &mut buf).ok()?;
+                (got == d).then_some(d)
+            });
+            match verified {
+                Some(d) => {
+                    st.staged.insert(d);
+                }
+                None => st.junk.push(p),
+            }
+        }
+    }
+    Ok(st)
+}
+
+fn observe_files(
+    fs: &dyn Fs,
+    set: &SetConfig,
+    st: &mut ReplicaState,
+    named: &BTreeSet<RelPath>,
+    hash: bool,
+    buf: &mut [u8],
+) {
+    if !st.root_exists {
+        for p in named {
+            st.files.insert(p.clone(), FileState::Missing);
+        }
+        return;
+    }
+    let mut found: BTreeMap<RelPath, FileState> = BTreeMap::new();
+    for start in set.walk_roots() {
+        walk(fs, set, st, start.as_ref(), &mut found);
+    }
+    for p in named {
+        if !found.contains_key(p) {
+            let s = match fs.metadata(&st.root, p) {
+                Ok(None) => FileState::Missing,
+                Ok(Some(m)) => file_state(m.kind, m.size, m.mode),
+                Err(e) => FileState::Unreadable {
+                    error: e.to_string(),
+                },
+            };
+            found.insert(p.clone(), s);
+        }
+    }
+    if hash {
+        for (p, s) in found.iter_mut() {
+            hash_into(fs, &st.root, p, s, set.hash, buf);
+        }
+    }
+    st.files = found;
+}
+
+fn file_state(kind: Kind, size: u64, mode: u32) -> FileState {
+    match kind {
+        Kind::File => FileState::File {
+            size,
+            mode,
+            digest: None,
+        },
+        Kind::Dir => FileState::NotFile {
+            kind: "directory".into(),
+        },
+        Kind::Symlink => FileState::NotFile {
+            kind: "symbolic link".into(),
+        },
+        Kind::Other => FileState::NotFile {
+            kind: "special file".into(),
+        },
+    }
+}
+
+/// Hashes a file whose state is `File` without a digest, updating the state.
+pub fn hash_into(
+    fs: &dyn Fs,
+    root: &Path,
+    rel: &RelPath,
+    s: &mut FileState,
+    algo: HashAlgo,
+    buf: &mut [u8],
+) {
+    if let FileState::File {
+        digest: d @ None, ..
+    } = s
+    {
+        match fs
+            .open_read(root, rel)
+            .and_then(|mut r| hash_reader(&mut *r, &full(root, rel), algo, buf))
+        {
+            Ok(got) => *d = Some(got),
+            Err(e) => {
+                *s = FileState::Unreadable {
+                    error: e.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// Walks `start` (a directory or a single file) collecting selected files and junk.
+fn walk(
+    fs: &dyn Fs,
+    set: &SetConfig,
+    st: &mut ReplicaState,
+    start: Option<&RelPath>,
+    found: &mut BTreeMap<RelPath, FileState>,
+) {
+    let mut stack: Vec<Option<RelPath>> = Vec::new();
+    match start {
+        None => stack.push(None),
+        Some(p) => match fs.metadata(&st.root, p) {
+            Ok(None) => {}
+            Ok(Some(m)) if m.kind == Kind::Dir => stack.push(Some(p.clone())),
+            Ok(Some(m)) => {
+                if set.selects(p) {
+                    found.insert(p.clone(), file_state(m.kind, m.size, m.mode));
+                }
+            }
+            Err(e) => st.problems.push(e.to_string()),
+        },
+    }
+    while let Some(dir) = stack.pop() {
+        let entries = match fs.read_dir(&st.root, dir.as_ref()) {
+            Ok(e) => e,
+            Err(e) => {
+                st.problems.push(e.to_string());
+                continue;
+            }
+        };
+        for e in entries {
+            let Some(name) = e.name.as_deref() else {
+                st.problems.push(format!(
+                    "{}/{}: file name is not UTF-8; not protected",
+                    crate::fs::full_dir(&st.root, dir.as_ref()).display(),
+                    e.display
+                ));
+                continue;
+            };
+            let rel = match &dir {
+                None => RelPath::new(name),
+                Some(d) => d.join(name),
+            };
+            let Ok(rel) = rel else { continue };
+            if rel.is_meta() {
+                continue;
+            }
+            if name.starts_with(TEMP_PREFIX) && e.kind == Kind::File {
+                st.junk.push(rel);
+                continue;
+            }
+            match e.kind {
+                Kind::Dir => stack.push(Some(rel)),
+                _ if set.selects(&rel) => {
+                    let s = match fs.metadata(&st.root, &rel) {
+                        Ok(Some(m)) => file_state(m.kind, m.size, m.mode),
+                        Ok(None) => FileState::Missing,
+                        Err(e) => FileState::Unreadable {
+                            error: e.to_string(),
+                        },
+                    };
+                    found.insert(rel, s);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Hashes golden files on demand (when the planner needs them as sources).
+pub fn hash_on_demand(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPath)]) {
+    let mut buf = vec![0u8; CHUNK];
+    let algo = state.hash;
+    for (ri, p) in wanted {
+        if let Some(r) = state.replicas.get_mut(*ri) {
+            let root = r.root.clone();
+            if let Some(s) = r.files.get_mut(p) {
+                hash_into(fs, &root, p, s, algo, &mut buf);
+            }
+        }
+    }
+}

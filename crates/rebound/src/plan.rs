@@ -1,0 +1,695 @@
+//! Plan: a pure function from an observed [`SetState`] to the actions that bring every
+//! writable replica to the authoritative content. No I/O happens here, so `--dry-run`
+//! prints exactly what `boot` would do, and the crash explorer can check plans.
+//!
+//! Deciding what is true (docs/design.md has the table of cases):
+//! 1. A version tag (mirror mode) higher than the authoritative manifest's tag means an
+//!    external upgrade happened in that replica: its current files become the truth
+//!    at a new generation. A missing tag counts as -1; an invalid one is ignored.
+//! 2. Otherwise the intact manifest with the highest generation among the writable
+//!    replicas is the truth; failing that, the golden manifest (the seed's "copy
+//!    checksum.json from the backup partition"); failing that (mirror mode, first run)
+//!    the replica with the highest tag, or the first one holding files, is adopted.
+//! 3. Each entry is sourced from a replica whose file hashes to it (writable first,
+//!    then staged content, then golden). With no source, the golden (factory) version
+//!    of that path is restored if it verifies, and the entry follows it; otherwise the
+//!    file is lost: left untouched and reported.
+//!
+//! Actions come in a safe order: junk removal (frees space), content, manifests
+//! (the commit point), removal of files the new generation dropped, version tags last,
+//! then removal of staged content the new generation no longer needs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::{Role, SetConfig};
+use crate::digest::Digest;
+use crate::manifest::{Entry, Manifest};
+use crate::names::STAGE_DIR;
+use crate::observe::{FileState, ReplicaState, SetState, SlotState, TagState};
+use crate::relpath::RelPath;
+
+/// Where a restore reads from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    /// Replica root.
+    pub root: PathBuf,
+    /// Path below the root: the file itself, or its staged copy.
+    pub rel: RelPath,
+    /// Whether `rel` is staged content of an intentional change.
+    pub staged: bool,
+    /// Whether the source is the golden (factory) copy.
+    pub golden: bool,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Remove a leftover temporary file or unneeded/damaged staged content.
+    RemoveJunk { root: PathBuf, rel: RelPath },
+    /// Replace (or create) a file with verified content.
+    Restore {
+        root: PathBuf,
+        path: RelPath,
+        from: Source,
+        digest: Digest,
+        size: u64,
+        mode: u32,
+    },
+    /// Write the authoritative manifest into a replica's slot.
+    WriteManifest {
+        root: PathBuf,
+        slot: usize,
+        generation: u64,
+    },
+    /// Remove a file that the new generation no longer names (it matched the old one).
+    RemoveStale { root: PathBuf, path: RelPath },
+    /// Write the vendor version tag.
+    WriteTag {
+        root: PathBuf,
+        rel: RelPath,
+        value: i64,
+    },
+    /// Remove staged content once every writable replica holds it in place.
+    RemoveStaged { root: PathBuf, rel: RelPath },
+}
+
+impl Action {
+    /// Whether the action only tidies up (nothing protected is wrong without it).
+    pub fn is_cleanup(&self) -> bool {
+        matches!(
+            self,
+            Action::RemoveJunk { .. } | Action::RemoveStaged { .. }
+        )
+    }
+}
+
+/// How the authoritative manifest was chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Authority {
+    /// The intact manifest with the highest generation, found in `root`.
+    Manifest { root: PathBuf, generation: u64 },
+    /// No writable replica had an intact manifest: the golden one was used.
+    Golden { root: PathBuf },
+    /// A version tag showed an external upgrade in `root`: its files were adopted.
+    Upgrade { root: PathBuf, tag: i64 },
+    /// First run of a mirror set: `root`'s files were adopted.
+    Adopt { root: PathBuf },
+    /// Nothing to protect yet (no manifest, no files anywhere).
+    Empty,
+}
+
+/// What was found wrong with one file in one replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub root: PathBuf,
+    pub path: RelPath,
+    /// missing, corrupt, not_a_file, unreadable, golden_damaged, lost, factory_fallback
+    pub problem: String,
+    pub detail: String,
+}
+
+/// The plan for one set.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub set: String,
+    pub authority: Authority,
+    /// The generation every writable replica will hold.
+    pub generation: u64,
+    pub tag: Option<i64>,
+    pub files: usize,
+    pub findings: Vec<Finding>,
+    /// Files with no intact copy anywhere (exit status 3).
+    pub lost: Vec<RelPath>,
+    pub warnings: Vec<String>,
+    pub actions: Vec<Action>,
+    /// The authoritative manifest after this plan.
+    #[serde(skip)]
+    pub manifest: Option<Manifest>,
+    /// Golden files that must be hashed before the plan can be final.
+    #[serde(skip)]
+    pub need_hash: Vec<(usize, RelPath)>,
+}
+
+impl Plan {
+    /// Whether the plan changes anything protected (cleanup aside).
+    pub fn repairs(&self) -> bool {
+        self.actions.iter().any(|a| !a.is_cleanup())
+    }
+}
+
+/// Why no plan can be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PlanError(pub String);
+
+struct Chosen {
+    authority: Authority,
+    manifest: Manifest,
+    /// Changed from what any replica holds: needs a new generation.
+    fresh: bool,
+}
+
+fn max_generation(state: &SetState) -> u64 {
+    state
+        .replicas
+        .iter()
+        .filter_map(ReplicaState::generation)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Builds a manifest from a replica's current selected files.
+fn adopt_files(
+    set: &SetConfig,
+    r: &ReplicaState,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<RelPath, Entry> {
+    let mut entries = BTreeMap::new();
+    for (p, s) in &r.files {
+        if !set.selects(p) {
+            continue;
+        }
+        match s {
+            FileState::File {
+                size,
+                mode,
+                digest: Some(d),
+            } => {
+                entries.insert(
+                    p.clone(),
+                    Entry {
+                        size: *size,
+                        mode: *mode,
+                        digest: *d,
+                    },
+                );
+            }
+            FileState::Missing => {}
+            other => warnings.push(format!(
+                "{}: not adopted ({})",
+                r.root.join(p.as_str()).display(),
+                describe(other)
+            )),
+        }
+    }
+    entries
+}
+
+fn describe(s: &FileState) -> String {
+    match s {
+        FileState::Missing => "missing".into(),
+        FileState::File { .. } => "regular file".into(),
+        FileState::NotFile { kind } => format!("is a {kind}, not a regular file"),
+        FileState::Unreadable { error } => error.clone(),
+    }
+}
+
+fn choose(
+    set: &SetConfig,
+    state: &SetState,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Chosen>, PlanError> {
+    let writable: Vec<&ReplicaState> = state
+        .replicas
+        .iter()
+        .filter(|r| r.role == Role::Writable)
+        .collect();
+    let best = writable
+        .iter()
+        .filter_map(|r| r.manifest.as_ref().map(|m| (r, m)))
+        .fold(
+            None::<(&&ReplicaState, &Manifest)>,
+            |acc, (r, m)| match acc {
+                Some((_, am)) if am.generation >= m.generation => acc,
+                _ => Some((r, m)),
+            },
+        );
+    for r in &writable {
+        if let TagState::Invalid(why) = &r.tag {
+            warnings.push(format!("version tag ignored: {why}"));
+        }
+    }
+    if set.version_file.is_some() {
+        let tag_a = best.and_then(|(_, m)| m.tag).unwrap_or(-1);
+        let upgraded = writable
+            .iter()
+            .filter_map(|r| match r.tag {
+                TagState::Value(t) if t > tag_a => Some((*r, t)),
+                _ => None,
+            })
+            .fold(None::<(&ReplicaState, i64)>, |acc, (r, t)| match acc {
+                Some((_, at)) if at >= t => acc,
+                _ => Some((r, t)),
+            });
+        if let Some((r, t)) = upgraded {
+            if best.is_none()
+                && !r
+                    .files
+                    .values()
+                    .any(|f| matches!(f, FileState::File { .. }))
+            {
+                // A tag with no files and no manifest anywhere: nothing to adopt yet.
+            } else {
+                let mut m = Manifest::new(&set.name, max_generation(state) + 1, set.hash, Some(t));
+                m.entries = adopt_files(set, r, warnings);
+                return Ok(Some(Chosen {
+                    authority: if best.is_some() {
+                        Authority::Upgrade {
+                            root: r.root.clone(),
+                            tag: t,
+                        }
+                    } else {
+                        Authority::Adopt {
+                            root: r.root.clone(),
+                        }
+                    },
+                    manifest: m,
+                    fresh: true,
+                }));
+            }
+        }
+    }
+    if let Some((r, m)) = best {
+        return Ok(Some(Chosen {
+            authority: Authority::Manifest {
+                root: r.root.clone(),
+                generation: m.generation,
+            },
+            manifest: m.clone(),
+            fresh: false,
+        }));
+    }
+    if let Some(g) = state.replicas.iter().find(|r| r.role == Role::Golden) {
+        if !g.sealed {
+            return Err(PlanError(format!(
+                "golden copy {} is not sealed (no {} marker): run `rebound seal {}` at the factory step",
+                g.root.display(),
+                crate::names::SEALED_MARKER,
+                set.name
+            )));
+        }
+        return match &g.manifest {
+            Some(m) => Ok(Some(Chosen {
+                authority: Authority::Golden { root: g.root.clone() },
+                manifest: m.clone(),
+                fresh: false,
+            })),
+            None => Err(PlanError(format!(
+                "no intact manifest in any replica (golden manifest: {}); reflash the golden copy or reseal",
+                match g.slots.first() {
+                    Some(SlotState::Damaged(why)) => why.clone(),
+                    _ => "missing".into(),
+                }
+            ))),
+        };
+    }
+    // Mirror set, first run: adopt the replica with the highest tag, else the first
+    // one holding any file.
+    let has_files = |r: &ReplicaState| {
+        r.files
+            .values()
+            .any(|f| matches!(f, FileState::File { .. }))
+    };
+    let pick = writable
+        .iter()
+        .filter(|r| has_files(r))
+        .fold(None::<&&ReplicaState>, |acc, r| {
+            let t = |r: &ReplicaState| match r.tag {
+                TagState::Value(v) => v,
+                _ => -1,
+            };
+            match acc {
+                Some(a) if t(a) >= t(r) => acc,
+                _ => Some(r),
+            }
+        });
+    let Some(r) = pick else { return Ok(None) };
+    let tag = match r.tag {
+        TagState::Value(v) => Some(v),
+        _ => None,
+    };
+    let mut m = Manifest::new(&set.name, max_generation(state) + 1, set.hash, tag);
+    m.entries = adopt_files(set, r, warnings);
+    Ok(Some(Chosen {
+        authority: Authority::Adopt {
+            root: r.root.clone(),
+        },
+        manifest: m,
+        fresh: true,
+    }))
+}
+
+/// Makes the plan for a set. Pure: reads only `state`.
+///
+/// If [`Plan::need_hash`] is not empty, hash those golden files
+/// ([`crate::observe::hash_on_demand`]) and plan again.
+///
+/// # Errors
+/// [`PlanError`] when no authoritative manifest can be chosen (golden not sealed,
+/// every manifest damaged).
+pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
+    let mut warnings = Vec::new();
+    let mut findings = Vec::new();
+    let Some(chosen) = choose(set, state, &mut warnings)? else {
+        return Ok(Plan {
+            set: set.name.clone(),
+            authority: Authority::Empty,
+            generation: 0,
+            tag: None,
+            files: 0,
+            findings,
+            lost: Vec::new(),
+            warnings: vec![format!(
+                "set `{}`: no manifest and no included file in any replica; nothing is protected yet",
+                set.name
+            )],
+            actions: state_junk(state),
+            manifest: None,
+            need_hash: Vec::new(),
+        });
+    };
+    let Chosen {
+        authority,
+        manifest: base,
+        mut fresh,
+    } = chosen;
+    let mut target = base.clone();
+    let golden_idx = state.replicas.iter().position(|r| r.role == Role::Golden);
+    let golden_manifest = golden_idx.and_then(|i| state.replicas[i].manifest.as_ref());
+    let mut restores = Vec::new();
+    let mut lost = Vec::new();
+    let mut need_hash = Vec::new();
+
+    for (path, entry) in &base.entries {
+        let source = find_source(state, set, path, entry, &mut need_hash);
+        let (entry, source) = match source {
+            Some(s) => (entry.clone(), Some(s)),
+            None => {
+                // The seed's behaviour: fall back to the factory version.
+                let fallback = golden_idx
+                    .zip(golden_manifest.and_then(|m| m.entries.get(path)))
+                    .and_then(|(gi, ge)| {
+                        let g = &state.replicas[gi];
+                        match g.files.get(path) {
+                            Some(FileState::File { digest: None, .. }) => {
+                                need_hash.push((gi, path.clone()));
+                                None
+                            }
+                            Some(FileState::File {
+                                digest: Some(d), ..
+                            }) if *d == ge.digest => Some((ge.clone(), golden_source(g, path))),
+                            _ => None,
+                        }
+                    });
+                match fallback {
+                    Some((ge, src)) if ge != *entry => {
+                        findings.push(Finding {
+                            root: src.root.clone(),
+                            path: path.clone(),
+                            problem: "factory_fallback".into(),
+                            detail: "no copy of the committed version is intact; restoring the factory (golden) version".into(),
+                        });
+                        target.entries.insert(path.clone(), ge.clone());
+                        fresh = true;
+                        (ge, Some(src))
+                    }
+                    Some((ge, src)) => (ge, Some(src)),
+                    None => (entry.clone(), None),
+                }
+            }
+        };
+        for (ri, r) in state.replicas.iter().enumerate() {
+            let fs = r.files.get(path).cloned().unwrap_or(FileState::Missing);
+            let ok = fs.digest() == Some(entry.digest);
+            if r.role == Role::Golden {
+                if let (
+                    Some(ge),
+                    FileState::File {
+                        digest: Some(d), ..
+                    },
+                ) = (golden_manifest.and_then(|m| m.entries.get(path)), &fs)
+                {
+                    if *d != ge.digest {
+                        findings.push(Finding {
+                            root: r.root.clone(),
+                            path: path.clone(),
+                            problem: "golden_damaged".into(),
+                            detail: "the golden copy does not match the golden manifest; it is not used (reflash the golden image)".into(),
+                        });
+                    }
+                } else if let (Some(_), FileState::Missing) =
+                    (golden_manifest.and_then(|m| m.entries.get(path)), &fs)
+                {
+                    findings.push(Finding {
+                        root: r.root.clone(),
+                        path: path.clone(),
+                        problem: "golden_damaged".into(),
+                        detail: "missing from the golden copy".into(),
+                    });
+                }
+                continue;
+            }
+            if ok {
+                continue;
+            }
+            let (problem, detail) = match &fs {
+                FileState::Missing => ("missing", "file is missing".to_string()),
+                FileState::File {
+                    digest: Some(d), ..
+                } => (
+                    "corrupt",
+                    format!(
+                        "content does not match the manifest (expected {}, found {d})",
+                        entry.digest
+                    ),
+                ),
+                FileState::File { digest: None, .. } => ("unreadable", "not hashed".to_string()),
+                FileState::NotFile { kind } => {
+                    ("not_a_file", format!("is a {kind}, not a regular file"))
+                }
+                FileState::Unreadable { error } => ("unreadable", error.clone()),
+            };
+            findings.push(Finding {
+                root: r.root.clone(),
+                path: path.clone(),
+                problem: problem.into(),
+                detail,
+            });
+            if let Some(src) = &source {
+                let _ = ri;
+                restores.push(Action::Restore {
+                    root: r.root.clone(),
+                    path: path.clone(),
+                    from: src.clone(),
+                    digest: entry.digest,
+                    size: entry.size,
+                    mode: entry.mode,
+                });
+            }
+        }
+        if source.is_none() && need_hash.iter().all(|(_, p)| p != path) {
+            lost.push(path.clone());
+            findings.push(Finding {
+                root: state.replicas[0].root.clone(),
+                path: path.clone(),
+                problem: "lost".into(),
+                detail: "no replica holds an intact copy; left as it is".into(),
+            });
+        }
+    }
+
+    if fresh {
+        target.generation = target.generation.max(max_generation(state) + 1);
+    }
+
+    // Manifests, and removal of files a new generation dropped.
+    let mut stale: BTreeMap<usize, Vec<Action>> = BTreeMap::new();
+    let mut manifests: Vec<(usize, Action)> = Vec::new();
+    for (ri, r) in state.replicas.iter().enumerate() {
+        if r.role != Role::Writable {
+            continue;
+        }
+        if let Some(own) = &r.manifest {
+            for (p, e) in &own.entries {
+                if target.entries.contains_key(p) {
+                    continue;
+                }
+                if r.files.get(p).and_then(FileState::digest) == Some(e.digest) {
+                    stale.entry(ri).or_default().push(Action::RemoveStale {
+                        root: r.root.clone(),
+                        path: p.clone(),
+                    });
+                }
+            }
+        }
+        if r.manifest.as_ref() != Some(&target) {
+            let slot = match r.current_slot {
+                Some(c) => 1 - c,
+                None => (target.generation % 2) as usize,
+            };
+            manifests.push((
+                ri,
+                Action::WriteManifest {
+                    root: r.root.clone(),
+                    slot,
+                    generation: target.generation,
+                },
+            ));
+        }
+    }
+    let durable_somewhere = manifests.len()
+        < state
+            .replicas
+            .iter()
+            .filter(|r| r.role == Role::Writable)
+            .count();
+    // IMPORTANT: the first manifest written is the commit point of a new generation;
+    // it must go to a replica that removes nothing, so that a crash right after it
+    // never leaves a removal without a manifest that explains it.
+    manifests.sort_by_key(|(ri, _)| stale.contains_key(ri));
+    let can_remove = durable_somewhere
+        || manifests
+            .first()
+            .is_some_and(|(ri, _)| !stale.contains_key(ri));
+    let mut ordered = state_junk(state);
+    ordered.extend(restores);
+    let mut done_stale = BTreeSet::new();
+    for (ri, a) in manifests {
+        if can_remove {
+            if let Some(s) = stale.remove(&ri) {
+                ordered.extend(s);
+                done_stale.insert(ri);
+            }
+        }
+        ordered.push(a);
+    }
+    if can_remove {
+        for (_, s) in stale {
+            ordered.extend(s);
+        }
+    }
+    if let (Some(vf), Some(t)) = (&set.version_file, target.tag) {
+        for r in state.replicas.iter().filter(|r| r.role == Role::Writable) {
+            if r.tag != TagState::Value(t) {
+                ordered.push(Action::WriteTag {
+                    root: r.root.clone(),
+                    rel: vf.clone(),
+                    value: t,
+                });
+            }
+        }
+    }
+    // Staged content: unneeded now, or needed only until this plan has run.
+    let named: BTreeSet<Digest> = target.entries.values().map(|e| e.digest).collect();
+    for r in state.replicas.iter().filter(|r| r.role == Role::Writable) {
+        for d in &r.staged {
+            if let Ok(rel) = RelPath::meta(&set.name, STAGE_DIR).join(&d.to_hex()) {
+                let a = Action::RemoveStaged {
+                    root: r.root.clone(),
+                    rel,
+                };
+                if named.contains(d) {
+                    ordered.push(a);
+                } else {
+                    ordered.insert(0, a);
+                }
+            }
+        }
+    }
+    need_hash.sort();
+    need_hash.dedup();
+    Ok(Plan {
+        set: set.name.clone(),
+        authority,
+        generation: target.generation,
+        tag: target.tag,
+        files: target.entries.len(),
+        findings,
+        lost,
+        warnings,
+        actions: ordered,
+        manifest: Some(target),
+        need_hash,
+    })
+}
+
+fn state_junk(state: &SetState) -> Vec<Action> {
+    state
+        .replicas
+        .iter()
+        .filter(|r| r.role == Role::Writable)
+        .flat_map(|r| {
+            r.junk.iter().map(|j| Action::RemoveJunk {
+                root: r.root.clone(),
+                rel: j.clone(),
+            })
+        })
+        .collect()
+}
+
+fn golden_source(g: &ReplicaState, path: &RelPath) -> Source {
+    Source {
+        root: g.root.clone(),
+        rel: path.clone(),
+        staged: false,
+        golden: true,
+    }
+}
+
+fn find_source(
+    state: &SetState,
+    set: &SetConfig,
+    path: &RelPath,
+    entry: &Entry,
+    need_hash: &mut Vec<(usize, RelPath)>,
+) -> Option<Source> {
+    let writable = state.replicas.iter().filter(|r| r.role == Role::Writable);
+    for r in writable.clone() {
+        if r.files.get(path).and_then(FileState::digest) == Some(entry.digest) {
+            return Some(Source {
+                root: r.root.clone(),
+                rel: path.clone(),
+                staged: false,
+                golden: false,
+            });
+        }
+    }
+    for r in writable {
+        if r.staged.contains(&entry.digest) {
+            if let Ok(rel) = RelPath::meta(&set.name, STAGE_DIR).join(&entry.digest.to_hex()) {
+                return Some(Source {
+                    root: r.root.clone(),
+                    rel,
+                    staged: true,
+                    golden: false,
+                });
+            }
+        }
+    }
+    for (gi, g) in state
+        .replicas
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.role == Role::Golden)
+    {
+        match g.files.get(path) {
+            Some(FileState::File {
+                digest: None, size, ..
+            }) if *size == entry.size => {
+                need_hash.push((gi, path.clone()));
+            }
+            Some(FileState::File {
+                digest: Some(d), ..
+            }) if *d == entry.digest => {
+                return Some(golden_source(g, path));
+            }
+            _ => {}
+        }
+    }
+    None
+}
