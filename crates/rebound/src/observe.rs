@@ -301,6 +301,31 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
             }
         }
     }
+    // Leftover temporary files next to targets the walk below does not list: the root
+    // itself, the version tag's directory, and the directories of single-file patterns.
+    if role == Role::Writable {
+        let mut shallow: Vec<Option<RelPath>> = vec![None];
+        shallow.extend(set.version_file.as_ref().map(RelPath::parent));
+        shallow.extend(set.walk_roots().into_iter().flatten().map(|w| w.parent()));
+        shallow.sort();
+        shallow.dedup();
+        for dir in shallow {
+            if let Ok(entries) = fs.read_dir(root, dir.as_ref()) {
+                for e in entries {
+                    let Some(n) = &e.name else { continue };
+                    if n.starts_with(TEMP_PREFIX) && e.kind == Kind::File {
+                        let rel = match &dir {
+                            None => RelPath::new(n),
+                            Some(d) => d.join(n),
+                        };
+                        if let Ok(rel) = rel {
+                            st.junk.push(rel);
+                        }
+                    }
+                }
+            }
+        }
+    }
     // Staged content: keep what verifies, remove the rest.
     let stage = RelPath::meta(&set.name, STAGE_DIR);
     if let Ok(entries) = fs.read_dir(root, Some(&stage)) {
@@ -367,6 +392,8 @@ fn observe_files(
         }
     }
     st.files = found;
+    st.junk.sort();
+    st.junk.dedup();
 }
 
 fn file_state(kind: Kind, size: u64, mode: u32) -> FileState {
