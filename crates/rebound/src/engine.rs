@@ -419,7 +419,14 @@ impl<'a> Engine<'a> {
         let slot = state.replicas[ci].current_slot.map_or(0, |c| 1 - c);
         write_manifest(&self.durable, &cr.root, &set.name, slot, &next)?;
         // 3. Bring every replica to it, exactly as a boot would.
-        Ok(self.reconcile(set, false))
+        let mut r = self.reconcile(set, false);
+        for (c, e) in &staged {
+            r.notes.push(format!(
+                "recorded {} ({} bytes, {} {}) at generation {}",
+                c.path, e.size, set.hash, e.digest, next.generation
+            ));
+        }
+        Ok(r)
     }
 
     /// The factory step: copy the live files into the golden replica and write the
