@@ -95,13 +95,12 @@ impl Report {
         {
             return exit::ERROR;
         }
-        let verify_like = self.command == "verify" || self.dry_run;
         let damage = self.sets.iter().any(|s| {
             s.plan.as_ref().is_some_and(|p| {
                 p.repairs() || p.findings.iter().any(|f| f.problem == "golden_damaged")
             })
         });
-        if verify_like && self.command == "verify" && damage {
+        if self.command == "verify" && damage {
             return exit::DAMAGE;
         }
         exit::OK
