@@ -119,7 +119,13 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<u8> {
     let config_path = args.config;
-    let load = || Config::load(&config_path);
+    // Held until the process exits: one rebound at a time per configuration.
+    let mut _lock = None;
+    let mut load = || -> anyhow::Result<Config> {
+        let c = Config::load(&config_path)?;
+        _lock = Some(lock(&config_path)?);
+        Ok(c)
+    };
     let fs = OsFs::new();
     let engine = Engine::new(&fs);
     let (report, json) = match args.command {
@@ -156,4 +162,14 @@ fn run(args: Args) -> anyhow::Result<u8> {
         print!("{}", render::report(&report));
     }
     Ok(report.exit_code())
+}
+
+/// Serializes rebound runs that share a configuration (a boot and an application's
+/// commit, say) with an exclusive `flock` on the configuration file. The file is
+/// opened read-only: no lock file is created anywhere.
+fn lock(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .with_context(|| format!("lock {} (another rebound is running?)", path.display()))?;
+    Ok(f)
 }

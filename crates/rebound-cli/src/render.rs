@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use rebound::config::{Mode, Role};
 use rebound::engine::{describe_action, SetStatus};
 use rebound::observe::{SlotState, TagState};
 use rebound::plan::Authority;
@@ -11,7 +12,7 @@ use rebound::Report;
 pub fn report(r: &Report) -> String {
     let mut s = String::new();
     for set in &r.sets {
-        let _ = writeln!(s, "set {} ({:?} mode)", set.set, set.mode);
+        let _ = writeln!(s, "set {} ({} mode)", set.set, mode_name(set.mode));
         for n in &set.notes {
             let _ = writeln!(s, "  note: {n}");
         }
@@ -100,9 +101,9 @@ pub fn status(sets: &[SetStatus]) -> String {
     for set in sets {
         let _ = writeln!(
             s,
-            "set {} ({:?} mode, {}), include: {}",
+            "set {} ({} mode, {}), include: {}",
             set.set,
-            set.mode,
+            mode_name(set.mode),
             set.hash,
             set.include.join(", ")
         );
@@ -118,8 +119,11 @@ pub fn status(sets: &[SetStatus]) -> String {
                 .collect();
             let _ = writeln!(
                 s,
-                "  {:?} {}{}: manifest [{}], {} files{}{}{}",
-                r.role,
+                "  {} {}{}: manifest [{}], {} files{}{}{}",
+                match r.role {
+                    Role::Writable => "writable",
+                    Role::Golden => "golden",
+                },
                 r.root.display(),
                 if r.exists { "" } else { " (missing)" },
                 slots.join(", "),
@@ -149,4 +153,11 @@ pub fn status(sets: &[SetStatus]) -> String {
         }
     }
     s
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Golden => "golden",
+        Mode::Mirror => "mirror",
+    }
 }
