@@ -285,6 +285,12 @@ fn choose(
         }));
     }
     if let Some(g) = state.replicas.iter().find(|r| r.role == Role::Golden) {
+        if !g.root_exists {
+            return Err(PlanError(format!(
+                "no intact manifest in any writable replica, and the golden copy {} does not exist (is its partition mounted?)",
+                g.root.display()
+            )));
+        }
         if !g.sealed {
             return Err(PlanError(format!(
                 "golden copy {} is not sealed (no {} marker): run `rebound seal {}` at the factory step",
