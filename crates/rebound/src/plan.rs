@@ -15,9 +15,10 @@
 //!    of that path is restored if it verifies, and the entry follows it; otherwise the
 //!    file is lost: left untouched and reported.
 //!
-//! Actions come in a safe order: junk removal (frees space), content, manifests
-//! (the commit point), removal of files the new generation dropped, version tags last,
-//! then removal of staged content the new generation no longer needs.
+//! Actions come in a safe order: junk removal (frees space); manifests of replicas that
+//! already hold everything (the commit point of a new generation); content; the other
+//! manifests; removal of files the new generation dropped; version tags last; then
+//! removal of staged content the new generation no longer needs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -554,22 +555,34 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
             .iter()
             .filter(|r| r.role == Role::Writable)
             .count();
-    // IMPORTANT: the first manifest written is the commit point of a new generation;
-    // it must go to a replica that removes nothing, so that a crash right after it
-    // never leaves a removal without a manifest that explains it.
-    manifests.sort_by_key(|(ri, _)| stale.contains_key(ri));
+    // A replica that already holds every file of the target and removes nothing gets its
+    // manifest *before* the restores: that write is then the commit point of a new
+    // generation (an adoption or an upgrade is decided once, and a crash while copying
+    // to the other replicas cannot make a half-filled replica look like the source).
+    let restored: BTreeSet<PathBuf> = restores
+        .iter()
+        .filter_map(|a| match a {
+            Action::Restore { root, .. } => Some(root.clone()),
+            _ => None,
+        })
+        .collect();
+    let (early, mut late): (Vec<_>, Vec<_>) = manifests.into_iter().partition(|(ri, _)| {
+        !stale.contains_key(ri) && !restored.contains(&state.replicas[*ri].root)
+    });
+    // IMPORTANT: otherwise the first manifest written is the commit point; it must go to
+    // a replica that removes nothing, so that a crash right after it never leaves a
+    // removal without a manifest that explains it.
+    late.sort_by_key(|(ri, _)| stale.contains_key(ri));
     let can_remove = durable_somewhere
-        || manifests
-            .first()
-            .is_some_and(|(ri, _)| !stale.contains_key(ri));
+        || !early.is_empty()
+        || late.first().is_some_and(|(ri, _)| !stale.contains_key(ri));
     let mut ordered = state_junk(state);
+    ordered.extend(early.into_iter().map(|(_, a)| a));
     ordered.extend(restores);
-    let mut done_stale = BTreeSet::new();
-    for (ri, a) in manifests {
+    for (ri, a) in late {
         if can_remove {
             if let Some(s) = stale.remove(&ri) {
                 ordered.extend(s);
-                done_stale.insert(ri);
             }
         }
         ordered.push(a);
