@@ -1,0 +1,515 @@
+//! Engine-level scenarios on the real filesystem, in process: each vendor trigger and
+//! scenario, intentional changes, and the crash windows of a transaction reproduced by
+//! building the on-disk state a crash would leave.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rebound::digest::HashAlgo;
+use rebound::engine::exit;
+use rebound::fs::os::OsFs;
+use rebound::plan::{Action, Authority};
+use rebound::{Config, Engine, Report};
+
+struct Device {
+    dir: tempfile::TempDir,
+    config: Config,
+}
+
+impl Device {
+    fn golden(copies: usize) -> Device {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let copies: Vec<String> = (0..copies)
+            .map(|i| format!("\"{}\"", p.join(format!("copy{i}")).display()))
+            .collect();
+        let text = format!(
+            "[[set]]\nname = \"config\"\nmode = \"golden\"\nlive = \"{}\"\ngolden = \"{}\"\ncopies = [{}]\ninclude = [\"apn_cfg.json\", \"system_config.json\", \"app/**\"]\n",
+            p.join("usr").display(),
+            p.join("bak").display(),
+            copies.join(", ")
+        );
+        fs::create_dir_all(p.join("usr/app")).unwrap();
+        fs::write(p.join("usr/apn_cfg.json"), "apn v1\n").unwrap();
+        fs::write(p.join("usr/system_config.json"), "sys v1\n").unwrap();
+        fs::write(p.join("usr/app/main.py"), "main v1\n").unwrap();
+        let config = Config::parse(&text, &p.join("rebound.toml")).unwrap();
+        Device { dir, config }
+    }
+
+    fn mirror(replicas: usize, tags: bool) -> Device {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let roots = ["usrapp/apprun", "usrdata/appbackup", "extra/copy"];
+        let list: Vec<String> = roots[..replicas]
+            .iter()
+            .map(|r| format!("\"{}\"", p.join(r).display()))
+            .collect();
+        for r in &roots[..replicas] {
+            fs::create_dir_all(p.join(r).parent().unwrap()).unwrap();
+        }
+        let text = format!(
+            "[[set]]\nname = \"apps\"\nmode = \"mirror\"\nreplicas = [{}]\ninclude = [\"apps/**\"]\n{}",
+            list.join(", "),
+            if tags { "version_file = \"app_ver.txt\"\n" } else { "" }
+        );
+        fs::create_dir_all(p.join("usrapp/apprun/apps")).unwrap();
+        fs::write(p.join("usrapp/apprun/apps/app.bin"), "app v1\n").unwrap();
+        fs::write(p.join("usrapp/apprun/apps/params.cfg"), "params v1\n").unwrap();
+        if tags {
+            fs::write(p.join("usrapp/apprun/app_ver.txt"), "1\n").unwrap();
+        }
+        let config = Config::parse(&text, &p.join("rebound.toml")).unwrap();
+        Device { dir, config }
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.p(rel)).unwrap_or_else(|e| format!("<{e}>"))
+    }
+
+    fn write(&self, rel: &str, s: &str) {
+        let p = self.p(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, s).unwrap();
+    }
+
+    fn boot(&self) -> Report {
+        Engine::new(&OsFs::new())
+            .boot(&self.config, &[], false)
+            .unwrap()
+    }
+
+    fn verify(&self) -> Report {
+        Engine::new(&OsFs::new()).verify(&self.config, &[]).unwrap()
+    }
+
+    fn seal(&self) -> Report {
+        Engine::new(&OsFs::new())
+            .seal(&self.config, &[], false)
+            .unwrap()
+    }
+
+    fn commit(&self, rels: &[&str]) -> Report {
+        let paths: Vec<PathBuf> = rels.iter().map(|r| self.p(r)).collect();
+        Engine::new(&OsFs::new())
+            .commit(&self.config, &paths)
+            .unwrap()
+    }
+
+    /// Boots, then checks the result is stable: verify clean and a second boot plans nothing.
+    fn boot_settled(&self) -> Report {
+        let r = self.boot();
+        assert!(r.exit_code() != exit::ERROR, "{r:#?}");
+        let again = self.boot();
+        for s in &again.sets {
+            let p = s.plan.as_ref().unwrap();
+            assert!(p.actions.is_empty(), "second boot planned {:#?}", p.actions);
+        }
+        r
+    }
+}
+
+fn actions(r: &Report) -> Vec<Action> {
+    r.sets
+        .iter()
+        .flat_map(|s| s.plan.as_ref().unwrap().actions.clone())
+        .collect()
+}
+
+fn restores(r: &Report) -> usize {
+    actions(r)
+        .iter()
+        .filter(|a| matches!(a, Action::Restore { .. }))
+        .count()
+}
+
+// ---------- golden mode ----------
+
+#[test]
+fn seal_copies_live_into_golden_and_boot_finds_nothing_to_do() {
+    let d = Device::golden(0);
+    assert_eq!(d.seal().exit_code(), exit::OK);
+    assert_eq!(d.read("bak/app/main.py"), "main v1\n");
+    assert!(d.p("bak/.rebound/config/sealed").exists());
+    let r = d.boot_settled();
+    assert_eq!(restores(&r), 0);
+    assert_eq!(d.verify().exit_code(), exit::OK);
+}
+
+#[test]
+fn trigger1_missing_live_manifest_is_restored_from_golden() {
+    let d = Device::golden(0);
+    d.seal();
+    fs::remove_dir_all(d.p("usr/.rebound")).unwrap();
+    assert_eq!(d.verify().exit_code(), exit::DAMAGE);
+    let r = d.boot_settled();
+    let p = r.sets[0].plan.as_ref().unwrap();
+    assert!(matches!(p.authority, Authority::Golden { .. }));
+    assert_eq!(d.verify().exit_code(), exit::OK);
+}
+
+#[test]
+fn trigger2_deleted_and_corrupted_files_are_restored_and_recorded() {
+    let d = Device::golden(0);
+    d.seal();
+    fs::remove_file(d.p("usr/apn_cfg.json")).unwrap();
+    d.write("usr/app/main.py", "mainXv1\n");
+    let r = d.boot_settled();
+    assert_eq!(restores(&r), 2);
+    assert_eq!(d.read("usr/apn_cfg.json"), "apn v1\n");
+    assert_eq!(d.read("usr/app/main.py"), "main v1\n");
+    assert!(d
+        .read("usr/.rebound/config/last-repair")
+        .contains("restore"));
+}
+
+#[test]
+fn trigger3_edit_without_commit_is_restored_but_commit_keeps_it() {
+    let d = Device::golden(0);
+    d.seal();
+    d.write("usr/system_config.json", "hand edit\n");
+    d.boot_settled();
+    assert_eq!(d.read("usr/system_config.json"), "sys v1\n");
+    d.write("usr/system_config.json", "sys v2\n");
+    assert_eq!(d.commit(&["usr/system_config.json"]).exit_code(), exit::OK);
+    d.boot_settled();
+    assert_eq!(d.read("usr/system_config.json"), "sys v2\n");
+}
+
+#[test]
+fn corrupted_committed_file_without_copies_falls_back_to_factory() {
+    let d = Device::golden(0);
+    d.seal();
+    d.write("usr/system_config.json", "sys v2\n");
+    d.commit(&["usr/system_config.json"]);
+    d.write("usr/system_config.json", "bit rot\n");
+    let r = d.boot_settled();
+    let p = r.sets[0].plan.as_ref().unwrap();
+    assert!(p.findings.iter().any(|f| f.problem == "factory_fallback"));
+    assert_eq!(d.read("usr/system_config.json"), "sys v1\n");
+}
+
+#[test]
+fn extra_copy_heals_to_the_latest_commit_not_the_factory_version() {
+    let d = Device::golden(1);
+    d.seal();
+    assert_eq!(d.read("copy0/app/main.py"), "main v1\n");
+    d.write("usr/app/main.py", "main v2\n");
+    d.commit(&["usr/app/main.py"]);
+    assert_eq!(d.read("copy0/app/main.py"), "main v2\n");
+    d.write("usr/app/main.py", "bit rot\n");
+    fs::remove_dir_all(d.p("usr/.rebound")).unwrap();
+    d.boot_settled();
+    assert_eq!(d.read("usr/app/main.py"), "main v2\n");
+}
+
+#[test]
+fn damaged_golden_copy_is_not_used_and_the_file_is_reported_lost() {
+    let d = Device::golden(0);
+    d.seal();
+    d.write("bak/apn_cfg.json", "golden rot\n");
+    d.write("usr/apn_cfg.json", "live rot\n");
+    let r = d.boot();
+    assert_eq!(r.exit_code(), exit::LOST);
+    assert_eq!(
+        d.read("usr/apn_cfg.json"),
+        "live rot\n",
+        "a lost file is left as it is"
+    );
+    let v = d.verify();
+    let p = v.sets[0].plan.as_ref().unwrap();
+    assert!(p.findings.iter().any(|f| f.problem == "golden_damaged"));
+}
+
+#[test]
+fn update_replaces_and_adds_files_all_at_once() {
+    let d = Device::golden(1);
+    d.seal();
+    d.write("fota/app/main.py", "main v3\n");
+    d.write("fota/app/new.py", "new v3\n");
+    let r = Engine::new(&OsFs::new())
+        .update(&d.config, "config", &d.p("fota"))
+        .unwrap();
+    assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+    for root in ["usr", "copy0"] {
+        assert_eq!(d.read(&format!("{root}/app/main.py")), "main v3\n");
+        assert_eq!(d.read(&format!("{root}/app/new.py")), "new v3\n");
+        assert!(fs::read_dir(d.p(&format!("{root}/.rebound/config/stage")))
+            .unwrap()
+            .next()
+            .is_none());
+    }
+    d.boot_settled();
+}
+
+#[test]
+fn update_refuses_a_file_outside_the_include_patterns() {
+    let d = Device::golden(0);
+    d.seal();
+    d.write("fota/app/main.py", "main v3\n");
+    d.write("fota/etc/shadow", "x\n");
+    let e = Engine::new(&OsFs::new())
+        .update(&d.config, "config", &d.p("fota"))
+        .unwrap_err();
+    assert!(e.to_string().contains("etc/shadow"), "{e}");
+    assert_eq!(d.read("usr/app/main.py"), "main v1\n");
+}
+
+#[test]
+fn crash_after_staging_before_commit_point_rolls_back() {
+    // The state a crash leaves between staging and the manifest write: new content in
+    // the stage directories, manifests still at the old generation.
+    let d = Device::golden(1);
+    d.seal();
+    let new = "main v9\n";
+    let hex = HashAlgo::Blake3.digest(new.as_bytes()).to_hex();
+    for root in ["usr", "copy0"] {
+        d.write(&format!("{root}/.rebound/config/stage/{hex}"), new);
+    }
+    d.boot_settled();
+    assert_eq!(d.read("usr/app/main.py"), "main v1\n");
+    assert!(!d.p(&format!("usr/.rebound/config/stage/{hex}")).exists());
+}
+
+#[test]
+fn crash_after_commit_point_rolls_forward_from_stage() {
+    let d = Device::golden(1);
+    d.seal();
+    d.write("fota/app/main.py", "main v3\n");
+    Engine::new(&OsFs::new())
+        .update(&d.config, "config", &d.p("fota"))
+        .unwrap();
+    // Rebuild the state right after the commit point: old files in place, new ones staged.
+    let new_hex = HashAlgo::Blake3.digest(b"main v3\n").to_hex();
+    for root in ["usr", "copy0"] {
+        d.write(
+            &format!("{root}/.rebound/config/stage/{new_hex}"),
+            "main v3\n",
+        );
+        d.write(&format!("{root}/app/main.py"), "main v1\n");
+    }
+    d.boot_settled();
+    assert_eq!(d.read("usr/app/main.py"), "main v3\n");
+    assert_eq!(d.read("copy0/app/main.py"), "main v3\n");
+}
+
+#[test]
+fn leftover_temp_files_are_removed() {
+    let d = Device::golden(0);
+    d.seal();
+    d.write("usr/.rebound-tmp-1-0", "junk");
+    d.write("usr/app/.rebound-tmp-1-1", "junk");
+    d.boot_settled();
+    assert!(!d.p("usr/.rebound-tmp-1-0").exists());
+    assert!(!d.p("usr/app/.rebound-tmp-1-1").exists());
+}
+
+#[test]
+fn unsealed_golden_is_refused_with_a_clear_error() {
+    let d = Device::golden(0);
+    let r = d.boot();
+    assert_eq!(r.exit_code(), exit::ERROR);
+    assert!(r.sets[0].error.as_ref().unwrap().contains("not"), "{r:#?}");
+    assert_eq!(d.read("usr/app/main.py"), "main v1\n");
+}
+
+#[test]
+fn torn_manifest_slot_falls_back_to_the_other_slot() {
+    let d = Device::golden(0);
+    d.seal();
+    d.write("usr/app/main.py", "main v2\n");
+    d.commit(&["usr/app/main.py"]); // generation 2 in one slot, generation 1 in the other
+    let newest = ["manifest.0", "manifest.1"]
+        .iter()
+        .map(|s| d.p(&format!("usr/.rebound/config/{s}")))
+        .find(|p| fs::read_to_string(p).unwrap().contains("\ngeneration 2\n"))
+        .unwrap();
+    let bytes = fs::read(&newest).unwrap();
+    fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
+    let r = d.boot_settled();
+    let p = r.sets[0].plan.as_ref().unwrap();
+    assert_eq!(
+        p.generation, 1,
+        "torn generation 2 is absent; generation 1 rules"
+    );
+    assert_eq!(d.read("usr/app/main.py"), "main v1\n");
+}
+
+// ---------- mirror mode, vendor layout ----------
+
+const SYS: &str = "usrapp/apprun";
+const BAK: &str = "usrdata/appbackup";
+
+#[test]
+fn scenario_a_first_boot_fills_the_empty_backup_side() {
+    let d = Device::mirror(2, true);
+    d.boot_settled();
+    assert_eq!(d.read(&format!("{BAK}/apps/app.bin")), "app v1\n");
+    assert_eq!(d.read(&format!("{BAK}/app_ver.txt")), "1\n");
+}
+
+#[test]
+fn scenario_b_reformatted_backup_is_rebuilt() {
+    let d = Device::mirror(2, true);
+    d.boot_settled();
+    fs::remove_dir_all(d.p(BAK)).unwrap();
+    d.boot_settled();
+    assert_eq!(d.read(&format!("{BAK}/apps/params.cfg")), "params v1\n");
+    assert_eq!(d.read(&format!("{BAK}/app_ver.txt")), "1\n");
+}
+
+#[test]
+fn scenario_c_and_method_3_upgrade_on_system_side_reaches_backup() {
+    let d = Device::mirror(2, true);
+    d.boot_settled();
+    d.write(&format!("{SYS}/apps/app.bin"), "app v2\n");
+    d.write(&format!("{SYS}/apps/plugin.so"), "plugin v2\n");
+    d.write(&format!("{SYS}/app_ver.txt"), "2\n");
+    let r = d.boot_settled();
+    assert!(matches!(
+        r.sets[0].plan.as_ref().unwrap().authority,
+        Authority::Upgrade { tag: 2, .. }
+    ));
+    assert_eq!(d.read(&format!("{BAK}/apps/app.bin")), "app v2\n");
+    assert_eq!(d.read(&format!("{BAK}/apps/plugin.so")), "plugin v2\n");
+    assert_eq!(d.read(&format!("{BAK}/app_ver.txt")), "2\n");
+}
+
+#[test]
+fn method_4_upgrade_on_backup_side_reaches_system() {
+    let d = Device::mirror(2, true);
+    d.boot_settled();
+    d.write(&format!("{BAK}/apps/extra.cfg"), "extra\n");
+    d.write(&format!("{BAK}/app_ver.txt"), "2\n");
+    d.boot_settled();
+    assert_eq!(d.read(&format!("{SYS}/apps/extra.cfg")), "extra\n");
+    assert_eq!(d.read(&format!("{SYS}/app_ver.txt")), "2\n");
+}
+
+#[test]
+fn scenario_d_system_restored_to_factory_takes_the_newer_backup() {
+    let d = Device::mirror(2, true);
+    d.boot_settled();
+    d.write(&format!("{SYS}/apps/app.bin"), "app v2\n");
+    d.write(&format!("{SYS}/app_ver.txt"), "2\n");
+    d.boot_settled();
+    // The system partition is restored to its factory state: v1 files, tag 1, no metadata.
+    fs::remove_dir_all(d.p(SYS)).unwrap();
+    d.write(&format!("{SYS}/apps/app.bin"), "app v1\n");
+    d.write(&format!("{SYS}/apps/params.cfg"), "params v1\n");
+    d.write(&format!("{SYS}/app_ver.txt"), "1\n");
+    d.boot_settled();
+    assert_eq!(d.read(&format!("{SYS}/apps/app.bin")), "app v2\n");
+    assert_eq!(d.read(&format!("{SYS}/app_ver.txt")), "2\n");
+}
+
+#[test]
+fn methods_1_and_2_deleted_apps_and_tag_are_rebuilt_on_either_side() {
+    for side in [BAK, SYS] {
+        let d = Device::mirror(2, true);
+        d.boot_settled();
+        fs::remove_dir_all(d.p(&format!("{side}/apps"))).unwrap();
+        fs::remove_file(d.p(&format!("{side}/app_ver.txt"))).unwrap();
+        d.boot_settled();
+        assert_eq!(d.read(&format!("{side}/apps/app.bin")), "app v1\n");
+        assert_eq!(d.read(&format!("{side}/app_ver.txt")), "1\n");
+    }
+}
+
+#[test]
+fn same_version_corruption_is_repaired_from_the_matching_side() {
+    for side in [BAK, SYS] {
+        let d = Device::mirror(2, true);
+        d.boot_settled();
+        d.write(&format!("{side}/apps/params.cfg"), "params v1 but rotten\n");
+        assert_eq!(d.verify().exit_code(), exit::DAMAGE);
+        d.boot_settled();
+        assert_eq!(d.read(&format!("{side}/apps/params.cfg")), "params v1\n");
+    }
+}
+
+#[test]
+fn invalid_tag_is_reported_and_rewritten_never_fatal() {
+    let d = Device::mirror(2, true);
+    d.boot_settled();
+    d.write(&format!("{BAK}/app_ver.txt"), "two\n");
+    let r = d.boot_settled();
+    let p = r.sets[0].plan.as_ref().unwrap();
+    assert!(
+        p.warnings.iter().any(|w| w.contains("not an integer")),
+        "{:?}",
+        p.warnings
+    );
+    assert_eq!(d.read(&format!("{BAK}/app_ver.txt")), "1\n");
+}
+
+#[test]
+fn half_copied_newer_side_is_never_taken_for_complete() {
+    let d = Device::mirror(2, true);
+    d.boot_settled();
+    // The backup side claims the same version, but one file was cut off half way.
+    d.write(&format!("{BAK}/apps/app.bin"), "app");
+    d.boot_settled();
+    assert_eq!(d.read(&format!("{BAK}/apps/app.bin")), "app v1\n");
+}
+
+#[test]
+fn mirror_commit_reaches_every_copy_at_once() {
+    let d = Device::mirror(3, false);
+    d.boot_settled();
+    d.write(&format!("{SYS}/apps/params.cfg"), "params v2\n");
+    let r = d.commit(&[&format!("{SYS}/apps/params.cfg")]);
+    assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+    for side in [SYS, BAK, "extra/copy"] {
+        assert_eq!(
+            d.read(&format!("{side}/apps/params.cfg")),
+            "params v2\n",
+            "{side}"
+        );
+    }
+    d.boot_settled();
+}
+
+#[test]
+fn upgrade_that_drops_a_file_removes_it_only_where_it_is_unchanged() {
+    let d = Device::mirror(2, true);
+    d.boot_settled();
+    fs::remove_file(d.p(&format!("{SYS}/apps/params.cfg"))).unwrap();
+    d.write(&format!("{SYS}/app_ver.txt"), "2\n");
+    d.boot_settled();
+    assert!(!d.p(&format!("{BAK}/apps/params.cfg")).exists());
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let d = Device::mirror(2, true);
+    let before = snapshot(d.dir.path());
+    let r = Engine::new(&OsFs::new())
+        .boot(&d.config, &[], true)
+        .unwrap();
+    assert!(!actions(&r).is_empty());
+    assert_eq!(snapshot(d.dir.path()), before);
+}
+
+fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p.clone());
+                out.push((p, Vec::new()));
+            } else {
+                out.push((p.clone(), fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
