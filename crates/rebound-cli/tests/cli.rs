@@ -1,6 +1,9 @@
 //! The command line as a user meets it: help text, exit statuses, error messages that
 //! name the file, JSON output, and the demo.
 
+// Test code: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -2,6 +2,9 @@
 //! scenario, intentional changes, and the crash windows of a transaction reproduced by
 //! building the on-disk state a crash would leave.
 
+// Test code: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

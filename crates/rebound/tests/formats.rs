@@ -1,6 +1,9 @@
 //! Every released on-disk format stays readable: each fixture under tests/fixtures/ is a
 //! file exactly as a released rebound wrote it, and must decode to the same content.
 
+// Test code: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use rebound::digest::HashAlgo;
 use rebound::manifest::Manifest;
 use rebound::relpath::RelPath;
