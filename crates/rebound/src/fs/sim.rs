@@ -1,1 +1,991 @@
-//! placeholder (simulated filesystem: being written)
+//! [`SimFs`]: an in-memory filesystem that simulates power cuts, for the crash explorer.
+//!
+//! It keeps two states: the *live* one (what the running process sees) and the
+//! *durable* one (what survives a power cut), plus the list of *pending* operations
+//! that are live but not yet durable. The rules follow what real filesystems promise
+//! (docs/design.md, "Assumptions about the storage"):
+//!
+//! - file data (writes, mode changes) becomes durable on `sync_all` of that file;
+//! - a name (create, mkdir, rename, unlink) becomes durable on `sync_dir` of its parent
+//!   directory, never by syncing the file;
+//! - pending operations on different files land in any order, so any subset of them may
+//!   survive a cut; a write may be torn at a 512-byte boundary or zero-filled;
+//! - optionally, `rename` is not atomic (vfat): its "remove the old target" and "move
+//!   the new name" halves are separate pending operations.
+//!
+//! [`SimFs::crash_states`] builds the states a cut could leave; each is a new `SimFs`
+//! whose live and durable states are equal. Everything is deterministic and seeded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Cursor, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use super::{full, full_dir, DirEntry, Fs, Kind, Meta, WriteFile};
+use crate::error::{Error, Result};
+use crate::relpath::RelPath;
+
+/// A node of the namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Node {
+    File(u64),
+    Dir,
+    Symlink,
+}
+
+/// Content and permission bits of one inode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+struct Data {
+    bytes: Vec<u8>,
+    mode: u32,
+}
+
+/// One pending (live but not yet durable) operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Op {
+    Write {
+        ino: u64,
+        off: usize,
+        bytes: Vec<u8>,
+    },
+    Chmod {
+        ino: u64,
+        mode: u32,
+    },
+    Create {
+        path: PathBuf,
+        ino: u64,
+    },
+    Mkdir {
+        path: PathBuf,
+    },
+    Unlink {
+        path: PathBuf,
+    },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    /// First half of a non-atomic rename: the old target disappears.
+    RenameDrop {
+        to: PathBuf,
+    },
+    /// Second half of a non-atomic rename: the new name appears, the old one goes.
+    RenameMove {
+        from: PathBuf,
+        to: PathBuf,
+    },
+}
+
+impl Op {
+    /// The directory whose sync makes this operation durable, if it is a name operation.
+    fn dir(&self) -> Option<&Path> {
+        match self {
+            Op::Create { path, .. } | Op::Mkdir { path } | Op::Unlink { path } => path.parent(),
+            Op::Rename { to, .. } | Op::RenameDrop { to } | Op::RenameMove { to, .. } => {
+                to.parent()
+            }
+            Op::Write { .. } | Op::Chmod { .. } => None,
+        }
+    }
+
+    fn ino(&self) -> Option<u64> {
+        match self {
+            Op::Write { ino, .. } | Op::Chmod { ino, .. } => Some(*ino),
+            _ => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Op::Write { ino, off, bytes } => {
+                format!("write inode {ino} at {off}: {} bytes", bytes.len())
+            }
+            Op::Chmod { ino, mode } => format!("chmod inode {ino} {mode:o}"),
+            Op::Create { path, ino } => format!("create {} (inode {ino})", path.display()),
+            Op::Mkdir { path } => format!("mkdir {}", path.display()),
+            Op::Unlink { path } => format!("unlink {}", path.display()),
+            Op::Rename { from, to } => format!("rename {} -> {}", from.display(), to.display()),
+            Op::RenameDrop { to } => format!("rename, first half: drop {}", to.display()),
+            Op::RenameMove { from, to } => format!(
+                "rename, second half: {} -> {}",
+                from.display(),
+                to.display()
+            ),
+        }
+    }
+}
+
+/// A namespace and the data of its inodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Image {
+    ns: BTreeMap<PathBuf, Node>,
+    data: BTreeMap<u64, Data>,
+}
+
+impl Image {
+    fn apply(&mut self, op: &Op, tear: Tear) {
+        match op {
+            Op::Write { ino, off, bytes } => {
+                let d = self.data.entry(*ino).or_default();
+                let bytes: Vec<u8> = match tear {
+                    Tear::Whole => bytes.clone(),
+                    Tear::Half => bytes[..(bytes.len() / 2) / 512 * 512].to_vec(),
+                    Tear::Zero => vec![0; bytes.len()],
+                };
+                let end = off + bytes.len();
+                if d.bytes.len() < end {
+                    d.bytes.resize(end, 0);
+                }
+                d.bytes[*off..end].copy_from_slice(&bytes);
+            }
+            Op::Chmod { ino, mode } => self.data.entry(*ino).or_default().mode = *mode,
+            Op::Create { path, ino } => {
+                self.ns.insert(path.clone(), Node::File(*ino));
+            }
+            Op::Mkdir { path } => {
+                self.ns.insert(path.clone(), Node::Dir);
+            }
+            Op::Unlink { path } | Op::RenameDrop { to: path } => {
+                self.ns.remove(path);
+            }
+            Op::Rename { from, to } | Op::RenameMove { from, to } => {
+                if let Some(n) = self.ns.remove(from) {
+                    self.ns.insert(to.clone(), n);
+                }
+            }
+        }
+    }
+
+    /// Drops names whose parent directory does not exist (lost with it).
+    fn prune(&mut self) {
+        let paths: Vec<PathBuf> = self.ns.keys().cloned().collect();
+        for p in paths {
+            // Parents sort before children, so one pass in order suffices.
+            if let Some(parent) = p.parent() {
+                if parent != Path::new("/") && self.ns.get(parent) != Some(&Node::Dir) {
+                    self.ns.remove(&p);
+                }
+            }
+        }
+        let live: BTreeSet<u64> = self
+            .ns
+            .values()
+            .filter_map(|n| match n {
+                Node::File(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        self.data.retain(|i, _| live.contains(i));
+    }
+}
+
+/// How a pending write lands in a crash state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tear {
+    Whole,
+    /// Only its first half, rounded down to 512 bytes.
+    Half,
+    /// Its extent is allocated but holds zeros.
+    Zero,
+}
+
+#[derive(Debug, Clone, Default)]
+struct State {
+    live: Image,
+    durable: Image,
+    pending: Vec<(u64, Op)>,
+    next_ino: u64,
+    /// Mutating operations so far (the crash points).
+    ops: u64,
+    /// Power is cut before this operation: it and every later mutation fail.
+    crash_at: Option<u64>,
+    /// The n-th sync (1-based) fails with EIO.
+    fail_sync_at: Option<u64>,
+    syncs: u64,
+    atomic_rename: bool,
+    log: Vec<String>,
+    /// Every path a mutation touched, for "golden is never written" checks.
+    touched: Vec<PathBuf>,
+}
+
+/// The in-memory power-cut simulating filesystem.
+#[derive(Debug)]
+pub struct SimFs {
+    st: Mutex<State>,
+}
+
+/// One state a power cut can leave, with how it was made (for reproductions).
+#[derive(Debug)]
+pub struct CrashState {
+    pub fs: SimFs,
+    /// Human-readable: which pending operations were dropped or torn.
+    pub how: String,
+}
+
+impl Default for SimFs {
+    fn default() -> Self {
+        SimFs::new()
+    }
+}
+
+fn cut(op: &'static str, path: impl Into<PathBuf>) -> Error {
+    Error::io(op, path, io::Error::other("simulated power cut"))
+}
+
+impl SimFs {
+    /// An empty filesystem with atomic rename.
+    pub fn new() -> SimFs {
+        let st = State {
+            atomic_rename: true,
+            next_ino: 1,
+            ..State::default()
+        };
+        SimFs { st: Mutex::new(st) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means another thread panicked in a test; the state is
+        // still the best record of what happened.
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Models a filesystem without atomic rename (vfat).
+    pub fn set_atomic_rename(&self, atomic: bool) {
+        self.lock().atomic_rename = atomic;
+    }
+
+    /// Cuts power before mutating operation `k` (1-based): it and all later mutations
+    /// fail, and the state stays as it was at the cut.
+    pub fn set_crash_at(&self, k: Option<u64>) {
+        self.lock().crash_at = k;
+    }
+
+    /// Makes the `n`-th sync (1-based, files and directories) fail with EIO.
+    pub fn set_fail_sync_at(&self, n: Option<u64>) {
+        self.lock().fail_sync_at = n;
+    }
+
+    /// Mutating operations so far.
+    pub fn ops(&self) -> u64 {
+        self.lock().ops
+    }
+
+    /// Whether the power was cut.
+    pub fn crashed(&self) -> bool {
+        let st = self.lock();
+        st.crash_at.is_some_and(|k| st.ops >= k)
+    }
+
+    /// The operations so far, one line each, numbered from 1.
+    pub fn log(&self) -> Vec<String> {
+        self.lock().log.clone()
+    }
+
+    /// Every path a mutation touched.
+    pub fn touched(&self) -> Vec<PathBuf> {
+        self.lock().touched.clone()
+    }
+
+    /// Forgets the operation log, counters and touched paths (after a scenario's setup).
+    pub fn reset_counters(&self) {
+        let mut st = self.lock();
+        st.ops = 0;
+        st.syncs = 0;
+        st.log.clear();
+        st.touched.clear();
+    }
+
+    /// Setup helper: creates a directory and its parents, durably.
+    pub fn mkdir_all(&self, path: &Path) {
+        let mut st = self.lock();
+        let mut p = PathBuf::new();
+        for c in path.components() {
+            p.push(c);
+            if p != Path::new("/") {
+                st.live.ns.entry(p.clone()).or_insert(Node::Dir);
+                st.durable.ns.entry(p.clone()).or_insert(Node::Dir);
+            }
+        }
+    }
+
+    /// Setup helper: writes a whole file durably (parents created).
+    pub fn put(&self, path: &Path, bytes: &[u8]) {
+        if let Some(parent) = path.parent() {
+            self.mkdir_all(parent);
+        }
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let ino = st.next_ino;
+        st.next_ino += 1;
+        let d = Data {
+            bytes: bytes.to_vec(),
+            mode: 0o644,
+        };
+        for img in [&mut st.live, &mut st.durable] {
+            img.ns.insert(path.to_path_buf(), Node::File(ino));
+            img.data.insert(ino, d.clone());
+        }
+        st.live.prune();
+        st.durable.prune();
+    }
+
+    /// Setup helper: plants a symbolic link, durably.
+    pub fn put_symlink(&self, path: &Path) {
+        let mut st = self.lock();
+        st.live.ns.insert(path.to_path_buf(), Node::Symlink);
+        st.durable.ns.insert(path.to_path_buf(), Node::Symlink);
+    }
+
+    /// Setup helper: removes a file or an empty directory, durably.
+    pub fn remove(&self, path: &Path) {
+        let mut st = self.lock();
+        let under: Vec<PathBuf> = st
+            .live
+            .ns
+            .keys()
+            .filter(|p| p.starts_with(path))
+            .cloned()
+            .collect();
+        for p in under {
+            st.live.ns.remove(&p);
+            st.durable.ns.remove(&p);
+        }
+    }
+
+    /// Makes everything live durable (the end of a scenario's setup).
+    pub fn sync_everything(&self) {
+        let mut st = self.lock();
+        st.durable = st.live.clone();
+        st.pending.clear();
+    }
+
+    /// The live content of a file, `None` if it is not a regular file.
+    pub fn get(&self, path: &Path) -> Option<Vec<u8>> {
+        let st = self.lock();
+        match st.live.ns.get(path) {
+            Some(Node::File(i)) => Some(
+                st.live
+                    .data
+                    .get(i)
+                    .map(|d| d.bytes.clone())
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Every regular file below `root`, with its live content.
+    pub fn files_under(&self, root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        let st = self.lock();
+        st.live
+            .ns
+            .iter()
+            .filter(|(p, _)| p.starts_with(root))
+            .filter_map(|(p, n)| match n {
+                Node::File(i) => Some((
+                    p.clone(),
+                    st.live
+                        .data
+                        .get(i)
+                        .map(|d| d.bytes.clone())
+                        .unwrap_or_default(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Pending operations, described.
+    pub fn pending(&self) -> Vec<String> {
+        self.lock()
+            .pending
+            .iter()
+            .map(|(k, o)| format!("#{k} {}", o.describe()))
+            .collect()
+    }
+
+    /// The states a power cut right now could leave: every pending operation landed;
+    /// none; each one dropped; each prefix; `random` seeded random subsets; and each
+    /// pending write torn (half) or zero-filled. Duplicates are removed.
+    pub fn crash_states(&self, random: usize, seed: u64) -> Vec<CrashState> {
+        let st = self.lock();
+        let n = st.pending.len();
+        let mut choices: Vec<(Vec<bool>, Option<(usize, Tear)>, String)> = Vec::new();
+        choices.push((vec![true; n], None, "every pending operation landed".into()));
+        choices.push((vec![false; n], None, "no pending operation landed".into()));
+        for i in 0..n {
+            let mut keep = vec![true; n];
+            keep[i] = false;
+            choices.push((keep, None, format!("dropped pending #{}", st.pending[i].0)));
+            let prefix: Vec<bool> = (0..n).map(|j| j < i).collect();
+            choices.push((
+                prefix,
+                None,
+                format!("only pending before #{} landed", st.pending[i].0),
+            ));
+            if matches!(st.pending[i].1, Op::Write { .. }) {
+                for t in [Tear::Half, Tear::Zero] {
+                    choices.push((
+                        vec![true; n],
+                        Some((i, t)),
+                        format!("pending #{} landed {t:?}", st.pending[i].0),
+                    ));
+                }
+            }
+        }
+        let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        for r in 0..random {
+            let keep: Vec<bool> = (0..n)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng & 1 == 1
+                })
+                .collect();
+            choices.push((keep, None, format!("random subset {r}")));
+        }
+        let mut seen: Vec<Image> = Vec::new();
+        let mut out = Vec::new();
+        for (keep, tear, how) in choices {
+            let mut img = st.durable.clone();
+            for (i, (_, op)) in st.pending.iter().enumerate() {
+                if keep[i] {
+                    let t = match tear {
+                        Some((j, t)) if j == i => t,
+                        _ => Tear::Whole,
+                    };
+                    img.apply(op, t);
+                }
+            }
+            img.prune();
+            if seen.contains(&img) {
+                continue;
+            }
+            seen.push(img.clone());
+            let dropped: Vec<String> = st
+                .pending
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| !**k)
+                .map(|((k, o), _)| format!("#{k} {}", o.describe()))
+                .collect();
+            let how = if dropped.is_empty() {
+                how
+            } else {
+                format!("{how}; not landed: {}", dropped.join("; "))
+            };
+            let fs = SimFs::new();
+            {
+                let mut s = fs.lock();
+                s.live = img.clone();
+                s.durable = img;
+                s.next_ino = st.next_ino;
+                s.atomic_rename = st.atomic_rename;
+            }
+            out.push(CrashState { fs, how });
+        }
+        out
+    }
+
+    /// Counts a mutation; fails if the power is already cut.
+    fn mutation(st: &mut State, what: String, op: &'static str, path: &Path) -> Result<u64> {
+        st.ops += 1;
+        if st.crash_at.is_some_and(|k| st.ops >= k) {
+            return Err(cut(op, path));
+        }
+        st.log.push(format!("{}: {what}", st.ops));
+        st.touched.push(path.to_path_buf());
+        Ok(st.ops)
+    }
+
+    /// Resolves `root/dir` without following links. `Ok(None)` if a component is missing.
+    fn dir_path(st: &State, root: &Path, dir: Option<&RelPath>) -> Result<Option<PathBuf>> {
+        match st.live.ns.get(root) {
+            Some(Node::Dir) => {}
+            Some(_) => {
+                return Err(Error::Symlink {
+                    path: root.to_path_buf(),
+                })
+            }
+            None => return Ok(None),
+        }
+        let mut p = root.to_path_buf();
+        if let Some(d) = dir {
+            for c in d.components() {
+                p.push(c);
+                match st.live.ns.get(&p) {
+                    Some(Node::Dir) => {}
+                    Some(_) => return Err(Error::Symlink { path: p }),
+                    None => return Ok(None),
+                }
+            }
+        }
+        Ok(Some(p))
+    }
+
+    fn parent_path(st: &State, root: &Path, rel: &RelPath, op: &'static str) -> Result<PathBuf> {
+        Self::dir_path(st, root, rel.parent().as_ref())?.ok_or_else(|| {
+            Error::io(
+                op,
+                full(root, rel),
+                io::Error::new(io::ErrorKind::NotFound, "parent directory does not exist"),
+            )
+        })
+    }
+
+    fn record(st: &mut State, k: u64, op: Op) {
+        st.live.apply(&op, Tear::Whole);
+        st.pending.push((k, op));
+    }
+
+    fn sync_ino(&self, ino: u64, path: &Path) -> Result<()> {
+        let mut st = self.lock();
+        Self::mutation(&mut st, format!("fsync {}", path.display()), "fsync", path)?;
+        st.syncs += 1;
+        if st.fail_sync_at == Some(st.syncs) {
+            return Err(Error::io("fsync", path, io::Error::from_raw_os_error(5)));
+        }
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut st.pending)
+            .into_iter()
+            .partition(|(_, o)| o.ino() == Some(ino));
+        for (_, o) in &now {
+            st.durable.apply(o, Tear::Whole);
+        }
+        st.pending = later;
+        Ok(())
+    }
+}
+
+struct SimWriter<'a> {
+    fs: &'a SimFs,
+    ino: u64,
+    off: usize,
+    path: PathBuf,
+}
+
+impl WriteFile for SimWriter<'_> {
+    fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+        let mut st = self.fs.lock();
+        let k = SimFs::mutation(
+            &mut st,
+            format!("write {} bytes to {}", buf.len(), self.path.display()),
+            "write",
+            &self.path,
+        )?;
+        SimFs::record(
+            &mut st,
+            k,
+            Op::Write {
+                ino: self.ino,
+                off: self.off,
+                bytes: buf.to_vec(),
+            },
+        );
+        self.off += buf.len();
+        Ok(())
+    }
+
+    fn sync_all(&mut self) -> Result<()> {
+        self.fs.sync_ino(self.ino, &self.path)
+    }
+}
+
+impl Fs for SimFs {
+    fn metadata(&self, root: &Path, rel: &RelPath) -> Result<Option<Meta>> {
+        let st = self.lock();
+        let Some(parent) = Self::dir_path(&st, root, rel.parent().as_ref())? else {
+            return Ok(None);
+        };
+        let p = parent.join(rel.file_name());
+        Ok(st.live.ns.get(&p).map(|n| meta(&st.live, n)))
+    }
+
+    fn dir_metadata(&self, root: &Path, dir: Option<&RelPath>) -> Result<Option<Meta>> {
+        match dir {
+            Some(d) => self.metadata(root, d),
+            None => {
+                let st = self.lock();
+                Ok(st.live.ns.get(root).map(|n| meta(&st.live, n)))
+            }
+        }
+    }
+
+    fn read_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<Vec<DirEntry>> {
+        let st = self.lock();
+        let p = Self::dir_path(&st, root, dir)?.ok_or_else(|| {
+            Error::io(
+                "read directory",
+                full_dir(root, dir),
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        })?;
+        Ok(st
+            .live
+            .ns
+            .iter()
+            .filter(|(c, _)| c.parent() == Some(p.as_path()))
+            .map(|(c, n)| {
+                let name = c
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                DirEntry {
+                    name: Some(name.clone()),
+                    display: name,
+                    kind: meta(&st.live, n).kind,
+                }
+            })
+            .collect())
+    }
+
+    fn open_read(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
+        let st = self.lock();
+        let p = Self::parent_path(&st, root, rel, "open")?.join(rel.file_name());
+        match st.live.ns.get(&p) {
+            Some(Node::File(i)) => {
+                let bytes = st
+                    .live
+                    .data
+                    .get(i)
+                    .map(|d| d.bytes.clone())
+                    .unwrap_or_default();
+                Ok(Box::new(Cursor::new(bytes)))
+            }
+            Some(Node::Symlink) => Err(Error::Symlink { path: p }),
+            Some(Node::Dir) => Err(Error::io(
+                "open",
+                p,
+                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            )),
+            None => Err(Error::io(
+                "open",
+                p,
+                io::Error::from(io::ErrorKind::NotFound),
+            )),
+        }
+    }
+
+    fn create_new(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<Box<dyn WriteFile + '_>> {
+        let mut st = self.lock();
+        let p = full(root, rel);
+        let k = Self::mutation(&mut st, format!("create {}", p.display()), "create", &p)?;
+        let p = Self::parent_path(&st, root, rel, "create")?.join(rel.file_name());
+        if st.live.ns.contains_key(&p) {
+            return Err(Error::io(
+                "create",
+                p,
+                io::Error::from(io::ErrorKind::AlreadyExists),
+            ));
+        }
+        let ino = st.next_ino;
+        st.next_ino += 1;
+        Self::record(
+            &mut st,
+            k,
+            Op::Create {
+                path: p.clone(),
+                ino,
+            },
+        );
+        Self::record(
+            &mut st,
+            k,
+            Op::Chmod {
+                ino,
+                mode: mode & 0o7777,
+            },
+        );
+        drop(st);
+        Ok(Box::new(SimWriter {
+            fs: self,
+            ino,
+            off: 0,
+            path: p,
+        }))
+    }
+
+    fn rename(&self, root: &Path, from: &RelPath, to: &RelPath) -> Result<()> {
+        let mut st = self.lock();
+        let f = full(root, from);
+        let t = full(root, to);
+        let k = Self::mutation(
+            &mut st,
+            format!("rename {} -> {}", f.display(), t.display()),
+            "rename",
+            &t,
+        )?;
+        let f = Self::parent_path(&st, root, from, "rename")?.join(from.file_name());
+        let t = Self::parent_path(&st, root, to, "rename")?.join(to.file_name());
+        if !matches!(st.live.ns.get(&f), Some(Node::File(_))) {
+            return Err(Error::io(
+                "rename",
+                f,
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        }
+        if st.live.ns.get(&t) == Some(&Node::Dir) {
+            return Err(Error::io("rename", t, io::Error::from_raw_os_error(21)));
+        }
+        if st.atomic_rename {
+            Self::record(&mut st, k, Op::Rename { from: f, to: t });
+        } else {
+            Self::record(&mut st, k, Op::RenameDrop { to: t.clone() });
+            Self::record(&mut st, k, Op::RenameMove { from: f, to: t });
+        }
+        Ok(())
+    }
+
+    fn remove_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
+        let mut st = self.lock();
+        let p = full(root, rel);
+        let k = Self::mutation(&mut st, format!("unlink {}", p.display()), "remove", &p)?;
+        let p = Self::parent_path(&st, root, rel, "remove")?.join(rel.file_name());
+        match st.live.ns.get(&p) {
+            Some(Node::File(_)) | Some(Node::Symlink) => {
+                Self::record(&mut st, k, Op::Unlink { path: p });
+                Ok(())
+            }
+            Some(Node::Dir) => Err(Error::io("remove", p, io::Error::from_raw_os_error(21))),
+            None => Err(Error::io(
+                "remove",
+                p,
+                io::Error::from(io::ErrorKind::NotFound),
+            )),
+        }
+    }
+
+    fn create_dir(&self, root: &Path, rel: &RelPath) -> Result<()> {
+        let mut st = self.lock();
+        let p = full(root, rel);
+        let k = Self::mutation(
+            &mut st,
+            format!("mkdir {}", p.display()),
+            "create directory",
+            &p,
+        )?;
+        let p = Self::parent_path(&st, root, rel, "create directory")?.join(rel.file_name());
+        if st.live.ns.contains_key(&p) {
+            return Err(Error::io(
+                "create directory",
+                p,
+                io::Error::from(io::ErrorKind::AlreadyExists),
+            ));
+        }
+        Self::record(&mut st, k, Op::Mkdir { path: p });
+        Ok(())
+    }
+
+    fn create_root(&self, root: &Path) -> Result<()> {
+        let mut st = self.lock();
+        let k = Self::mutation(
+            &mut st,
+            format!("mkdir {}", root.display()),
+            "create directory",
+            root,
+        )?;
+        let parent_ok = root
+            .parent()
+            .is_some_and(|p| p == Path::new("/") || st.live.ns.get(p) == Some(&Node::Dir));
+        if !parent_ok {
+            return Err(Error::io(
+                "create directory",
+                root,
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        }
+        if st.live.ns.contains_key(root) {
+            return Err(Error::io(
+                "create directory",
+                root,
+                io::Error::from(io::ErrorKind::AlreadyExists),
+            ));
+        }
+        Self::record(
+            &mut st,
+            k,
+            Op::Mkdir {
+                path: root.to_path_buf(),
+            },
+        );
+        drop(st);
+        // The parent (the mount point) is synced, as OsFs does.
+        let mut st = self.lock();
+        let parent = root.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::sync_names(&mut st, &parent);
+        Ok(())
+    }
+
+    fn sync_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<()> {
+        let mut st = self.lock();
+        let shown = full_dir(root, dir);
+        Self::mutation(
+            &mut st,
+            format!("fsync directory {}", shown.display()),
+            "fsync directory",
+            &shown,
+        )?;
+        st.syncs += 1;
+        if st.fail_sync_at == Some(st.syncs) {
+            return Err(Error::io(
+                "fsync directory",
+                shown,
+                io::Error::from_raw_os_error(5),
+            ));
+        }
+        let p = Self::dir_path(&st, root, dir)?.ok_or_else(|| {
+            Error::io(
+                "fsync directory",
+                full_dir(root, dir),
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        })?;
+        Self::sync_names(&mut st, &p);
+        Ok(())
+    }
+}
+
+impl SimFs {
+    /// Makes the pending name operations of directory `dir` durable, in order.
+    fn sync_names(st: &mut State, dir: &Path) {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut st.pending)
+            .into_iter()
+            .partition(|(_, o)| o.dir() == Some(dir));
+        for (_, o) in &now {
+            st.durable.apply(o, Tear::Whole);
+        }
+        st.pending = later;
+    }
+}
+
+fn meta(img: &Image, n: &Node) -> Meta {
+    let (kind, size, mode, ino) = match n {
+        Node::File(i) => {
+            let d = img.data.get(i);
+            (
+                Kind::File,
+                d.map_or(0, |d| d.bytes.len() as u64),
+                d.map_or(0o644, |d| d.mode),
+                *i,
+            )
+        }
+        Node::Dir => (Kind::Dir, 0, 0o755, 0),
+        Node::Symlink => (Kind::Symlink, 0, 0o777, 0),
+    };
+    Meta {
+        kind,
+        size,
+        mode,
+        mtime_ns: 0,
+        ctime_ns: 0,
+        ino,
+        dev: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(s: &str) -> RelPath {
+        RelPath::new(s).unwrap()
+    }
+
+    #[test]
+    fn unsynced_data_and_names_are_lost_synced_ones_survive() {
+        let fs = SimFs::new();
+        fs.mkdir_all(Path::new("/r"));
+        let root = Path::new("/r");
+        let mut w = fs.create_new(root, &rel("a"), 0o644).unwrap();
+        w.write_all(b"hello").unwrap();
+        drop(w);
+        // Nothing synced: the "none landed" state has no file at all.
+        let states = fs.crash_states(0, 1);
+        assert!(states.iter().any(|s| s.fs.get(Path::new("/r/a")).is_none()));
+        // Data synced but not the name: still lost in the worst case.
+        let mut w = fs.create_new(root, &rel("b"), 0o644).unwrap();
+        w.write_all(b"world").unwrap();
+        w.sync_all().unwrap();
+        drop(w);
+        let worst = &fs.crash_states(0, 1)[1];
+        assert!(worst.fs.get(Path::new("/r/b")).is_none());
+        // Name synced too: survives every crash state.
+        fs.sync_dir(root, None).unwrap();
+        for s in fs.crash_states(4, 1) {
+            assert_eq!(
+                s.fs.get(Path::new("/r/b")).as_deref(),
+                Some(&b"world"[..]),
+                "{}",
+                s.how
+            );
+        }
+    }
+
+    #[test]
+    fn rename_without_file_sync_can_leave_an_empty_file() {
+        let fs = SimFs::new();
+        fs.put(Path::new("/r/t"), b"old");
+        let root = Path::new("/r");
+        let mut w = fs.create_new(root, &rel("tmp"), 0o644).unwrap();
+        w.write_all(b"new").unwrap();
+        drop(w);
+        fs.rename(root, &rel("tmp"), &rel("t")).unwrap();
+        fs.sync_dir(root, None).unwrap();
+        // The classic bug: the name is durable, the data is not.
+        let states = fs.crash_states(0, 1);
+        assert!(states
+            .iter()
+            .any(|s| s.fs.get(Path::new("/r/t")) == Some(Vec::new())));
+    }
+
+    #[test]
+    fn non_atomic_rename_can_lose_the_target_name() {
+        let fs = SimFs::new();
+        fs.set_atomic_rename(false);
+        fs.put(Path::new("/r/t"), b"old");
+        let root = Path::new("/r");
+        let mut w = fs.create_new(root, &rel("tmp"), 0o644).unwrap();
+        w.write_all(b"new").unwrap();
+        w.sync_all().unwrap();
+        drop(w);
+        fs.sync_dir(root, None).unwrap();
+        fs.rename(root, &rel("tmp"), &rel("t")).unwrap();
+        let states = fs.crash_states(0, 1);
+        assert!(states.iter().any(|s| s.fs.get(Path::new("/r/t")).is_none()));
+    }
+
+    #[test]
+    fn links_inside_a_root_are_never_followed() {
+        let fs = SimFs::new();
+        fs.mkdir_all(Path::new("/r"));
+        fs.put_symlink(Path::new("/r/dir"));
+        let e = fs.metadata(Path::new("/r"), &rel("dir/x")).unwrap_err();
+        assert!(matches!(e, Error::Symlink { .. }), "{e}");
+        assert!(matches!(
+            fs.open_read(Path::new("/r"), &rel("dir")),
+            Err(Error::Symlink { .. })
+        ));
+    }
+
+    #[test]
+    fn crash_at_stops_every_later_mutation() {
+        let fs = SimFs::new();
+        fs.mkdir_all(Path::new("/r"));
+        fs.set_crash_at(Some(2));
+        let root = Path::new("/r");
+        fs.create_dir(root, &rel("a")).unwrap();
+        assert!(fs.create_dir(root, &rel("b")).is_err());
+        assert!(fs.crashed());
+        assert!(fs.get(Path::new("/r/b")).is_none());
+    }
+
+    #[test]
+    fn failing_sync_reports_eio() {
+        let fs = SimFs::new();
+        fs.mkdir_all(Path::new("/r"));
+        fs.set_fail_sync_at(Some(1));
+        let e = fs.sync_dir(Path::new("/r"), None).unwrap_err();
+        assert!(e.to_string().contains("fsync"), "{e}");
+    }
+}
