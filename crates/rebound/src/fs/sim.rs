@@ -180,6 +180,9 @@ impl Image {
     }
 }
 
+/// Which pending operations land, which one (if any) is torn, and a description.
+type Choice = (Vec<bool>, Option<(usize, Tear)>, String);
+
 /// How a pending write lands in a crash state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tear {
@@ -411,7 +414,7 @@ impl SimFs {
     pub fn crash_states(&self, random: usize, seed: u64) -> Vec<CrashState> {
         let st = self.lock();
         let n = st.pending.len();
-        let mut choices: Vec<(Vec<bool>, Option<(usize, Tear)>, String)> = Vec::new();
+        let mut choices: Vec<Choice> = Vec::new();
         choices.push((vec![true; n], None, "every pending operation landed".into()));
         choices.push((vec![false; n], None, "no pending operation landed".into()));
         for i in 0..n {
