@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::digest::{Digest, HashAlgo};
 use crate::error::{Error, Result};
-use crate::fs::{full, full_dir, Fs, Kind};
+use crate::fs::{full, full_dir, Fs, Kind, WriteFile};
 use crate::names::TEMP_PREFIX;
 use crate::relpath::RelPath;
 
@@ -198,8 +198,8 @@ impl<'a> Durable<'a> {
         self.check()?;
         let parent = rel.parent();
         self.ensure_dir(root, parent.as_ref())?;
-        let temp = self.temp_name(parent.as_ref())?;
-        let result = self.fill_temp(root, &temp, mode, src, src_name, algo, expected);
+        let (temp, out) = self.create_temp(root, parent.as_ref(), mode)?;
+        let result = self.fill_temp(root, &temp, out, src, src_name, algo, expected);
         let digest = match result {
             Ok(d) => d,
             Err(e) => {
@@ -217,18 +217,41 @@ impl<'a> Durable<'a> {
         Ok(digest)
     }
 
+    /// Creates a new temporary file beside the target. Names are unique within a run;
+    /// a leftover from an earlier run can have the same name (at boot a process often
+    /// gets the same pid every time), so an existing name is skipped, never reused.
+    fn create_temp<'f>(
+        &'f self,
+        root: &Path,
+        parent: Option<&RelPath>,
+        mode: u32,
+    ) -> Result<(RelPath, Box<dyn WriteFile + 'f>)> {
+        let mut tries = 0;
+        loop {
+            let temp = self.temp_name(parent)?;
+            match self.fs.create_new(root, &temp, mode) {
+                Ok(out) => return Ok((temp, out)),
+                Err(Error::Io { source, .. })
+                    if source.kind() == io::ErrorKind::AlreadyExists && tries < 1000 =>
+                {
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn fill_temp(
         &self,
         root: &Path,
         temp: &RelPath,
-        mode: u32,
+        mut out: Box<dyn WriteFile + '_>,
         src: &mut dyn Read,
         src_name: &Path,
         algo: HashAlgo,
         expected: Option<Digest>,
     ) -> Result<Digest> {
-        let mut out = self.fs.create_new(root, temp, mode)?;
         let mut h = algo.hasher();
         let mut buf = vec![0u8; CHUNK];
         loop {

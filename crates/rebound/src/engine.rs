@@ -518,6 +518,10 @@ impl<'a> Engine<'a> {
                     // leaves a marker vouching for half-replaced golden files.
                     self.durable.remove_file(&g.root, &marker)?;
                 }
+                // Leftovers of an interrupted seal: seal is the only writer of golden.
+                for j in &gs.junk {
+                    self.durable.remove_file(&g.root, j)?;
+                }
                 for (p, e) in &m.entries {
                     let mut src = self.fs().open_read(&primary.root, p)?;
                     self.durable.write_file(

@@ -850,6 +850,23 @@ impl Fs for SimFs {
 }
 
 impl SimFs {
+    /// An independent copy with the same live, durable and pending state (counters,
+    /// log and crash point reset), to explore several futures from one state.
+    pub fn fork(&self) -> SimFs {
+        let st = self.lock();
+        let copy = State {
+            live: st.live.clone(),
+            durable: st.durable.clone(),
+            pending: st.pending.clone(),
+            next_ino: st.next_ino,
+            atomic_rename: st.atomic_rename,
+            ..State::default()
+        };
+        SimFs {
+            st: Mutex::new(copy),
+        }
+    }
+
     /// Makes the pending name operations of directory `dir` durable, in order.
     fn sync_names(st: &mut State, dir: &Path) {
         let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut st.pending)

@@ -1,0 +1,681 @@
+//! The crash explorer: every scenario is run once to count its filesystem mutations,
+//! then run again with the power cut before each mutation `k`; every state the cut can
+//! leave ([`SimFs::crash_states`]) is rebooted (`Engine::boot`), and at depth 2 the
+//! power is cut again before every mutation of that recovery. After the final recovery
+//! the invariant is checked:
+//!
+//! - every protected file in every writable replica holds exactly its old or its new
+//!   content; for an all-or-nothing change, every file is on the same side;
+//! - a change whose command returned success is never undone (a cut after it ends
+//!   must leave the new content);
+//! - `verify` finds nothing to repair and a second boot plans nothing;
+//! - the golden copy is never written after seal.
+//!
+//! `cargo test -p rebound --release --test crash -- --nocapture` prints the table of
+//! scenarios, crash points, states explored and violations; set
+//! `REBOUND_CRASH_EXHAUSTIVE=1` for every crash point at depth 2 with more random
+//! subsets (the figures in docs/design.md come from that run).
+
+// Test code: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rebound::durable::Breakage;
+use rebound::engine::exit;
+use rebound::fs::sim::SimFs;
+use rebound::{Config, Engine};
+
+type Files = &'static [(&'static str, &'static str)];
+
+/// One scenario: a device state, an operation, and what may be true afterwards.
+struct Scenario {
+    name: &'static str,
+    config: String,
+    /// Builds the state before the operation (every write durable).
+    setup: fn(&SimFs, &Config),
+    /// The operation whose every crash point is explored.
+    run: fn(&Engine, &Config),
+    /// What rebooting after a cut runs (normally `boot`).
+    recover: fn(&Engine, &Config),
+    writable: Vec<PathBuf>,
+    golden: Option<PathBuf>,
+    /// Content before and after the operation, by relative path.
+    old: Files,
+    new: Files,
+    /// All files change together (update, upgrade) or each on its own.
+    atomic: bool,
+    atomic_rename: bool,
+}
+
+const PRISTINE: Files = &[
+    ("apn_cfg.json", "apn v1\n"),
+    ("system_config.json", "sys v1\n"),
+    ("app/main.py", "main v1\n"),
+];
+
+fn golden_config(copies: bool) -> String {
+    format!(
+        "[[set]]\nname = \"config\"\nmode = \"golden\"\nlive = \"/dev0/usr\"\ngolden = \"/dev1/bak\"\n{}include = [\"apn_cfg.json\", \"system_config.json\", \"app/**\"]\n",
+        if copies { "copies = [\"/dev2/copy\"]\n" } else { "" }
+    )
+}
+
+fn mirror_config(n: usize, tags: bool) -> String {
+    let roots = ["\"/dev0/apprun\"", "\"/dev1/appbackup\"", "\"/dev2/third\""];
+    format!(
+        "[[set]]\nname = \"apps\"\nmode = \"mirror\"\nreplicas = [{}]\ninclude = [\"apps/**\"]\n{}",
+        roots[..n].join(", "),
+        if tags {
+            "version_file = \"app_ver.txt\"\n"
+        } else {
+            ""
+        }
+    )
+}
+
+fn put_all(fs: &SimFs, root: &str, files: Files) {
+    for (p, c) in files {
+        fs.put(&Path::new(root).join(p), c.as_bytes());
+    }
+}
+
+fn seal(e: &Engine, c: &Config) {
+    let r = e.seal(c, &[], false).unwrap();
+    assert_eq!(r.exit_code(), exit::OK, "setup seal: {r:#?}");
+}
+
+fn boot(e: &Engine, c: &Config) {
+    e.boot(c, &[], false).unwrap();
+}
+
+fn engine(fs: &SimFs) -> Engine<'_> {
+    Engine::new(fs)
+}
+
+fn scenarios() -> Vec<Scenario> {
+    let golden2 = vec![PathBuf::from("/dev0/usr")];
+    let golden3 = vec![PathBuf::from("/dev0/usr"), PathBuf::from("/dev2/copy")];
+    let mirror2 = vec![
+        PathBuf::from("/dev0/apprun"),
+        PathBuf::from("/dev1/appbackup"),
+    ];
+    let mirror3 = vec![
+        PathBuf::from("/dev0/apprun"),
+        PathBuf::from("/dev1/appbackup"),
+        PathBuf::from("/dev2/third"),
+    ];
+    const APPS_V1: Files = &[
+        ("apps/app.bin", "app v1\n"),
+        ("apps/params.cfg", "params v1\n"),
+    ];
+    const APPS_V2: Files = &[
+        ("apps/app.bin", "app v2\n"),
+        ("apps/params.cfg", "params v1\n"),
+        ("apps/plugin.so", "plugin v2\n"),
+    ];
+    const UPDATED: Files = &[
+        ("apn_cfg.json", "apn v1\n"),
+        ("system_config.json", "sys v3\n"),
+        ("app/main.py", "main v3\n"),
+        ("app/new.py", "new v3\n"),
+    ];
+    const EDITED: Files = &[
+        ("apn_cfg.json", "apn v1\n"),
+        ("system_config.json", "sys v2\n"),
+        ("app/main.py", "main v1\n"),
+    ];
+    vec![
+        Scenario {
+            name: "seal",
+            config: golden_config(false),
+            setup: |fs, _| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                fs.mkdir_all(Path::new("/dev1"));
+            },
+            run: seal,
+            recover: |e, c| {
+                e.seal(c, &[], true).unwrap();
+                boot(e, c);
+            },
+            writable: golden2.clone(),
+            golden: None,
+            old: PRISTINE,
+            new: PRISTINE,
+            atomic: false,
+            atomic_rename: true,
+        },
+        Scenario {
+            name: "boot repairs every kind of damage",
+            config: golden_config(false),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                fs.mkdir_all(Path::new("/dev1"));
+                seal(&engine(fs), c);
+                fs.remove(Path::new("/dev0/usr/apn_cfg.json"));
+                fs.put(Path::new("/dev0/usr/app/main.py"), b"main X1\n");
+                fs.put(Path::new("/dev0/usr/system_config.json"), b"hand edit\n");
+                fs.remove(Path::new("/dev0/usr/.rebound"));
+            },
+            run: boot,
+            recover: boot,
+            writable: golden2.clone(),
+            golden: Some("/dev1/bak".into()),
+            old: PRISTINE,
+            new: PRISTINE,
+            atomic: false,
+            atomic_rename: true,
+        },
+        Scenario {
+            name: "boot repairs, vfat (rename not atomic)",
+            config: golden_config(false),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                fs.mkdir_all(Path::new("/dev1"));
+                seal(&engine(fs), c);
+                fs.remove(Path::new("/dev0/usr/apn_cfg.json"));
+                fs.put(Path::new("/dev0/usr/app/main.py"), b"main X1\n");
+            },
+            run: boot,
+            recover: boot,
+            writable: golden2.clone(),
+            golden: Some("/dev1/bak".into()),
+            old: PRISTINE,
+            new: PRISTINE,
+            atomic: false,
+            atomic_rename: false,
+        },
+        Scenario {
+            name: "commit, golden set with a copy",
+            config: golden_config(true),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                fs.mkdir_all(Path::new("/dev1"));
+                fs.mkdir_all(Path::new("/dev2"));
+                seal(&engine(fs), c);
+                fs.put(Path::new("/dev0/usr/system_config.json"), b"sys v2\n");
+            },
+            run: |e, c| {
+                let r = e
+                    .commit(c, &[PathBuf::from("/dev0/usr/system_config.json")])
+                    .unwrap();
+                assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+            },
+            recover: boot,
+            writable: golden3.clone(),
+            golden: Some("/dev1/bak".into()),
+            old: PRISTINE,
+            new: EDITED,
+            atomic: false,
+            atomic_rename: true,
+        },
+        Scenario {
+            name: "update of many files, golden set with a copy",
+            config: golden_config(true),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                fs.mkdir_all(Path::new("/dev1"));
+                fs.mkdir_all(Path::new("/dev2"));
+                seal(&engine(fs), c);
+                put_all(fs, "/fota", &UPDATED[1..]);
+            },
+            run: |e, c| {
+                let r = e.update(c, "config", Path::new("/fota")).unwrap();
+                assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+            },
+            recover: boot,
+            writable: golden3.clone(),
+            golden: Some("/dev1/bak".into()),
+            old: PRISTINE,
+            new: UPDATED,
+            atomic: true,
+            atomic_rename: true,
+        },
+        Scenario {
+            name: "update, vfat (rename not atomic)",
+            config: golden_config(true),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                fs.mkdir_all(Path::new("/dev1"));
+                fs.mkdir_all(Path::new("/dev2"));
+                seal(&engine(fs), c);
+                put_all(fs, "/fota", &UPDATED[1..]);
+            },
+            run: |e, c| {
+                e.update(c, "config", Path::new("/fota")).unwrap();
+            },
+            recover: boot,
+            writable: golden3.clone(),
+            golden: Some("/dev1/bak".into()),
+            old: PRISTINE,
+            new: UPDATED,
+            atomic: true,
+            atomic_rename: false,
+        },
+        Scenario {
+            name: "mirror first sync (vendor scenario A)",
+            config: mirror_config(2, true),
+            setup: |fs, _| {
+                put_all(fs, "/dev0/apprun", APPS_V1);
+                fs.put(Path::new("/dev0/apprun/app_ver.txt"), b"1\n");
+                fs.mkdir_all(Path::new("/dev1"));
+            },
+            run: boot,
+            recover: boot,
+            writable: mirror2.clone(),
+            golden: None,
+            old: APPS_V1,
+            new: APPS_V1,
+            atomic: false,
+            atomic_rename: true,
+        },
+        Scenario {
+            name: "mirror upgrade on system side, tag bumped",
+            config: mirror_config(2, true),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/apprun", APPS_V1);
+                fs.put(Path::new("/dev0/apprun/app_ver.txt"), b"1\n");
+                fs.mkdir_all(Path::new("/dev1"));
+                boot(&engine(fs), c);
+                put_all(fs, "/dev0/apprun", APPS_V2);
+                fs.put(Path::new("/dev0/apprun/app_ver.txt"), b"2\n");
+            },
+            run: boot,
+            recover: boot,
+            writable: mirror2.clone(),
+            golden: None,
+            old: APPS_V2,
+            new: APPS_V2,
+            atomic: false,
+            atomic_rename: true,
+        },
+        Scenario {
+            name: "mirror upgrade on backup side, tag bumped",
+            config: mirror_config(2, true),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/apprun", APPS_V1);
+                fs.put(Path::new("/dev0/apprun/app_ver.txt"), b"1\n");
+                fs.mkdir_all(Path::new("/dev1"));
+                boot(&engine(fs), c);
+                put_all(fs, "/dev1/appbackup", APPS_V2);
+                fs.put(Path::new("/dev1/appbackup/app_ver.txt"), b"2\n");
+            },
+            run: boot,
+            recover: boot,
+            writable: mirror2.clone(),
+            golden: None,
+            old: APPS_V2,
+            new: APPS_V2,
+            atomic: false,
+            atomic_rename: true,
+        },
+        Scenario {
+            name: "mirror first sync without tags",
+            config: mirror_config(2, false),
+            setup: |fs, _| {
+                put_all(fs, "/dev0/apprun", APPS_V1);
+                fs.mkdir_all(Path::new("/dev1"));
+            },
+            run: boot,
+            recover: boot,
+            writable: mirror2.clone(),
+            golden: None,
+            old: APPS_V1,
+            new: APPS_V1,
+            atomic: false,
+            atomic_rename: true,
+        },
+        Scenario {
+            name: "commit in a 3-copy mirror set",
+            config: mirror_config(3, false),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/apprun", APPS_V1);
+                fs.mkdir_all(Path::new("/dev1"));
+                fs.mkdir_all(Path::new("/dev2"));
+                boot(&engine(fs), c);
+                fs.put(Path::new("/dev1/appbackup/apps/params.cfg"), b"params v2\n");
+            },
+            run: |e, c| {
+                let r = e
+                    .commit(c, &[PathBuf::from("/dev1/appbackup/apps/params.cfg")])
+                    .unwrap();
+                assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+            },
+            recover: boot,
+            writable: mirror3.clone(),
+            golden: None,
+            old: APPS_V1,
+            new: &[
+                ("apps/app.bin", "app v1\n"),
+                ("apps/params.cfg", "params v2\n"),
+            ],
+            atomic: false,
+            atomic_rename: true,
+        },
+        Scenario {
+            name: "update in a mirror set with tags",
+            config: mirror_config(2, true),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/apprun", APPS_V1);
+                fs.put(Path::new("/dev0/apprun/app_ver.txt"), b"1\n");
+                fs.mkdir_all(Path::new("/dev1"));
+                boot(&engine(fs), c);
+                put_all(
+                    fs,
+                    "/fota",
+                    &[("apps/app.bin", "app v3\n"), ("apps/x.so", "x v3\n")],
+                );
+            },
+            run: |e, c| {
+                e.update(c, "apps", Path::new("/fota")).unwrap();
+            },
+            recover: boot,
+            writable: mirror2.clone(),
+            golden: None,
+            old: APPS_V1,
+            new: &[
+                ("apps/app.bin", "app v3\n"),
+                ("apps/params.cfg", "params v1\n"),
+                ("apps/x.so", "x v3\n"),
+            ],
+            atomic: true,
+            atomic_rename: true,
+        },
+        Scenario {
+            name: "factory fallback of a corrupted commit",
+            config: golden_config(false),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                fs.mkdir_all(Path::new("/dev1"));
+                let e = engine(fs);
+                seal(&e, c);
+                fs.put(Path::new("/dev0/usr/system_config.json"), b"sys v2\n");
+                e.commit(c, &[PathBuf::from("/dev0/usr/system_config.json")])
+                    .unwrap();
+                fs.put(Path::new("/dev0/usr/system_config.json"), b"rot\n");
+            },
+            run: boot,
+            recover: boot,
+            writable: golden2,
+            golden: Some("/dev1/bak".into()),
+            old: PRISTINE,
+            new: PRISTINE,
+            atomic: false,
+            atomic_rename: true,
+        },
+    ]
+}
+
+/// How deep and wide to explore.
+#[derive(Clone, Copy)]
+struct Budget {
+    /// Random subsets of pending operations per crash point.
+    random: usize,
+    /// Cut again during recovery (depth 2).
+    depth2: bool,
+    /// Explore depth 2 only at every n-th first-level state (1 = all).
+    depth2_stride: usize,
+}
+
+#[derive(Default)]
+struct Tally {
+    ops: u64,
+    points: u64,
+    states: u64,
+    violations: Vec<String>,
+}
+
+fn fresh(s: &Scenario, config: &Config) -> SimFs {
+    let fs = SimFs::new();
+    (s.setup)(&fs, config);
+    fs.sync_everything();
+    fs.set_atomic_rename(s.atomic_rename);
+    fs.reset_counters();
+    fs
+}
+
+/// Which side each file is on: old, new, or both when old and new agree.
+fn check(s: &Scenario, fs: &SimFs, config: &Config, must_be_new: bool) -> Result<(), String> {
+    let old: BTreeMap<&str, &str> = s.old.iter().copied().collect();
+    let new: BTreeMap<&str, &str> = s.new.iter().copied().collect();
+    let mut paths: Vec<&str> = old.keys().chain(new.keys()).copied().collect();
+    paths.sort();
+    paths.dedup();
+    let (mut can_old, mut can_new) = (true, true);
+    for root in &s.writable {
+        for p in &paths {
+            let got = fs.get(&root.join(p));
+            let got = got
+                .as_deref()
+                .map(|b| String::from_utf8_lossy(b).into_owned());
+            let is_old = got.as_deref() == old.get(p).copied();
+            let is_new = got.as_deref() == new.get(p).copied();
+            if !is_old && !is_new {
+                return Err(format!(
+                    "{}/{p} holds {got:?}: neither old {:?} nor new {:?}",
+                    root.display(),
+                    old.get(p),
+                    new.get(p)
+                ));
+            }
+            can_old &= is_old;
+            can_new &= is_new;
+            if !s.atomic && must_be_new && !is_new {
+                return Err(format!(
+                    "{}/{p}: a completed change was undone",
+                    root.display()
+                ));
+            }
+        }
+    }
+    if s.atomic && !can_old && !can_new {
+        return Err("an all-or-nothing change left a mix of old and new files".into());
+    }
+    if s.atomic && must_be_new && !can_new {
+        return Err("a completed update was undone".into());
+    }
+    let e = Engine::new(fs);
+    let v = e.verify(config, &[]).unwrap();
+    if v.exit_code() != exit::OK {
+        return Err(format!(
+            "verify after recovery exits {}: {v:#?}",
+            v.exit_code()
+        ));
+    }
+    let again = e.boot(config, &[], true).unwrap();
+    for set in &again.sets {
+        if let Some(p) = &set.plan {
+            if !p.actions.is_empty() {
+                return Err(format!("a second boot still plans {:#?}", p.actions));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn golden_untouched(s: &Scenario, fs: &SimFs) -> Result<(), String> {
+    if let Some(g) = &s.golden {
+        if let Some(p) = fs.touched().iter().find(|p| p.starts_with(g)) {
+            return Err(format!("the golden copy was written: {}", p.display()));
+        }
+    }
+    Ok(())
+}
+
+fn explore(s: &Scenario, budget: Budget, breakage: Breakage) -> Tally {
+    let config = Config::parse(&s.config, Path::new("/etc/rebound.toml")).unwrap();
+    let mut t = Tally::default();
+    // Pass 1: count the operations of an uninterrupted run.
+    let fs = fresh(s, &config);
+    (s.run)(&Engine::new(&fs).with_breakage(breakage), &config);
+    let n = fs.ops();
+    t.ops = n;
+    let full_log = fs.log();
+    // Pass 2: cut before every operation k; k = n + 1 cuts right after the run ended.
+    for k in 1..=n + 1 {
+        t.points += 1;
+        let fs = fresh(s, &config);
+        fs.set_crash_at(Some(k));
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            (s.run)(&Engine::new(&fs).with_breakage(breakage), &config)
+        }));
+        let completed = k == n + 1 && run.is_ok();
+        if let Err(v) = golden_untouched(s, &fs) {
+            t.violations.push(format!("{}: cut at {k}: {v}", s.name));
+        }
+        for (i, cs) in fs.crash_states(budget.random, k).into_iter().enumerate() {
+            t.states += 1;
+            let repro = |what: &str, extra: &str| {
+                format!(
+                    "scenario `{}`: power cut before operation {k} of {n}; crash state: {}{extra}\n  invariant: {what}\n  operations:\n    {}",
+                    s.name,
+                    cs.how,
+                    full_log.join("\n    ")
+                )
+            };
+            // Depth 2: cut again before every operation of the recovery.
+            if budget.depth2 && i % budget.depth2_stride == 0 {
+                let probe = cs.fs.fork();
+                (s.recover)(&Engine::new(&probe), &config);
+                for j in 1..=probe.ops() {
+                    let again = cs.fs.fork();
+                    again.set_crash_at(Some(j));
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        (s.recover)(&Engine::new(&again), &config)
+                    }));
+                    for cs2 in again.crash_states(0, j) {
+                        t.states += 1;
+                        let fin = cs2.fs.fork();
+                        (s.recover)(&Engine::new(&fin), &config);
+                        if let Err(v) =
+                            check(s, &fin, &config, completed).and(golden_untouched(s, &again))
+                        {
+                            t.violations.push(repro(
+                                &v,
+                                &format!(
+                                    "; recovery cut before its operation {j}; then: {}",
+                                    cs2.how
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            let rec = cs.fs.fork();
+            (s.recover)(&Engine::new(&rec), &config);
+            if let Err(v) = check(s, &rec, &config, completed).and(golden_untouched(s, &rec)) {
+                t.violations.push(repro(&v, ""));
+            }
+        }
+    }
+    t
+}
+
+fn budget() -> Budget {
+    if std::env::var_os("REBOUND_CRASH_EXHAUSTIVE").is_some() {
+        Budget {
+            random: 8,
+            depth2: true,
+            depth2_stride: 1,
+        }
+    } else {
+        Budget {
+            random: 2,
+            depth2: true,
+            depth2_stride: 7,
+        }
+    }
+}
+
+#[test]
+fn every_crash_point_of_every_scenario_keeps_the_invariant() {
+    let b = budget();
+    let mut rows = Vec::new();
+    let mut all = Vec::new();
+    for s in scenarios() {
+        let t = explore(&s, b, Breakage::default());
+        rows.push(format!(
+            "| {:<45} | {:>5} | {:>6} | {:>8} | {:>10} |",
+            s.name,
+            t.ops,
+            t.points,
+            t.states,
+            t.violations.len()
+        ));
+        all.extend(t.violations);
+    }
+    println!(
+        "| {:<45} | {:>5} | {:>6} | {:>8} | {:>10} |",
+        "scenario", "ops", "cuts", "states", "violations"
+    );
+    println!(
+        "|{}|{}|{}|{}|{}|",
+        "-".repeat(47),
+        "-".repeat(7),
+        "-".repeat(8),
+        "-".repeat(10),
+        "-".repeat(12)
+    );
+    for r in rows {
+        println!("{r}");
+    }
+    if let Some(first) = all.first() {
+        panic!("{} violations; first:\n{first}", all.len());
+    }
+}
+
+#[test]
+fn explorer_catches_a_protocol_that_skips_file_fsync() {
+    let s = scenarios()
+        .into_iter()
+        .find(|s| s.name.starts_with("update of many"))
+        .unwrap();
+    let b = Budget {
+        random: 0,
+        depth2: false,
+        depth2_stride: 1,
+    };
+    let t = explore(
+        &s,
+        b,
+        Breakage {
+            skip_file_sync: true,
+            skip_dir_sync: false,
+        },
+    );
+    assert!(
+        !t.violations.is_empty(),
+        "skipping file fsync must be caught"
+    );
+    println!("counterexample (skip file fsync):\n{}", t.violations[0]);
+}
+
+#[test]
+fn explorer_catches_a_protocol_that_skips_directory_fsync() {
+    let s = scenarios()
+        .into_iter()
+        .find(|s| s.name.starts_with("commit, golden"))
+        .unwrap();
+    let b = Budget {
+        random: 0,
+        depth2: false,
+        depth2_stride: 1,
+    };
+    let t = explore(
+        &s,
+        b,
+        Breakage {
+            skip_file_sync: false,
+            skip_dir_sync: true,
+        },
+    );
+    assert!(
+        !t.violations.is_empty(),
+        "skipping directory fsync must be caught"
+    );
+    println!(
+        "counterexample (skip directory fsync):\n{}",
+        t.violations[0]
+    );
+}
