@@ -458,6 +458,20 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
                         problem: "golden_damaged".into(),
                         detail: "missing from the golden copy".into(),
                     });
+                } else if let (Some(_), FileState::NotFile { .. } | FileState::Unreadable { .. }) =
+                    (golden_manifest.and_then(|m| m.entries.get(path)), &fs)
+                {
+                    // A link (never followed), a directory or an unreadable file in the
+                    // golden copy is as unusable as a corrupt one: report it, never use it.
+                    findings.push(Finding {
+                        root: r.root.clone(),
+                        path: path.clone(),
+                        problem: "golden_damaged".into(),
+                        detail: format!(
+                            "unusable in the golden copy ({}); it is not used (reflash the golden image)",
+                            describe(&fs)
+                        ),
+                    });
                 }
                 continue;
             }
