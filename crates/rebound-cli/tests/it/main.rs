@@ -1,0 +1,23 @@
+//! Integration tests of the `rebound` binary, one module per concern. Every test runs
+//! the real binary (built with the `fault-injection` feature) in a fresh temporary
+//! directory and checks what it left on disk, its exit status and what it printed.
+//!
+//! - `golden`: golden mode, the seed's triggers (issue 2), commit, damaged golden copy.
+//! - `update`: `rebound update` all or nothing, killed at every mutation.
+//! - `attacks`: symlinks and `..`/absolute paths never take rebound outside its roots.
+//! - `malformed`: broken configuration and manifests give clear errors, never panics.
+//! - `mounts`: ENOSPC and a truly read-only golden copy (root and mounts; else skipped).
+//! - `mirror`: mirror mode on the vendor layout (issue 3), N copies, golden + copies.
+//! - `output`: `--dry-run`, `--json`, `status` and `demo`.
+
+// Test code: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod attacks;
+mod golden;
+mod malformed;
+mod mirror;
+mod mounts;
+mod output;
+mod update;
+mod util;

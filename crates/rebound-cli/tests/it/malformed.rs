@@ -1,0 +1,222 @@
+//! Bad input never panics: a missing, unreadable or invalid configuration and
+//! malformed or truncated manifests give exit status 2 and an error naming the file,
+//! or (for one damaged manifest slot) a fall back to the other slot.
+
+use crate::util::{Dir, TestCommand};
+
+fn config_error(d: &Dir, text: &[u8], needles: &[&str]) {
+    d.write("rebound.toml", text);
+    for cmd in [&["boot"][..], &["verify"], &["status"], &["seal"]] {
+        let r = d.run(cmd, 2);
+        r.says(&[d.path("rebound.toml").to_str().unwrap()])
+            .says(needles);
+    }
+}
+
+#[test]
+fn missing_config_is_exit_2_naming_the_file() {
+    let d = Dir::new("cfg-missing");
+    d.run(["boot"], 2)
+        .says(&[d.path("rebound.toml").to_str().unwrap(), "not found"]);
+    // The default path and the environment variable name their files too.
+    TestCommand::bare()
+        .env("REBOUND_CONFIG", d.path("from-env.toml"))
+        .arg("verify")
+        .run()
+        .expect_code(2)
+        .says(&["from-env.toml"]);
+}
+
+#[test]
+fn config_that_is_a_directory_or_not_utf8_is_exit_2() {
+    let d = Dir::new("cfg-dir");
+    std::fs::create_dir(d.path("rebound.toml")).unwrap();
+    d.run(["boot"], 2).says(&["rebound.toml", "cannot read"]);
+    d.remove("rebound.toml");
+    config_error(&d, b"[[set]]\nname = \"\xff\"\n", &["not UTF-8"]);
+}
+
+#[test]
+fn malformed_configs_name_the_file_and_the_problem() {
+    let d = Dir::new("cfg-bad");
+    let live = d.path("usr");
+    let bak = d.path("bak");
+    let ok = |extra: &str| {
+        format!(
+            "[[set]]\nname = \"config\"\nmode = \"golden\"\nlive = \"{}\"\ngolden = \"{}\"\ninclude = [\"a.json\"]\n{extra}",
+            live.display(),
+            bak.display()
+        )
+    };
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        ("".into(), vec!["no [[set]]"]),
+        ("[[set]\nname=".into(), vec!["TOML parse error"]),
+        ("[[set]]\nname = \"x\"\n".into(), vec!["missing field"]),
+        (ok("typo = 1\n"), vec!["typo"]),
+        (ok("hash = \"md5\"\n"), vec!["md5"]),
+        (
+            ok("").replace(live.to_str().unwrap(), "relative/usr"),
+            vec!["absolute"],
+        ),
+        (
+            ok("").replace(bak.to_str().unwrap(), &format!("{}/../etc", live.display())),
+            vec!["absolute path without `..`"],
+        ),
+        (
+            ok("").replace("\"a.json\"", "\"../etc/passwd\""),
+            vec!["include pattern", "../etc/passwd"],
+        ),
+        (
+            ok("").replace("\"a.json\"", "\"/etc/passwd\""),
+            vec!["include pattern", "/etc/passwd"],
+        ),
+        (
+            ok("").replace(bak.to_str().unwrap(), &format!("{}/bak", live.display())),
+            vec!["overlap"],
+        ),
+        (ok("").replace("\"golden\"\n", "\"weird\"\n"), vec!["weird"]),
+        (
+            format!("{}{}", ok(""), ok("")),
+            vec!["defined twice"],
+        ),
+        (
+            "[[set]]\nname = \"apps\"\nmode = \"mirror\"\nreplicas = [\"/a\"]\ninclude = [\"apps/**\"]\n".into(),
+            vec!["at least two"],
+        ),
+        (
+            "[[set]]\nname = \"apps\"\nmode = \"mirror\"\nreplicas = [\"/a\", \"/b\"]\ninclude = [\"apps/**\"]\nversion_file = \"../v.txt\"\n".into(),
+            vec!["version_file"],
+        ),
+        (
+            "[[set]]\nname = \"apps\"\nmode = \"mirror\"\nreplicas = [\"/a\", \"/b\"]\ninclude = [\"apps/**\"]\nversion_file = \"apps/v.txt\"\n".into(),
+            vec!["version_file", "outside the included files"],
+        ),
+    ];
+    for (text, needles) in cases {
+        config_error(&d, text.as_bytes(), &needles);
+    }
+}
+
+fn sealed(name: &str) -> Dir {
+    let d = Dir::golden_device(name, &[]);
+    d.run(["seal"], 0);
+    d
+}
+
+/// The slot holding generation `g` (seal writes one, each commit the other).
+fn slot_of(d: &Dir, g: u64) -> String {
+    for s in ["manifest.0", "manifest.1"] {
+        let rel = format!("usr/.rebound/config/{s}");
+        if let Some(b) = d.read_opt(&rel) {
+            if String::from_utf8_lossy(&b).contains(&format!("\ngeneration {g}\n")) {
+                return rel;
+            }
+        }
+    }
+    panic!("no slot holds generation {g}");
+}
+
+#[test]
+fn truncated_current_slot_falls_back_to_the_previous_generation() {
+    let d = sealed("slot-torn");
+    d.write("usr/apn_cfg.json", "{\"apn\": \"committed\"}\n");
+    d.run(["commit", "usr/apn_cfg.json"], 0);
+    let g2 = slot_of(&d, 2);
+    let g1 = slot_of(&d, 1);
+    assert_ne!(g1, g2, "the two generations must sit in different slots");
+    // A torn write of generation 2: cut half way.
+    let b = d.read_opt(&g2).unwrap();
+    d.write(&g2, &b[..b.len() / 2]);
+    // The last intact generation (1) rules: the edit committed in the torn generation
+    // counts as not committed, and is put back to generation 1's content.
+    d.run(["verify"], 1).says(&["generation 1"]);
+    d.run(["boot"], 0)
+        .says(&["manifest generation 1", "apn_cfg.json", "result: repaired"]);
+    assert_eq!(d.read("usr/apn_cfg.json"), "{\"apn\": \"factory\"}\n");
+    d.run(["verify"], 0);
+    // The damaged slot is simply the next one written.
+    d.write("usr/apn_cfg.json", "{\"apn\": \"again\"}\n");
+    d.run(["commit", "usr/apn_cfg.json"], 0);
+    d.run(["boot"], 0).says(&["result: intact"]);
+    assert_eq!(d.read("usr/apn_cfg.json"), "{\"apn\": \"again\"}\n");
+}
+
+#[test]
+fn every_kind_of_damaged_slot_is_treated_as_absent_never_a_panic() {
+    let d = sealed("slot-kinds");
+    d.write("usr/apn_cfg.json", "{\"apn\": \"committed\"}\n");
+    d.run(["commit", "usr/apn_cfg.json"], 0);
+    let g2 = slot_of(&d, 2);
+    let good = d.read_opt(&g2).unwrap();
+    let flipped = {
+        let mut b = good.clone();
+        let i = b.len() / 3;
+        b[i] ^= 1;
+        b
+    };
+    let damaged: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        good[..good.len() - 1].to_vec(), // last newline missing
+        flipped,
+        vec![0u8; good.len()],
+        b"rebound-manifest 99\n".to_vec(),
+        String::from_utf8_lossy(&good)
+            .replace("generation 2", "generation 3")
+            .into_bytes(),
+        vec![0xff; 70_000],
+    ];
+    for bytes in damaged {
+        d.write(&g2, &bytes);
+        d.run(["boot"], 0).says(&["manifest generation 1"]);
+        d.run(["verify"], 0);
+        d.run(["status"], 0).says(&["damaged"]);
+        // Put generation 2 back for the next case.
+        d.write(&g2, &good);
+        d.write("usr/apn_cfg.json", "{\"apn\": \"committed\"}\n");
+        d.run(["verify"], 0);
+    }
+}
+
+#[test]
+fn damaged_golden_manifest_with_no_live_manifest_is_exit_2_naming_it() {
+    let d = sealed("golden-manifest");
+    d.remove("usr/.rebound");
+    let gm = d.path("bak/.rebound/config/manifest");
+    let good = std::fs::read(&gm).unwrap();
+    for bytes in [&good[..good.len() / 2], b"", b"garbage\n"] {
+        std::fs::write(&gm, bytes).unwrap();
+        for cmd in ["boot", "verify"] {
+            d.run([cmd], 2)
+                .says(&[gm.to_str().unwrap(), "no intact manifest"]);
+        }
+        assert!(!d.exists("usr/.rebound/config/manifest.0"));
+        assert!(!d.exists("usr/.rebound/config/manifest.1"));
+    }
+    std::fs::write(&gm, &good).unwrap();
+    d.run(["boot"], 0).says(&["golden manifest"]);
+}
+
+#[test]
+fn unsealed_or_unmounted_golden_is_exit_2_with_what_to_do() {
+    let d = Dir::golden_device("unsealed", &[]);
+    d.run(["boot"], 2)
+        .says(&["bak", "does not exist", "mounted"]);
+    std::fs::create_dir(d.path("bak")).unwrap();
+    d.run(["boot"], 2)
+        .says(&["not sealed", "rebound seal config"]);
+}
+
+#[test]
+fn unreadable_protected_file_does_not_stop_the_run() {
+    let d = sealed("unreadable");
+    // A directory where a protected file should be: reported, other damage repaired.
+    d.remove("usr/apn_cfg.json");
+    std::fs::create_dir(d.path("usr/apn_cfg.json")).unwrap();
+    d.write("usr/apn_cfg.json/inner", "x");
+    d.remove("usr/system_config.json");
+    let r = d.cmd(["boot"]).run().no_panic();
+    assert!(r.text().contains("apn_cfg.json"), "{}", r.text());
+    assert_eq!(d.read("usr/system_config.json"), "{\"volume\": 5}\n");
+    // The directory holding data is not deleted to make room.
+    assert_eq!(d.read("usr/apn_cfg.json/inner"), "x");
+}
