@@ -527,8 +527,13 @@ fn explore(s: &Scenario, budget: Budget, breakage: Breakage) -> Tally {
         for (i, cs) in fs.crash_states(budget.random, k).into_iter().enumerate() {
             t.states += 1;
             let repro = |what: &str, extra: &str| {
+                let when = if k > n {
+                    format!("power cut after the run completed ({n} operations)")
+                } else {
+                    format!("power cut before operation {k} of {n}")
+                };
                 format!(
-                    "scenario `{}`: power cut before operation {k} of {n}; crash state: {}{extra}\n  invariant: {what}\n  operations:\n    {}",
+                    "scenario `{}`: {when}; crash state: {}{extra}\n  invariant: {what}\n  operations:\n    {}",
                     s.name,
                     cs.how,
                     full_log.join("\n    ")
