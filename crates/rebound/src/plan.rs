@@ -248,13 +248,22 @@ fn choose(
                 _ => Some((r, t)),
             });
         if let Some((r, t)) = upgraded {
-            if best.is_none()
-                && !r
-                    .files
-                    .values()
-                    .any(|f| matches!(f, FileState::File { .. }))
+            if !r
+                .files
+                .values()
+                .any(|f| matches!(f, FileState::File { .. }))
             {
-                // A tag with no files and no manifest anywhere: nothing to adopt yet.
+                // A tag with no files: with no manifest anywhere, nothing to adopt yet.
+                // IMPORTANT: with a manifest, this is a copy cut off before its files
+                // (the vendor's note 1: the tag reached the flash, the files did not).
+                // Adopting it would remove every file of the other copies, the last
+                // intact ones; the manifest stays the authority and the copy is refilled.
+                if best.is_some() {
+                    warnings.push(format!(
+                        "version tag {t} in {} not adopted: that copy holds none of the protected files (a copy or upgrade cut off before its files were written); it is refilled from the manifest instead",
+                        r.root.display()
+                    ));
+                }
             } else {
                 let mut m = Manifest::new(&set.name, max_generation(state) + 1, set.hash, Some(t));
                 m.entries = adopt_files(set, r, warnings);
