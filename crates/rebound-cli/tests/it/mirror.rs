@@ -288,16 +288,37 @@ fn copy_cut_off_half_way_is_never_taken_for_complete_even_if_its_manifest_says_s
 }
 
 #[test]
-fn copy_cut_off_half_way_with_only_its_tag_bumped_is_never_adopted_over_the_manifest() {
-    // The vendor script's failure: the tag was copied but the files were not
-    // (cache lost at power cut). A tag higher than the manifest's means an upgrade;
-    // the half-written files then become the content, but no *other* copy is ever
-    // deleted first and the manifest records exactly what is there.
-    let d = synced("cut-off-tag");
-    d.write(&data("apps/app.bin"), "applic"); // half of a new version
+fn tag_bumped_on_a_copy_holding_no_files_never_wipes_the_other_copy() {
+    // The vendor script's failure (its note 1): `rm -rf apps; mkdir apps; cp ...; cp
+    // app_ver.txt`, power cut, the tag reached the flash but none of the files did.
+    // Adopting that copy as an upgrade would delete every file of the other side, the
+    // last intact copies. It is not adopted: it is refilled, and its tag put back.
+    let d = synced("tag-no-files");
+    d.remove(&data("apps"));
+    std::fs::create_dir(d.path(&data("apps"))).unwrap();
+    d.write(&data("app_ver.txt"), "2\n");
+    d.run(["boot"], 0).says(&["not adopted", "app_ver.txt"]);
+    assert_eq!(d.read(&sys("apps/app.bin")), "application v1\n");
+    assert_in_step(&d, &[SYS, DATA], "1");
+    // Same with the apps directory gone altogether.
+    d.remove(&data("apps"));
+    d.write(&data("app_ver.txt"), "7\n");
+    d.run(["boot"], 0).says(&["not adopted"]);
+    assert_in_step(&d, &[SYS, DATA], "1");
+    d.run(["verify"], 0);
+}
+
+#[test]
+fn upgrade_by_tag_adopts_exactly_the_content_of_that_copy() {
+    // A tag higher than the manifest's is the vendor's upgrade signal: that copy's
+    // files are the new version, recorded by their hashes, and brought to the other
+    // side file by file; the recorded content is exactly what the copy holds.
+    let d = synced("tag-upgrade-exact");
+    d.write(&data("apps/app.bin"), "applic"); // whatever the upgrade wrote
     d.write(&data("app_ver.txt"), "2\n");
     d.run(["boot"], 0).says(&["upgrade adopted"]);
     assert_in_step(&d, &[SYS, DATA], "2");
+    assert_eq!(d.read(&sys("apps/app.bin")), "applic");
     d.run(["verify"], 0);
 }
 
