@@ -205,18 +205,3 @@ fn unsealed_or_unmounted_golden_is_exit_2_with_what_to_do() {
     d.run(["boot"], 2)
         .says(&["not sealed", "rebound seal config"]);
 }
-
-#[test]
-fn unreadable_protected_file_does_not_stop_the_run() {
-    let d = sealed("unreadable");
-    // A directory where a protected file should be: reported, other damage repaired.
-    d.remove("usr/apn_cfg.json");
-    std::fs::create_dir(d.path("usr/apn_cfg.json")).unwrap();
-    d.write("usr/apn_cfg.json/inner", "x");
-    d.remove("usr/system_config.json");
-    let r = d.cmd(["boot"]).run().no_panic();
-    assert!(r.text().contains("apn_cfg.json"), "{}", r.text());
-    assert_eq!(d.read("usr/system_config.json"), "{\"volume\": 5}\n");
-    // The directory holding data is not deleted to make room.
-    assert_eq!(d.read("usr/apn_cfg.json/inner"), "x");
-}

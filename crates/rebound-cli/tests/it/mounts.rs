@@ -215,3 +215,100 @@ fn golden_on_a_read_only_bind_mount_restores_and_verifies() {
     );
     boot_from_read_only_golden(&d);
 }
+
+#[test]
+fn read_only_live_filesystem_is_exit_2_saying_so_and_verify_still_works() {
+    let test = "read_only_live";
+    let d = Dir::golden_device("rolive", &[]);
+    d.run(["seal"], 0);
+    d.remove("usr/app/main.py");
+    std::fs::rename(d.path("usr"), d.path("usr-src")).unwrap();
+    std::fs::create_dir(d.path("usr")).unwrap();
+    let m = match mount(
+        &[OsStr::new("--bind"), d.path("usr-src").as_os_str()],
+        &d.path("usr"),
+    ) {
+        Ok(m) => m,
+        Err(why) => return skip(test, &format!("cannot bind-mount (needs root): {why}")),
+    };
+    let mut d = d;
+    d.mounts.push(m);
+    if let Err(why) = sh(
+        "mount",
+        &[
+            OsStr::new("-o"),
+            OsStr::new("remount,ro,bind"),
+            d.path("usr").as_os_str(),
+        ],
+    ) {
+        return skip(test, &format!("cannot remount read-only: {why}"));
+    }
+    d.run(["verify"], 1).says(&["main.py: missing"]);
+    d.run(["boot"], 2)
+        .says(&["main.py", "read-only", "remount it read-write"]);
+    assert!(!d.exists("usr/app/main.py"));
+    // Remounted read-write, the next boot repairs.
+    sh(
+        "mount",
+        &[
+            OsStr::new("-o"),
+            OsStr::new("remount,rw,bind"),
+            d.path("usr").as_os_str(),
+        ],
+    )
+    .unwrap();
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read("usr/app/main.py"), "print('v1')\n");
+}
+
+#[test]
+fn full_backup_partition_during_a_mirror_sync_loses_nothing_and_completes_later() {
+    let test = "full_backup_partition";
+    let d = Dir::mirror_device("enospc-mirror", &[crate::util::SYS, crate::util::DATA]);
+    std::fs::create_dir_all(d.path("usrdata")).unwrap();
+    let m = match mount(
+        &[
+            OsStr::new("-t"),
+            OsStr::new("tmpfs"),
+            OsStr::new("-o"),
+            OsStr::new("size=256k"),
+            OsStr::new("tmpfs"),
+        ],
+        &d.path("usrdata"),
+    ) {
+        Ok(m) => m,
+        Err(why) => return skip(test, &format!("cannot mount a tmpfs (needs root): {why}")),
+    };
+    let mut d = d;
+    d.mounts.push(m);
+    d.run(["boot"], 0);
+    // An upgrade on the system side, too big for what is left on the backup side.
+    let sys = crate::util::SYS;
+    let data = crate::util::DATA;
+    d.write(&format!("{sys}/apps/app.bin"), big_content());
+    d.write(&format!("{sys}/app_ver.txt"), "2\n");
+    fill(&d.path("usrdata/filler"));
+    let backup_before = d.contents(data);
+    d.run(["boot"], 2).says(&["app.bin", "filesystem is full"]);
+    // The system side (the source) is untouched; the backup side still holds its
+    // complete old version and its old tag: it never claims version 2.
+    assert_eq!(
+        d.read_opt(&format!("{sys}/apps/app.bin")).unwrap(),
+        big_content()
+    );
+    let backup_after = d.contents(data);
+    assert_eq!(
+        backup_before.get(std::path::Path::new("apps/app.bin")),
+        backup_after.get(std::path::Path::new("apps/app.bin"))
+    );
+    assert_eq!(d.read(&format!("{data}/app_ver.txt")).trim(), "1");
+    assert_eq!(temp_files(&d, data), Vec::<std::path::PathBuf>::new());
+    d.remove("usrdata/filler");
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(
+        d.read_opt(&format!("{data}/apps/app.bin")).unwrap(),
+        big_content()
+    );
+    assert_eq!(d.read(&format!("{data}/app_ver.txt")).trim(), "2");
+    d.run(["verify"], 0);
+}
