@@ -200,7 +200,7 @@ fn golden_manifest_naming_dotdot_is_refused_with_an_error_naming_it() {
     d.remove("usr/.rebound");
     for p in hostile_paths(&d) {
         let text = crafted_manifest("config", 1, None, &[file_line("evil\n", &p)]);
-        std::fs::write(d.path("bak/.rebound/config/manifest"), &text).unwrap();
+        d.write("bak/.rebound/config/manifest", &text);
         let b = d
             .run(["boot"], 2)
             .says(&["bak/.rebound/config/manifest", "line 5"]);

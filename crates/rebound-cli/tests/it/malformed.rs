@@ -184,7 +184,7 @@ fn damaged_golden_manifest_with_no_live_manifest_is_exit_2_naming_it() {
     let gm = d.path("bak/.rebound/config/manifest");
     let good = std::fs::read(&gm).unwrap();
     for bytes in [&good[..good.len() / 2], b"", b"garbage\n"] {
-        std::fs::write(&gm, bytes).unwrap();
+        d.write("bak/.rebound/config/manifest", bytes);
         for cmd in ["boot", "verify"] {
             d.run([cmd], 2)
                 .says(&[gm.to_str().unwrap(), "no intact manifest"]);
@@ -192,7 +192,7 @@ fn damaged_golden_manifest_with_no_live_manifest_is_exit_2_naming_it() {
         assert!(!d.exists("usr/.rebound/config/manifest.0"));
         assert!(!d.exists("usr/.rebound/config/manifest.1"));
     }
-    std::fs::write(&gm, &good).unwrap();
+    d.write("bak/.rebound/config/manifest", &good);
     d.run(["boot"], 0).says(&["golden manifest"]);
 }
 
