@@ -230,3 +230,156 @@ fn update_with_a_file_outside_the_set_is_refused_whole() {
     d.run(["update", "config", "--from", "missing-dir"], 2)
         .says(&["missing-dir"]);
 }
+
+/// Kills `args` before each of its mutations in turn on a fresh device from `make`,
+/// then boots (itself killed once first) and calls `check`; stops when the command
+/// completes without pausing, calling `done`. Returns the number of kill points.
+fn kill_loop(
+    name: &str,
+    make: &dyn Fn(u64) -> Dir,
+    args: &[&str],
+    check: &dyn Fn(&Dir, u64),
+    done: &dyn Fn(&Dir),
+) -> u64 {
+    let mut k = 1;
+    loop {
+        let d = make(k);
+        if !d.cmd(args).kill_at_mutation(k) {
+            done(&d);
+            break;
+        }
+        d.cmd(["boot"]).kill_at_mutation(1 + k % 5);
+        check(&d, k);
+        k += 1;
+        assert!(k < 1000, "{name}: never completes");
+    }
+    eprintln!("{name}: killed at {} points", k - 1);
+    assert!(k > 10, "{name}: only {} kill points", k - 1);
+    k - 1
+}
+
+#[test]
+fn commit_killed_at_every_mutation_keeps_the_edit_whole_or_not_at_all() {
+    // A mirror set: the commit stages the edit on the backup side, writes the manifest
+    // (the commit point), then copies. After a kill and a boot, both sides hold the
+    // edit, or both the previous content; never one file new and another old.
+    let sys = crate::util::SYS;
+    let data = crate::util::DATA;
+    let make = |k: u64| {
+        let d = synced_mirror(&format!("commit-kill-{k}"));
+        d.write(&format!("{sys}/apps/app.bin"), "application edited\n");
+        d.write(&format!("{sys}/apps/params.cfg"), "baud=1\n");
+        d
+    };
+    let p1 = format!("{sys}/apps/app.bin");
+    let p2 = format!("{sys}/apps/params.cfg");
+    let which = |d: &Dir, k: u64| -> &'static str {
+        let now: Vec<String> = [sys, data]
+            .iter()
+            .flat_map(|r| ["apps/app.bin", "apps/params.cfg"].map(|f| d.read(&format!("{r}/{f}"))))
+            .collect();
+        if now.iter().step_by(2).all(|c| c == "application v1\n")
+            && now.iter().skip(1).step_by(2).all(|c| c == "baud=115200\n")
+        {
+            "old"
+        } else if now.iter().step_by(2).all(|c| c == "application edited\n")
+            && now.iter().skip(1).step_by(2).all(|c| c == "baud=1\n")
+        {
+            "new"
+        } else {
+            panic!("commit killed before mutation {k}: a mix after boot: {now:?}")
+        }
+    };
+    let outcomes = std::cell::RefCell::new(Vec::new());
+    kill_loop(
+        "commit-kill",
+        &make,
+        &["commit", &p1, &p2],
+        &|d, k| {
+            d.run(["boot"], 0);
+            outcomes.borrow_mut().push(which(d, k));
+            d.run(["verify"], 0);
+        },
+        &|d| {
+            d.run(["verify"], 0);
+            assert_eq!(which(d, 0), "new");
+        },
+    );
+    let o = outcomes.into_inner();
+    assert_eq!(o.first(), Some(&"old"));
+    assert_eq!(o.last(), Some(&"new"));
+    assert_eq!(o.windows(2).filter(|w| w[0] != w[1]).count(), 1, "{o:?}");
+}
+
+#[test]
+fn seal_killed_at_every_mutation_never_touches_live_and_can_be_finished() {
+    let make = |k: u64| Dir::golden_device(&format!("seal-kill-{k}"), &[]);
+    let live = |d: &Dir| {
+        let mut c = d.contents("usr");
+        c.retain(|p, _| !p.starts_with(".rebound"));
+        c
+    };
+    let reference = live(&make(0));
+    kill_loop(
+        "seal-kill",
+        &make,
+        &["seal"],
+        &|d, k| {
+            assert_eq!(
+                reference,
+                live(d),
+                "seal killed before mutation {k} changed live"
+            );
+            // Either the seal completed its golden copy (boot works) or it did not (boot
+            // refuses, saying to seal); finishing the seal then works.
+            let b = d.cmd(["boot"]).run().no_panic();
+            match b.code() {
+                Some(0) => {}
+                Some(2) => {
+                    let t = b.text();
+                    assert!(
+                        t.contains("not sealed") || t.contains("does not exist"),
+                        "k={k}: {t}"
+                    );
+                    d.run(["seal"], 0);
+                }
+                c => panic!("k={k}: boot exit {c:?}: {}", b.text()),
+            }
+            d.run(["verify"], 0);
+            assert_eq!(reference, live(d));
+        },
+        &|d| {
+            d.run(["verify"], 0);
+        },
+    );
+}
+
+#[test]
+fn boot_killed_at_every_mutation_is_finished_by_the_next_boot() {
+    let make = |k: u64| {
+        let d = sealed_golden_with_copy(&format!("boot-kill-{k}"));
+        d.remove("usr/.rebound");
+        d.remove("usr/app");
+        d.write("usr/apn_cfg.json", "corrupt");
+        d.write("copy/system_config.json", "corrupt");
+        d
+    };
+    let intact = |d: &Dir| {
+        for r in ["usr", "copy"] {
+            for (f, c) in golden_old() {
+                assert_eq!(d.read(&format!("{r}/{f}")), c.unwrap(), "{r}/{f}");
+            }
+        }
+    };
+    kill_loop(
+        "boot-kill",
+        &make,
+        &["boot"],
+        &|d, _| {
+            d.run(["boot"], 0);
+            intact(d);
+            d.run(["boot"], 0).says(&["result: intact"]);
+        },
+        &|d| intact(d),
+    );
+}
