@@ -20,6 +20,9 @@ pub enum HashAlgo {
     /// CRC-32 (IEEE): detects media corruption only, not deliberate changes; the
     /// vendor's `file_crc32` compatibility choice.
     Crc32,
+    /// XXH3, 128-bit (seed 0, default secret): as fast as CRC-32 and far stronger
+    /// against accidental collisions, but not against deliberate changes.
+    Xxh3,
 }
 
 impl HashAlgo {
@@ -29,13 +32,23 @@ impl HashAlgo {
             HashAlgo::Blake3 => "blake3",
             HashAlgo::Sha256 => "sha256",
             HashAlgo::Crc32 => "crc32",
+            HashAlgo::Xxh3 => "xxh3",
         }
     }
+
+    /// Every algorithm, in the order they are documented.
+    pub const ALL: [HashAlgo; 4] = [
+        HashAlgo::Blake3,
+        HashAlgo::Sha256,
+        HashAlgo::Crc32,
+        HashAlgo::Xxh3,
+    ];
 
     /// Digest length in bytes.
     pub fn digest_len(self) -> usize {
         match self {
             HashAlgo::Blake3 | HashAlgo::Sha256 => 32,
+            HashAlgo::Xxh3 => 16,
             HashAlgo::Crc32 => 4,
         }
     }
@@ -46,6 +59,7 @@ impl HashAlgo {
             HashAlgo::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
             HashAlgo::Sha256 => Hasher::Sha256(Box::default()),
             HashAlgo::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
+            HashAlgo::Xxh3 => Hasher::Xxh3(Box::default()),
         }
     }
 
@@ -64,8 +78,9 @@ impl FromStr for HashAlgo {
             "blake3" => Ok(HashAlgo::Blake3),
             "sha256" => Ok(HashAlgo::Sha256),
             "crc32" => Ok(HashAlgo::Crc32),
+            "xxh3" => Ok(HashAlgo::Xxh3),
             other => Err(format!(
-                "unknown hash algorithm `{other}` (expected blake3, sha256 or crc32)"
+                "unknown hash algorithm `{other}` (expected blake3, sha256, crc32 or xxh3)"
             )),
         }
     }
@@ -82,6 +97,8 @@ pub enum Hasher {
     Blake3(Box<blake3::Hasher>),
     Sha256(Box<sha2::Sha256>),
     Crc32(crc32fast::Hasher),
+    /// Boxed: the streaming state carries a buffer of several hundred bytes.
+    Xxh3(Box<xxhash_rust::xxh3::Xxh3Default>),
 }
 
 impl fmt::Debug for Hasher {
@@ -99,6 +116,7 @@ impl Hasher {
             }
             Hasher::Sha256(h) => sha2::Digest::update(h.as_mut(), data),
             Hasher::Crc32(h) => h.update(data),
+            Hasher::Xxh3(h) => h.update(data),
         }
     }
 
@@ -108,6 +126,8 @@ impl Hasher {
             Hasher::Blake3(h) => Digest::from_slice(h.finalize().as_bytes()),
             Hasher::Sha256(h) => Digest::from_slice(&sha2::Digest::finalize(*h)),
             Hasher::Crc32(h) => Digest::from_slice(&h.finalize().to_be_bytes()),
+            // Big-endian: XXH3's canonical form, as `xxhsum -H2` prints it.
+            Hasher::Xxh3(h) => Digest::from_slice(&h.digest128().to_be_bytes()),
         }
     }
 }
@@ -201,6 +221,20 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(HashAlgo::Crc32.digest(b"123456789").to_hex(), "cbf43926");
+        // `xxhsum -H2` (Debian package xxhash) of the same inputs.
+        assert_eq!(
+            HashAlgo::Xxh3.digest(b"").to_hex(),
+            "99aa06d3014798d86001c324468d497f"
+        );
+        assert_eq!(
+            HashAlgo::Xxh3.digest(b"abc").to_hex(),
+            "06b05ab6733a618578af5f94892f3950"
+        );
+        let long: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(
+            HashAlgo::Xxh3.digest(&long).to_hex(),
+            "54182c58bbb1337c42c23aeead96750d"
+        );
         assert_eq!(
             HashAlgo::Blake3.digest(b"").to_hex(),
             "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
@@ -209,7 +243,7 @@ mod tests {
 
     #[test]
     fn hex_round_trip_and_rejects() {
-        for algo in [HashAlgo::Blake3, HashAlgo::Sha256, HashAlgo::Crc32] {
+        for algo in HashAlgo::ALL {
             let d = algo.digest(b"hello");
             assert_eq!(Digest::from_hex(algo, &d.to_hex()), Some(d));
             assert_eq!(Digest::from_hex(algo, &d.to_hex()[1..]), None);
@@ -218,9 +252,19 @@ mod tests {
     }
 
     #[test]
+    fn names_parse_back_and_lengths_match_digests() {
+        for algo in HashAlgo::ALL {
+            assert_eq!(algo.name().parse::<HashAlgo>(), Ok(algo));
+            assert_eq!(algo.digest(b"x").as_bytes().len(), algo.digest_len());
+        }
+        let e = "md5".parse::<HashAlgo>().unwrap_err();
+        assert!(e.contains("xxh3"), "{e}");
+    }
+
+    #[test]
     fn streaming_equals_one_shot() {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        for algo in [HashAlgo::Blake3, HashAlgo::Sha256, HashAlgo::Crc32] {
+        for algo in HashAlgo::ALL {
             let mut h = algo.hasher();
             for chunk in data.chunks(4093) {
                 h.update(chunk);

@@ -6,7 +6,7 @@
 //! rebound-manifest 1
 //! set <name>
 //! generation <u64>
-//! hash <blake3|sha256|crc32>
+//! hash <blake3|sha256|crc32|xxh3>
 //! tag <i64>                                   (only if the set has a version tag)
 //! file <size> <mode, octal> <hex digest> <path, percent-encoded>   (sorted by path)
 //! end <blake3 hex of every byte before this line>
@@ -306,6 +306,27 @@ mod tests {
             },
         );
         assert_eq!(Manifest::decode(&m2.encode()), Ok(m2));
+    }
+
+    #[test]
+    fn xxh3_manifest_round_trips_and_refuses_a_short_digest() {
+        let mut m = Manifest::new("x", 1, HashAlgo::Xxh3, None);
+        m.entries.insert(
+            RelPath::new("f").unwrap(),
+            Entry {
+                size: 3,
+                mode: 0o644,
+                digest: HashAlgo::Xxh3.digest(b"abc"),
+            },
+        );
+        let text = m.encode();
+        assert!(String::from_utf8_lossy(&text).contains("hash xxh3\n"));
+        assert!(String::from_utf8_lossy(&text).contains(" 06b05ab6733a618578af5f94892f3950 f\n"));
+        assert_eq!(Manifest::decode(&text), Ok(m));
+        // A CRC-32-sized digest under `hash xxh3` is refused, checksum or not.
+        let body = "rebound-manifest 1\nset x\ngeneration 1\nhash xxh3\nfile 0 644 00000000 f\n";
+        let full = format!("{body}end {}\n", blake3::hash(body.as_bytes()).to_hex());
+        assert!(Manifest::decode(full.as_bytes()).is_err());
     }
 
     #[test]
