@@ -267,6 +267,20 @@ fn choose(
             } else {
                 let mut m = Manifest::new(&set.name, max_generation(state) + 1, set.hash, Some(t));
                 m.entries = adopt_files(set, r, warnings);
+                // IMPORTANT: a file the upgraded copy holds but cannot offer (a link, a
+                // directory, an unreadable file) is not dropped by the upgrade: dropping
+                // it would remove the other copies' intact ones, maybe the last. The
+                // previous entry stays, and the copy is repaired from the others.
+                if let Some((_, bm)) = best {
+                    for (p, e) in &bm.entries {
+                        if matches!(
+                            r.files.get(p),
+                            Some(FileState::NotFile { .. } | FileState::Unreadable { .. })
+                        ) {
+                            m.entries.entry(p.clone()).or_insert_with(|| e.clone());
+                        }
+                    }
+                }
                 return Ok(Some(Chosen {
                     authority: if best.is_some() {
                         Authority::Upgrade {
