@@ -309,6 +309,35 @@ fn tag_bumped_on_a_copy_holding_no_files_never_wipes_the_other_copy() {
 }
 
 #[test]
+fn upgrade_never_drops_a_file_the_upgraded_copy_holds_but_cannot_offer() {
+    // The upgraded (tag-bumped) copy holds params.cfg as a symbolic link and
+    // lib/mod.py as a directory: unusable, but not removed by the upgrade. The other
+    // side's intact copies are the last ones: kept, and brought back.
+    let d = synced("upgrade-unusable");
+    d.remove(&data("apps/params.cfg"));
+    std::os::unix::fs::symlink("/etc/hostname", d.path(&data("apps/params.cfg"))).unwrap();
+    d.remove(&data("apps/lib/mod.py"));
+    d.write(&data("apps/lib/mod.py/inner"), "x");
+    d.write(&data("apps/app.bin"), "application v2\n");
+    d.write(&data("app_ver.txt"), "2\n");
+    // Exit 2: the directory holding data cannot be replaced (rebound never deletes it).
+    d.run(["boot"], 2)
+        .says(&["upgrade adopted", "params.cfg", "Is a directory"]);
+    assert_eq!(d.read(&sys("apps/params.cfg")), "baud=115200\n");
+    assert_eq!(d.read(&sys("apps/lib/mod.py")), "VERSION = 1\n");
+    assert_eq!(d.read(&sys("apps/app.bin")), "application v2\n");
+    // The link was replaced by the real file; the directory holding data is left.
+    assert!(d
+        .path(&data("apps/params.cfg"))
+        .symlink_metadata()
+        .unwrap()
+        .is_file());
+    assert_eq!(d.read(&data("apps/params.cfg")), "baud=115200\n");
+    assert_eq!(d.read(&data("apps/lib/mod.py/inner")), "x");
+    assert_eq!(tag(&d, SYS), "2");
+}
+
+#[test]
 fn upgrade_by_tag_adopts_exactly_the_content_of_that_copy() {
     // A tag higher than the manifest's is the vendor's upgrade signal: that copy's
     // files are the new version, recorded by their hashes, and brought to the other
