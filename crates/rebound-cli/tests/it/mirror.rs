@@ -490,3 +490,23 @@ fn golden_set_with_a_writable_copy_heals_to_the_latest_commit_not_the_factory() 
     assert_eq!(d.read("copy/apn_cfg.json"), "{\"apn\": \"factory\"}\n");
     d.run(["verify"], 0);
 }
+
+#[test]
+fn replica_on_an_unmounted_partition_is_not_created_there_and_is_exit_2() {
+    // `usrdata` itself is missing (its partition failed to mount and no mount point
+    // exists): rebound creates at most the replica's own directory, never its parents,
+    // so nothing is written onto the wrong filesystem. The system side is untouched.
+    let d = vendor("unmounted");
+    d.remove("usrdata");
+    let before = d.contents(SYS);
+    d.run(["boot"], 2)
+        .says(&[DATA, "No such file or directory"]);
+    assert!(!d.exists("usrdata"));
+    let mut after = d.contents(SYS);
+    after.retain(|p, _| !p.starts_with(".rebound"));
+    assert_eq!(before, after);
+    // Once the partition is there, the first run completes.
+    std::fs::create_dir(d.path("usrdata")).unwrap();
+    d.run(["boot"], 0);
+    assert_in_step(&d, &[SYS, DATA], "1");
+}
