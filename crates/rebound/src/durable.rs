@@ -211,7 +211,11 @@ impl<'a> Durable<'a> {
         };
         // IMPORTANT: rename only after the content is durable (step 4 inside
         // fill_temp), or a crash could leave the target name on empty data.
-        self.fs.rename(root, &temp, rel)?;
+        if let Err(e) = self.fs.rename(root, &temp, rel) {
+            // E.g. a directory sits at the target: the temp file is junk.
+            let _ = self.fs.remove_file(root, &temp);
+            return Err(e);
+        }
         // IMPORTANT: lastly, fsync the directory: the new name is durable only now.
         self.sync_dir(root, parent.as_ref())?;
         Ok(digest)
