@@ -516,3 +516,54 @@ fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+// ---------- fsync failure ----------
+
+#[test]
+fn failed_fsync_poisons_the_run_and_the_next_boot_repairs() {
+    use rebound::fs::sim::SimFs;
+    let fs = SimFs::new();
+    let text = "[[set]]\nname = \"config\"\nmode = \"golden\"\nlive = \"/d0/usr\"\ngolden = \"/d1/bak\"\ninclude = [\"a\", \"b\"]\n";
+    let config = Config::parse(text, Path::new("/etc/rebound.toml")).unwrap();
+    fs.put(Path::new("/d0/usr/a"), b"a1\n");
+    fs.put(Path::new("/d0/usr/b"), b"b1\n");
+    fs.mkdir_all(Path::new("/d1"));
+    Engine::new(&fs).seal(&config, &[], false).unwrap();
+    fs.remove(Path::new("/d0/usr/a"));
+    fs.remove(Path::new("/d0/usr/b"));
+    fs.sync_everything();
+    fs.reset_counters();
+    fs.set_fail_sync_at(Some(1));
+    let r = Engine::new(&fs).boot(&config, &[], false).unwrap();
+    assert_eq!(r.exit_code(), exit::ERROR);
+    let errors: Vec<&str> = r.sets[0]
+        .outcomes
+        .iter()
+        .filter_map(|o| o.error.as_deref())
+        .collect();
+    assert!(errors[0].contains("fsync"), "{errors:?}");
+    assert!(
+        errors[1..]
+            .iter()
+            .all(|e| e.contains("earlier fsync failed") || e.contains("skipped")),
+        "every write after a failed fsync is refused: {errors:?}"
+    );
+    // Whatever the failed fsync lost, the next boot (healthy storage) repairs it all.
+    for cs in fs.crash_states(2, 7) {
+        let e = Engine::new(&cs.fs);
+        assert_eq!(
+            e.boot(&config, &[], false).unwrap().exit_code(),
+            exit::OK,
+            "{}",
+            cs.how
+        );
+        assert_eq!(
+            cs.fs.get(Path::new("/d0/usr/a")).as_deref(),
+            Some(&b"a1\n"[..])
+        );
+        assert_eq!(
+            cs.fs.get(Path::new("/d0/usr/b")).as_deref(),
+            Some(&b"b1\n"[..])
+        );
+    }
+}
