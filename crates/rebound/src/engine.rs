@@ -777,18 +777,3 @@ pub struct SetStatus {
     pub version_file: Option<RelPath>,
     pub replicas: Vec<ReplicaStatus>,
 }
-
-/// Digest helper for tests and tools: hashes a file through `fs`.
-///
-/// # Errors
-/// I/O errors naming the file.
-pub fn hash_file(
-    fs: &dyn Fs,
-    root: &Path,
-    rel: &RelPath,
-    algo: crate::digest::HashAlgo,
-) -> Result<Digest> {
-    let mut r = fs.open_read(root, rel)?;
-    let mut buf = vec![0u8; CHUNK];
-    hash_reader(&mut *r, &full(root, rel), algo, &mut buf)
-}

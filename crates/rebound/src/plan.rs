@@ -453,7 +453,7 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
                 }
             }
         };
-        for (ri, r) in state.replicas.iter().enumerate() {
+        for r in &state.replicas {
             let fs = r.files.get(path).cloned().unwrap_or(FileState::Missing);
             let ok = fs.digest() == Some(entry.digest);
             if r.role == Role::Golden {
@@ -525,7 +525,6 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
                 detail,
             });
             if let Some(src) = &source {
-                let _ = ri;
                 restores.push(Action::Restore {
                     root: r.root.clone(),
                     path: path.clone(),
