@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{Config, Mode, Role, SetConfig};
-use crate::digest::Digest;
 use crate::durable::{hash_reader, Breakage, Durable, CHUNK};
 use crate::error::{Error, Result};
 use crate::exec::{execute, write_manifest, Outcome};
