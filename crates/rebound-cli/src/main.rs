@@ -28,6 +28,10 @@ struct Args {
     /// Configuration file.
     #[arg(short, long, global = true, env = "REBOUND_CONFIG", default_value = rebound::names::DEFAULT_CONFIG)]
     config: PathBuf,
+    /// Threads for hashing (overrides the configuration's `threads`; default: the
+    /// CPUs available, at most 4).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,6 +60,9 @@ enum Command {
         /// Print what would be done, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Hash every file, even in `changed_only` sets.
+        #[arg(long)]
+        full: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -119,10 +126,14 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<u8> {
     let config_path = args.config;
+    let threads = args.threads;
     // Held until the process exits: one rebound at a time per configuration.
     let mut _lock = None;
     let mut load = || -> anyhow::Result<Config> {
-        let c = Config::load(&config_path)?;
+        let mut c = Config::load(&config_path)?;
+        if let Some(n) = threads {
+            c.set_threads(usize::from(n));
+        }
         _lock = Some(lock(&config_path)?);
         Ok(c)
     };
@@ -133,8 +144,15 @@ fn run(args: Args) -> anyhow::Result<u8> {
         Command::Boot {
             sets,
             dry_run,
+            full,
             json,
-        } => (engine.boot(&load()?, &sets, dry_run)?, json),
+        } => {
+            let mut config = load()?;
+            if full {
+                config.force_full_check();
+            }
+            (engine.boot(&config, &sets, dry_run)?, json)
+        }
         Command::Verify { sets, json } => (engine.verify(&load()?, &sets)?, json),
         Command::Commit { paths, json } => {
             let cwd = std::env::current_dir().context("current directory")?;

@@ -20,6 +20,8 @@ use crate::relpath::RelPath;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Threads for hashing (default: the CPUs available, at most 4).
+    pub threads: Option<usize>,
     #[serde(default)]
     pub set: Vec<RawSet>,
 }
@@ -41,6 +43,12 @@ pub struct RawSet {
     pub exclude: Vec<String>,
     pub hash: Option<String>,
     pub version_file: Option<String>,
+    /// Boot hashes only files whose size, mtime, ctime or inode changed since they
+    /// last verified (see docs/performance.md for what this cannot see).
+    #[serde(default)]
+    pub changed_only: bool,
+    /// With `changed_only`: every N-th boot hashes everything.
+    pub full_check_every: Option<u32>,
 }
 
 /// How a set is kept.
@@ -84,7 +92,18 @@ pub struct SetConfig {
     exclude_set: GlobSet,
     pub hash: HashAlgo,
     pub version_file: Option<RelPath>,
+    /// Threads for hashing (the configuration's `threads`, or `--threads`).
+    pub threads: usize,
+    /// Boot skips hashing files whose metadata matches their last verified record.
+    pub changed_only: bool,
+    /// With `changed_only`: every N-th boot is a full check (N >= 1).
+    pub full_check_every: u32,
+    /// This run must hash everything (`boot --full`); not from the file.
+    pub force_full: bool,
 }
+
+/// Default of `full_check_every`.
+pub const DEFAULT_FULL_CHECK_EVERY: u32 = 10;
 
 impl SetConfig {
     /// Whether a relative path is selected by the include and exclude patterns.
@@ -149,6 +168,8 @@ pub struct Config {
     /// Where it was read from (for messages).
     pub path: PathBuf,
     pub sets: Vec<SetConfig>,
+    /// Threads for hashing, at least 1.
+    pub threads: usize,
 }
 
 impl Config {
@@ -187,11 +208,17 @@ impl Config {
         if raw.set.is_empty() {
             return Err(err("no [[set]] defined: nothing to protect".into()));
         }
+        let threads = match raw.threads {
+            None => crate::hashing::default_threads(),
+            Some(0) => return Err(err("`threads` must be at least 1".into())),
+            Some(n) => n,
+        };
         let mut names = BTreeSet::new();
         let mut sets = Vec::new();
         for s in raw.set {
             let name = s.name.clone();
-            let set = resolve_set(s).map_err(|w| err(format!("set `{name}`: {w}")))?;
+            let mut set = resolve_set(s).map_err(|w| err(format!("set `{name}`: {w}")))?;
+            set.threads = threads;
             if !names.insert(set.name.clone()) {
                 return Err(err(format!("set `{}` is defined twice", set.name)));
             }
@@ -200,7 +227,23 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             sets,
+            threads,
         })
+    }
+
+    /// Overrides the thread count (`--threads`); 0 counts as 1.
+    pub fn set_threads(&mut self, n: usize) {
+        self.threads = n.max(1);
+        for s in &mut self.sets {
+            s.threads = self.threads;
+        }
+    }
+
+    /// Makes this run hash every file, whatever `changed_only` says (`boot --full`).
+    pub fn force_full_check(&mut self) {
+        for s in &mut self.sets {
+            s.force_full = true;
+        }
     }
 
     /// The set called `name`.
@@ -397,6 +440,20 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
             Some(rel)
         }
     };
+    let full_check_every = match s.full_check_every {
+        None => DEFAULT_FULL_CHECK_EVERY,
+        Some(0) => {
+            return Err(
+                "`full_check_every` must be at least 1 (1: every boot is a full check)".into(),
+            )
+        }
+        Some(n) if !s.changed_only => {
+            return Err(format!(
+                "`full_check_every = {n}` needs `changed_only = true`"
+            ))
+        }
+        Some(n) => n,
+    };
     Ok(SetConfig {
         name: s.name,
         mode: s.mode,
@@ -407,6 +464,10 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
         exclude_set,
         hash,
         version_file,
+        threads: 1,
+        changed_only: s.changed_only,
+        full_check_every,
+        force_full: false,
     })
 }
 
@@ -450,6 +511,40 @@ version_file = "app_ver.txt"
         let m = &c.sets[1];
         assert!(sel(m, "apps/x"));
         assert!(!sel(m, "app_ver.txt"));
+    }
+
+    #[test]
+    fn threads_and_changed_only_parse_with_defaults() {
+        let base = "[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\n";
+        let c = parse(base).unwrap();
+        assert_eq!(c.threads, crate::hashing::default_threads());
+        assert!((1..=crate::hashing::MAX_DEFAULT_THREADS).contains(&c.threads));
+        assert!(!c.sets[0].changed_only);
+        let mut c = parse(&format!(
+            "threads = 3\n{base}changed_only = true\nfull_check_every = 5\n"
+        ))
+        .unwrap();
+        assert_eq!((c.threads, c.sets[0].threads), (3, 3));
+        assert!(c.sets[0].changed_only);
+        assert_eq!(c.sets[0].full_check_every, 5);
+        c.set_threads(0);
+        assert_eq!((c.threads, c.sets[0].threads), (1, 1));
+        c.force_full_check();
+        assert!(c.sets[0].force_full);
+        for (text, needle) in [
+            (format!("threads = 0\n{base}"), "threads"),
+            (
+                format!("{base}changed_only = true\nfull_check_every = 0\n"),
+                "at least 1",
+            ),
+            (
+                format!("{base}full_check_every = 3\n"),
+                "needs `changed_only",
+            ),
+        ] {
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle:?} not in {e}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::names::{GOLDEN_MANIFEST, LAST_REPAIR, SEALED_MARKER, STAGE_DIR};
 use crate::observe::{self, Depth, FileState, ReplicaState, SetState, SlotState, TagState};
 use crate::plan::{self, Action, Plan};
 use crate::relpath::RelPath;
+use crate::statcache;
 
 /// Exit statuses, as documented in the README and `--help`.
 pub mod exit {
@@ -156,13 +157,22 @@ impl<'a> Engine<'a> {
 
     fn reconcile(&self, set: &SetConfig, dry_run: bool) -> SetReport {
         let mut rep = SetReport::new(set);
+        let started = statcache::now_ns();
         match self.plan_set(set, Depth::Boot) {
             Err(e) => rep.error = Some(e.to_string()),
-            Ok((_, p)) => {
+            Ok((state, p)) => {
                 if !dry_run && !p.actions.is_empty() {
                     rep.outcomes = execute(&self.durable, &p);
                     if p.repairs() {
                         self.record(set, &p, &rep.outcomes);
+                    }
+                }
+                // Changed-only sets: the stat cache only decides what is hashed;
+                // written after the plan is carried out, when it changed.
+                if set.changed_only {
+                    rep.notes.extend(statcache::describe(set, &state));
+                    if !dry_run {
+                        statcache::save(&self.durable, set, &state, &p, started);
                     }
                 }
                 rep.plan = Some(p);

@@ -22,11 +22,13 @@ pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod fs;
+pub mod hashing;
 pub mod manifest;
 pub mod names;
 pub mod observe;
 pub mod plan;
 pub mod relpath;
+pub mod statcache;
 
 pub use config::Config;
 pub use engine::{Engine, Report};

@@ -29,6 +29,14 @@ pub const STAGE_DIR: &str = "stage";
 /// Record of the last run that changed something (best effort, informational).
 pub const LAST_REPAIR: &str = "last-repair";
 
+/// Stat cache of a `changed_only` set (per writable replica, in the set's metadata
+/// directory): what each verified file's metadata was; see [`crate::statcache`].
+/// Losing it costs one full check.
+pub const STAT_CACHE: &str = "statcache";
+
+/// Boots since the last full check of a `changed_only` set, beside [`STAT_CACHE`].
+pub const STAT_CACHE_BOOTS: &str = "statcache.boots";
+
 /// Prefix of temporary files created by the durable write protocol.
 pub const TEMP_PREFIX: &str = ".rebound-tmp-";
 

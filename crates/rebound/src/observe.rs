@@ -15,13 +15,15 @@ use crate::config::{Role, SetConfig};
 use crate::digest::{Digest, HashAlgo};
 use crate::durable::{hash_reader, CHUNK};
 use crate::error::{Error, Result};
-use crate::fs::{full, Fs, Kind};
+use crate::fs::{full, Fs, Kind, Meta};
+use crate::hashing;
 use crate::manifest::Manifest;
 use crate::names::{
     GOLDEN_MANIFEST, MANIFEST_MAX_BYTES, MANIFEST_SLOTS, SEALED_MARKER, STAGE_DIR, TAG_MAX_BYTES,
     TEMP_PREFIX,
 };
 use crate::relpath::RelPath;
+use crate::statcache;
 
 /// State of one manifest slot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,6 +103,12 @@ pub struct ReplicaState {
     pub junk: Vec<RelPath>,
     /// Problems met while observing (unreadable directories, odd names).
     pub problems: Vec<String>,
+    /// `lstat` of every regular file the walk found (for the stat cache).
+    #[serde(skip)]
+    pub stats: BTreeMap<RelPath, Meta>,
+    /// How the stat cache was used (`changed_only` sets, boot only).
+    #[serde(skip)]
+    pub stat_cache: Option<statcache::Usage>,
 }
 
 impl ReplicaState {
@@ -116,6 +124,9 @@ pub struct SetState {
     pub set: String,
     pub hash: HashAlgo,
     pub replicas: Vec<ReplicaState>,
+    /// Threads for hashing on demand.
+    #[serde(skip)]
+    pub threads: usize,
 }
 
 /// How much to read.
@@ -207,18 +218,22 @@ pub fn observe(fs: &dyn Fs, set: &SetConfig, depth: Depth) -> Result<SetState> {
         .filter_map(|r| r.manifest.as_ref())
         .flat_map(|m| m.entries.keys().cloned())
         .collect();
-    let mut buf = vec![0u8; CHUNK];
     for r in &mut replicas {
         let hash = match r.role {
             Role::Writable => true,
             Role::Golden => depth == Depth::Deep,
         };
-        observe_files(fs, set, r, &named, hash, &mut buf);
+        // The stat cache serves boots only: `verify` always reads everything.
+        if r.role == Role::Writable && depth == Depth::Boot && set.changed_only && r.root_exists {
+            r.stat_cache = Some(statcache::load(fs, set, &r.root));
+        }
+        observe_files(fs, set, r, &named, hash);
     }
     Ok(SetState {
         set: set.name.clone(),
         hash: set.hash,
         replicas,
+        threads: set.threads,
     })
 }
 
@@ -242,6 +257,8 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
         staged: BTreeSet::new(),
         junk: Vec::new(),
         problems: Vec::new(),
+        stats: BTreeMap::new(),
+        stat_cache: None,
     };
     if !root_exists {
         st.slots = match role {
@@ -362,7 +379,6 @@ fn observe_files(
     st: &mut ReplicaState,
     named: &BTreeSet<RelPath>,
     hash: bool,
-    buf: &mut [u8],
 ) {
     if !st.root_exists {
         for p in named {
@@ -371,9 +387,12 @@ fn observe_files(
         return;
     }
     let mut found: BTreeMap<RelPath, FileState> = BTreeMap::new();
+    let root = st.root.clone();
+    let mut cursor = fs.cursor(&root);
     for start in set.walk_roots() {
-        walk(fs, set, st, start.as_ref(), &mut found);
+        walk(fs, &mut *cursor, set, st, start.as_ref(), &mut found);
     }
+    drop(cursor);
     for p in named {
         if !found.contains_key(p) {
             let s = match fs.metadata(&st.root, p) {
@@ -387,8 +406,40 @@ fn observe_files(
         }
     }
     if hash {
-        for (p, s) in found.iter_mut() {
-            hash_into(fs, &st.root, p, s, set.hash, buf);
+        // Changed-only boot: files whose metadata equals their last verified record
+        // take the recorded digest; everything else is read.
+        if let Some(usage) = st.stat_cache.as_mut().filter(|u| !u.full) {
+            for (p, s) in found.iter_mut() {
+                if let (
+                    FileState::File {
+                        digest: d @ None, ..
+                    },
+                    Some(m),
+                    Some(rec),
+                ) = (s, st.stats.get(p), usage.cache.records.get(p))
+                {
+                    if rec.matches(m) {
+                        *d = Some(rec.digest);
+                        usage.skipped += 1;
+                    }
+                }
+            }
+        }
+        let todo: Vec<(&std::path::Path, &RelPath)> = found
+            .iter()
+            .filter(|(_, s)| matches!(s, FileState::File { digest: None, .. }))
+            .map(|(p, _)| (root.as_path(), p))
+            .collect();
+        let results = hashing::hash_files(fs, &todo, set.hash, set.threads);
+        let done: Vec<(RelPath, Result<Digest>)> = todo
+            .iter()
+            .map(|(_, p)| (*p).clone())
+            .zip(results)
+            .collect();
+        for (p, r) in done {
+            if let Some(s) = found.get_mut(&p) {
+                set_digest(s, r);
+            }
         }
     }
     st.files = found;
@@ -412,6 +463,23 @@ fn file_state(kind: Kind, size: u64, mode: u32) -> FileState {
         Kind::Other => FileState::NotFile {
             kind: "special file".into(),
         },
+    }
+}
+
+/// Records the outcome of hashing a `File` state: its digest, or why it is unreadable.
+fn set_digest(s: &mut FileState, r: Result<Digest>) {
+    if let FileState::File {
+        digest: d @ None, ..
+    } = s
+    {
+        match r {
+            Ok(got) => *d = Some(got),
+            Err(e) => {
+                *s = FileState::Unreadable {
+                    error: e.to_string(),
+                }
+            }
+        }
     }
 }
 
@@ -445,6 +513,7 @@ pub fn hash_into(
 /// Walks `start` (a directory or a single file) collecting selected files and junk.
 fn walk(
     fs: &dyn Fs,
+    cursor: &mut dyn crate::fs::Cursor,
     set: &SetConfig,
     st: &mut ReplicaState,
     start: Option<&RelPath>,
@@ -459,6 +528,9 @@ fn walk(
             Ok(Some(m)) => {
                 if set.selects(p) {
                     found.insert(p.clone(), file_state(m.kind, m.size, m.mode));
+                    if m.kind == Kind::File {
+                        st.stats.insert(p.clone(), m);
+                    }
                 }
             }
             Err(e) => st.problems.push(e.to_string()),
@@ -496,8 +568,14 @@ fn walk(
             match e.kind {
                 Kind::Dir => stack.push(Some(rel)),
                 _ if set.selects(&rel) => {
-                    let s = match fs.metadata(&st.root, &rel) {
-                        Ok(Some(m)) => file_state(m.kind, m.size, m.mode),
+                    // Through the cursor: the directory is already open.
+                    let s = match cursor.metadata(&rel) {
+                        Ok(Some(m)) => {
+                            if m.kind == Kind::File {
+                                st.stats.insert(rel.clone(), m);
+                            }
+                            file_state(m.kind, m.size, m.mode)
+                        }
                         Ok(None) => FileState::Missing,
                         Err(e) => FileState::Unreadable {
                             error: e.to_string(),
@@ -511,16 +589,33 @@ fn walk(
     }
 }
 
-/// Hashes golden files on demand (when the planner needs them as sources).
+/// Hashes golden files on demand (when the planner needs them as sources), in
+/// parallel; a file already hashed in this run is not read again.
 pub fn hash_on_demand(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPath)]) {
-    let mut buf = vec![0u8; CHUNK];
-    let algo = state.hash;
-    for (ri, p) in wanted {
-        if let Some(r) = state.replicas.get_mut(*ri) {
-            let root = r.root.clone();
-            if let Some(s) = r.files.get_mut(p) {
-                hash_into(fs, &root, p, s, algo, &mut buf);
-            }
+    let todo: Vec<(usize, &RelPath)> = wanted
+        .iter()
+        .filter(|(ri, p)| {
+            matches!(
+                state.replicas.get(*ri).and_then(|r| r.files.get(p)),
+                Some(FileState::File { digest: None, .. })
+            )
+        })
+        .map(|(ri, p)| (*ri, p))
+        .collect();
+    let jobs: Vec<(&std::path::Path, &RelPath)> = todo
+        .iter()
+        .filter_map(|(ri, p)| state.replicas.get(*ri).map(|r| (r.root.as_path(), *p)))
+        .collect();
+    let results = hashing::hash_files(fs, &jobs, state.hash, state.threads);
+    let done: Vec<(usize, RelPath, Result<Digest>)> = todo
+        .iter()
+        .map(|(ri, p)| (*ri, (*p).clone()))
+        .zip(results)
+        .map(|((ri, p), r)| (ri, p, r))
+        .collect();
+    for (ri, p, r) in done {
+        if let Some(s) = state.replicas.get_mut(ri).and_then(|r| r.files.get_mut(&p)) {
+            set_digest(s, r);
         }
     }
 }

@@ -64,6 +64,39 @@ pub trait WriteFile {
     fn sync_all(&mut self) -> Result<()>;
 }
 
+/// Reads many files below one root in a row (a directory walk, a hashing pass),
+/// with the guarantees of the [`Fs`] methods of the same names: no link is followed
+/// below the root. Implementations may keep directory handles open between calls, so
+/// use a cursor only for reading, and only for as long as one pass lasts.
+pub trait Cursor {
+    /// As [`Fs::metadata`].
+    ///
+    /// # Errors
+    /// As [`Fs::metadata`].
+    fn metadata(&mut self, rel: &RelPath) -> Result<Option<Meta>>;
+
+    /// As [`Fs::open_read`].
+    ///
+    /// # Errors
+    /// As [`Fs::open_read`].
+    fn open_read(&mut self, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>>;
+}
+
+/// The cursor of an [`Fs`] that keeps nothing open: each call is the `Fs` call.
+struct PlainCursor<'a, F: ?Sized> {
+    fs: &'a F,
+    root: &'a Path,
+}
+
+impl<F: Fs + ?Sized> Cursor for PlainCursor<'_, F> {
+    fn metadata(&mut self, rel: &RelPath) -> Result<Option<Meta>> {
+        self.fs.metadata(self.root, rel)
+    }
+    fn open_read(&mut self, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
+        self.fs.open_read(self.root, rel)
+    }
+}
+
 /// The filesystem operations rebound needs, relative to a replica root.
 ///
 /// `dir: None` means the root itself.
@@ -128,6 +161,14 @@ pub trait Fs: Sync {
     /// # Errors
     /// I/O errors. After an error, recent names in the directory may be lost.
     fn sync_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<()>;
+
+    /// A [`Cursor`] for reading many files below `root` in a row. The default makes
+    /// each call separately; [`os::OsFs`] keeps the last directory open, which saves
+    /// opening every parent directory again for each file (most of the system calls
+    /// of a verification pass over small files).
+    fn cursor<'a>(&'a self, root: &'a Path) -> Box<dyn Cursor + 'a> {
+        Box::new(PlainCursor { fs: self, root })
+    }
 }
 
 /// The full path of `rel` under `root`, for messages.

@@ -10,7 +10,7 @@ use std::path::Path;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::{full, full_dir, DirEntry, Fs, Kind, Meta, WriteFile};
+use super::{full, full_dir, Cursor, DirEntry, Fs, Kind, Meta, WriteFile};
 use crate::error::{Error, Result};
 use crate::relpath::RelPath;
 
@@ -57,13 +57,18 @@ fn open_root(root: &Path) -> Result<OwnedFd> {
 /// Opens the directory `dir` below `root`, component by component, refusing links.
 /// `Ok(None)` if some component does not exist.
 fn open_dir(root: &Path, dir: Option<&RelPath>) -> Result<Option<OwnedFd>> {
-    let mut fd = match open_root(root) {
+    let fd = match open_root(root) {
         Ok(fd) => fd,
         Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             return Ok(None)
         }
         Err(e) => return Err(e),
     };
+    open_below(root, fd, dir)
+}
+
+/// Opens `dir` below an open root directory, component by component, refusing links.
+fn open_below(root: &Path, mut fd: OwnedFd, dir: Option<&RelPath>) -> Result<Option<OwnedFd>> {
     let Some(dir) = dir else { return Ok(Some(fd)) };
     let mut sofar = root.to_path_buf();
     for comp in dir.components() {
@@ -195,27 +200,15 @@ impl Fs for OsFs {
 
     fn open_read(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
         let parent = open_parent(root, rel, "open")?;
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-        let fd = match rustix::fs::openat(&parent, rel.file_name(), flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::LOOP) => {
-                return Err(Error::Symlink {
-                    path: full(root, rel),
-                })
-            }
-            Err(e) => return Err(Error::io("open", full(root, rel), errno_to_io(e))),
-        };
-        // Refuse anything but a regular file (a FIFO would block, a device is not data).
-        let st = rustix::fs::fstat(&fd)
-            .map_err(|e| Error::io("stat", full(root, rel), errno_to_io(e)))?;
-        if kind_of(st.st_mode) != Kind::File {
-            return Err(Error::io(
-                "open",
-                full(root, rel),
-                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
-            ));
-        }
-        Ok(Box::new(File::from(fd)))
+        open_file_at(&parent, root, rel)
+    }
+
+    fn cursor<'a>(&'a self, root: &'a Path) -> Box<dyn Cursor + 'a> {
+        Box::new(OsCursor {
+            root,
+            root_fd: None,
+            last: None,
+        })
     }
 
     fn create_new(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<Box<dyn WriteFile + '_>> {
@@ -296,6 +289,103 @@ impl Fs for OsFs {
             )
         })?;
         self.sync_fd(&fd, &path)
+    }
+}
+
+/// Opens the regular file `rel` in its already open parent directory, refusing links
+/// and anything but a regular file (a FIFO would block, a device is not data).
+fn open_file_at(
+    parent: &OwnedFd,
+    root: &Path,
+    rel: &RelPath,
+) -> Result<Box<dyn Read + Send + 'static>> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = match rustix::fs::openat(parent, rel.file_name(), flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::LOOP) => {
+            return Err(Error::Symlink {
+                path: full(root, rel),
+            })
+        }
+        Err(e) => return Err(Error::io("open", full(root, rel), errno_to_io(e))),
+    };
+    // Refuse anything but a regular file (a FIFO would block, a device is not data).
+    let st =
+        rustix::fs::fstat(&fd).map_err(|e| Error::io("stat", full(root, rel), errno_to_io(e)))?;
+    if kind_of(st.st_mode) != Kind::File {
+        return Err(Error::io(
+            "open",
+            full(root, rel),
+            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
+    Ok(Box::new(File::from(fd)))
+}
+
+/// [`OsFs::cursor`]: keeps the root and the last directory used open. Files come in
+/// path order, so consecutive files mostly share their directory, and each file then
+/// costs one `openat` instead of one per path component plus the root.
+struct OsCursor<'a> {
+    root: &'a Path,
+    /// The root, once opened (`None` inside: it does not exist).
+    root_fd: Option<Option<OwnedFd>>,
+    /// The last directory opened below the root (`None` inside: it does not exist).
+    last: Option<(Option<RelPath>, Option<OwnedFd>)>,
+}
+
+impl OsCursor<'_> {
+    /// The open parent directory of `rel`, `None` if some component is missing.
+    fn parent(&mut self, rel: &RelPath) -> Result<Option<&OwnedFd>> {
+        let want = rel.parent();
+        let hit = matches!(&self.last, Some((d, _)) if *d == want);
+        if !hit {
+            if self.root_fd.is_none() {
+                self.root_fd = Some(match open_root(self.root) {
+                    Ok(fd) => Some(fd),
+                    Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                        None
+                    }
+                    Err(e) => return Err(e),
+                });
+            }
+            let fd = match self.root_fd.as_ref().and_then(Option::as_ref) {
+                None => None,
+                Some(root_fd) => {
+                    let start = root_fd
+                        .try_clone()
+                        .map_err(|e| Error::io("open directory", self.root, e))?;
+                    open_below(self.root, start, want.as_ref())?
+                }
+            };
+            self.last = Some((want, fd));
+        }
+        Ok(self.last.as_ref().and_then(|(_, fd)| fd.as_ref()))
+    }
+}
+
+impl Cursor for OsCursor<'_> {
+    fn metadata(&mut self, rel: &RelPath) -> Result<Option<Meta>> {
+        let root = self.root;
+        let Some(parent) = self.parent(rel)? else {
+            return Ok(None);
+        };
+        match rustix::fs::statat(parent, rel.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(meta_of(&st))),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io("stat", full(root, rel), errno_to_io(e))),
+        }
+    }
+
+    fn open_read(&mut self, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
+        let root = self.root;
+        let parent = self.parent(rel)?.ok_or_else(|| {
+            Error::io(
+                "open",
+                full(root, rel),
+                io::Error::new(io::ErrorKind::NotFound, "parent directory does not exist"),
+            )
+        })?;
+        open_file_at(parent, root, rel)
     }
 }
 
