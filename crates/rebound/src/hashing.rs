@@ -19,6 +19,7 @@
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use crate::digest::{Digest, HashAlgo};
 use crate::error::{Error, Result};
@@ -90,8 +91,10 @@ pub fn hash_files<'a>(
 ) -> Vec<Result<Digest>> {
     let workers = threads.clamp(1, jobs.len().max(1));
     let next = AtomicUsize::new(0);
-    let worker = || work(fs, jobs, algo, &next);
-    let mut parts: Vec<Vec<(usize, Result<Digest>)>> = Vec::with_capacity(workers);
+    // One slot per file, filled in place: no second copy of the results to merge.
+    let out: Mutex<Vec<Option<Result<Digest>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let worker = || work(fs, jobs, algo, &next, &out);
     std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(workers - 1);
         for i in 1..workers {
@@ -104,21 +107,14 @@ pub fn hash_files<'a>(
                 handles.push(h);
             }
         }
-        parts.push(worker());
+        worker();
         for h in handles {
-            // A worker that panicked leaves its files without a result: reported
-            // below as errors, never as digests.
-            if let Ok(p) = h.join() {
-                parts.push(p);
-            }
+            // A worker that panicked leaves its current file without a result:
+            // reported below as an error, never as a digest.
+            let _ = h.join();
         }
     });
-    let mut out: Vec<Option<Result<Digest>>> = (0..jobs.len()).map(|_| None).collect();
-    for (i, r) in parts.into_iter().flatten() {
-        if let Some(slot) = out.get_mut(i) {
-            *slot = Some(r);
-        }
-    }
+    let out = out.into_inner().unwrap_or_else(PoisonError::into_inner);
     out.into_iter()
         .zip(jobs)
         .map(|(r, (root, rel))| {
@@ -140,14 +136,14 @@ fn work<'a>(
     jobs: &[Job<'a>],
     algo: HashAlgo,
     next: &AtomicUsize,
-) -> Vec<(usize, Result<Digest>)> {
+    out: &Mutex<Vec<Option<Result<Digest>>>>,
+) {
     let mut buf = AlignedBuf::new(CHUNK);
-    let mut out = Vec::new();
     let mut cursor: Option<(&'a Path, Box<dyn Cursor + 'a>)> = None;
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(&(root, rel)) = jobs.get(i) else {
-            return out;
+            return;
         };
         if cursor.as_ref().is_none_or(|(r, _)| *r != root) {
             cursor = Some((root, fs.cursor(root)));
@@ -156,7 +152,12 @@ fn work<'a>(
             Some((_, c)) => hash_one(&mut **c, root, rel, algo, buf.as_mut_slice()),
             None => continue,
         };
-        out.push((i, r));
+        // The lock is held only to store the result (tens of nanoseconds against
+        // microseconds per file). A poisoned lock still holds valid slots.
+        let mut slots = out.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = slots.get_mut(i) {
+            *slot = Some(r);
+        }
     }
 }
 

@@ -103,7 +103,8 @@ pub struct ReplicaState {
     pub junk: Vec<RelPath>,
     /// Problems met while observing (unreadable directories, odd names).
     pub problems: Vec<String>,
-    /// `lstat` of every regular file the walk found (for the stat cache).
+    /// `lstat` of every regular file the walk found, for the stat cache (empty
+    /// unless the stat cache is in use).
     #[serde(skip)]
     pub stats: BTreeMap<RelPath, Meta>,
     /// How the stat cache was used (`changed_only` sets, boot only).
@@ -528,7 +529,7 @@ fn walk(
             Ok(Some(m)) => {
                 if set.selects(p) {
                     found.insert(p.clone(), file_state(m.kind, m.size, m.mode));
-                    if m.kind == Kind::File {
+                    if m.kind == Kind::File && st.stat_cache.is_some() {
                         st.stats.insert(p.clone(), m);
                     }
                 }
@@ -571,7 +572,8 @@ fn walk(
                     // Through the cursor: the directory is already open.
                     let s = match cursor.metadata(&rel) {
                         Ok(Some(m)) => {
-                            if m.kind == Kind::File {
+                            // Kept only where the stat cache needs it: memory.
+                            if m.kind == Kind::File && st.stat_cache.is_some() {
                                 st.stats.insert(rel.clone(), m);
                             }
                             file_state(m.kind, m.size, m.mode)
