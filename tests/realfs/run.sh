@@ -2,7 +2,7 @@
 # Runs the real-filesystem crash tests (crates/rebound-cli/tests/realfs_crash.rs) and
 # prints their tables. Needs root and loop devices; installs nothing.
 #
-#   tests/realfs/run.sh           bounded run (about a dozen crash points per scenario)
+#   tests/realfs/run.sh           bounded run (about ten crash points per scenario)
 #   tests/realfs/run.sh --full    every crash point, each cut two ways
 #
 # Extra environment: REBOUND_REALFS_FS=ext4,xfs (filesystems), REBOUND_REALFS_SCENARIO=text

@@ -33,7 +33,7 @@
 //!
 //! Needs root, loop devices and mkfs.ext4; xfs and btrfs are skipped with a message
 //! when mkfs.xfs or mkfs.btrfs is missing, the whole test when loop devices or root
-//! are unavailable. The default run cuts about a dozen points per scenario and
+//! are unavailable. The default run cuts about ten points per scenario and
 //! filesystem (a different subset on each filesystem); `REBOUND_REALFS_FULL=1` cuts
 //! every point both ways. `REBOUND_REALFS_FS=ext4,xfs` restricts the filesystems.
 //! Mounts and loop devices are released by a `Drop` guard, also when a test fails.
@@ -51,7 +51,7 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_rebound");
 
 /// Crash points cut per scenario and filesystem in the default (bounded) run.
-const DEFAULT_POINTS: u64 = 12;
+const DEFAULT_POINTS: u64 = 10;
 
 /// How long a command may take to reach its pause or finish before the test gives up
 /// on it (a hang is a failure, not a timing assertion: the margin is huge).
