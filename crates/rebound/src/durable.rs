@@ -10,7 +10,11 @@
 //! 4. fsync the temporary file;
 //! 5. read it back and check its digest;
 //! 6. rename it over the target (atomic for the name on journaling filesystems);
-//! 7. fsync the directory, which makes the new name durable.
+//! 7. fsync the file again under its new name: on vfat a rename over an existing
+//!    name is written to the directory only with the moved file's inode, which an
+//!    fsync of the directory does not write (found by the power-cut lab,
+//!    docs/powercut.md); elsewhere it is a cheap no-op;
+//! 8. fsync the directory, which makes the new name durable.
 //!
 //! A failed fsync *poisons* the run: data may already be lost, retrying would only
 //! hide it, so every later write is refused with [`Error::Poisoned`].
@@ -33,10 +37,12 @@ pub const CHUNK: usize = 128 * 1024;
 /// explorer and the power-cut lab notice. Never set in a product.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Breakage {
-    /// Skip fsync of files (step 4).
+    /// Skip every fsync of a file (steps 4 and 7, and [`Durable::sync_file`]).
     pub skip_file_sync: bool,
-    /// Skip fsync of directories (steps 1 and 7).
+    /// Skip fsync of directories (steps 1 and 8).
     pub skip_dir_sync: bool,
+    /// Skip the fsync of the file under its new name (step 7).
+    pub skip_renamed_sync: bool,
 }
 
 /// Durable writes through a [`Fs`].
@@ -66,6 +72,7 @@ impl<'a> Durable<'a> {
             breakage = Breakage {
                 skip_file_sync: true,
                 skip_dir_sync: true,
+                skip_renamed_sync: true,
             };
         }
         Durable {
@@ -109,6 +116,26 @@ impl<'a> Durable<'a> {
             // IMPORTANT: never retry an fsync; stop writing instead.
             self.poisoned.store(true, Ordering::SeqCst);
         })
+    }
+
+    fn sync_file_raw(&self, root: &Path, rel: &RelPath) -> Result<()> {
+        self.fs.sync_file(root, rel).inspect_err(|_| {
+            // IMPORTANT: never retry an fsync; stop writing instead.
+            self.poisoned.store(true, Ordering::SeqCst);
+        })
+    }
+
+    /// Makes an existing file durable where it is (`commit` syncs the file it accepts,
+    /// so a commit is durable on the file's own partition too).
+    ///
+    /// # Errors
+    /// I/O errors, [`Error::Poisoned`].
+    pub fn sync_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
+        self.check()?;
+        if self.breakage.skip_file_sync {
+            return Ok(());
+        }
+        self.sync_file_raw(root, rel)
     }
 
     /// Makes sure the root directory exists. Only its last component is ever created:
@@ -216,7 +243,11 @@ impl<'a> Durable<'a> {
             let _ = self.fs.remove_file(root, &temp);
             return Err(e);
         }
-        // IMPORTANT: lastly, fsync the directory: the new name is durable only now.
+        // IMPORTANT: fsync the file under its new name (vfat writes the new directory
+        // slot only with the inode), then the directory: the name is durable only now.
+        if !self.breakage.skip_renamed_sync && !self.breakage.skip_file_sync {
+            self.sync_file_raw(root, rel)?;
+        }
         self.sync_dir(root, parent.as_ref())?;
         Ok(digest)
     }

@@ -416,6 +416,13 @@ impl<'a> Engine<'a> {
                 )?;
             }
         }
+        // The committed file itself must be durable on its own partition before the
+        // manifest says it is the truth there (an application rarely fsyncs it).
+        for (c, _) in &staged {
+            if c.origin.is_some() {
+                self.durable.sync_file(&c.root, &c.src)?;
+            }
+        }
         // 2. IMPORTANT: the commit point. Once this manifest is durable, the next boot
         //    rolls the change forward; before it, the staged content is rolled back.
         let (ci, cr) = staged

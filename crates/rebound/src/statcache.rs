@@ -382,6 +382,9 @@ mod tests {
         fn sync_dir(&self, root: &Path, dir: Option<&RelPath>) -> crate::Result<()> {
             self.os.sync_dir(root, dir)
         }
+        fn sync_file(&self, root: &Path, rel: &RelPath) -> crate::Result<()> {
+            self.os.sync_file(root, rel)
+        }
         // No `cursor`: the default one goes through `open_read` above and is counted.
     }
 

@@ -646,7 +646,7 @@ fn explorer_catches_a_protocol_that_skips_file_fsync() {
         b,
         Breakage {
             skip_file_sync: true,
-            skip_dir_sync: false,
+            ..Breakage::default()
         },
     );
     assert!(
@@ -671,8 +671,8 @@ fn explorer_catches_a_protocol_that_skips_directory_fsync() {
         &s,
         b,
         Breakage {
-            skip_file_sync: false,
             skip_dir_sync: true,
+            ..Breakage::default()
         },
     );
     assert!(
@@ -681,6 +681,37 @@ fn explorer_catches_a_protocol_that_skips_directory_fsync() {
     );
     println!(
         "counterexample (skip directory fsync):\n{}",
+        t.violations[0]
+    );
+}
+
+#[test]
+fn explorer_catches_a_vfat_rename_made_durable_by_the_directory_fsync_alone() {
+    // On vfat the renamed name is written with the moved file's inode: a protocol
+    // that only fsyncs the directory after the rename loses completed writes.
+    let s = scenarios()
+        .into_iter()
+        .find(|s| s.name.starts_with("update, vfat"))
+        .unwrap();
+    let b = Budget {
+        random: 0,
+        depth2: false,
+        depth2_stride: 1,
+    };
+    let t = explore(
+        &s,
+        b,
+        Breakage {
+            skip_renamed_sync: true,
+            ..Breakage::default()
+        },
+    );
+    assert!(
+        !t.violations.is_empty(),
+        "skipping the fsync of the renamed file must be caught on vfat"
+    );
+    println!(
+        "counterexample (vfat, no fsync of the renamed file):\n{}",
         t.violations[0]
     );
 }

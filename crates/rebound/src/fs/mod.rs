@@ -162,6 +162,15 @@ pub trait Fs: Sync {
     /// I/O errors. After an error, recent names in the directory may be lost.
     fn sync_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<()>;
 
+    /// Makes an existing file durable by name (opens it read-only, refusing links,
+    /// and `fsync`s it). After a rename this also writes the file's new directory
+    /// slot on vfat, where an `fsync` of the directory does not (docs/design.md).
+    ///
+    /// # Errors
+    /// I/O errors; [`crate::Error::Symlink`] for a link. After an error the file's
+    /// recent data or name may be lost.
+    fn sync_file(&self, root: &Path, rel: &RelPath) -> Result<()>;
+
     /// A [`Cursor`] for reading many files below `root` in a row. The default makes
     /// each call separately; [`os::OsFs`] keeps the last directory open, which saves
     /// opening every parent directory again for each file (most of the system calls

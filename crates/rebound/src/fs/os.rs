@@ -274,7 +274,7 @@ impl Fs for OsFs {
                 Mode::empty(),
             )
             .map_err(|e| Error::io("open directory", parent, errno_to_io(e)))?;
-            self.sync_fd(&fd, parent)?;
+            self.sync_fd(&fd, "fsync directory", parent)?;
         }
         Ok(())
     }
@@ -288,7 +288,22 @@ impl Fs for OsFs {
                 io::Error::from(io::ErrorKind::NotFound),
             )
         })?;
-        self.sync_fd(&fd, &path)
+        self.sync_fd(&fd, "fsync directory", &path)
+    }
+
+    fn sync_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
+        let parent = open_parent(root, rel, "fsync")?;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let fd = match rustix::fs::openat(&parent, rel.file_name(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::LOOP) => {
+                return Err(Error::Symlink {
+                    path: full(root, rel),
+                })
+            }
+            Err(e) => return Err(Error::io("open", full(root, rel), errno_to_io(e))),
+        };
+        self.sync_fd(&fd, "fsync", &full(root, rel))
     }
 }
 
@@ -390,9 +405,9 @@ impl Cursor for OsCursor<'_> {
 }
 
 impl OsFs {
-    fn sync_fd(&self, fd: &impl AsFd, path: &Path) -> Result<()> {
+    fn sync_fd(&self, fd: &impl AsFd, op: &'static str, path: &Path) -> Result<()> {
         self.mutation();
-        rustix::fs::fsync(fd).map_err(|e| Error::io("fsync directory", path, errno_to_io(e)))
+        rustix::fs::fsync(fd).map_err(|e| Error::io(op, path, errno_to_io(e)))
     }
 }
 

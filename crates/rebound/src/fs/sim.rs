@@ -11,7 +11,11 @@
 //! - pending operations on different files land in any order, so any subset of them may
 //!   survive a cut; a write may be torn at a 512-byte boundary or zero-filled;
 //! - optionally, `rename` is not atomic (vfat): its "remove the old target" and "move
-//!   the new name" halves are separate pending operations.
+//!   the new name" halves are separate pending operations, and the second half becomes
+//!   durable only when the moved *file* is synced, not its directory. That is what
+//!   Linux's vfat does: a rename over an existing name gives the moved inode the
+//!   target's directory slot and only marks the inode dirty, so the slot is written
+//!   when the inode is (docs/powercut.md, finding 1).
 //!
 //! [`SimFs::crash_states`] builds the states a cut could leave; each is a new `SimFs`
 //! whose live and durable states are equal. Everything is deterministic and seeded.
@@ -71,9 +75,11 @@ enum Op {
         to: PathBuf,
     },
     /// Second half of a non-atomic rename: the new name appears, the old one goes.
+    /// Durable on a sync of the moved inode `ino`.
     RenameMove {
         from: PathBuf,
         to: PathBuf,
+        ino: u64,
     },
 }
 
@@ -82,16 +88,16 @@ impl Op {
     fn dir(&self) -> Option<&Path> {
         match self {
             Op::Create { path, .. } | Op::Mkdir { path } | Op::Unlink { path } => path.parent(),
-            Op::Rename { to, .. } | Op::RenameDrop { to } | Op::RenameMove { to, .. } => {
-                to.parent()
-            }
-            Op::Write { .. } | Op::Chmod { .. } => None,
+            Op::Rename { to, .. } | Op::RenameDrop { to } => to.parent(),
+            Op::Write { .. } | Op::Chmod { .. } | Op::RenameMove { .. } => None,
         }
     }
 
     fn ino(&self) -> Option<u64> {
         match self {
-            Op::Write { ino, .. } | Op::Chmod { ino, .. } => Some(*ino),
+            Op::Write { ino, .. } | Op::Chmod { ino, .. } | Op::RenameMove { ino, .. } => {
+                Some(*ino)
+            }
             _ => None,
         }
     }
@@ -107,7 +113,7 @@ impl Op {
             Op::Unlink { path } => format!("unlink {}", path.display()),
             Op::Rename { from, to } => format!("rename {} -> {}", from.display(), to.display()),
             Op::RenameDrop { to } => format!("rename, first half: drop {}", to.display()),
-            Op::RenameMove { from, to } => format!(
+            Op::RenameMove { from, to, .. } => format!(
                 "rename, second half: {} -> {}",
                 from.display(),
                 to.display()
@@ -149,7 +155,7 @@ impl Image {
             Op::Unlink { path } | Op::RenameDrop { to: path } => {
                 self.ns.remove(path);
             }
-            Op::Rename { from, to } | Op::RenameMove { from, to } => {
+            Op::Rename { from, to } | Op::RenameMove { from, to, .. } => {
                 if let Some(n) = self.ns.remove(from) {
                     self.ns.insert(to.clone(), n);
                 }
@@ -550,9 +556,30 @@ impl SimFs {
         if st.fail_sync_at == Some(st.syncs) {
             return Err(Error::io("fsync", path, io::Error::from_raw_os_error(5)));
         }
-        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut st.pending)
-            .into_iter()
-            .partition(|(_, o)| o.ino() == Some(ino));
+        // A moved name that becomes durable takes with it, in order, what it depends
+        // on: the creation of the name it was moved from and the removal of the old
+        // target (the first half of the same rename).
+        let moved: Vec<(PathBuf, PathBuf)> = st
+            .pending
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Op::RenameMove { from, to, ino: i } if *i == ino => {
+                    Some((from.clone(), to.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let (now, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut st.pending)
+                .into_iter()
+                .partition(|(_, o)| {
+                    o.ino() == Some(ino)
+                        || match o {
+                            Op::RenameDrop { to } => moved.iter().any(|(_, t)| t == to),
+                            Op::Create { path, .. } => moved.iter().any(|(f, _)| f == path),
+                            _ => false,
+                        }
+                });
         for (_, o) in &now {
             st.durable.apply(o, Tear::Whole);
         }
@@ -734,8 +761,20 @@ impl Fs for SimFs {
         if st.atomic_rename {
             Self::record(&mut st, k, Op::Rename { from: f, to: t });
         } else {
+            let ino = match st.live.ns.get(&f) {
+                Some(Node::File(i)) => *i,
+                _ => 0,
+            };
             Self::record(&mut st, k, Op::RenameDrop { to: t.clone() });
-            Self::record(&mut st, k, Op::RenameMove { from: f, to: t });
+            Self::record(
+                &mut st,
+                k,
+                Op::RenameMove {
+                    from: f,
+                    to: t,
+                    ino,
+                },
+            );
         }
         Ok(())
     }
@@ -846,6 +885,25 @@ impl Fs for SimFs {
         })?;
         Self::sync_names(&mut st, &p);
         Ok(())
+    }
+
+    fn sync_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
+        let (ino, p) = {
+            let st = self.lock();
+            let p = Self::parent_path(&st, root, rel, "fsync")?.join(rel.file_name());
+            match st.live.ns.get(&p) {
+                Some(Node::File(i)) => (*i, p),
+                Some(Node::Symlink) => return Err(Error::Symlink { path: p }),
+                _ => {
+                    return Err(Error::io(
+                        "open",
+                        p,
+                        io::Error::from(io::ErrorKind::NotFound),
+                    ))
+                }
+            }
+        };
+        self.sync_ino(ino, &p)
     }
 }
 
