@@ -165,33 +165,43 @@ fn read_small(fs: &dyn Fs, root: &Path, rel: &RelPath, max: u64) -> Result<Optio
     Ok(Some(buf))
 }
 
-fn read_manifest(fs: &dyn Fs, set: &SetConfig, root: &Path, rel: &RelPath) -> SlotState {
+/// Reads and decodes one manifest slot, once: the state of the slot and, if it is
+/// intact, the manifest itself (never read a second time, so what is judged is what
+/// is used).
+fn read_manifest(
+    fs: &dyn Fs,
+    set: &SetConfig,
+    root: &Path,
+    rel: &RelPath,
+) -> (SlotState, Option<Manifest>) {
     match read_small(fs, root, rel, MANIFEST_MAX_BYTES) {
-        Ok(None) => SlotState::Missing,
-        Err(e) => SlotState::Damaged(e.to_string()),
+        Ok(None) => (SlotState::Missing, None),
+        Err(e) => (SlotState::Damaged(e.to_string()), None),
         Ok(Some(bytes)) => match Manifest::decode(&bytes) {
-            Err(e) => SlotState::Damaged(format!("{}: {e}", full(root, rel).display())),
-            Ok(m) if m.set != set.name => SlotState::Damaged(format!(
-                "{}: belongs to set `{}`",
-                full(root, rel).display(),
-                m.set
-            )),
-            Ok(m) if m.hash != set.hash => SlotState::Damaged(format!(
-                "{}: uses {} but the set is configured for {} (changing the algorithm needs a new seal)",
-                full(root, rel).display(),
-                m.hash,
-                set.hash
-            )),
-            Ok(m) => SlotState::Intact(m.generation),
+            Err(e) => (
+                SlotState::Damaged(format!("{}: {e}", full(root, rel).display())),
+                None,
+            ),
+            Ok(m) if m.set != set.name => (
+                SlotState::Damaged(format!(
+                    "{}: belongs to set `{}`",
+                    full(root, rel).display(),
+                    m.set
+                )),
+                None,
+            ),
+            Ok(m) if m.hash != set.hash => (
+                SlotState::Damaged(format!(
+                    "{}: uses {} but the set is configured for {} (changing the algorithm needs a new seal)",
+                    full(root, rel).display(),
+                    m.hash,
+                    set.hash
+                )),
+                None,
+            ),
+            Ok(m) => (SlotState::Intact(m.generation), Some(m)),
         },
     }
-}
-
-fn load_manifest(fs: &dyn Fs, root: &Path, rel: &RelPath) -> Option<Manifest> {
-    read_small(fs, root, rel, MANIFEST_MAX_BYTES)
-        .ok()
-        .flatten()
-        .and_then(|b| Manifest::decode(&b).ok())
 }
 
 /// Parses a version tag the way the vendor script's `[ -eq ]` would accept it:
@@ -275,20 +285,24 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
         Role::Writable => MANIFEST_SLOTS.to_vec(),
         Role::Golden => vec![GOLDEN_MANIFEST],
     };
-    let mut best: Option<(usize, u64)> = None;
+    // Only the best manifest so far is kept: at most two are in memory at once.
+    let mut best: Option<(usize, Manifest)> = None;
     for (i, name) in names.iter().enumerate() {
         let rel = RelPath::meta(&set.name, name);
-        let s = read_manifest(fs, set, root, &rel);
-        if let SlotState::Intact(g) = s {
-            if best.is_none_or(|(_, bg)| g > bg) {
-                best = Some((i, g));
+        let (s, m) = read_manifest(fs, set, root, &rel);
+        if let Some(m) = m {
+            if best
+                .as_ref()
+                .is_none_or(|(_, b)| m.generation > b.generation)
+            {
+                best = Some((i, m));
             }
         }
         st.slots.push(s);
     }
-    if let Some((i, _)) = best {
+    if let Some((i, m)) = best {
         st.current_slot = Some(i);
-        st.manifest = load_manifest(fs, root, &RelPath::meta(&set.name, names[i]));
+        st.manifest = Some(m);
     }
     if role == Role::Golden {
         st.sealed = matches!(
