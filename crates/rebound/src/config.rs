@@ -224,6 +224,7 @@ impl Config {
             }
             sets.push(set);
         }
+        golden_apart(&sets).map_err(err)?;
         Ok(Config {
             path: path.to_path_buf(),
             sets,
@@ -358,6 +359,32 @@ fn globs(what: &str, pats: &[String]) -> std::result::Result<GlobSet, String> {
         b.add(g);
     }
     b.build().map_err(|e| format!("{what} patterns: {e}"))
+}
+
+/// A golden copy is written only by `seal`: no set may name a directory inside
+/// another set's golden copy, or one that contains it, as a writable replica (that
+/// set's boot would then write into golden). Within one set the overlap rule of
+/// [`resolve_set`] already holds; this checks across sets. Writable roots may be
+/// shared between sets: each set keeps its own manifests and selects its own files.
+fn golden_apart(sets: &[SetConfig]) -> std::result::Result<(), String> {
+    for g in sets {
+        let Some(golden) = g.golden() else { continue };
+        for w in sets.iter().filter(|w| w.name != g.name) {
+            for (_, r) in w.writable() {
+                if r.root.starts_with(&golden.root) || golden.root.starts_with(&r.root) {
+                    return Err(format!(
+                        "set `{}`: writable copy `{}` overlaps the golden copy `{}` of set `{}`; \
+                         a golden copy is written only by `seal`, so no set may write inside it",
+                        w.name,
+                        r.root.display(),
+                        golden.root.display(),
+                        g.name
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
@@ -548,6 +575,16 @@ version_file = "app_ver.txt"
     }
 
     #[test]
+    fn sets_may_share_a_writable_root_but_not_a_golden_one() {
+        let ok = "[[set]]\nname='a'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['a/**']\n\
+                  [[set]]\nname='b'\nmode='golden'\nlive='/usr'\ngolden='/bak2'\ninclude=['b/**']";
+        assert!(parse(ok).is_ok());
+        let bad = "[[set]]\nname='a'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['a/**']\n\
+                   [[set]]\nname='b'\nmode='golden'\nlive='/bak'\ngolden='/bak2'\ninclude=['b/**']";
+        assert!(parse(bad).is_err());
+    }
+
+    #[test]
     fn bad_configs_name_the_problem() {
         let cases = [
             ("", "no [[set]]"),
@@ -560,6 +597,10 @@ version_file = "app_ver.txt"
             ("[[set]]\nname='a b'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']", "name"),
             ("[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\ntypo=1", "typo"),
             ("[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\n[[set]]\nname='a'\nmode='mirror'\nreplicas=['/c','/d']\ninclude=['x']", "twice"),
+            // Another set's writable copy at, inside, or around a golden copy.
+            ("[[set]]\nname='g'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['x']\n[[set]]\nname='m'\nmode='mirror'\nreplicas=['/d','/bak']\ninclude=['x']", "golden copy `/bak` of set `g`"),
+            ("[[set]]\nname='g'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['x']\n[[set]]\nname='m'\nmode='golden'\nlive='/bak/sub'\ngolden='/b2'\ninclude=['x']", "overlaps the golden copy"),
+            ("[[set]]\nname='m'\nmode='mirror'\nreplicas=['/d','/e']\ninclude=['x']\n[[set]]\nname='g'\nmode='golden'\nlive='/usr'\ngolden='/d/bak'\ninclude=['x']", "set `m`: writable copy `/d`"),
         ];
         for (text, needle) in cases {
             let e = parse(text).unwrap_err().to_string();
