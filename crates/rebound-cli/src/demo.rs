@@ -86,16 +86,6 @@ version_file = "app_ver.txt"
     step("first boot: the mirror set's backup side is empty (vendor scenario A)");
     print!("{}", render::report(&engine.boot(&config, &[], false)?));
 
-    step("an intentional edit, accepted with `rebound commit` (the vendor's file_crc32.calc)");
-    write(
-        &usr.join("system_config.json"),
-        "{\"volume\": 7, \"server\": \"10.0.0.2\"}\n",
-    )?;
-    print!(
-        "{}",
-        render::report(&engine.commit(&config, &[usr.join("system_config.json")])?)
-    );
-
     step("damage, as the seeds list it");
     for slot in ["manifest.0", "manifest.1"] {
         let _ = fs::remove_file(usr.join(".rebound/config").join(slot));
@@ -130,10 +120,26 @@ version_file = "app_ver.txt"
 
     step("`rebound boot` heals it");
     print!("{}", render::report(&engine.boot(&config, &[], false)?));
+
+    step("an intentional edit, accepted with `rebound commit` (the vendor's file_crc32.calc)");
+    let edited = "{\"volume\": 7, \"server\": \"10.0.0.2\"}\n";
+    write(&usr.join("system_config.json"), edited)?;
+    print!(
+        "{}",
+        render::report(&engine.commit(&config, &[usr.join("system_config.json")])?)
+    );
+
+    step("next boot: the committed edit is kept, not restored");
+    print!("{}", render::report(&engine.boot(&config, &[], false)?));
+    let kept = fs::read_to_string(usr.join("system_config.json"))?;
     println!(
-        "\nthe manifest was restored from golden, so the committed system_config.json edit \
-         fell back to the factory version: that is the vendor's behaviour when the only \
-         record of a commit is lost (keep `copies` on another partition to avoid it)."
+        "system_config.json now holds {} ({})",
+        kept.trim_end(),
+        if kept == edited {
+            "the committed edit"
+        } else {
+            "NOT the committed edit"
+        }
     );
 
     step("second boot: nothing left to do");
