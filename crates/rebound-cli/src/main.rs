@@ -21,6 +21,17 @@ Exit status:
   2  usage, configuration or I/O error
   3  some file has no intact copy left (it is left as it is and named in the report)";
 
+const STATUS_EXIT_HELP: &str = "\
+Exit status:
+  0  the status was printed (it hashes no protected file: verify checks them)
+  2  usage, configuration or I/O error";
+
+const DEMO_EXIT_HELP: &str = "\
+Exit status:
+  0  the demo device ended intact, as it should
+  2  the demo could not run (for example, no writable temporary directory)
+  other: as for verify, if the demo device did not end intact";
+
 /// Keeps critical files intact across deletion, corruption and power loss.
 #[derive(Debug, Parser)]
 #[command(name = "rebound", version, about, after_help = EXIT_HELP)]
@@ -101,6 +112,7 @@ enum Command {
         json: bool,
     },
     /// What is protected, where, at which generation, and the last repairs.
+    #[command(after_help = STATUS_EXIT_HELP)]
     Status {
         /// Sets to show (default: all).
         sets: Vec<String>,
@@ -110,6 +122,7 @@ enum Command {
     },
     /// Build a throwaway device in a temporary directory, damage it the ways the
     /// vendor documents list, and show what the boot check finds and does.
+    #[command(after_help = DEMO_EXIT_HELP)]
     Demo,
 }
 

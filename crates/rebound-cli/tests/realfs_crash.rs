@@ -48,6 +48,15 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Says why a test is skipped, past the test harness's output capture (which would
+/// swallow a `println!` unless run with `--nocapture`), so that CI logs show it.
+macro_rules! skip {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 const BIN: &str = env!("CARGO_BIN_EXE_rebound");
 
 /// Crash points cut per scenario and filesystem in the default (bounded) run.
@@ -1183,7 +1192,7 @@ fn filesystems(scratch: &Path) -> Vec<(FsType, CutModel)> {
     let mut out = Vec::new();
     for fs in FsType::selected() {
         if !have(fs.mkfs_tool()) {
-            println!(
+            skip!(
                 "SKIP {}: {} not found (apt-get install xfsprogs btrfs-progs)",
                 fs.name(),
                 fs.mkfs_tool()
@@ -1192,7 +1201,7 @@ fn filesystems(scratch: &Path) -> Vec<(FsType, CutModel)> {
         }
         match CutModel::detect(fs, scratch) {
             Ok(m) => out.push((fs, m)),
-            Err(e) => println!("SKIP {}: cannot make a scratch filesystem: {e}", fs.name()),
+            Err(e) => skip!("SKIP {}: cannot make a scratch filesystem: {e}", fs.name()),
         }
     }
     out
@@ -1210,7 +1219,7 @@ fn power_cuts_during_boot_commit_and_update_on_ext4_xfs_btrfs_keep_old_or_new() 
     let scratch = match environment() {
         Ok(s) => s,
         Err(why) => {
-            println!("SKIP real-filesystem crash tests: {why}");
+            skip!("SKIP real-filesystem crash tests: {why}");
             return;
         }
     };
@@ -1281,7 +1290,7 @@ fn skipping_every_fsync_loses_data_and_the_harness_detects_it() {
     let scratch = match environment() {
         Ok(s) => s,
         Err(why) => {
-            println!("SKIP real-filesystem crash tests: {why}");
+            skip!("SKIP real-filesystem crash tests: {why}");
             return;
         }
     };
@@ -1332,7 +1341,7 @@ fn skipping_every_fsync_loses_data_and_the_harness_detects_it() {
         println!("{r}");
     }
     if !per_fs.iter().any(|(fs, _, _)| *fs == FsType::Ext4) {
-        println!("SKIP the broken-build check on ext4: not selected");
+        skip!("SKIP the broken-build check on ext4: not selected");
     }
     let missed: Vec<String> = per_fs
         .iter()
@@ -1363,13 +1372,13 @@ fn changed_only_boot_after_a_cut_during_an_in_place_write_verify_and_full_boot_f
     let scratch = match environment() {
         Ok(s) => s,
         Err(why) => {
-            println!("SKIP real-filesystem crash tests: {why}");
+            skip!("SKIP real-filesystem crash tests: {why}");
             return;
         }
     };
     let model = CutModel::detect(FsType::Ext4, scratch.path()).unwrap();
     if model != CutModel::Shutdown {
-        println!("SKIP: this case needs the shutdown ioctl on ext4");
+        skip!("SKIP: this case needs the shutdown ioctl on ext4");
         return;
     }
     let mut d = Device::new(FsType::Ext4, model, 2);

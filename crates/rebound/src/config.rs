@@ -579,7 +579,8 @@ version_file = "app_ver.txt"
         let ok = "[[set]]\nname='a'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['a/**']\n\
                   [[set]]\nname='b'\nmode='golden'\nlive='/usr'\ngolden='/bak2'\ninclude=['b/**']";
         assert!(parse(ok).is_ok());
-        let bad = "[[set]]\nname='a'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['a/**']\n\
+        let bad =
+            "[[set]]\nname='a'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['a/**']\n\
                    [[set]]\nname='b'\nmode='golden'\nlive='/bak'\ngolden='/bak2'\ninclude=['b/**']";
         assert!(parse(bad).is_err());
     }

@@ -530,7 +530,11 @@ fn copy_whose_restore_failed_keeps_its_old_tag_and_manifest() {
     let r = d.run(["boot"], 2);
     r.says(&["mod.py", "not marked up to date"]);
     assert_eq!(tag(&d, DATA), "1", "the incomplete copy got the new tag");
-    assert_eq!(slots(&d), manifests_before, "the incomplete copy got a new manifest");
+    assert_eq!(
+        slots(&d),
+        manifests_before,
+        "the incomplete copy got a new manifest"
+    );
     // The rest of the upgrade did reach the backup side, content first.
     assert_eq!(d.read(&data("apps/app.bin")), "application v2\n");
     assert_eq!(d.read(&data("apps/lib/mod.py/user-data")), "keep me");

@@ -172,7 +172,8 @@ fn demo_exits_0_and_shows_its_repairs() {
     }
     // The committed edit survives the next boot (the "commit then boot keeps it").
     assert!(
-        r.text().contains("holds {\"volume\": 7, \"server\": \"10.0.0.2\"} (the committed edit)"),
+        r.text()
+            .contains("holds {\"volume\": 7, \"server\": \"10.0.0.2\"} (the committed edit)"),
         "{}",
         r.text()
     );
