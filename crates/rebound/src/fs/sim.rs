@@ -275,6 +275,11 @@ impl SimFs {
         self.lock().fail_sync_at = n;
     }
 
+    /// Syncs (files and directories) so far, the count [`SimFs::set_fail_sync_at`] uses.
+    pub fn syncs(&self) -> u64 {
+        self.lock().syncs
+    }
+
     /// Mutating operations so far.
     pub fn ops(&self) -> u64 {
         self.lock().ops
