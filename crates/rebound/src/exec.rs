@@ -3,11 +3,15 @@
 //! A failed action is recorded and the run goes on with the others (a boot check
 //! should repair all it can), except that after a failed fsync ([`Error::Poisoned`])
 //! nothing more is written, and staged content is only removed when everything before
-//! it succeeded. A replica one of whose files could not be restored is not marked up to
-//! date: its manifest, stale-file removals and version tag later in the plan are
-//! skipped (the vendor's rule, content before the tag, holds per copy even when the
-//! content could not be written), so it keeps its previous generation and tag and the
-//! next boot tries it again.
+//! it succeeded.
+//!
+//! A replica into which a restore failed still gets the new manifest and tag. The
+//! manifest records the target the replica is verified against (not a claim that it
+//! is complete: every boot hashes every file), and it is the only record of the files
+//! that *were* restored. Holding back its tag would look safer against the vendor's
+//! note 1 but is not: a copy whose higher tag was refused as an upgrade (it held no
+//! files) would keep that tag, and once partly refilled would look upgraded at the next
+//! boot, making a half-filled copy the truth.
 
 use serde::Serialize;
 
@@ -31,35 +35,17 @@ pub struct Outcome {
 pub fn execute(d: &Durable<'_>, plan: &Plan) -> Vec<Outcome> {
     let mut out = Vec::new();
     let mut failed = false;
-    // Roots into which a restore failed in this run.
-    let mut incomplete: Vec<&std::path::Path> = Vec::new();
     for a in &plan.actions {
-        let skip = match a {
-            Action::RemoveStaged { .. } if failed => {
-                Some("skipped: an earlier action failed, so the staged copy is kept")
-            }
-            Action::WriteManifest { root, .. }
-            | Action::RemoveStale { root, .. }
-            | Action::WriteTag { root, .. }
-                if incomplete.contains(&root.as_path()) =>
-            {
-                Some("skipped: a file of this copy could not be restored, so it is not marked up to date")
-            }
-            _ => None,
-        };
-        if let Some(why) = skip {
+        if failed && matches!(a, Action::RemoveStaged { .. }) {
             out.push(Outcome {
                 action: a.clone(),
-                error: Some(why.into()),
+                error: Some("skipped: an earlier action failed, so the staged copy is kept".into()),
             });
             continue;
         }
         let r = run(d, plan, a);
         if r.is_err() {
             failed = true;
-            if let Action::Restore { root, .. } = a {
-                incomplete.push(root);
-            }
         }
         out.push(Outcome {
             action: a.clone(),
