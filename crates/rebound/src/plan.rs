@@ -201,6 +201,78 @@ fn adopt_files(
     entries
 }
 
+/// Removes the entries that lie inside one of `files` (`f/...`), saying so.
+fn drop_entries_inside(
+    entries: &mut BTreeMap<RelPath, Entry>,
+    files: &[&RelPath],
+    root: &std::path::Path,
+    warnings: &mut Vec<String>,
+) {
+    for f in files {
+        let prefix = format!("{}/", f.as_str());
+        let inside: Vec<RelPath> = entries
+            .keys()
+            .filter(|p| p.as_str().starts_with(&prefix))
+            .cloned()
+            .collect();
+        for p in inside {
+            entries.remove(&p);
+            warnings.push(format!(
+                "{}: not adopted: it lies inside {}, which the previous version holds as a file (kept)",
+                root.join(p.as_str()).display(),
+                f.as_str()
+            ));
+        }
+    }
+}
+
+/// What an upgrade adopted from `root` changes against the previous manifest. An
+/// upgrade makes that copy's content the truth, including a file that changed there
+/// without the upgrade writing it (bit rot in that copy), so the report names every
+/// changed, added and removed file for the device's log.
+fn upgrade_summary(
+    before: &BTreeMap<RelPath, Entry>,
+    after: &BTreeMap<RelPath, Entry>,
+    root: &std::path::Path,
+    tag: i64,
+) -> String {
+    const SHOWN: usize = 10;
+    let changed: Vec<&str> = after
+        .iter()
+        .filter(|(p, e)| before.get(*p).is_some_and(|b| b.digest != e.digest))
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let added: Vec<&str> = after
+        .keys()
+        .filter(|p| !before.contains_key(*p))
+        .map(RelPath::as_str)
+        .collect();
+    let removed: Vec<&str> = before
+        .keys()
+        .filter(|p| !after.contains_key(*p))
+        .map(RelPath::as_str)
+        .collect();
+    let list = |what: &str, v: &[&str]| {
+        if v.is_empty() {
+            return format!("0 {what}");
+        }
+        let more = v.len().saturating_sub(SHOWN);
+        let names = v.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+        if more > 0 {
+            format!("{} {what} ({names}, and {more} more)", v.len())
+        } else {
+            format!("{} {what} ({names})", v.len())
+        }
+    };
+    format!(
+        "upgrade to version tag {tag} adopted from {}: {}, {}, {}; every change of that copy is taken as the upgrade's",
+        root.display(),
+        list("changed", &changed),
+        list("added", &added),
+        list("removed", &removed)
+    )
+}
+
 fn describe(s: &FileState) -> String {
     match s {
         FileState::Missing => "missing".into(),
@@ -272,14 +344,22 @@ fn choose(
                 // it would remove the other copies' intact ones, maybe the last. The
                 // previous entry stays, and the copy is repaired from the others.
                 if let Some((_, bm)) = best {
+                    let mut kept = Vec::new();
                     for (p, e) in &bm.entries {
                         if matches!(
                             r.files.get(p),
                             Some(FileState::NotFile { .. } | FileState::Unreadable { .. })
                         ) {
                             m.entries.entry(p.clone()).or_insert_with(|| e.clone());
+                            kept.push(p);
                         }
                     }
+                    // IMPORTANT: a kept file cannot also be the directory of adopted
+                    // files (a directory at `a` holding `a/x`): no copy could ever hold
+                    // both, so every boot would fail. The kept file wins; what lies
+                    // inside it is not adopted.
+                    drop_entries_inside(&mut m.entries, &kept, &r.root, warnings);
+                    warnings.push(upgrade_summary(&bm.entries, &m.entries, &r.root, t));
                 }
                 return Ok(Some(Chosen {
                     authority: if best.is_some() {
