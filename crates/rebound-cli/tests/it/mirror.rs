@@ -547,3 +547,21 @@ fn copy_whose_restore_failed_is_reported_and_finished_by_the_next_boot() {
     assert_in_step(&d, &[SYS, DATA], "2");
     d.run(["verify"], 0);
 }
+
+/// A configured root may be reached through a link (a device's `/usrdata` pointing at
+/// its mount point is common): it is the administrator's choice and is followed, as
+/// the directory handle that every access goes through already did. Found in review:
+/// the existence check did not follow it, so the copy was reported as missing.
+#[test]
+fn replica_root_reached_through_a_link_is_used() {
+    let d = vendor("root-link");
+    std::fs::create_dir_all(d.path("mnt/backup")).unwrap();
+    // `usrdata/appbackup` is a link to the partition's real directory.
+    std::fs::create_dir_all(d.path("usrdata")).unwrap();
+    std::os::unix::fs::symlink(d.path("mnt/backup"), d.path(DATA)).unwrap();
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read("mnt/backup/apps/app.bin"), "application v1\n");
+    assert_eq!(d.read("mnt/backup/app_ver.txt").trim(), "1");
+    d.run(["verify"], 0);
+    d.run(["boot"], 0).says(&["result: intact"]);
+}

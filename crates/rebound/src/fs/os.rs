@@ -149,7 +149,9 @@ impl Fs for OsFs {
     fn dir_metadata(&self, root: &Path, dir: Option<&RelPath>) -> Result<Option<Meta>> {
         match dir {
             Some(d) => self.metadata(root, d),
-            None => match rustix::fs::lstat(root) {
+            // The root itself follows links, as `open_root` does (the administrator's
+            // choice, e.g. /usrapp -> /mnt/system); below it nothing does.
+            None => match rustix::fs::stat(root) {
                 Ok(st) => Ok(Some(meta_of(&st))),
                 Err(Errno::NOENT) => Ok(None),
                 Err(e) => Err(Error::io("stat", root, errno_to_io(e))),
