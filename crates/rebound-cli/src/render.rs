@@ -5,7 +5,7 @@ use std::fmt::Write;
 use rebound::config::{Mode, Role};
 use rebound::engine::{describe_action, SetStatus};
 use rebound::observe::{SlotState, TagState};
-use rebound::plan::Authority;
+use rebound::plan::{Authority, GoldenCheck};
 use rebound::Report;
 
 /// Renders a command's report.
@@ -47,6 +47,21 @@ pub fn report(r: &Report) -> String {
                 .map(|t| format!(", version tag {t}"))
                 .unwrap_or_default()
         );
+        let golden = match p.golden {
+            Some(GoldenCheck::NotChecked) => Some(
+                "not checked (boot reads it only to restore from it; `rebound verify` checks it)",
+            ),
+            Some(GoldenCheck::SourcesOnly) => Some(
+                "only the files looked at as restore sources were checked; `rebound verify` checks all",
+            ),
+            Some(GoldenCheck::Listed) => Some(
+                "listed; content checked only where a restore needed it; `rebound verify` checks all",
+            ),
+            Some(GoldenCheck::Checked) | None => None,
+        };
+        if let Some(g) = golden {
+            let _ = writeln!(s, "  golden copy: {g}");
+        }
         for w in &p.warnings {
             let _ = writeln!(s, "  warning: {w}");
         }

@@ -144,13 +144,25 @@ impl<'a> Engine<'a> {
             what: e.0,
         };
         let mut p = plan::plan(set, &state).map_err(to_err)?;
-        // Two rounds suffice: the second can only ask for fallback golden files.
-        for _ in 0..3 {
-            if p.need_hash.is_empty() {
+        // Each round reads only what the plan asked for and the plan asks only for
+        // what is not read yet, so this settles: at most a round of golden sources,
+        // one for the golden manifest (a lazy golden replica, at boot), one for the
+        // fallback's golden files. The bound is a guard, never reached.
+        for _ in 0..8 {
+            if p.need_golden {
+                observe::observe_golden(self.fs(), set, &mut state)?;
+            } else if !p.need_hash.is_empty() {
+                observe::hash_on_demand(self.fs(), &mut state, &p.need_hash);
+            } else {
                 break;
             }
-            observe::hash_on_demand(self.fs(), &mut state, &p.need_hash);
             p = plan::plan(set, &state).map_err(to_err)?;
+        }
+        if p.need_golden || !p.need_hash.is_empty() {
+            return Err(Error::Set {
+                set: set.name.clone(),
+                what: "internal: the plan did not settle; nothing was done".into(),
+            });
         }
         Ok((state, p))
     }
@@ -466,7 +478,9 @@ impl<'a> Engine<'a> {
     }
 
     fn seal_set(&self, set: &SetConfig, force: bool) -> Result<SetReport> {
-        let state = observe::observe(self.fs(), set, Depth::Boot)?;
+        let mut state = observe::observe(self.fs(), set, Depth::Boot)?;
+        // Seal writes golden: its leftovers, marker and generation must be known.
+        observe::observe_golden(self.fs(), set, &mut state)?;
         let primary = &state.replicas[0];
         if !primary.root_exists {
             return Err(Error::io(

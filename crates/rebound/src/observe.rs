@@ -4,6 +4,13 @@
 //! manifest slots, version tag, staged content, leftover temporary files and the state
 //! of every file of interest (hashed, for writable replicas; golden files are hashed
 //! on demand, only when a restore needs them, unless a deep check asks for all).
+//!
+//! At [`Depth::Boot`] a golden replica is observed lazily ([`Observed::Lazy`]): only
+//! its seal marker is read, and its manifest is not even decoded. The planner asks
+//! for more when it needs it ([`crate::plan::Plan::need_hash`] for the files it would
+//! restore from, [`crate::plan::Plan::need_golden`] for the golden manifest), the
+//! engine reads it ([`hash_on_demand`], [`observe_golden`]) and plans again. A boot
+//! with nothing to restore from golden therefore never reads the golden copy.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
@@ -79,12 +86,28 @@ impl FileState {
     }
 }
 
+/// How much of a replica has been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observed {
+    /// Manifests, tag, staging, junk, and every file of interest listed (and hashed
+    /// where the depth asks for it).
+    Full,
+    /// A golden replica at boot: only `root_exists` and `sealed` are known. `slots`
+    /// is empty and `manifest` is `None` because they were not read (not because
+    /// they are missing), and `files` holds only the paths looked up on demand.
+    /// Nothing may be concluded about the rest of the replica.
+    Lazy,
+}
+
 /// Everything observed about one replica.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplicaState {
     pub root: std::path::PathBuf,
     pub role: Role,
     pub root_exists: bool,
+    /// How much was read: see [`Observed`].
+    pub observed: Observed,
     /// The two slots of a writable replica, or the one manifest of a golden replica.
     pub slots: Vec<SlotState>,
     /// Index in `slots` of the current manifest.
@@ -221,15 +244,19 @@ pub fn parse_tag(bytes: &[u8]) -> std::result::Result<i64, String> {
 pub fn observe(fs: &dyn Fs, set: &SetConfig, depth: Depth) -> Result<SetState> {
     let mut replicas = Vec::new();
     for r in &set.replicas {
-        replicas.push(observe_meta(fs, set, &r.root, r.role)?);
+        replicas.push(if r.role == Role::Golden && depth == Depth::Boot {
+            observe_lazy(fs, set, &r.root)?
+        } else {
+            observe_meta(fs, set, &r.root, r.role)?
+        });
     }
-    // Every path some manifest names is of interest in every replica.
-    let named: BTreeSet<RelPath> = replicas
-        .iter()
-        .filter_map(|r| r.manifest.as_ref())
-        .flat_map(|m| m.entries.keys().cloned())
-        .collect();
+    // Every path some manifest names is of interest in every replica (a lazy golden
+    // replica's manifest is not known yet: [`observe_golden`] adds its paths).
+    let named = named_paths(&replicas);
     for r in &mut replicas {
+        if r.observed == Observed::Lazy {
+            continue;
+        }
         let hash = match r.role {
             Role::Writable => true,
             Role::Golden => depth == Depth::Deep,
@@ -248,6 +275,125 @@ pub fn observe(fs: &dyn Fs, set: &SetConfig, depth: Depth) -> Result<SetState> {
     })
 }
 
+/// Every path some known manifest of the set names.
+fn named_paths(replicas: &[ReplicaState]) -> BTreeSet<RelPath> {
+    replicas
+        .iter()
+        .filter_map(|r| r.manifest.as_ref())
+        .flat_map(|m| m.entries.keys().cloned())
+        .collect()
+}
+
+/// A golden replica at boot: whether it exists and is sealed, nothing else.
+fn observe_lazy(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Result<ReplicaState> {
+    let root_exists = matches!(fs.dir_metadata(root, None)?, Some(m) if m.kind == Kind::Dir);
+    let sealed = root_exists
+        && matches!(
+            fs.metadata(root, &RelPath::meta(&set.name, SEALED_MARKER)),
+            Ok(Some(m)) if m.kind == Kind::File
+        );
+    Ok(ReplicaState {
+        root: root.to_path_buf(),
+        role: Role::Golden,
+        root_exists,
+        observed: Observed::Lazy,
+        slots: Vec::new(),
+        current_slot: None,
+        manifest: None,
+        sealed,
+        tag: TagState::NotConfigured,
+        files: BTreeMap::new(),
+        staged: BTreeSet::new(),
+        junk: Vec::new(),
+        problems: Vec::new(),
+        stats: BTreeMap::new(),
+        stat_cache: None,
+    })
+}
+
+/// Makes every lazily observed (golden) replica of `state` fully observed, as a
+/// boot-depth [`observe`] did before golden was read lazily: its manifest is decoded,
+/// its files listed (not hashed). The paths its manifest names become of interest in
+/// every replica: writable replicas get those they did not list yet, hashed. Nothing
+/// already read in this run is read again: files hashed on demand keep their digest.
+///
+/// # Errors
+/// Only errors that make a root unreadable.
+pub fn observe_golden(fs: &dyn Fs, set: &SetConfig, state: &mut SetState) -> Result<()> {
+    let was_lazy: Vec<bool> = state
+        .replicas
+        .iter()
+        .map(|r| r.observed == Observed::Lazy)
+        .collect();
+    if !was_lazy.contains(&true) {
+        return Ok(());
+    }
+    for (r, _) in state
+        .replicas
+        .iter_mut()
+        .zip(&was_lazy)
+        .filter(|(_, l)| **l)
+    {
+        let looked_up = std::mem::take(&mut r.files);
+        *r = observe_meta(fs, set, &r.root, r.role)?;
+        r.files = looked_up;
+    }
+    let named = named_paths(&state.replicas);
+    for (r, lazy) in state.replicas.iter_mut().zip(was_lazy) {
+        let hash = r.role == Role::Writable;
+        if lazy {
+            // The walk lists everything again; what was looked up on demand (and
+            // maybe hashed) is kept where the walk agrees on the file.
+            let looked_up = std::mem::take(&mut r.files);
+            observe_files(fs, set, r, &named, false);
+            for (p, old) in looked_up {
+                match r.files.get_mut(&p) {
+                    Some(FileState::File {
+                        size,
+                        digest: d @ None,
+                        ..
+                    }) => {
+                        if let FileState::File {
+                            size: s,
+                            digest: Some(got),
+                            ..
+                        } = old
+                        {
+                            if s == *size {
+                                *d = Some(got);
+                            }
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        r.files.insert(p, old);
+                    }
+                }
+            }
+        } else if r.root_exists {
+            let extra: Vec<RelPath> = named
+                .iter()
+                .filter(|p| !r.files.contains_key(*p))
+                .cloned()
+                .collect();
+            if extra.is_empty() {
+                continue;
+            }
+            let mut found = std::mem::take(&mut r.files);
+            add_named(fs, r, &mut found, extra.iter());
+            r.files = found;
+            if hash {
+                hash_listed(fs, set, r);
+            }
+        } else {
+            for p in &named {
+                r.files.entry(p.clone()).or_insert(FileState::Missing);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Observes one replica's metadata only: manifests, seal marker, tag, staging, junk.
 /// Hashes no protected file.
 ///
@@ -259,6 +405,7 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
         root: root.to_path_buf(),
         role,
         root_exists,
+        observed: Observed::Full,
         slots: Vec::new(),
         current_slot: None,
         manifest: None,
@@ -408,58 +555,75 @@ fn observe_files(
         walk(fs, &mut *cursor, set, st, start.as_ref(), &mut found);
     }
     drop(cursor);
-    for p in named {
-        if !found.contains_key(p) {
-            let s = match fs.metadata(&st.root, p) {
-                Ok(None) => FileState::Missing,
-                Ok(Some(m)) => file_state(m.kind, m.size, m.mode),
-                Err(e) => FileState::Unreadable {
-                    error: e.to_string(),
-                },
-            };
-            found.insert(p.clone(), s);
-        }
-    }
+    let unlisted: Vec<&RelPath> = named.iter().filter(|p| !found.contains_key(*p)).collect();
+    add_named(fs, st, &mut found, unlisted.into_iter());
+    st.files = found;
     if hash {
-        // Changed-only boot: files whose metadata equals their last verified record
-        // take the recorded digest; everything else is read.
-        if let Some(usage) = st.stat_cache.as_mut().filter(|u| !u.full) {
-            for (p, s) in found.iter_mut() {
-                if let (
-                    FileState::File {
-                        digest: d @ None, ..
-                    },
-                    Some(m),
-                    Some(rec),
-                ) = (s, st.stats.get(p), usage.cache.records.get(p))
-                {
-                    if rec.matches(m) {
-                        *d = Some(rec.digest);
-                        usage.skipped += 1;
-                    }
+        hash_listed(fs, set, st);
+    }
+    st.junk.sort();
+    st.junk.dedup();
+}
+
+/// Adds the state of each of `paths` (named by a manifest, not found by the walk).
+fn add_named<'p>(
+    fs: &dyn Fs,
+    st: &ReplicaState,
+    found: &mut BTreeMap<RelPath, FileState>,
+    paths: impl Iterator<Item = &'p RelPath>,
+) {
+    for p in paths {
+        let s = match fs.metadata(&st.root, p) {
+            Ok(None) => FileState::Missing,
+            Ok(Some(m)) => file_state(m.kind, m.size, m.mode),
+            Err(e) => FileState::Unreadable {
+                error: e.to_string(),
+            },
+        };
+        found.insert(p.clone(), s);
+    }
+}
+
+/// Hashes every listed regular file of `st` that has no digest yet (the stat cache
+/// of a changed-only boot may supply some digests instead).
+fn hash_listed(fs: &dyn Fs, set: &SetConfig, st: &mut ReplicaState) {
+    // Changed-only boot: files whose metadata equals their last verified record
+    // take the recorded digest; everything else is read.
+    if let Some(usage) = st.stat_cache.as_mut().filter(|u| !u.full) {
+        for (p, s) in st.files.iter_mut() {
+            if let (
+                FileState::File {
+                    digest: d @ None, ..
+                },
+                Some(m),
+                Some(rec),
+            ) = (s, st.stats.get(p), usage.cache.records.get(p))
+            {
+                if rec.matches(m) {
+                    *d = Some(rec.digest);
+                    usage.skipped += 1;
                 }
             }
         }
-        let todo: Vec<(&std::path::Path, &RelPath)> = found
-            .iter()
-            .filter(|(_, s)| matches!(s, FileState::File { digest: None, .. }))
-            .map(|(p, _)| (root.as_path(), p))
-            .collect();
-        let results = hashing::hash_files(fs, &todo, set.hash, set.threads);
-        let done: Vec<(RelPath, Result<Digest>)> = todo
-            .iter()
-            .map(|(_, p)| (*p).clone())
-            .zip(results)
-            .collect();
-        for (p, r) in done {
-            if let Some(s) = found.get_mut(&p) {
-                set_digest(s, r);
-            }
+    }
+    let root = st.root.as_path();
+    let todo: Vec<(&std::path::Path, &RelPath)> = st
+        .files
+        .iter()
+        .filter(|(_, s)| matches!(s, FileState::File { digest: None, .. }))
+        .map(|(p, _)| (root, p))
+        .collect();
+    let results = hashing::hash_files(fs, &todo, set.hash, set.threads);
+    let done: Vec<(RelPath, Result<Digest>)> = todo
+        .iter()
+        .map(|(_, p)| (*p).clone())
+        .zip(results)
+        .collect();
+    for (p, r) in done {
+        if let Some(s) = st.files.get_mut(&p) {
+            set_digest(s, r);
         }
     }
-    st.files = found;
-    st.junk.sort();
-    st.junk.dedup();
 }
 
 fn file_state(kind: Kind, size: u64, mode: u32) -> FileState {
@@ -606,8 +770,29 @@ fn walk(
 }
 
 /// Hashes golden files on demand (when the planner needs them as sources), in
-/// parallel; a file already hashed in this run is not read again.
+/// parallel; a file already hashed in this run is not read again. In a lazily
+/// observed replica, a path not looked up yet is first `lstat`ed (a regular file is
+/// then hashed, whatever its size).
 pub fn hash_on_demand(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPath)]) {
+    for (ri, p) in wanted {
+        let Some(r) = state.replicas.get_mut(*ri) else {
+            continue;
+        };
+        if r.observed == Observed::Lazy && !r.files.contains_key(p) {
+            let s = if !r.root_exists {
+                FileState::Missing
+            } else {
+                match fs.metadata(&r.root, p) {
+                    Ok(None) => FileState::Missing,
+                    Ok(Some(m)) => file_state(m.kind, m.size, m.mode),
+                    Err(e) => FileState::Unreadable {
+                        error: e.to_string(),
+                    },
+                }
+            };
+            r.files.insert(p.clone(), s);
+        }
+    }
     let todo: Vec<(usize, &RelPath)> = wanted
         .iter()
         .filter(|(ri, p)| {

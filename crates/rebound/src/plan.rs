@@ -29,7 +29,7 @@ use crate::config::{Role, SetConfig};
 use crate::digest::Digest;
 use crate::manifest::{Entry, Manifest};
 use crate::names::STAGE_DIR;
-use crate::observe::{FileState, ReplicaState, SetState, SlotState, TagState};
+use crate::observe::{FileState, Observed, ReplicaState, SetState, SlotState, TagState};
 use crate::relpath::RelPath;
 
 /// Where a restore reads from.
@@ -114,6 +114,24 @@ pub struct Finding {
     pub detail: String,
 }
 
+/// How much of the golden copy a plan rests on. Reports must not claim more: a boot
+/// that had nothing to restore from golden never read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoldenCheck {
+    /// Not read beyond its seal marker (a boot with nothing to restore from it).
+    NotChecked,
+    /// Only the files looked at as restore sources were read, each checked against
+    /// the authoritative entry; its manifest was not read.
+    SourcesOnly,
+    /// Its manifest was read and its files listed; content was read only where a
+    /// restore needed it (a boot that needed the golden manifest).
+    Listed,
+    /// Every golden file the authority names was hashed and checked against the
+    /// golden manifest (`verify`).
+    Checked,
+}
+
 /// The plan for one set.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -128,12 +146,19 @@ pub struct Plan {
     pub lost: Vec<RelPath>,
     pub warnings: Vec<String>,
     pub actions: Vec<Action>,
+    /// How much of the golden copy was looked at (`None`: the set has none).
+    pub golden: Option<GoldenCheck>,
     /// The authoritative manifest after this plan.
     #[serde(skip)]
     pub manifest: Option<Manifest>,
     /// Golden files that must be hashed before the plan can be final.
     #[serde(skip)]
     pub need_hash: Vec<(usize, RelPath)>,
+    /// The golden replica was observed lazily and the plan needs its manifest
+    /// ([`crate::observe::observe_golden`]) before it can be final. A plan with
+    /// this set (or `need_hash` not empty) is incomplete and must not be carried out.
+    #[serde(skip)]
+    pub need_golden: bool,
 }
 
 impl Plan {
@@ -147,6 +172,14 @@ impl Plan {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct PlanError(pub String);
+
+enum Choice {
+    Chosen(Chosen),
+    /// No manifest and no file anywhere.
+    Nothing,
+    /// The golden manifest is the authority, but it has not been read yet.
+    NeedGolden,
+}
 
 struct Chosen {
     authority: Authority,
@@ -286,7 +319,7 @@ fn choose(
     set: &SetConfig,
     state: &SetState,
     warnings: &mut Vec<String>,
-) -> Result<Option<Chosen>, PlanError> {
+) -> Result<Choice, PlanError> {
     let writable: Vec<&ReplicaState> = state
         .replicas
         .iter()
@@ -361,7 +394,7 @@ fn choose(
                     drop_entries_inside(&mut m.entries, &kept, &r.root, warnings);
                     warnings.push(upgrade_summary(&bm.entries, &m.entries, &r.root, t));
                 }
-                return Ok(Some(Chosen {
+                return Ok(Choice::Chosen(Chosen {
                     authority: if best.is_some() {
                         Authority::Upgrade {
                             root: r.root.clone(),
@@ -379,7 +412,7 @@ fn choose(
         }
     }
     if let Some((r, m)) = best {
-        return Ok(Some(Chosen {
+        return Ok(Choice::Chosen(Chosen {
             authority: Authority::Manifest {
                 root: r.root.clone(),
                 generation: m.generation,
@@ -403,8 +436,11 @@ fn choose(
                 set.name
             )));
         }
+        if g.observed == Observed::Lazy {
+            return Ok(Choice::NeedGolden);
+        }
         return match &g.manifest {
-            Some(m) => Ok(Some(Chosen {
+            Some(m) => Ok(Choice::Chosen(Chosen {
                 authority: Authority::Golden { root: g.root.clone() },
                 manifest: m.clone(),
                 fresh: false,
@@ -438,14 +474,16 @@ fn choose(
                 _ => Some(r),
             }
         });
-    let Some(r) = pick else { return Ok(None) };
+    let Some(r) = pick else {
+        return Ok(Choice::Nothing);
+    };
     let tag = match r.tag {
         TagState::Value(v) => Some(v),
         _ => None,
     };
     let mut m = Manifest::new(&set.name, max_generation(state) + 1, set.hash, tag);
     m.entries = adopt_files(set, r, warnings);
-    Ok(Some(Chosen {
+    Ok(Choice::Chosen(Chosen {
         authority: Authority::Adopt {
             root: r.root.clone(),
         },
@@ -465,8 +503,27 @@ fn choose(
 pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
     let mut warnings = Vec::new();
     let mut findings = Vec::new();
-    let Some(chosen) = choose(set, state, &mut warnings)? else {
-        return Ok(Plan {
+    let golden = golden_check(state);
+    let chosen = match choose(set, state, &mut warnings)? {
+        Choice::Chosen(c) => c,
+        Choice::NeedGolden => {
+            return Ok(Plan {
+                set: set.name.clone(),
+                authority: Authority::Empty,
+                generation: 0,
+                tag: None,
+                files: 0,
+                findings,
+                lost: Vec::new(),
+                warnings,
+                actions: Vec::new(),
+                golden,
+                manifest: None,
+                need_hash: Vec::new(),
+                need_golden: true,
+            })
+        }
+        Choice::Nothing => return Ok(Plan {
             set: set.name.clone(),
             authority: Authority::Empty,
             generation: 0,
@@ -479,9 +536,11 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
                 set.name
             )],
             actions: state_junk(state),
+            golden,
             manifest: None,
             need_hash: Vec::new(),
-        });
+            need_golden: false,
+        }),
     };
     let Chosen {
         authority,
@@ -491,14 +550,25 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
     let mut target = base.clone();
     let golden_idx = state.replicas.iter().position(|r| r.role == Role::Golden);
     let golden_manifest = golden_idx.and_then(|i| state.replicas[i].manifest.as_ref());
+    let golden_lazy = golden_idx.is_some_and(|i| state.replicas[i].observed == Observed::Lazy);
     let mut restores = Vec::new();
     let mut lost = Vec::new();
     let mut need_hash = Vec::new();
+    let mut need_golden = false;
 
     for (path, entry) in &base.entries {
+        let asked = need_hash.len();
         let source = find_source(state, set, path, entry, &mut need_hash);
         let (entry, source) = match source {
             Some(s) => (entry.clone(), Some(s)),
+            // The fallback needs the golden manifest: ask for it, unless a golden
+            // file still waits to be hashed (it may turn out to be the source).
+            None if golden_lazy => {
+                if need_hash.len() == asked {
+                    need_golden = true;
+                }
+                (entry.clone(), None)
+            }
             None => {
                 // The seed's behaviour: fall back to the factory version.
                 let fallback = golden_idx
@@ -536,6 +606,10 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
         for r in &state.replicas {
             let fs = r.files.get(path).cloned().unwrap_or(FileState::Missing);
             let ok = fs.digest() == Some(entry.digest);
+            if r.role == Role::Golden && r.observed == Observed::Lazy {
+                // Not read (or only as a source): nothing to say about it.
+                continue;
+            }
             if r.role == Role::Golden {
                 if let (
                     Some(ge),
@@ -615,7 +689,9 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
                 });
             }
         }
-        if source.is_none() && need_hash.iter().all(|(_, p)| p != path) {
+        // Lost only once nothing about this path is still to be read.
+        let pending = need_hash.len() > asked || golden_lazy;
+        if source.is_none() && !pending {
             lost.push(path.clone());
             findings.push(Finding {
                 root: state.replicas[0].root.clone(),
@@ -748,8 +824,27 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
         lost,
         warnings,
         actions: ordered,
+        golden,
         manifest: Some(target),
         need_hash,
+        need_golden,
+    })
+}
+
+/// How much of the golden copy `state` holds (`None`: no golden replica).
+fn golden_check(state: &SetState) -> Option<GoldenCheck> {
+    let g = state.replicas.iter().find(|r| r.role == Role::Golden)?;
+    Some(match g.observed {
+        Observed::Lazy if g.files.is_empty() => GoldenCheck::NotChecked,
+        Observed::Lazy => GoldenCheck::SourcesOnly,
+        Observed::Full
+            if g.files
+                .values()
+                .all(|f| !matches!(f, FileState::File { digest: None, .. })) =>
+        {
+            GoldenCheck::Checked
+        }
+        Observed::Full => GoldenCheck::Listed,
     })
 }
 
@@ -813,6 +908,11 @@ fn find_source(
         .filter(|(_, r)| r.role == Role::Golden)
     {
         match g.files.get(path) {
+            // Lazily observed and not looked up yet: ask (it is `lstat`ed, then
+            // hashed if it is a regular file).
+            None if g.observed == Observed::Lazy => {
+                need_hash.push((gi, path.clone()));
+            }
             Some(FileState::File {
                 digest: None, size, ..
             }) if *size == entry.size => {

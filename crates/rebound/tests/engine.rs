@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use rebound::digest::HashAlgo;
 use rebound::engine::exit;
 use rebound::fs::os::OsFs;
-use rebound::plan::{Action, Authority};
+use rebound::plan::{Action, Authority, GoldenCheck};
 use rebound::{Config, Engine, Report};
 
 struct Device {
@@ -566,4 +566,69 @@ fn failed_fsync_poisons_the_run_and_the_next_boot_repairs() {
             Some(&b"b1\n"[..])
         );
     }
+}
+
+fn golden_check(r: &Report) -> Option<GoldenCheck> {
+    r.sets[0].plan.as_ref().unwrap().golden
+}
+
+fn problems(r: &Report) -> Vec<(String, String)> {
+    r.sets[0]
+        .plan
+        .as_ref()
+        .unwrap()
+        .findings
+        .iter()
+        .map(|f| (f.path.to_string(), f.problem.clone()))
+        .collect()
+}
+
+#[test]
+fn boot_reads_the_golden_copy_only_when_a_restore_needs_it_and_says_so() {
+    let d = Device::golden(0);
+    d.seal();
+    // Golden damage that only a look at golden can see.
+    fs::remove_file(d.p("bak/apn_cfg.json")).unwrap();
+    d.write("bak/app/main.py", "golden rot\n");
+    // Nothing to restore: golden is not read, and the report does not vouch for it.
+    let r = d.boot_settled();
+    assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+    assert_eq!(golden_check(&r), Some(GoldenCheck::NotChecked));
+    assert!(problems(&r).is_empty(), "{:?}", problems(&r));
+    // verify reads everything, golden included.
+    let v = d.verify();
+    assert_eq!(v.exit_code(), exit::DAMAGE);
+    assert_eq!(golden_check(&v), Some(GoldenCheck::Checked));
+    let vp = problems(&v);
+    for want in ["apn_cfg.json", "app/main.py"] {
+        assert!(
+            vp.contains(&(want.to_string(), "golden_damaged".to_string())),
+            "{want}: {vp:?}"
+        );
+    }
+    // A restore reads the golden file it needs, and only that.
+    d.write("usr/system_config.json", "live rot\n");
+    let r = d.boot();
+    assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+    assert_eq!(restores(&r), 1);
+    assert_eq!(golden_check(&r), Some(GoldenCheck::SourcesOnly));
+    assert_eq!(d.read("usr/system_config.json"), "sys v1\n");
+    assert!(!problems(&r).iter().any(|(_, p)| p == "golden_damaged"));
+    // No writable manifest: the golden manifest is read (and golden listed) on demand.
+    fs::remove_dir_all(d.p("usr/.rebound")).unwrap();
+    let r = d.boot();
+    assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+    let p = r.sets[0].plan.as_ref().unwrap();
+    assert!(matches!(p.authority, Authority::Golden { .. }), "{p:#?}");
+    assert_eq!(p.golden, Some(GoldenCheck::Listed));
+    assert!(problems(&r).contains(&("apn_cfg.json".into(), "golden_damaged".into())));
+    assert_eq!(d.read("usr/apn_cfg.json"), "apn v1\n");
+    d.boot_settled();
+    // A live file with no intact copy but golden's: the fallback reads the golden
+    // manifest on demand, finds the golden file rotten, and reports the file lost.
+    d.write("usr/app/main.py", "live rot\n");
+    let r = d.boot();
+    assert_eq!(r.exit_code(), exit::LOST, "{r:#?}");
+    assert_eq!(d.read("usr/app/main.py"), "live rot\n");
+    assert!(problems(&r).contains(&("app/main.py".into(), "golden_damaged".into())));
 }
