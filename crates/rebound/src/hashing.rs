@@ -80,6 +80,15 @@ impl AlignedBuf {
 /// One file to hash: a replica root and a path below it.
 pub type Job<'a> = (&'a Path, &'a RelPath);
 
+/// What hashing one file found: the digest of exactly `size` bytes, read from a
+/// regular file whose permission bits were `mode` when it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hashed {
+    pub digest: Digest,
+    pub size: u64,
+    pub mode: u32,
+}
+
 /// Hashes every file of `jobs` with `algo` on at most `threads` threads (at least
 /// one: the caller's). Result `i` is the digest of `jobs[i]`, or why it could not be
 /// read; one unreadable file never stops the others.
@@ -88,11 +97,11 @@ pub fn hash_files<'a>(
     jobs: &[Job<'a>],
     algo: HashAlgo,
     threads: usize,
-) -> Vec<Result<Digest>> {
+) -> Vec<Result<Hashed>> {
     let workers = threads.clamp(1, jobs.len().max(1));
     let next = AtomicUsize::new(0);
     // One slot per file, filled in place: no second copy of the results to merge.
-    let out: Mutex<Vec<Option<Result<Digest>>>> =
+    let out: Mutex<Vec<Option<Result<Hashed>>>> =
         Mutex::new((0..jobs.len()).map(|_| None).collect());
     let worker = || work(fs, jobs, algo, &next, &out);
     std::thread::scope(|s| {
@@ -136,7 +145,7 @@ fn work<'a>(
     jobs: &[Job<'a>],
     algo: HashAlgo,
     next: &AtomicUsize,
-    out: &Mutex<Vec<Option<Result<Digest>>>>,
+    out: &Mutex<Vec<Option<Result<Hashed>>>>,
 ) {
     let mut buf = AlignedBuf::new(CHUNK);
     let mut cursor: Option<(&'a Path, Box<dyn Cursor + 'a>)> = None;
@@ -168,13 +177,23 @@ fn hash_one(
     rel: &RelPath,
     algo: HashAlgo,
     buf: &mut [u8],
-) -> Result<Digest> {
-    let mut r = cursor.open_read(rel)?;
+) -> Result<Hashed> {
+    let (mut r, mode) = cursor.open_read_mode(rel)?;
     let mut h = algo.hasher();
+    let mut size = 0u64;
     loop {
         match r.read(buf) {
-            Ok(0) => return Ok(h.finish()),
-            Ok(n) => h.update(&buf[..n]),
+            Ok(0) => {
+                return Ok(Hashed {
+                    digest: h.finish(),
+                    size,
+                    mode,
+                })
+            }
+            Ok(n) => {
+                h.update(&buf[..n]);
+                size += n as u64;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::io("read", full(root, rel), e)),
         }
@@ -231,7 +250,7 @@ mod tests {
             for threads in [0, 1, 2, 3, 8, 64] {
                 let got: Vec<Digest> = hash_files(&fs, &jobs, algo, threads)
                     .into_iter()
-                    .map(|r| r.unwrap())
+                    .map(|r| r.unwrap().digest)
                     .collect();
                 assert_eq!(got, want, "{algo} on {threads} threads");
             }
@@ -254,8 +273,14 @@ mod tests {
         for threads in [1, 2, 4] {
             let got = hash_files(&OsFs::new(), &jobs, HashAlgo::Crc32, threads);
             assert_eq!(got.len(), 6);
-            assert_eq!(got[0].as_ref().unwrap(), &HashAlgo::Crc32.digest(b"a"));
-            assert_eq!(got[5].as_ref().unwrap(), &HashAlgo::Crc32.digest(b"c"));
+            assert_eq!(
+                got[0].as_ref().unwrap().digest,
+                HashAlgo::Crc32.digest(b"a")
+            );
+            assert_eq!(
+                got[5].as_ref().unwrap().digest,
+                HashAlgo::Crc32.digest(b"c")
+            );
             for (i, want) in [(1, "d/missing"), (2, "d/link"), (3, "d/dir"), (4, "up")] {
                 let e = got[i].as_ref().unwrap_err().to_string();
                 assert!(e.contains(want), "file {i}: {e}");
@@ -288,7 +313,11 @@ mod tests {
         let jobs: Vec<Job<'_>> = paths.iter().map(|p| (root, p)).collect();
         let got = hash_files(&fs, &jobs, HashAlgo::Xxh3, 2);
         for (i, r) in got.iter().enumerate() {
-            assert_eq!(r.as_ref().unwrap(), &HashAlgo::Xxh3.digest(&content(i)));
+            let h = r.as_ref().unwrap();
+            assert_eq!(h.digest, HashAlgo::Xxh3.digest(&content(i)));
+            // Size and mode come from the open itself, and agree with lstat.
+            let m = fs.metadata(root, &paths[i]).unwrap().unwrap();
+            assert_eq!((h.size, h.mode), (m.size, m.mode), "{}", paths[i]);
         }
     }
 }

@@ -552,7 +552,7 @@ fn observe_files(
     let root = st.root.clone();
     let mut cursor = fs.cursor(&root);
     for start in set.walk_roots() {
-        walk(fs, &mut *cursor, set, st, start.as_ref(), &mut found);
+        walk(fs, &mut *cursor, set, st, start.as_ref(), &mut found, hash);
     }
     drop(cursor);
     let unlisted: Vec<&RelPath> = named.iter().filter(|p| !found.contains_key(*p)).collect();
@@ -614,7 +614,7 @@ fn hash_listed(fs: &dyn Fs, set: &SetConfig, st: &mut ReplicaState) {
         .map(|(p, _)| (root, p))
         .collect();
     let results = hashing::hash_files(fs, &todo, set.hash, set.threads);
-    let done: Vec<(RelPath, Result<Digest>)> = todo
+    let done: Vec<(RelPath, Result<hashing::Hashed>)> = todo
         .iter()
         .map(|(_, p)| (*p).clone())
         .zip(results)
@@ -645,14 +645,22 @@ fn file_state(kind: Kind, size: u64, mode: u32) -> FileState {
     }
 }
 
-/// Records the outcome of hashing a `File` state: its digest, or why it is unreadable.
-fn set_digest(s: &mut FileState, r: Result<Digest>) {
+/// Records the outcome of hashing a `File` state: its digest, with the size and mode
+/// of what was hashed (a walk that lists files by their directory entry type leaves
+/// them to this), or why it is unreadable.
+fn set_digest(s: &mut FileState, r: Result<hashing::Hashed>) {
     if let FileState::File {
-        digest: d @ None, ..
+        digest: d @ None,
+        size,
+        mode,
     } = s
     {
         match r {
-            Ok(got) => *d = Some(got),
+            Ok(h) => {
+                *d = Some(h.digest);
+                *size = h.size;
+                *mode = h.mode;
+            }
             Err(e) => {
                 *s = FileState::Unreadable {
                     error: e.to_string(),
@@ -690,6 +698,13 @@ pub fn hash_into(
 }
 
 /// Walks `start` (a directory or a single file) collecting selected files and junk.
+///
+/// With `hash` (every listed file is hashed in this same pass) and no stat cache, a
+/// regular file is known by its directory entry type alone (`d_type`; filesystems that
+/// do not fill it are asked with `lstat` by [`Fs::read_dir`]): its size and mode are
+/// placeholders until the hash sets them from the open file ([`set_digest`]), and a
+/// file that cannot be hashed becomes `Unreadable`, so no placeholder outlives the
+/// pass. Otherwise each selected entry is `lstat`ed.
 fn walk(
     fs: &dyn Fs,
     cursor: &mut dyn crate::fs::Cursor,
@@ -697,7 +712,9 @@ fn walk(
     st: &mut ReplicaState,
     start: Option<&RelPath>,
     found: &mut BTreeMap<RelPath, FileState>,
+    hash: bool,
 ) {
+    let by_type = hash && st.stat_cache.is_none();
     let mut stack: Vec<Option<RelPath>> = Vec::new();
     match start {
         None => stack.push(None),
@@ -746,6 +763,9 @@ fn walk(
             }
             match e.kind {
                 Kind::Dir => stack.push(Some(rel)),
+                Kind::File if by_type && set.selects(&rel) => {
+                    found.insert(rel, file_state(Kind::File, 0, 0));
+                }
                 _ if set.selects(&rel) => {
                     // Through the cursor: the directory is already open.
                     let s = match cursor.metadata(&rel) {
@@ -808,7 +828,7 @@ pub fn hash_on_demand(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPa
         .filter_map(|(ri, p)| state.replicas.get(*ri).map(|r| (r.root.as_path(), *p)))
         .collect();
     let results = hashing::hash_files(fs, &jobs, state.hash, state.threads);
-    let done: Vec<(usize, RelPath, Result<Digest>)> = todo
+    let done: Vec<(usize, RelPath, Result<hashing::Hashed>)> = todo
         .iter()
         .map(|(ri, p)| (*ri, (*p).clone()))
         .zip(results)

@@ -80,6 +80,18 @@ pub trait Cursor {
     /// # Errors
     /// As [`Fs::open_read`].
     fn open_read(&mut self, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>>;
+
+    /// As [`Cursor::open_read`], also giving the file's permission bits as the open
+    /// file saw them. The default asks [`Cursor::metadata`] first; [`os::OsFs`]'s
+    /// cursor takes them from the `fstat` its open makes anyway, so a walk that
+    /// hashes what it lists needs no `lstat` of its own.
+    ///
+    /// # Errors
+    /// As [`Fs::open_read`].
+    fn open_read_mode(&mut self, rel: &RelPath) -> Result<(Box<dyn Read + Send + '_>, u32)> {
+        let mode = self.metadata(rel)?.map_or(0, |m| m.mode);
+        Ok((self.open_read(rel)?, mode))
+    }
 }
 
 /// The cursor of an [`Fs`] that keeps nothing open: each call is the `Fs` call.

@@ -316,6 +316,15 @@ fn open_file_at(
     root: &Path,
     rel: &RelPath,
 ) -> Result<Box<dyn Read + Send + 'static>> {
+    open_file_mode_at(parent, root, rel).map(|(r, _)| r)
+}
+
+/// As [`open_file_at`], also giving the permission bits from its `fstat`.
+fn open_file_mode_at(
+    parent: &OwnedFd,
+    root: &Path,
+    rel: &RelPath,
+) -> Result<(Box<dyn Read + Send + 'static>, u32)> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let fd = match rustix::fs::openat(parent, rel.file_name(), flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -336,7 +345,7 @@ fn open_file_at(
             io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
         ));
     }
-    Ok(Box::new(File::from(fd)))
+    Ok((Box::new(File::from(fd)), st.st_mode & 0o7777))
 }
 
 /// [`OsFs::cursor`]: keeps the root and the last directory used open. Files come in
@@ -403,6 +412,18 @@ impl Cursor for OsCursor<'_> {
             )
         })?;
         open_file_at(parent, root, rel)
+    }
+
+    fn open_read_mode(&mut self, rel: &RelPath) -> Result<(Box<dyn Read + Send + '_>, u32)> {
+        let root = self.root;
+        let parent = self.parent(rel)?.ok_or_else(|| {
+            Error::io(
+                "open",
+                full(root, rel),
+                io::Error::new(io::ErrorKind::NotFound, "parent directory does not exist"),
+            )
+        })?;
+        open_file_mode_at(parent, root, rel)
     }
 }
 
