@@ -172,10 +172,16 @@ impl Digest {
             return None;
         }
         let mut bytes = [0u8; 32];
-        for (i, pair) in b.chunks_exact(2).enumerate() {
-            bytes[i] = (unhex(pair[0])? << 4) | unhex(pair[1])?;
+        // A table lookup per digit; any byte outside `0-9a-f` maps to 0xff, and one
+        // such digit (caught by or-ing every digit together) refuses the whole string.
+        let mut bad = 0u8;
+        for (out, pair) in bytes.iter_mut().zip(b.chunks_exact(2)) {
+            let hi = UNHEX[usize::from(pair[0])];
+            let lo = UNHEX[usize::from(pair[1])];
+            bad |= hi | lo;
+            *out = (hi << 4) | (lo & 15);
         }
-        Some(Digest {
+        (bad & 0xf0 == 0).then_some(Digest {
             len: algo.digest_len() as u8,
             bytes,
         })
@@ -184,13 +190,16 @@ impl Digest {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn unhex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// Value of each lowercase hex digit; 0xff for every other byte.
+const UNHEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[HEX[i] as usize] = i as u8;
+        i += 1;
     }
-}
+    t
+};
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -165,7 +165,9 @@ impl Manifest {
         if let Some((n, t)) = lines.next_if(|(_, l)| l.starts_with("tag ")) {
             m.tag = Some(parse_i64(&t[4..]).ok_or_else(|| bad(n, "invalid tag"))?);
         }
-        let mut prev: Option<RelPath> = None;
+        // Entries arrive sorted (checked against the previous one, no copy kept) and
+        // the map is built from the sorted list in one go.
+        let mut entries: Vec<(RelPath, Entry)> = Vec::new();
         for (n, l) in lines {
             let r = l
                 .strip_prefix("file ")
@@ -188,12 +190,12 @@ impl Manifest {
                     format!("path `{path}` is inside rebound's metadata"),
                 ));
             }
-            if prev.as_ref().is_some_and(|p| *p >= path) {
+            if entries.last().is_some_and(|(p, _)| *p >= path) {
                 return Err(bad(n, "paths not sorted or duplicated"));
             }
-            prev = Some(path.clone());
-            m.entries.insert(path, Entry { size, mode, digest });
+            entries.push((path, Entry { size, mode, digest }));
         }
+        m.entries = entries.into_iter().collect();
         Ok(m)
     }
 }
@@ -224,11 +226,14 @@ fn parse_i64(s: &str) -> Option<i64> {
 }
 
 fn parse_mode(s: &str) -> Option<u32> {
+    // Canonical octal: 1-4 digits, no leading zero (`0` itself aside).
     if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return None;
     }
-    let v = u32::from_str_radix(s, 8).ok()?;
-    (format!("{v:o}") == s).then_some(v)
+    if s.len() > 1 && s.starts_with('0') {
+        return None;
+    }
+    u32::from_str_radix(s, 8).ok()
 }
 
 /// Percent-encodes every byte outside printable ASCII, plus space and `%`.
@@ -244,8 +249,13 @@ fn encode_path(p: &str) -> String {
     out
 }
 
-fn decode_path(s: &str) -> Option<String> {
+/// Decodes a percent-encoded path; a path with nothing encoded (the usual case) is
+/// returned as it is, without a copy.
+fn decode_path(s: &str) -> Option<std::borrow::Cow<'_, str>> {
     let b = s.as_bytes();
+    if b.iter().all(|&c| c.is_ascii_graphic() && c != b'%') {
+        return Some(std::borrow::Cow::Borrowed(s));
+    }
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -269,7 +279,7 @@ fn decode_path(s: &str) -> Option<String> {
             _ => return None,
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
 }
 
 #[cfg(test)]

@@ -555,7 +555,7 @@ fn observe_files(
         walk(fs, &mut *cursor, set, st, start.as_ref(), &mut found, hash);
     }
     drop(cursor);
-    let unlisted: Vec<&RelPath> = named.iter().filter(|p| !found.contains_key(*p)).collect();
+    let unlisted = not_in(named, &found);
     add_named(fs, st, &mut found, unlisted.into_iter());
     st.files = found;
     if hash {
@@ -563,6 +563,20 @@ fn observe_files(
     }
     st.junk.sort();
     st.junk.dedup();
+}
+
+/// The paths of `named` that `found` does not hold, by one merge of the two sorted
+/// key sequences (no lookup per path).
+fn not_in<'n, V>(named: &'n BTreeSet<RelPath>, found: &BTreeMap<RelPath, V>) -> Vec<&'n RelPath> {
+    let mut out = Vec::new();
+    let mut keys = found.keys().peekable();
+    for p in named {
+        while keys.next_if(|k| *k < p).is_some() {}
+        if keys.peek() != Some(&p) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// Adds the state of each of `paths` (named by a manifest, not found by the walk).
@@ -614,15 +628,15 @@ fn hash_listed(fs: &dyn Fs, set: &SetConfig, st: &mut ReplicaState) {
         .map(|(p, _)| (root, p))
         .collect();
     let results = hashing::hash_files(fs, &todo, set.hash, set.threads);
-    let done: Vec<(RelPath, Result<hashing::Hashed>)> = todo
-        .iter()
-        .map(|(_, p)| (*p).clone())
-        .zip(results)
-        .collect();
-    for (p, r) in done {
-        if let Some(s) = st.files.get_mut(&p) {
-            set_digest(s, r);
-        }
+    drop(todo);
+    // The same filter over the same, unchanged map yields the same files in the same
+    // order: result `i` belongs to the `i`-th of them (no path copied, none looked up).
+    let unhashed = st
+        .files
+        .values_mut()
+        .filter(|s| matches!(s, FileState::File { digest: None, .. }));
+    for (s, r) in unhashed.zip(results) {
+        set_digest(s, r);
     }
 }
 

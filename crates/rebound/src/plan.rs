@@ -20,6 +20,7 @@
 //! manifests; removal of files the new generation dropped; version tags last; then
 //! removal of staged content the new generation no longer needs.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -173,17 +174,19 @@ impl Plan {
 #[error("{0}")]
 pub struct PlanError(pub String);
 
-enum Choice {
-    Chosen(Chosen),
+enum Choice<'s> {
+    Chosen(Chosen<'s>),
     /// No manifest and no file anywhere.
     Nothing,
     /// The golden manifest is the authority, but it has not been read yet.
     NeedGolden,
 }
 
-struct Chosen {
+struct Chosen<'s> {
     authority: Authority,
-    manifest: Manifest,
+    /// Borrowed from the state when it is a replica's manifest: copied once, at the
+    /// end of planning, not per step.
+    manifest: Cow<'s, Manifest>,
     /// Changed from what any replica holds: needs a new generation.
     fresh: bool,
 }
@@ -315,11 +318,11 @@ fn describe(s: &FileState) -> String {
     }
 }
 
-fn choose(
+fn choose<'s>(
     set: &SetConfig,
-    state: &SetState,
+    state: &'s SetState,
     warnings: &mut Vec<String>,
-) -> Result<Choice, PlanError> {
+) -> Result<Choice<'s>, PlanError> {
     let writable: Vec<&ReplicaState> = state
         .replicas
         .iter()
@@ -405,7 +408,7 @@ fn choose(
                             root: r.root.clone(),
                         }
                     },
-                    manifest: m,
+                    manifest: Cow::Owned(m),
                     fresh: true,
                 }));
             }
@@ -417,7 +420,7 @@ fn choose(
                 root: r.root.clone(),
                 generation: m.generation,
             },
-            manifest: m.clone(),
+            manifest: Cow::Borrowed(m),
             fresh: false,
         }));
     }
@@ -442,7 +445,7 @@ fn choose(
         return match &g.manifest {
             Some(m) => Ok(Choice::Chosen(Chosen {
                 authority: Authority::Golden { root: g.root.clone() },
-                manifest: m.clone(),
+                manifest: Cow::Borrowed(m),
                 fresh: false,
             })),
             None => Err(PlanError(format!(
@@ -487,7 +490,7 @@ fn choose(
         authority: Authority::Adopt {
             root: r.root.clone(),
         },
-        manifest: m,
+        manifest: Cow::Owned(m),
         fresh: true,
     }))
 }
@@ -547,7 +550,11 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
         manifest: base,
         mut fresh,
     } = chosen;
-    let mut target = base.clone();
+    // A copy-on-write view of `base`: copied only if the plan changes an entry.
+    let mut target: Cow<'_, Manifest> = match &base {
+        Cow::Borrowed(m) => Cow::Borrowed(*m),
+        Cow::Owned(m) => Cow::Borrowed(m),
+    };
     let golden_idx = state.replicas.iter().position(|r| r.role == Role::Golden);
     let golden_manifest = golden_idx.and_then(|i| state.replicas[i].manifest.as_ref());
     let golden_lazy = golden_idx.is_some_and(|i| state.replicas[i].observed == Observed::Lazy);
@@ -594,7 +601,7 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
                             problem: "factory_fallback".into(),
                             detail: "no copy of the committed version is intact; restoring the factory (golden) version".into(),
                         });
-                        target.entries.insert(path.clone(), ge.clone());
+                        target.to_mut().entries.insert(path.clone(), ge.clone());
                         fresh = true;
                         (ge, Some(src))
                     }
@@ -703,7 +710,10 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
     }
 
     if fresh {
-        target.generation = target.generation.max(max_generation(state) + 1);
+        let g = target.generation.max(max_generation(state) + 1);
+        if g != target.generation {
+            target.to_mut().generation = g;
+        }
     }
 
     // Manifests, and removal of files a new generation dropped.
@@ -726,7 +736,12 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
                 }
             }
         }
-        if r.manifest.as_ref() != Some(&target) {
+        // (Most often the target is this very manifest, borrowed: no need to compare.)
+        let same = r
+            .manifest
+            .as_ref()
+            .is_some_and(|m| std::ptr::eq(m, &*target) || *m == *target);
+        if !same {
             let slot = match r.current_slot {
                 Some(c) => 1 - c,
                 None => (target.generation % 2) as usize,
@@ -825,7 +840,7 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
         warnings,
         actions: ordered,
         golden,
-        manifest: Some(target),
+        manifest: Some(target.into_owned()),
         need_hash,
         need_golden,
     })

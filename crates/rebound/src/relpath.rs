@@ -6,6 +6,7 @@
 //! keeps every write inside the configured directories.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +28,13 @@ pub enum RelPathError {
 }
 
 /// A validated relative path inside a replica root.
+///
+/// The text is shared (`Arc<str>`): a clone is a reference count, not a copy, so the
+/// many maps of one run (each replica's files, the manifests, the plan's target) hold
+/// one allocation per path between them. Immutable once validated.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct RelPath(String);
+pub struct RelPath(Arc<str>);
 
 impl RelPath {
     /// Validates `s` as a relative path.
@@ -37,6 +42,20 @@ impl RelPath {
     /// # Errors
     /// Returns why `s` is not acceptable: empty, absolute, `.`/`..`/empty component, NUL.
     pub fn new(s: &str) -> Result<Self, RelPathError> {
+        Self::validate(s)?;
+        Ok(RelPath(Arc::from(s)))
+    }
+
+    /// As [`RelPath::new`], taking an owned string.
+    ///
+    /// # Errors
+    /// As [`RelPath::new`].
+    pub fn from_string(s: String) -> Result<Self, RelPathError> {
+        Self::validate(&s)?;
+        Ok(RelPath(Arc::from(s)))
+    }
+
+    fn validate(s: &str) -> Result<(), RelPathError> {
         if s.is_empty() {
             return Err(RelPathError::Empty);
         }
@@ -54,7 +73,7 @@ impl RelPath {
                 return Err(RelPathError::BadComponent(c.to_string()));
             }
         }
-        Ok(RelPath(s.to_string()))
+        Ok(())
     }
 
     /// Joins a validated single component onto this path.
@@ -65,7 +84,11 @@ impl RelPath {
         if name.contains('/') {
             return Err(RelPathError::BadComponent(name.to_string()));
         }
-        RelPath::new(&format!("{}/{}", self.0, name))
+        let mut s = String::with_capacity(self.0.len() + 1 + name.len());
+        s.push_str(&self.0);
+        s.push('/');
+        s.push_str(name);
+        RelPath::from_string(s)
     }
 
     /// The path as a string slice.
@@ -80,7 +103,7 @@ impl RelPath {
 
     /// The parent directory, or `None` for a path with a single component.
     pub fn parent(&self) -> Option<RelPath> {
-        self.0.rfind('/').map(|i| RelPath(self.0[..i].to_string()))
+        self.0.rfind('/').map(|i| RelPath(Arc::from(&self.0[..i])))
     }
 
     /// The last component.
@@ -99,25 +122,25 @@ impl RelPath {
     /// Path inside a set's metadata directory: `.rebound/<set>/<name>`. Both must be
     /// single valid components (set names are validated by the configuration).
     pub fn meta(set: &str, name: &str) -> RelPath {
-        RelPath(format!("{META_DIR}/{set}/{name}"))
+        RelPath(Arc::from(format!("{META_DIR}/{set}/{name}")))
     }
 
     /// A set's metadata directory: `.rebound/<set>`.
     pub fn meta_dir(set: &str) -> RelPath {
-        RelPath(format!("{META_DIR}/{set}"))
+        RelPath(Arc::from(format!("{META_DIR}/{set}")))
     }
 }
 
 impl TryFrom<String> for RelPath {
     type Error = RelPathError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        RelPath::new(&s)
+        RelPath::from_string(s)
     }
 }
 
 impl From<RelPath> for String {
     fn from(p: RelPath) -> String {
-        p.0
+        p.0.to_string()
     }
 }
 
