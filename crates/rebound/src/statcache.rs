@@ -205,7 +205,9 @@ pub fn save(d: &Durable<'_>, set: &SetConfig, state: &SetState, plan: &Plan, sta
             continue;
         }
         let Some(usage) = &r.stat_cache else { continue };
-        let touched: Vec<&RelPath> = plan
+        // A set, not a list: a boot that restores a whole reformatted copy touches
+        // every file, and a list made this loop quadratic.
+        let touched: std::collections::BTreeSet<&RelPath> = plan
             .actions
             .iter()
             .filter_map(|a| match a {
