@@ -102,6 +102,9 @@ pub fn report(r: &Report) -> String {
             "repaired"
         } else if !executed && p.repairs() {
             "damage found"
+        } else if p.findings.iter().any(|f| f.problem == "golden_damaged") {
+            // The writable copies are intact, but the factory fallback is not.
+            "intact, but the golden copy is damaged"
         } else {
             "intact"
         };

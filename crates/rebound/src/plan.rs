@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::config::{Role, SetConfig};
 use crate::digest::Digest;
 use crate::manifest::{Entry, Manifest};
-use crate::names::STAGE_DIR;
+use crate::names::{GOLDEN_MANIFEST, STAGE_DIR};
 use crate::observe::{FileState, Observed, ReplicaState, SetState, SlotState, TagState};
 use crate::relpath::RelPath;
 
@@ -558,6 +558,25 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
     let golden_idx = state.replicas.iter().position(|r| r.role == Role::Golden);
     let golden_manifest = golden_idx.and_then(|i| state.replicas[i].manifest.as_ref());
     let golden_lazy = golden_idx.is_some_and(|i| state.replicas[i].observed == Observed::Lazy);
+    // A golden copy that was read but whose manifest is damaged or gone has lost the
+    // factory fallback, even while every writable copy is intact: say so (verify exits
+    // 1 on it). Nothing is written to golden; only reflashing it repairs this.
+    if let Some(g) = golden_idx.map(|i| &state.replicas[i]) {
+        if g.observed == Observed::Full && g.root_exists && g.manifest.is_none() {
+            let why = match g.slots.first() {
+                Some(SlotState::Damaged(d)) => format!("damaged ({d})"),
+                _ => "missing".to_string(),
+            };
+            findings.push(Finding {
+                root: g.root.clone(),
+                path: RelPath::meta(&set.name, GOLDEN_MANIFEST),
+                problem: "golden_damaged".into(),
+                detail: format!(
+                    "the golden manifest is {why}: the factory copy cannot be verified or used (reflash the golden image)"
+                ),
+            });
+        }
+    }
     let mut restores = Vec::new();
     let mut lost = Vec::new();
     let mut need_hash = Vec::new();

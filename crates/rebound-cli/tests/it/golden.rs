@@ -211,6 +211,30 @@ fn damaged_golden_copy_is_reported_and_never_copied() {
     assert_eq!(d.read("bak/apn_cfg.json"), "{\"apn\": \"rotten\"}\n");
 }
 
+/// The golden manifest itself damaged or deleted while every live file is intact:
+/// the factory fallback is gone, and `verify` says so (exit 1) instead of "intact"
+/// (found in review). Boot has nothing to repair and never writes golden.
+#[test]
+fn damaged_or_missing_golden_manifest_is_reported_by_verify() {
+    let d = sealed("golden-manifest-damaged");
+    let m = "bak/.rebound/config/manifest";
+    let good = d.read(m);
+    d.write(m, &good[..good.len() / 2]);
+    d.run(["verify"], 1).says(&[
+        ".rebound/config/manifest",
+        "the golden manifest is damaged",
+        "reflash the golden image",
+        "the golden copy is damaged",
+    ]);
+    d.run(["boot"], 0);
+    assert_eq!(d.read(m), good[..good.len() / 2]);
+    d.remove(m);
+    d.run(["verify"], 1)
+        .says(&["the golden manifest is missing"]);
+    let json = d.run(["verify", "--json"], 1).json();
+    assert!(json.to_string().contains("golden_damaged"), "{json}");
+}
+
 #[test]
 fn golden_file_missing_is_reported_by_verify() {
     let d = sealed("golden-missing");
