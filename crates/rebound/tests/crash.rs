@@ -573,8 +573,9 @@ fn explore(s: &Scenario, budget: Budget, breakage: Breakage) -> Tally {
                         t.states += 1;
                         let fin = cs2.fs.fork();
                         (s.recover)(&Engine::new(&fin), &config);
-                        if let Err(v) =
-                            check(s, &fin, &config, completed).and(golden_untouched(s, &again))
+                        if let Err(v) = check(s, &fin, &config, completed)
+                            .and(golden_untouched(s, &again))
+                            .and(golden_untouched(s, &fin))
                         {
                             t.violations.push(repro(
                                 &v,
