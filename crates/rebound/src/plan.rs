@@ -582,9 +582,18 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
     let mut need_hash = Vec::new();
     let mut need_golden = false;
 
+    // Every map here is sorted by path, and the authority's entries are visited in
+    // that order: one forward cursor per replica finds each path's state in a step or
+    // two instead of a tree lookup per replica per path.
+    let mut cursors: Vec<Seek<'_, FileState>> =
+        state.replicas.iter().map(|r| Seek::new(&r.files)).collect();
+    let mut row: Vec<Option<&FileState>> = vec![None; state.replicas.len()];
     for (path, entry) in &base.entries {
+        for (slot, c) in row.iter_mut().zip(cursors.iter_mut()) {
+            *slot = c.seek(path);
+        }
         let asked = need_hash.len();
-        let source = find_source(state, set, path, entry, &mut need_hash);
+        let source = find_source(state, set, &row, path, entry, &mut need_hash);
         let (entry, source) = match source {
             Some(s) => (entry.clone(), Some(s)),
             // The fallback needs the golden manifest: ask for it, unless a golden
@@ -601,7 +610,7 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
                     .zip(golden_manifest.and_then(|m| m.entries.get(path)))
                     .and_then(|(gi, ge)| {
                         let g = &state.replicas[gi];
-                        match g.files.get(path) {
+                        match row[gi] {
                             Some(FileState::File { digest: None, .. }) => {
                                 need_hash.push((gi, path.clone()));
                                 None
@@ -629,8 +638,8 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
                 }
             }
         };
-        for r in &state.replicas {
-            let fs = r.files.get(path).cloned().unwrap_or(FileState::Missing);
+        for (r, fs) in state.replicas.iter().zip(&row) {
+            let fs = fs.cloned().unwrap_or(FileState::Missing);
             let ok = fs.digest() == Some(entry.digest);
             if r.role == Role::Golden && r.observed == Observed::Lazy {
                 // Not read (or only as a source): nothing to say about it.
@@ -743,8 +752,9 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
             continue;
         }
         if let Some(own) = &r.manifest {
+            let mut in_target = Seek::new(&target.entries);
             for (p, e) in &own.entries {
-                if target.entries.contains_key(p) {
+                if in_target.seek(p).is_some() {
                     continue;
                 }
                 if r.files.get(p).and_then(FileState::digest) == Some(e.digest) {
@@ -905,16 +915,49 @@ fn golden_source(g: &ReplicaState, path: &RelPath) -> Source {
     }
 }
 
+/// A forward-only lookup in a map keyed by path, for keys asked in ascending order.
+struct Seek<'a, V> {
+    it: std::iter::Peekable<std::collections::btree_map::Iter<'a, RelPath, V>>,
+}
+
+impl<'a, V> Seek<'a, V> {
+    fn new(map: &'a BTreeMap<RelPath, V>) -> Self {
+        Seek {
+            it: map.iter().peekable(),
+        }
+    }
+
+    /// The value of `key`, which must not be less than the key of the previous call.
+    fn seek(&mut self, key: &RelPath) -> Option<&'a V> {
+        while let Some((k, _)) = self.it.peek() {
+            match (*k).cmp(key) {
+                std::cmp::Ordering::Less => {
+                    self.it.next();
+                }
+                std::cmp::Ordering::Equal => return self.it.next().map(|(_, v)| v),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+}
+
+/// `row` holds each replica's state of `path` (`None`: not in its map).
 fn find_source(
     state: &SetState,
     set: &SetConfig,
+    row: &[Option<&FileState>],
     path: &RelPath,
     entry: &Entry,
     need_hash: &mut Vec<(usize, RelPath)>,
 ) -> Option<Source> {
-    let writable = state.replicas.iter().filter(|r| r.role == Role::Writable);
-    for r in writable.clone() {
-        if r.files.get(path).and_then(FileState::digest) == Some(entry.digest) {
+    let writable = state
+        .replicas
+        .iter()
+        .zip(row)
+        .filter(|(r, _)| r.role == Role::Writable);
+    for (r, fs) in writable.clone() {
+        if fs.and_then(FileState::digest) == Some(entry.digest) {
             return Some(Source {
                 root: r.root.clone(),
                 rel: path.clone(),
@@ -923,7 +966,7 @@ fn find_source(
             });
         }
     }
-    for r in writable {
+    for (r, _) in writable {
         if r.staged.contains(&entry.digest) {
             if let Ok(rel) = RelPath::meta(&set.name, STAGE_DIR).join(&entry.digest.to_hex()) {
                 return Some(Source {
@@ -941,7 +984,7 @@ fn find_source(
         .enumerate()
         .filter(|(_, r)| r.role == Role::Golden)
     {
-        match g.files.get(path) {
+        match row[gi] {
             // Lazily observed and not looked up yet: ask (it is `lstat`ed, then
             // hashed if it is a regular file).
             None if g.observed == Observed::Lazy => {
@@ -961,4 +1004,46 @@ fn find_source(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn p(s: &str) -> RelPath {
+        RelPath::new(s).unwrap()
+    }
+
+    #[test]
+    fn seek_finds_keys_asked_in_order_and_nothing_else() {
+        let map: BTreeMap<RelPath, u32> = ["a/b", "a/c", "b", "d/e/f"]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (p(k), i as u32))
+            .collect();
+        let mut s = Seek::new(&map);
+        assert_eq!(s.seek(&p("a")), None);
+        assert_eq!(s.seek(&p("a/b")), Some(&0));
+        assert_eq!(s.seek(&p("a/bb")), None);
+        assert_eq!(s.seek(&p("b")), Some(&2));
+        assert_eq!(s.seek(&p("c")), None);
+        assert_eq!(s.seek(&p("d/e/f")), Some(&3));
+        assert_eq!(s.seek(&p("z")), None);
+        // Against a lookup, for every subsequence of a larger key set.
+        let keys: Vec<RelPath> = (0..200).map(|i| p(&format!("d{}/f{}", i % 7, i))).collect();
+        let big: BTreeMap<RelPath, usize> = keys
+            .iter()
+            .step_by(3)
+            .cloned()
+            .enumerate()
+            .map(|(i, k)| (k, i))
+            .collect();
+        let mut asked: Vec<&RelPath> = keys.iter().collect();
+        asked.sort();
+        let mut s = Seek::new(&big);
+        for k in asked {
+            assert_eq!(s.seek(k), big.get(k), "{k:?}");
+        }
+    }
 }
