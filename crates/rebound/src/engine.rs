@@ -361,7 +361,7 @@ impl<'a> Engine<'a> {
     /// An intentional change: stage new content in every writable replica that needs
     /// it, write the new generation's manifest (the commit point), then reconcile.
     fn transact(&self, set: &SetConfig, changes: Vec<Change>) -> Result<SetReport> {
-        let (state, p) = self.plan_set(set, Depth::Boot)?;
+        let (mut state, p) = self.plan_set(set, Depth::Boot)?;
         let base = p
             .manifest
             .clone()
@@ -398,7 +398,11 @@ impl<'a> Engine<'a> {
             r.notes.append(&mut rep.notes);
             return Ok(r);
         }
-        next.generation = base.generation.max(max_generation(&state)) + 1;
+        // IMPORTANT: the new generation must exceed every replica's, golden's included
+        // (a reseal cut before its live manifest leaves golden ahead): read golden's
+        // manifest if the boot-depth observation left it lazy. Generations never repeat.
+        observe::observe_golden(self.fs(), set, &mut state)?;
+        next.generation = base.generation.max(plan::max_generation(&state)) + 1;
         // 1. Stage the new content durably wherever it is not already in place.
         let stage_dir = RelPath::meta(&set.name, STAGE_DIR);
         for (ri, r) in set.writable() {
@@ -489,7 +493,7 @@ impl<'a> Engine<'a> {
                 io::Error::new(io::ErrorKind::NotFound, "the first replica does not exist"),
             ));
         }
-        let mut m = Manifest::new(&set.name, max_generation(&state) + 1, set.hash, None);
+        let mut m = Manifest::new(&set.name, plan::max_generation(&state) + 1, set.hash, None);
         for (p, f) in &primary.files {
             match f {
                 FileState::File {
@@ -641,15 +645,6 @@ struct Change {
     path: RelPath,
     /// The writable replica the content already sits in (commit), if any.
     origin: Option<usize>,
-}
-
-fn max_generation(state: &SetState) -> u64 {
-    state
-        .replicas
-        .iter()
-        .filter_map(ReplicaState::generation)
-        .max()
-        .unwrap_or(0)
 }
 
 /// Every regular file below `root`, refusing links and non-UTF-8 names.

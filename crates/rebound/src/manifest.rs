@@ -262,7 +262,12 @@ fn decode_path(s: &str) -> Option<std::borrow::Cow<'_, str>> {
         match b[i] {
             b'%' => {
                 let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                if hex.bytes().any(|c| c.is_ascii_lowercase()) {
+                // Exactly two upper-case hex digits: `from_str_radix` alone would also
+                // take a sign (`%+A`), a second spelling of the same byte.
+                if !hex
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+                {
                     return None;
                 }
                 let v = u8::from_str_radix(hex, 16).ok()?;
@@ -373,6 +378,22 @@ mod tests {
             );
             let text = format!("{body}end {}\n", blake3::hash(body.as_bytes()).to_hex());
             assert!(Manifest::decode(text.as_bytes()).is_err(), "{p}");
+        }
+    }
+
+    #[test]
+    fn only_canonical_percent_escapes_are_accepted() {
+        let doc = |p: &str| {
+            let body = format!(
+                "rebound-manifest 1\nset s\ngeneration 1\nhash crc32\nfile 0 644 00000000 {p}\n"
+            );
+            format!("{body}end {}\n", blake3::hash(body.as_bytes()).to_hex())
+        };
+        assert!(Manifest::decode(doc("a%0Ab").as_bytes()).is_ok());
+        // A sign, lower case, a printable byte escaped, a short escape: all refused
+        // (one manifest, one byte representation).
+        for p in ["a%+Ab", "a%-1b", "a%0ab", "a%41b", "a%0", "a% Ab"] {
+            assert!(Manifest::decode(doc(p).as_bytes()).is_err(), "{p}");
         }
     }
 

@@ -191,7 +191,8 @@ struct Chosen<'s> {
     fresh: bool,
 }
 
-fn max_generation(state: &SetState) -> u64 {
+/// The highest generation of any intact manifest observed (0 if none).
+pub(crate) fn max_generation(state: &SetState) -> u64 {
     state
         .replicas
         .iter()
@@ -386,6 +387,22 @@ fn choose<'s>(
                             r.files.get(p),
                             Some(FileState::NotFile { .. } | FileState::Unreadable { .. })
                         ) {
+                            // Unless the upgrade turned a directory above it into a
+                            // file: then the copy no longer holds it at all (the
+                            // upgrade removed it), and keeping it would ask every copy
+                            // for both `d` as a file and `d/x`.
+                            let mut up = p.parent();
+                            let mut under_adopted_file = false;
+                            while let Some(d) = up {
+                                if m.entries.contains_key(&d) {
+                                    under_adopted_file = true;
+                                    break;
+                                }
+                                up = d.parent();
+                            }
+                            if under_adopted_file {
+                                continue;
+                            }
                             m.entries.entry(p.clone()).or_insert_with(|| e.clone());
                             kept.push(p);
                         }
@@ -562,7 +579,14 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
     // factory fallback, even while every writable copy is intact: say so (verify exits
     // 1 on it). Nothing is written to golden; only reflashing it repairs this.
     if let Some(g) = golden_idx.map(|i| &state.replicas[i]) {
-        if g.observed == Observed::Full && g.root_exists && g.manifest.is_none() {
+        if !g.root_exists {
+            findings.push(Finding {
+                root: g.root.clone(),
+                path: RelPath::meta(&set.name, GOLDEN_MANIFEST),
+                problem: "golden_damaged".into(),
+                detail: "the golden copy does not exist (is its partition mounted?): there is no factory fallback".into(),
+            });
+        } else if g.observed == Observed::Full && g.manifest.is_none() {
             let why = match g.slots.first() {
                 Some(SlotState::Damaged(d)) => format!("damaged ({d})"),
                 _ => "missing".to_string(),
@@ -737,6 +761,11 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
         }
     }
 
+    // A new generation must exceed golden's too: a lazily observed golden copy is read
+    // first (its generation is not known yet).
+    if fresh && golden_lazy {
+        need_golden = true;
+    }
     if fresh {
         let g = target.generation.max(max_generation(state) + 1);
         if g != target.generation {
@@ -879,6 +908,8 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
 fn golden_check(state: &SetState) -> Option<GoldenCheck> {
     let g = state.replicas.iter().find(|r| r.role == Role::Golden)?;
     Some(match g.observed {
+        // Nothing there to check (reported as golden_damaged).
+        _ if !g.root_exists => GoldenCheck::NotChecked,
         Observed::Lazy if g.files.is_empty() => GoldenCheck::NotChecked,
         Observed::Lazy => GoldenCheck::SourcesOnly,
         Observed::Full
