@@ -136,6 +136,27 @@ pub struct ReplicaState {
 }
 
 impl ReplicaState {
+    /// A replica of which nothing is known yet but its root, role and existence.
+    fn blank(root: &Path, role: Role, root_exists: bool, observed: Observed) -> ReplicaState {
+        ReplicaState {
+            root: root.to_path_buf(),
+            role,
+            root_exists,
+            observed,
+            slots: Vec::new(),
+            current_slot: None,
+            manifest: None,
+            sealed: false,
+            tag: TagState::NotConfigured,
+            files: BTreeMap::new(),
+            staged: BTreeSet::new(),
+            junk: Vec::new(),
+            problems: Vec::new(),
+            stats: BTreeMap::new(),
+            stat_cache: None,
+        }
+    }
+
     /// The generation of the current manifest.
     pub fn generation(&self) -> Option<u64> {
         self.manifest.as_ref().map(|m| m.generation)
@@ -292,23 +313,9 @@ fn observe_lazy(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Result<ReplicaStat
             fs.metadata(root, &RelPath::meta(&set.name, SEALED_MARKER)),
             Ok(Some(m)) if m.kind == Kind::File
         );
-    Ok(ReplicaState {
-        root: root.to_path_buf(),
-        role: Role::Golden,
-        root_exists,
-        observed: Observed::Lazy,
-        slots: Vec::new(),
-        current_slot: None,
-        manifest: None,
-        sealed,
-        tag: TagState::NotConfigured,
-        files: BTreeMap::new(),
-        staged: BTreeSet::new(),
-        junk: Vec::new(),
-        problems: Vec::new(),
-        stats: BTreeMap::new(),
-        stat_cache: None,
-    })
+    let mut st = ReplicaState::blank(root, Role::Golden, root_exists, Observed::Lazy);
+    st.sealed = sealed;
+    Ok(st)
 }
 
 /// Makes every lazily observed (golden) replica of `state` fully observed, as a
@@ -401,23 +408,7 @@ pub fn observe_golden(fs: &dyn Fs, set: &SetConfig, state: &mut SetState) -> Res
 /// Only if the root cannot even be examined.
 pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Result<ReplicaState> {
     let root_exists = matches!(fs.dir_metadata(root, None)?, Some(m) if m.kind == Kind::Dir);
-    let mut st = ReplicaState {
-        root: root.to_path_buf(),
-        role,
-        root_exists,
-        observed: Observed::Full,
-        slots: Vec::new(),
-        current_slot: None,
-        manifest: None,
-        sealed: false,
-        tag: TagState::NotConfigured,
-        files: BTreeMap::new(),
-        staged: BTreeSet::new(),
-        junk: Vec::new(),
-        problems: Vec::new(),
-        stats: BTreeMap::new(),
-        stat_cache: None,
-    };
+    let mut st = ReplicaState::blank(root, role, root_exists, Observed::Full);
     if !root_exists {
         st.slots = match role {
             Role::Writable => vec![SlotState::Missing, SlotState::Missing],

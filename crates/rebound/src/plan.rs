@@ -163,6 +163,25 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan with no authority that does nothing (the base of the early returns).
+    fn nothing(set: &SetConfig, golden: Option<GoldenCheck>) -> Plan {
+        Plan {
+            set: set.name.clone(),
+            authority: Authority::Empty,
+            generation: 0,
+            tag: None,
+            files: 0,
+            findings: Vec::new(),
+            lost: Vec::new(),
+            warnings: Vec::new(),
+            actions: Vec::new(),
+            golden,
+            manifest: None,
+            need_hash: Vec::new(),
+            need_golden: false,
+        }
+    }
+
     /// Whether the plan changes anything protected (cleanup aside).
     pub fn repairs(&self) -> bool {
         self.actions.iter().any(|a| !a.is_cleanup())
@@ -528,39 +547,21 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
         Choice::Chosen(c) => c,
         Choice::NeedGolden => {
             return Ok(Plan {
-                set: set.name.clone(),
-                authority: Authority::Empty,
-                generation: 0,
-                tag: None,
-                files: 0,
-                findings,
-                lost: Vec::new(),
                 warnings,
-                actions: Vec::new(),
-                golden,
-                manifest: None,
-                need_hash: Vec::new(),
                 need_golden: true,
+                ..Plan::nothing(set, golden)
             })
         }
-        Choice::Nothing => return Ok(Plan {
-            set: set.name.clone(),
-            authority: Authority::Empty,
-            generation: 0,
-            tag: None,
-            files: 0,
-            findings,
-            lost: Vec::new(),
-            warnings: vec![format!(
-                "set `{}`: no manifest and no included file in any replica; nothing is protected yet",
-                set.name
-            )],
-            actions: state_junk(state),
-            golden,
-            manifest: None,
-            need_hash: Vec::new(),
-            need_golden: false,
-        }),
+        Choice::Nothing => {
+            return Ok(Plan {
+                warnings: vec![format!(
+                    "set `{}`: no manifest and no included file in any replica; nothing is protected yet",
+                    set.name
+                )],
+                actions: state_junk(state),
+                ..Plan::nothing(set, golden)
+            })
+        }
     };
     let Chosen {
         authority,

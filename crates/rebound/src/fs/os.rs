@@ -403,15 +403,7 @@ impl Cursor for OsCursor<'_> {
     }
 
     fn open_read(&mut self, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
-        let root = self.root;
-        let parent = self.parent(rel)?.ok_or_else(|| {
-            Error::io(
-                "open",
-                full(root, rel),
-                io::Error::new(io::ErrorKind::NotFound, "parent directory does not exist"),
-            )
-        })?;
-        open_file_at(parent, root, rel)
+        self.open_read_mode(rel).map(|(r, _)| r)
     }
 
     fn open_read_mode(&mut self, rel: &RelPath) -> Result<(Box<dyn Read + Send + '_>, u32)> {
