@@ -257,28 +257,34 @@ fn adopt_files(
     entries
 }
 
-/// Removes the entries that lie inside one of `files` (`f/...`), saying so.
-fn drop_entries_inside(
+/// Removes every entry that lies below another entry (`f/...` where `f` is a file of
+/// the same manifest), saying so. No copy can hold `f` as a file and `f/x` at once, so
+/// a manifest naming both would make every boot fail. The file nearer the root wins:
+/// whether it is a kept previous file with adopted files under it (a directory left at
+/// its path) or an adopted file over kept previous ones (an upgrade that turned a
+/// directory into a file).
+fn drop_entries_below_files(
     entries: &mut BTreeMap<RelPath, Entry>,
-    files: &[&RelPath],
     root: &std::path::Path,
     warnings: &mut Vec<String>,
 ) {
-    for f in files {
-        let prefix = format!("{}/", f.as_str());
-        let inside: Vec<RelPath> = entries
-            .keys()
-            .filter(|p| p.as_str().starts_with(&prefix))
-            .cloned()
-            .collect();
-        for p in inside {
-            entries.remove(&p);
-            warnings.push(format!(
-                "{}: not adopted: it lies inside {}, which the previous version holds as a file (kept)",
-                root.join(p.as_str()).display(),
-                f.as_str()
-            ));
-        }
+    let names: BTreeSet<&str> = entries.keys().map(RelPath::as_str).collect();
+    let below: Vec<(RelPath, String)> = entries
+        .keys()
+        .filter_map(|p| {
+            let s = p.as_str();
+            s.match_indices('/')
+                .map(|(i, _)| &s[..i])
+                .find(|f| names.contains(f))
+                .map(|f| (p.clone(), f.to_string()))
+        })
+        .collect();
+    for (p, f) in below {
+        entries.remove(&p);
+        warnings.push(format!(
+            "{}: not adopted: it lies inside {f}, which this version holds as a file",
+            root.join(p.as_str()).display()
+        ));
     }
 }
 
@@ -400,37 +406,15 @@ fn choose<'s>(
                 // it would remove the other copies' intact ones, maybe the last. The
                 // previous entry stays, and the copy is repaired from the others.
                 if let Some((_, bm)) = best {
-                    let mut kept = Vec::new();
                     for (p, e) in &bm.entries {
                         if matches!(
                             r.files.get(p),
                             Some(FileState::NotFile { .. } | FileState::Unreadable { .. })
                         ) {
-                            // Unless the upgrade turned a directory above it into a
-                            // file: then the copy no longer holds it at all (the
-                            // upgrade removed it), and keeping it would ask every copy
-                            // for both `d` as a file and `d/x`.
-                            let mut up = p.parent();
-                            let mut under_adopted_file = false;
-                            while let Some(d) = up {
-                                if m.entries.contains_key(&d) {
-                                    under_adopted_file = true;
-                                    break;
-                                }
-                                up = d.parent();
-                            }
-                            if under_adopted_file {
-                                continue;
-                            }
                             m.entries.entry(p.clone()).or_insert_with(|| e.clone());
-                            kept.push(p);
                         }
                     }
-                    // IMPORTANT: a kept file cannot also be the directory of adopted
-                    // files (a directory at `a` holding `a/x`): no copy could ever hold
-                    // both, so every boot would fail. The kept file wins; what lies
-                    // inside it is not adopted.
-                    drop_entries_inside(&mut m.entries, &kept, &r.root, warnings);
+                    drop_entries_below_files(&mut m.entries, &r.root, warnings);
                     warnings.push(upgrade_summary(&bm.entries, &m.entries, &r.root, t));
                 }
                 return Ok(Choice::Chosen(Chosen {
