@@ -66,9 +66,16 @@ enum Op {
     Unlink {
         path: PathBuf,
     },
+    /// An atomic rename (of a file, a link, or a directory with everything below it).
+    /// Durable once every directory in `waiting` was synced after it: the one
+    /// directory of a rename within a directory; both parents of a move between
+    /// directories (a journal commits both entries at once; when that commit happens
+    /// is only known for sure once both were synced). Until then a cut may or may not
+    /// keep it, always whole: never both names, never neither.
     Rename {
         from: PathBuf,
         to: PathBuf,
+        waiting: Vec<PathBuf>,
     },
     /// First half of a non-atomic rename: the old target disappears.
     RenameDrop {
@@ -88,7 +95,8 @@ impl Op {
     fn dir(&self) -> Option<&Path> {
         match self {
             Op::Create { path, .. } | Op::Mkdir { path } | Op::Unlink { path } => path.parent(),
-            Op::Rename { to, .. } | Op::RenameDrop { to } => to.parent(),
+            Op::RenameDrop { to } => to.parent(),
+            Op::Rename { .. } => None,
             Op::Write { .. } | Op::Chmod { .. } | Op::RenameMove { .. } => None,
         }
     }
@@ -111,7 +119,9 @@ impl Op {
             Op::Create { path, ino } => format!("create {} (inode {ino})", path.display()),
             Op::Mkdir { path } => format!("mkdir {}", path.display()),
             Op::Unlink { path } => format!("unlink {}", path.display()),
-            Op::Rename { from, to } => format!("rename {} -> {}", from.display(), to.display()),
+            Op::Rename { from, to, .. } => {
+                format!("rename {} -> {}", from.display(), to.display())
+            }
             Op::RenameDrop { to } => format!("rename, first half: drop {}", to.display()),
             Op::RenameMove { from, to, .. } => format!(
                 "rename, second half: {} -> {}",
@@ -155,8 +165,23 @@ impl Image {
             Op::Unlink { path } | Op::RenameDrop { to: path } => {
                 self.ns.remove(path);
             }
-            Op::Rename { from, to } | Op::RenameMove { from, to, .. } => {
+            Op::Rename { from, to, .. } | Op::RenameMove { from, to, .. } => {
                 if let Some(n) = self.ns.remove(from) {
+                    if n == Node::Dir {
+                        // Everything below a directory moves with it.
+                        let below: Vec<PathBuf> = self
+                            .ns
+                            .keys()
+                            .filter(|p| p.starts_with(from))
+                            .cloned()
+                            .collect();
+                        for p in below {
+                            if let (Some(m), Ok(rest)) = (self.ns.remove(&p), p.strip_prefix(from))
+                            {
+                                self.ns.insert(to.join(rest), m);
+                            }
+                        }
+                    }
                     self.ns.insert(to.clone(), n);
                 }
             }
@@ -753,18 +778,41 @@ impl Fs for SimFs {
         )?;
         let f = Self::parent_path(&st, root, from, "rename")?.join(from.file_name());
         let t = Self::parent_path(&st, root, to, "rename")?.join(to.file_name());
-        if !matches!(st.live.ns.get(&f), Some(Node::File(_))) {
+        let Some(moved) = st.live.ns.get(&f).cloned() else {
             return Err(Error::io(
                 "rename",
                 f,
                 io::Error::from(io::ErrorKind::NotFound),
             ));
-        }
+        };
         if st.live.ns.get(&t) == Some(&Node::Dir) {
             return Err(Error::io("rename", t, io::Error::from_raw_os_error(21)));
         }
-        if st.atomic_rename {
-            Self::record(&mut st, k, Op::Rename { from: f, to: t });
+        if moved == Node::Dir && (st.live.ns.contains_key(&t) || t.starts_with(&f)) {
+            // ENOTDIR over a file; EINVAL into itself (rebound never asks either).
+            return Err(Error::io("rename", t, io::Error::from_raw_os_error(22)));
+        }
+        let waiting: Vec<PathBuf> = {
+            let mut w: Vec<PathBuf> = [t.parent(), f.parent()]
+                .into_iter()
+                .flatten()
+                .map(Path::to_path_buf)
+                .collect();
+            w.dedup();
+            w
+        };
+        // vfat's split rename is modelled for a file replacing a file (the write
+        // protocol); a directory or link is moved whole.
+        if st.atomic_rename || !matches!(moved, Node::File(_)) {
+            Self::record(
+                &mut st,
+                k,
+                Op::Rename {
+                    from: f,
+                    to: t,
+                    waiting,
+                },
+            );
         } else {
             let ino = match st.live.ns.get(&f) {
                 Some(Node::File(i)) => *i,
@@ -930,11 +978,25 @@ impl SimFs {
         }
     }
 
-    /// Makes the pending name operations of directory `dir` durable, in order.
+    /// Makes the pending name operations of directory `dir` durable, in order (a
+    /// rename between two directories once both were synced).
     fn sync_names(st: &mut State, dir: &Path) {
-        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut st.pending)
-            .into_iter()
-            .partition(|(_, o)| o.dir() == Some(dir));
+        let mut now = Vec::new();
+        let mut later = Vec::new();
+        for (k, mut o) in std::mem::take(&mut st.pending) {
+            let durable = match &mut o {
+                Op::Rename { waiting, .. } => {
+                    waiting.retain(|w| w != dir);
+                    waiting.is_empty()
+                }
+                other => other.dir() == Some(dir),
+            };
+            if durable {
+                now.push((k, o));
+            } else {
+                later.push((k, o));
+            }
+        }
         for (_, o) in &now {
             st.durable.apply(o, Tear::Whole);
         }
@@ -1049,6 +1111,37 @@ mod tests {
             fs.open_read(Path::new("/r"), &rel("dir")),
             Err(Error::Symlink { .. })
         ));
+    }
+
+    #[test]
+    fn a_directory_moved_between_directories_is_whole_under_one_name_in_every_crash_state() {
+        let fs = SimFs::new();
+        fs.put(Path::new("/r/a/d/x"), b"x");
+        fs.put(Path::new("/r/a/d/sub/y"), b"y");
+        fs.mkdir_all(Path::new("/r/m/n"));
+        let root = Path::new("/r");
+        fs.rename(root, &rel("a/d"), &rel("m/n/d")).unwrap();
+        assert_eq!(
+            fs.get(Path::new("/r/m/n/d/sub/y")).as_deref(),
+            Some(&b"y"[..])
+        );
+        assert!(fs.get(Path::new("/r/a/d/x")).is_none());
+        let whole = |s: &SimFs| {
+            let old = s.files_under(Path::new("/r/a")).len();
+            let new = s.files_under(Path::new("/r/m")).len();
+            (old, new)
+        };
+        for s in fs.crash_states(8, 3) {
+            let w = whole(&s.fs);
+            assert!(w == (2, 0) || w == (0, 2), "{w:?} {}", s.how);
+        }
+        // One parent synced: still pending; both: durable.
+        fs.sync_dir(root, Some(&rel("m/n"))).unwrap();
+        assert!(fs.crash_states(0, 1).iter().any(|s| whole(&s.fs) == (2, 0)));
+        fs.sync_dir(root, Some(&rel("a"))).unwrap();
+        for s in fs.crash_states(8, 3) {
+            assert_eq!(whole(&s.fs), (0, 2), "{}", s.how);
+        }
     }
 
     #[test]
