@@ -49,6 +49,23 @@ pub struct RawSet {
     pub changed_only: bool,
     /// With `changed_only`: every N-th boot hashes everything.
     pub full_check_every: Option<u32>,
+    /// What `seal` does with symbolic links the patterns select (default: refuse).
+    pub links: Option<Links>,
+}
+
+/// What to do with symbolic links that the include patterns select.
+///
+/// rebound protects regular files only and never follows a link inside a protected
+/// tree (docs/design.md §7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Links {
+    /// `seal` refuses the set and lists every link it selects (fix, exclude, or
+    /// choose `skip`).
+    #[default]
+    Refuse,
+    /// Links are left alone, unprotected, and listed once in the report.
+    Skip,
 }
 
 /// How a set is kept.
@@ -90,6 +107,9 @@ pub struct SetConfig {
     pub exclude: Vec<String>,
     include_set: GlobSet,
     exclude_set: GlobSet,
+    /// The exclude patterns of the form `X/**`, as `X`: a directory matching one has
+    /// everything below it excluded, so it is never walked.
+    exclude_dirs: GlobSet,
     pub hash: HashAlgo,
     pub version_file: Option<RelPath>,
     /// Threads for hashing (the configuration's `threads`, or `--threads`).
@@ -100,6 +120,8 @@ pub struct SetConfig {
     pub full_check_every: u32,
     /// This run must hash everything (`boot --full`); not from the file.
     pub force_full: bool,
+    /// What `seal` does with selected symbolic links.
+    pub links: Links,
 }
 
 /// Default of `full_check_every`.
@@ -112,6 +134,35 @@ impl SetConfig {
             && self.version_file.as_ref() != Some(rel)
             && self.include_set.is_match(rel.as_str())
             && !self.exclude_set.is_match(rel.as_str())
+    }
+
+    /// Whether everything below directory `dir` is excluded (an exclude pattern
+    /// `X/**` with `dir` matching `X`), so that nothing below it can be selected and
+    /// the walk need not enter it.
+    pub fn excludes_below(&self, dir: &RelPath) -> bool {
+        self.exclude_dirs.is_match(dir.as_str())
+    }
+
+    /// Whether some include pattern could select a path below directory `dir` (a
+    /// conservative answer: `true` unless no pattern can reach that deep there). Used
+    /// to report directories that cannot be entered (a name that is not UTF-8) only
+    /// where protected files could lie.
+    pub fn may_select_below(&self, dir: &str) -> bool {
+        if self.exclude_dirs.is_match(dir) {
+            return false;
+        }
+        let depth = dir.split('/').count();
+        self.include.iter().any(|p| {
+            let comps: Vec<&str> = p.split('/').collect();
+            let deep_enough = p.contains("**") || comps.len() > depth;
+            // The pattern's literal leading components must agree with `dir`'s.
+            let agrees = comps
+                .iter()
+                .zip(dir.split('/'))
+                .take_while(|(c, _)| !c.contains(['*', '?', '[', ']', '{', '}', '\\']))
+                .all(|(c, d)| c == &d);
+            deep_enough && agrees
+        })
     }
 
     /// The directories (or single files) below which the include patterns can match:
@@ -448,6 +499,14 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
     }
     let include_set = globs("include", &s.include)?;
     let exclude_set = globs("exclude", &s.exclude)?;
+    let dir_patterns: Vec<String> = s
+        .exclude
+        .iter()
+        .filter_map(|p| p.strip_suffix("/**"))
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    let exclude_dirs = globs("exclude", &dir_patterns)?;
     let hash = match &s.hash {
         Some(h) => h.parse()?,
         None => HashAlgo::default(),
@@ -489,12 +548,14 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
         exclude: s.exclude,
         include_set,
         exclude_set,
+        exclude_dirs,
         hash,
         version_file,
         threads: 1,
         changed_only: s.changed_only,
         full_check_every,
         force_full: false,
+        links: s.links.unwrap_or_default(),
     })
 }
 
@@ -504,6 +565,46 @@ mod tests {
 
     fn parse(t: &str) -> Result<Config> {
         Config::parse(t, Path::new("/etc/rebound.toml"))
+    }
+
+    #[test]
+    fn excluded_directories_are_known_without_walking_them() {
+        let c = parse(
+            r#"
+[[set]]
+name = "s"
+mode = "golden"
+live = "/usr"
+golden = "/bak"
+include = ["apps/**", "etc/*.conf"]
+exclude = ["apps/cache/**", "apps/*/tmp/**", "apps/*.log"]
+"#,
+        )
+        .unwrap();
+        let s = &c.sets[0];
+        let p = |x: &str| RelPath::new(x).unwrap();
+        assert!(s.excludes_below(&p("apps/cache")));
+        assert!(s.excludes_below(&p("apps/x/tmp")));
+        assert!(!s.excludes_below(&p("apps")));
+        assert!(!s.excludes_below(&p("apps/cachex")));
+        assert!(!s.excludes_below(&p("apps/x")));
+        assert!(s.may_select_below("apps/x/y"));
+        assert!(s.may_select_below("etc"));
+        assert!(!s.may_select_below("etc/sub"));
+        assert!(!s.may_select_below("usr"));
+        assert!(!s.may_select_below("apps/cache"));
+        assert_eq!(s.links, Links::Refuse);
+    }
+
+    #[test]
+    fn links_option_parses_and_refuses_unknown_values() {
+        let base = "[[set]]\nname = \"s\"\nmode = \"golden\"\nlive = \"/usr\"\ngolden = \"/bak\"\ninclude = [\"a/**\"]\n";
+        let c = parse(&format!("{base}links = \"skip\"\n")).unwrap();
+        assert_eq!(c.sets[0].links, Links::Skip);
+        let c = parse(&format!("{base}links = \"refuse\"\n")).unwrap();
+        assert_eq!(c.sets[0].links, Links::Refuse);
+        let e = parse(&format!("{base}links = \"follow\"\n")).unwrap_err();
+        assert!(e.to_string().contains("follow"), "{e}");
     }
 
     #[test]

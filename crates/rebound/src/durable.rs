@@ -361,6 +361,46 @@ impl<'a> Durable<'a> {
         self.sync_dir(root, rel.parent().as_ref())
     }
 
+    /// Moves what stands at `from` (a directory, a file) to `to` in the same root,
+    /// creating `to`'s parents, and makes the move durable. `to` must not exist: a
+    /// rename would replace it, and what is moved aside is the user's data. Nothing
+    /// is ever deleted: a cut leaves it at `from` or at `to`, whole (a rename within
+    /// one filesystem is atomic for the name on ext4, xfs, btrfs, UBIFS).
+    ///
+    /// # Errors
+    /// I/O errors, `AlreadyExists` if `to` exists, [`Error::Poisoned`].
+    pub fn move_aside(&self, root: &Path, from: &RelPath, to: &RelPath) -> Result<()> {
+        self.check()?;
+        let Some(m) = self.fs.metadata(root, from)? else {
+            // Gone already (moved by a run that was cut after the rename): nothing
+            // stands in the way any more.
+            return Ok(());
+        };
+        // IMPORTANT: never rename over anything (it would be replaced, i.e. deleted).
+        if self.fs.metadata(root, to)?.is_some() {
+            return Err(Error::io(
+                "move aside",
+                full(root, to),
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "already exists; nothing moved",
+                ),
+            ));
+        }
+        let to_parent = to.parent();
+        self.ensure_dir(root, to_parent.as_ref())?;
+        self.fs.rename(root, from, to)?;
+        // A moved file: on vfat its new directory slot is written with its inode
+        // (as step 7 of the write protocol).
+        if m.kind == Kind::File && !self.breakage.skip_renamed_sync && !self.breakage.skip_file_sync
+        {
+            self.sync_file_raw(root, to)?;
+        }
+        // IMPORTANT: both directories: the new name, then the old one's removal.
+        self.sync_dir(root, to_parent.as_ref())?;
+        self.sync_dir(root, from.parent().as_ref())
+    }
+
     /// Path of a directory, for messages.
     pub fn dir_path(root: &Path, dir: Option<&RelPath>) -> std::path::PathBuf {
         full_dir(root, dir)

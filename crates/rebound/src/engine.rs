@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::{Config, Mode, Role, SetConfig};
+use crate::config::{Config, Links, Mode, Role, SetConfig};
 use crate::durable::{hash_reader, Breakage, Durable, CHUNK};
 use crate::error::{Error, Result};
 use crate::exec::{execute, write_manifest, Outcome};
@@ -494,6 +494,10 @@ impl<'a> Engine<'a> {
             ));
         }
         let mut m = Manifest::new(&set.name, plan::max_generation(&state) + 1, set.hash, None);
+        // Every selected path that cannot be sealed, and every link left alone with
+        // `links = "skip"`: all of them are named, not only the first.
+        let mut refused: Vec<String> = Vec::new();
+        let mut skipped: Vec<&RelPath> = Vec::new();
         for (p, f) in &primary.files {
             match f {
                 FileState::File {
@@ -512,18 +516,35 @@ impl<'a> Engine<'a> {
                 }
                 FileState::Missing => {}
                 _ if !set.selects(p) => {}
-                other => {
-                    return Err(Error::Usage(format!(
-                        "{}: cannot be sealed ({}); fix it and seal again",
-                        full(&primary.root, p).display(),
-                        match other {
-                            FileState::NotFile { kind } => format!("is a {kind}"),
-                            FileState::Unreadable { error } => error.clone(),
-                            _ => "not hashed".into(),
-                        }
-                    )))
+                FileState::NotFile { kind }
+                    if kind == "symbolic link" && set.links == Links::Skip =>
+                {
+                    skipped.push(p);
                 }
+                other => refused.push(format!(
+                    "{}: {}",
+                    full(&primary.root, p).display(),
+                    match other {
+                        FileState::NotFile { kind } => format!("is a {kind}"),
+                        FileState::Unreadable { error } => error.clone(),
+                        _ => "not hashed".into(),
+                    }
+                )),
             }
+        }
+        if !refused.is_empty() {
+            return Err(Error::Usage(format!(
+                "{} selected path{} cannot be sealed (rebound protects regular files only, and never follows a link):\n    {}\nreplace or exclude {}{}, then seal again",
+                refused.len(),
+                if refused.len() == 1 { "" } else { "s" },
+                refused.join("\n    "),
+                if refused.len() == 1 { "it" } else { "them" },
+                if set.links == Links::Refuse {
+                    format!(", or set `links = \"skip\"` in set `{}` to leave symbolic links unprotected", set.name)
+                } else {
+                    String::new()
+                }
+            )));
         }
         if m.entries.is_empty() {
             return Err(Error::Usage(format!(
@@ -533,6 +554,15 @@ impl<'a> Engine<'a> {
             )));
         }
         let mut rep = SetReport::new(set);
+        if !skipped.is_empty() {
+            let names: Vec<&str> = skipped.iter().map(|p| p.as_str()).collect();
+            rep.notes.push(format!(
+                "{} symbolic link{} left unprotected (links = \"skip\"): {}",
+                skipped.len(),
+                if skipped.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            ));
+        }
         match set.golden() {
             Some(g) => {
                 let gs = state
@@ -729,6 +759,11 @@ pub fn describe_action(a: &Action) -> String {
         Action::RemoveStaged { root, rel } => {
             format!("remove staged {}", full(root, rel).display())
         }
+        Action::MoveAside { root, path, to } => format!(
+            "move {} aside to {} (it stood where a protected file must be written; kept, never deleted)",
+            full(root, path).display(),
+            full(root, to).display()
+        ),
     }
 }
 

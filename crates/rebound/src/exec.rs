@@ -61,6 +61,7 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
             d.remove_file(root, rel)
         }
         Action::RemoveStale { root, path } => d.remove_file(root, path),
+        Action::MoveAside { root, path, to } => d.move_aside(root, path, to),
         Action::Restore {
             root,
             path,

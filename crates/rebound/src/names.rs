@@ -2,7 +2,7 @@
 //!
 //! A replica root holds the protected files at their relative paths and rebound's own
 //! metadata under [`META_DIR`]. Nothing else is ever created by rebound, except
-//! temporary files (prefix [`TEMP_PREFIX`]) that live for the length of one durable
+//! temporary files (exactly [`is_temp_name`]) that live for the length of one durable
 //! write and are removed by the next run if a crash leaves them behind.
 
 /// Directory inside every replica root that holds rebound's metadata, one
@@ -37,8 +37,29 @@ pub const STAT_CACHE: &str = "statcache";
 /// Boots since the last full check of a `changed_only` set, beside [`STAT_CACHE`].
 pub const STAT_CACHE_BOOTS: &str = "statcache.boots";
 
-/// Prefix of temporary files created by the durable write protocol.
+/// Prefix of temporary files created by the durable write protocol. The whole name
+/// is `.rebound-tmp-<pid>-<n>` (both decimal); see [`is_temp_name`].
 pub const TEMP_PREFIX: &str = ".rebound-tmp-";
+
+/// Directory (inside the set's metadata directory) that receives whatever stood where
+/// rebound must restore a protected file or the version tag (a directory at a file's
+/// path, a file where a directory must be): `.rebound/<set>/displaced/<id>/<path>`.
+/// Never removed by rebound: it is the user's data.
+pub const DISPLACED_DIR: &str = "displaced";
+
+/// Whether `name` is exactly a temporary file name of the write protocol:
+/// [`TEMP_PREFIX`], decimal digits, `-`, decimal digits, nothing else. Only such names
+/// are ever removed as leftovers (a user's `.rebound-tmp-notes` is not one).
+pub fn is_temp_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+        return false;
+    };
+    let Some((pid, n)) = rest.split_once('-') else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    digits(pid) && digits(n)
+}
 
 /// First line of every manifest; the number is the format version.
 pub const MANIFEST_MAGIC: &str = "rebound-manifest";
@@ -54,3 +75,34 @@ pub const TAG_MAX_BYTES: u64 = 4096;
 
 /// Default configuration file.
 pub const DEFAULT_CONFIG: &str = "/etc/rebound.toml";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_temporary_name_format_is_a_temporary_name() {
+        for ok in [
+            ".rebound-tmp-1-0",
+            ".rebound-tmp-4242-17",
+            ".rebound-tmp-0-99999",
+        ] {
+            assert!(is_temp_name(ok), "{ok}");
+        }
+        for not in [
+            ".rebound-tmp-",
+            ".rebound-tmp-user-notes",
+            ".rebound-tmp-12",
+            ".rebound-tmp-12-",
+            ".rebound-tmp--3",
+            ".rebound-tmp-12-3-4",
+            ".rebound-tmp-12-3.bak",
+            ".rebound-tmp-12-3 ",
+            ".rebound-tmp-+1-2",
+            "x.rebound-tmp-1-2",
+            ".rebound-tmp-1-2/x",
+        ] {
+            assert!(!is_temp_name(not), "{not}");
+        }
+    }
+}

@@ -26,8 +26,8 @@ use crate::fs::{full, Fs, Kind, Meta};
 use crate::hashing;
 use crate::manifest::Manifest;
 use crate::names::{
-    GOLDEN_MANIFEST, MANIFEST_MAX_BYTES, MANIFEST_SLOTS, SEALED_MARKER, STAGE_DIR, TAG_MAX_BYTES,
-    TEMP_PREFIX,
+    is_temp_name, DISPLACED_DIR, GOLDEN_MANIFEST, MANIFEST_MAX_BYTES, MANIFEST_SLOTS,
+    SEALED_MARKER, STAGE_DIR, TAG_MAX_BYTES,
 };
 use crate::relpath::RelPath;
 use crate::statcache;
@@ -124,8 +124,26 @@ pub struct ReplicaState {
     pub staged: BTreeSet<Digest>,
     /// Junk to remove: leftover temporary files, damaged or stray staged files.
     pub junk: Vec<RelPath>,
-    /// Problems met while observing (unreadable directories, odd names).
+    /// Problems met while observing (unreadable directories, names that cannot be
+    /// protected: not UTF-8, or a path longer than 4096 bytes). Every report shows
+    /// each of them ([`crate::plan::Plan::warnings`]).
     pub problems: Vec<String>,
+    /// What stands where rebound may have to write (writable replicas only): for a
+    /// protected path or the version tag, the directory at that very path, or the
+    /// regular (or special) file at one of its parent directories' paths. A restore
+    /// there first moves it aside ([`crate::plan::Action::MoveAside`]).
+    #[serde(skip)]
+    pub blocked: BTreeMap<RelPath, RelPath>,
+    /// Names already used in `.rebound/<set>/displaced/` (the plan picks a new one).
+    #[serde(skip)]
+    pub displaced: BTreeSet<String>,
+    /// Temporary-file names the walk met, kept as junk only if they lie in a
+    /// directory rebound writes into ([`collect_temps`]).
+    #[serde(skip)]
+    temps_seen: Vec<RelPath>,
+    /// Directories the walk listed (their temporary files are in `temps_seen`).
+    #[serde(skip)]
+    walked: BTreeSet<Option<RelPath>>,
     /// `lstat` of every regular file the walk found, for the stat cache (empty
     /// unless the stat cache is in use).
     #[serde(skip)]
@@ -152,6 +170,10 @@ impl ReplicaState {
             staged: BTreeSet::new(),
             junk: Vec::new(),
             problems: Vec::new(),
+            blocked: BTreeMap::new(),
+            displaced: BTreeSet::new(),
+            temps_seen: Vec::new(),
+            walked: BTreeSet::new(),
             stats: BTreeMap::new(),
             stat_cache: None,
         }
@@ -288,6 +310,10 @@ pub fn observe(fs: &dyn Fs, set: &SetConfig, depth: Depth) -> Result<SetState> {
         }
         observe_files(fs, set, r, &named, hash);
     }
+    collect_temps(fs, set, &mut replicas);
+    for r in &mut replicas {
+        find_blocked(fs, set, r);
+    }
     Ok(SetState {
         set: set.name.clone(),
         hash: set.hash,
@@ -398,6 +424,12 @@ pub fn observe_golden(fs: &dyn Fs, set: &SetConfig, state: &mut SetState) -> Res
             }
         }
     }
+    // New paths of interest may lie in new directories (their leftovers), and be
+    // blocked (a directory at a path only the golden manifest names).
+    collect_temps(fs, set, &mut state.replicas);
+    for r in &mut state.replicas {
+        find_blocked(fs, set, r);
+    }
     Ok(())
 }
 
@@ -459,37 +491,19 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
         };
     }
     // Rebound's own junk in the metadata directory: temp files of manifest writes.
+    // (Leftovers beside protected files and the tag are found by [`collect_temps`].)
     let meta = RelPath::meta_dir(&set.name);
     if let Ok(entries) = fs.read_dir(root, Some(&meta)) {
         for e in entries {
             if let Some(n) = &e.name {
-                if n.starts_with(TEMP_PREFIX) && e.kind == Kind::File {
+                if is_temp_name(n) && e.kind == Kind::File {
                     if let Ok(p) = meta.join(n) {
                         st.junk.push(p);
                     }
-                }
-            }
-        }
-    }
-    // Leftover temporary files next to targets the walk below does not list: the root
-    // itself, the version tag's directory, and the directories of single-file patterns.
-    if role == Role::Writable {
-        let mut shallow: Vec<Option<RelPath>> = vec![None];
-        shallow.extend(set.version_file.as_ref().map(RelPath::parent));
-        shallow.extend(set.walk_roots().into_iter().flatten().map(|w| w.parent()));
-        shallow.sort();
-        shallow.dedup();
-        for dir in shallow {
-            if let Ok(entries) = fs.read_dir(root, dir.as_ref()) {
-                for e in entries {
-                    let Some(n) = &e.name else { continue };
-                    if n.starts_with(TEMP_PREFIX) && e.kind == Kind::File {
-                        let rel = match &dir {
-                            None => RelPath::new(n),
-                            Some(d) => d.join(n),
-                        };
-                        if let Ok(rel) = rel {
-                            st.junk.push(rel);
+                } else if n == DISPLACED_DIR && e.kind == Kind::Dir {
+                    if let Ok(d) = meta.join(DISPLACED_DIR) {
+                        if let Ok(list) = fs.read_dir(root, Some(&d)) {
+                            st.displaced = list.into_iter().map(|e| e.display).collect();
                         }
                     }
                 }
@@ -552,8 +566,129 @@ fn observe_files(
     if hash {
         hash_listed(fs, set, st);
     }
-    st.junk.sort();
-    st.junk.dedup();
+}
+
+/// Leftover temporary files of the write protocol, looked for only where rebound
+/// writes: the directory of every protected path (selected by the patterns or named
+/// by a manifest, in any replica of the set: a seal or a restore writes there in
+/// every replica), the root and the version tag's directory. Only exact temporary
+/// names ([`is_temp_name`]) count; a user's file that merely looks like one, or a
+/// temporary name in any other directory (an excluded one, say), is never touched.
+/// The metadata and staging directories are handled by [`observe_meta`]. Directories
+/// the walk listed are not listed again.
+fn collect_temps(fs: &dyn Fs, set: &SetConfig, replicas: &mut [ReplicaState]) {
+    let mut dirs: BTreeSet<Option<RelPath>> = BTreeSet::new();
+    dirs.insert(None);
+    if let Some(vf) = &set.version_file {
+        dirs.insert(vf.parent());
+    }
+    for r in replicas.iter() {
+        // Sorted paths: a directory's files come together, so a parent is copied
+        // once per directory, not once per file.
+        let mut last: Option<Option<&str>> = None;
+        for p in r.files.keys() {
+            let s = p.as_str();
+            let d = s.rfind('/').map(|i| &s[..i]);
+            if last != Some(d) {
+                dirs.insert(p.parent());
+                last = Some(d);
+            }
+        }
+    }
+    for r in replicas.iter_mut() {
+        if r.observed == Observed::Lazy || !r.root_exists {
+            continue;
+        }
+        // Kept: a later call (more paths of interest) looks at them again.
+        for t in &r.temps_seen {
+            if dirs.contains(&t.parent()) {
+                r.junk.push(t.clone());
+            }
+        }
+        for d in dirs.iter().filter(|d| !r.walked.contains(*d)) {
+            let Ok(entries) = fs.read_dir(&r.root, d.as_ref()) else {
+                continue;
+            };
+            for e in entries {
+                let Some(n) = &e.name else { continue };
+                if is_temp_name(n) && e.kind == Kind::File {
+                    let rel = match d {
+                        None => RelPath::new(n),
+                        Some(d) => d.join(n),
+                    };
+                    if let Ok(rel) = rel {
+                        r.junk.push(rel);
+                    }
+                }
+            }
+        }
+        // Listed now: a second call (after the golden manifest was read) only looks
+        // in directories that became of interest since.
+        r.walked.extend(dirs.iter().cloned());
+        r.junk.sort();
+        r.junk.dedup();
+    }
+}
+
+/// Fills [`ReplicaState::blocked`] of a writable replica: for each path of interest
+/// that is a directory, or lies below a regular or special file, and for the version
+/// tag, what stands in the way. A symbolic link in the way is not recorded: it is
+/// never followed nor moved, and the restore below it fails naming it
+/// (docs/design.md §7). Only paths already known to be odd are examined further, so
+/// an intact replica costs nothing here.
+fn find_blocked(fs: &dyn Fs, set: &SetConfig, st: &mut ReplicaState) {
+    if st.role != Role::Writable || !st.root_exists || st.observed == Observed::Lazy {
+        return;
+    }
+    let mut blocked = BTreeMap::new();
+    for (p, s) in &st.files {
+        match s {
+            FileState::NotFile { kind } if kind == "directory" => {
+                blocked.insert(p.clone(), p.clone());
+            }
+            FileState::Unreadable { .. } => {
+                if let Some(b) = blocker(fs, &st.root, p) {
+                    blocked.insert(p.clone(), b);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let (Some(vf), TagState::Invalid(_)) = (&set.version_file, &st.tag) {
+        if let Some(b) = blocker(fs, &st.root, vf) {
+            blocked.insert(vf.clone(), b);
+        }
+    }
+    st.blocked = blocked;
+}
+
+/// What stands in the way of writing a regular file at `rel`: `rel` itself if it is a
+/// directory, or the nearest parent path that is a regular or special file. `None`
+/// if nothing does, or if a symbolic link or an error is in the way.
+fn blocker(fs: &dyn Fs, root: &Path, rel: &RelPath) -> Option<RelPath> {
+    match fs.metadata(root, rel) {
+        Ok(Some(m)) if m.kind == Kind::Dir => return Some(rel.clone()),
+        Err(Error::Symlink { .. }) => {}
+        _ => return None,
+    }
+    let mut prefix: Option<RelPath> = None;
+    for comp in rel.components() {
+        let here = match &prefix {
+            None => RelPath::new(comp),
+            Some(p) => p.join(comp),
+        }
+        .ok()?;
+        if here == *rel {
+            return None;
+        }
+        match fs.metadata(root, &here) {
+            Ok(Some(m)) if m.kind == Kind::Dir => {}
+            Ok(Some(m)) if matches!(m.kind, Kind::File | Kind::Other) => return Some(here),
+            _ => return None,
+        }
+        prefix = Some(here);
+    }
+    None
 }
 
 /// The paths of `named` that `found` does not hold, by one merge of the two sorted
@@ -747,11 +882,19 @@ fn walk(
 ) {
     let by_type = hash && st.stat_cache.is_none();
     let mut stack: Vec<Option<RelPath>> = Vec::new();
+    let shown = |dir: &Option<RelPath>, name: &str| match dir {
+        None => name.to_string(),
+        Some(d) => format!("{d}/{name}"),
+    };
     match start {
         None => stack.push(None),
         Some(p) => match fs.metadata(&st.root, p) {
             Ok(None) => {}
-            Ok(Some(m)) if m.kind == Kind::Dir => stack.push(Some(p.clone())),
+            Ok(Some(m)) if m.kind == Kind::Dir => {
+                if !set.excludes_below(p) {
+                    stack.push(Some(p.clone()));
+                }
+            }
             Ok(Some(m)) => {
                 if set.selects(p) {
                     found.insert(p.clone(), file_state(m.kind, m.size, m.mode));
@@ -771,28 +914,50 @@ fn walk(
                 continue;
             }
         };
+        st.walked.insert(dir.clone());
         for e in entries {
-            let Some(name) = e.name.as_deref() else {
-                st.problems.push(format!(
-                    "{}/{}: file name is not UTF-8; not protected",
-                    crate::fs::full_dir(&st.root, dir.as_ref()).display(),
-                    e.display
-                ));
-                continue;
+            // A name rebound cannot hold as a path (not UTF-8, or the path would be
+            // longer than 4096 bytes) is reported where it could be protected, never
+            // skipped in silence (`e.display` escapes invalid bytes as `\xNN`).
+            let rel = match e.name.as_deref() {
+                None => Err("its name is not UTF-8"),
+                Some(name) => match &dir {
+                    None => RelPath::new(name),
+                    Some(d) => d.join(name),
+                }
+                .map_err(|_| "its path is longer than 4096 bytes"),
             };
-            let rel = match &dir {
-                None => RelPath::new(name),
-                Some(d) => d.join(name),
+            let rel = match rel {
+                Ok(rel) => rel,
+                Err(why) => {
+                    let path = shown(&dir, &e.display);
+                    let relevant = match e.kind {
+                        Kind::Dir => set.may_select_below(&path),
+                        _ => RelPath::new(&path).map_or(true, |p| set.selects(&p)),
+                    };
+                    if relevant {
+                        st.problems.push(format!(
+                            "{}: not protected: {why}{} (rename it)",
+                            st.root.join(&path).display(),
+                            if e.kind == Kind::Dir {
+                                "; nothing below it is protected"
+                            } else {
+                                ""
+                            }
+                        ));
+                    }
+                    continue;
+                }
             };
-            let Ok(rel) = rel else { continue };
             if rel.is_meta() {
                 continue;
             }
-            if name.starts_with(TEMP_PREFIX) && e.kind == Kind::File {
-                st.junk.push(rel);
+            if e.kind == Kind::File && is_temp_name(rel.file_name()) {
+                st.temps_seen.push(rel);
                 continue;
             }
             match e.kind {
+                Kind::Dir if set.excludes_below(&rel) => {}
                 Kind::Dir => stack.push(Some(rel)),
                 Kind::File if by_type && set.selects(&rel) => {
                     found.insert(rel, file_state(Kind::File, 0, 0));

@@ -16,9 +16,11 @@
 //!    file is lost: left untouched and reported.
 //!
 //! Actions come in a safe order: junk removal (frees space); manifests of replicas that
-//! already hold everything (the commit point of a new generation); content; the other
-//! manifests; removal of files the new generation dropped; version tags last; then
-//! removal of staged content the new generation no longer needs.
+//! already hold everything (the commit point of a new generation); content (each
+//! restore preceded, where a directory or a file stands in its way, by moving that
+//! aside under `.rebound/<set>/displaced/`); the other manifests; removal of files the
+//! new generation dropped; version tags last; then removal of staged content the new
+//! generation no longer needs.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,10 +28,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{Role, SetConfig};
+use crate::config::{Links, Role, SetConfig};
 use crate::digest::Digest;
 use crate::manifest::{Entry, Manifest};
-use crate::names::{GOLDEN_MANIFEST, STAGE_DIR};
+use crate::names::{DISPLACED_DIR, GOLDEN_MANIFEST, STAGE_DIR};
 use crate::observe::{FileState, Observed, ReplicaState, SetState, SlotState, TagState};
 use crate::relpath::RelPath;
 
@@ -77,6 +79,15 @@ pub enum Action {
     },
     /// Remove staged content once every writable replica holds it in place.
     RemoveStaged { root: PathBuf, rel: RelPath },
+    /// Move what stands where a protected file or the version tag must be written (a
+    /// directory at its path, a file at one of its parent directories' paths) to `to`,
+    /// inside `.rebound/<set>/displaced/`, by a rename within the same root. Never
+    /// deleted: it is the user's data. Comes right before the write that needs it.
+    MoveAside {
+        root: PathBuf,
+        path: RelPath,
+        to: RelPath,
+    },
 }
 
 impl Action {
@@ -227,6 +238,7 @@ fn adopt_files(
     warnings: &mut Vec<String>,
 ) -> BTreeMap<RelPath, Entry> {
     let mut entries = BTreeMap::new();
+    let mut links: Vec<&str> = Vec::new();
     for (p, s) in &r.files {
         if !set.selects(p) {
             continue;
@@ -247,12 +259,24 @@ fn adopt_files(
                 );
             }
             FileState::Missing => {}
+            FileState::NotFile { kind } if kind == "symbolic link" && set.links == Links::Skip => {
+                links.push(p.as_str());
+            }
             other => warnings.push(format!(
                 "{}: not adopted ({})",
                 r.root.join(p.as_str()).display(),
                 describe(other)
             )),
         }
+    }
+    if !links.is_empty() {
+        warnings.push(format!(
+            "{} symbolic link{} in {} left unprotected (links = \"skip\"): {}",
+            links.len(),
+            if links.len() == 1 { "" } else { "s" },
+            r.root.display(),
+            links.join(", ")
+        ));
     }
     entries
 }
@@ -524,7 +548,7 @@ fn choose<'s>(
 /// [`PlanError`] when no authoritative manifest can be chosen (golden not sealed,
 /// every manifest damaged).
 pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
-    let mut warnings = Vec::new();
+    let mut warnings = observed_problems(state);
     let mut findings = Vec::new();
     let golden = golden_check(state);
     let chosen = match choose(set, state, &mut warnings)? {
@@ -537,14 +561,15 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
             })
         }
         Choice::Nothing => {
+            warnings.push(format!(
+                "set `{}`: no manifest and no included file in any replica; nothing is protected yet",
+                set.name
+            ));
             return Ok(Plan {
-                warnings: vec![format!(
-                    "set `{}`: no manifest and no included file in any replica; nothing is protected yet",
-                    set.name
-                )],
+                warnings,
                 actions: state_junk(state),
                 ..Plan::nothing(set, golden)
-            })
+            });
         }
     };
     let Chosen {
@@ -590,6 +615,8 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
     let mut lost = Vec::new();
     let mut need_hash = Vec::new();
     let mut need_golden = false;
+    // What was already planned to be moved aside, per replica root.
+    let mut aside: BTreeSet<(PathBuf, RelPath)> = BTreeSet::new();
 
     // Every map here is sorted by path, and the authority's entries are visited in
     // that order: one forward cursor per replica finds each path's state in a step or
@@ -723,6 +750,11 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
                 detail,
             });
             if let Some(src) = &source {
+                if let Some(a) =
+                    move_aside(set, r, path, &base.entries, base.generation, &mut aside)
+                {
+                    restores.push(a);
+                }
                 restores.push(Action::Restore {
                     root: r.root.clone(),
                     path: path.clone(),
@@ -845,6 +877,11 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
     if let (Some(vf), Some(t)) = (&set.version_file, target.tag) {
         for r in state.replicas.iter().filter(|r| r.role == Role::Writable) {
             if r.tag != TagState::Value(t) {
+                if let Some(a) =
+                    move_aside(set, r, vf, &target.entries, base.generation, &mut aside)
+                {
+                    ordered.push(a);
+                }
                 ordered.push(Action::WriteTag {
                     root: r.root.clone(),
                     rel: vf.clone(),
@@ -887,6 +924,60 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
         need_hash,
         need_golden,
     })
+}
+
+/// The action that moves aside what stands where `path` must be written in writable
+/// replica `r` ([`ReplicaState::blocked`]), unless it is already planned, or it is
+/// itself a protected file, or a directory holding protected files (`names`): moving
+/// those would only move the conflict, so the write fails instead, naming it. The destination is
+/// `.rebound/<set>/displaced/<generation>[-<k>]/<what>`, a name not used yet.
+fn move_aside(
+    set: &SetConfig,
+    r: &ReplicaState,
+    path: &RelPath,
+    names: &BTreeMap<RelPath, Entry>,
+    generation: u64,
+    aside: &mut BTreeSet<(PathBuf, RelPath)>,
+) -> Option<Action> {
+    let what = r.blocked.get(path)?;
+    if aside.contains(&(r.root.clone(), what.clone())) {
+        return None;
+    }
+    // A file in the way must not be a protected file itself; a directory at the path
+    // must not hold protected files (an inconsistent manifest: leave it to fail).
+    let conflict = if what == path {
+        let below = format!("{what}/");
+        names.keys().any(|k| k.as_str().starts_with(&below))
+    } else {
+        names.contains_key(what)
+    };
+    if conflict {
+        return None;
+    }
+    let id = std::iter::once(generation.to_string())
+        .chain((1..).map(|k| format!("{generation}-{k}")))
+        .find(|n| !r.displaced.contains(n))?;
+    let to = RelPath::new(&format!(
+        "{}/{DISPLACED_DIR}/{id}/{what}",
+        RelPath::meta_dir(&set.name)
+    ))
+    .ok()?;
+    aside.insert((r.root.clone(), what.clone()));
+    Some(Action::MoveAside {
+        root: r.root.clone(),
+        path: what.clone(),
+        to,
+    })
+}
+
+/// Everything observing the replicas met that the report must show: names that
+/// cannot be protected, unreadable directories (one line each).
+fn observed_problems(state: &SetState) -> Vec<String> {
+    state
+        .replicas
+        .iter()
+        .flat_map(|r| r.problems.iter().cloned())
+        .collect()
 }
 
 /// How much of the golden copy `state` holds (`None`: no golden replica).

@@ -47,6 +47,9 @@ struct Scenario {
     /// All files change together (update, upgrade) or each on its own.
     atomic: bool,
     atomic_rename: bool,
+    /// The user's data that must survive somewhere below a root, whatever is cut:
+    /// (root, path suffix, content). Something moved aside is kept, never deleted.
+    user: &'static [(&'static str, &'static str, &'static str)],
 }
 
 const PRISTINE: Files = &[
@@ -145,6 +148,7 @@ fn scenarios() -> Vec<Scenario> {
             new: PRISTINE,
             atomic: false,
             atomic_rename: true,
+            user: &[],
         },
         Scenario {
             name: "boot repairs every kind of damage",
@@ -166,6 +170,7 @@ fn scenarios() -> Vec<Scenario> {
             new: PRISTINE,
             atomic: false,
             atomic_rename: true,
+            user: &[],
         },
         Scenario {
             name: "boot repairs, vfat (rename not atomic)",
@@ -185,6 +190,7 @@ fn scenarios() -> Vec<Scenario> {
             new: PRISTINE,
             atomic: false,
             atomic_rename: false,
+            user: &[],
         },
         Scenario {
             name: "commit, golden set with a copy",
@@ -209,6 +215,7 @@ fn scenarios() -> Vec<Scenario> {
             new: EDITED,
             atomic: false,
             atomic_rename: true,
+            user: &[],
         },
         Scenario {
             name: "update of many files, golden set with a copy",
@@ -231,6 +238,7 @@ fn scenarios() -> Vec<Scenario> {
             new: UPDATED,
             atomic: true,
             atomic_rename: true,
+            user: &[],
         },
         Scenario {
             name: "update, vfat (rename not atomic)",
@@ -252,6 +260,7 @@ fn scenarios() -> Vec<Scenario> {
             new: UPDATED,
             atomic: true,
             atomic_rename: false,
+            user: &[],
         },
         Scenario {
             name: "mirror first sync (vendor scenario A)",
@@ -269,6 +278,7 @@ fn scenarios() -> Vec<Scenario> {
             new: APPS_V1,
             atomic: false,
             atomic_rename: true,
+            user: &[],
         },
         Scenario {
             name: "mirror upgrade on system side, tag bumped",
@@ -289,6 +299,7 @@ fn scenarios() -> Vec<Scenario> {
             new: APPS_V2,
             atomic: false,
             atomic_rename: true,
+            user: &[],
         },
         Scenario {
             name: "mirror upgrade on backup side, tag bumped",
@@ -309,6 +320,7 @@ fn scenarios() -> Vec<Scenario> {
             new: APPS_V2,
             atomic: false,
             atomic_rename: true,
+            user: &[],
         },
         Scenario {
             name: "mirror first sync without tags",
@@ -325,6 +337,7 @@ fn scenarios() -> Vec<Scenario> {
             new: APPS_V1,
             atomic: false,
             atomic_rename: true,
+            user: &[],
         },
         Scenario {
             name: "mirror sync without tags, system side erased",
@@ -345,6 +358,7 @@ fn scenarios() -> Vec<Scenario> {
             new: APPS_V1,
             atomic: false,
             atomic_rename: true,
+            user: &[],
         },
         Scenario {
             name: "commit in a 3-copy mirror set",
@@ -372,6 +386,7 @@ fn scenarios() -> Vec<Scenario> {
             ],
             atomic: false,
             atomic_rename: true,
+            user: &[],
         },
         Scenario {
             name: "update in a mirror set with tags",
@@ -401,6 +416,7 @@ fn scenarios() -> Vec<Scenario> {
             ],
             atomic: true,
             atomic_rename: true,
+            user: &[],
         },
         Scenario {
             name: "factory fallback of a corrupted commit",
@@ -423,6 +439,37 @@ fn scenarios() -> Vec<Scenario> {
             new: PRISTINE,
             atomic: false,
             atomic_rename: true,
+            user: &[],
+        },
+        Scenario {
+            name: "boot moves aside what stands in the way",
+            config: golden_config(true),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                fs.mkdir_all(Path::new("/dev1"));
+                fs.mkdir_all(Path::new("/dev2"));
+                seal(&engine(fs), c);
+                // A directory holding the user's data where a protected file belongs,
+                // and a file where a protected directory was (in the copy).
+                fs.remove(Path::new("/dev0/usr/apn_cfg.json"));
+                fs.put(Path::new("/dev0/usr/apn_cfg.json/note.txt"), b"user note\n");
+                fs.put(Path::new("/dev0/usr/apn_cfg.json/sub/more.txt"), b"more\n");
+                fs.remove(Path::new("/dev2/copy/app"));
+                fs.put(Path::new("/dev2/copy/app"), b"user file\n");
+            },
+            run: boot,
+            recover: boot,
+            writable: golden3.clone(),
+            golden: Some("/dev1/bak".into()),
+            old: PRISTINE,
+            new: PRISTINE,
+            atomic: false,
+            atomic_rename: true,
+            user: &[
+                ("/dev0/usr", "/apn_cfg.json/note.txt", "user note\n"),
+                ("/dev0/usr", "/apn_cfg.json/sub/more.txt", "more\n"),
+                ("/dev2/copy", "/app", "user file\n"),
+            ],
         },
     ]
 }
@@ -494,6 +541,15 @@ fn check(s: &Scenario, fs: &SimFs, config: &Config, must_be_new: bool) -> Result
     }
     if s.atomic && must_be_new && !can_new {
         return Err("a completed update was undone".into());
+    }
+    for (root, tail, content) in s.user {
+        let kept = fs
+            .files_under(Path::new(root))
+            .into_iter()
+            .any(|(p, c)| p.to_string_lossy().ends_with(tail) && c == content.as_bytes());
+        if !kept {
+            return Err(format!("the user's {root}/...{tail} is gone"));
+        }
     }
     let e = Engine::new(fs);
     let v = e.verify(config, &[]).unwrap();

@@ -286,14 +286,17 @@ fn directory_at_a_protected_path_is_reported_and_never_deleted() {
     d.write("usr/apn_cfg.json/user-data", "keep me");
     d.remove("usr/system_config.json");
     d.run(["verify"], 1).says(&["apn_cfg.json", "directory"]);
-    // Other damage is repaired; this path cannot be without deleting a directory that
-    // holds data, which rebound never does: exit 2, the path named.
-    d.run(["boot"], 2).says(&["apn_cfg.json", "Is a directory"]);
+    // The directory holds data, and rebound never deletes it: it is moved aside
+    // under the set's metadata directory, whole, and the file restored (every boot
+    // used to fail here with exit 2, "Is a directory").
+    d.run(["boot"], 0).says(&["apn_cfg.json", "aside"]);
     assert_eq!(d.read("usr/system_config.json"), "{\"volume\": 5}\n");
-    assert_eq!(d.read("usr/apn_cfg.json/user-data"), "keep me");
-    d.remove("usr/apn_cfg.json");
-    d.run(["boot"], 0);
     assert_eq!(d.read("usr/apn_cfg.json"), "{\"apn\": \"factory\"}\n");
+    assert_eq!(
+        d.read("usr/.rebound/config/displaced/1/apn_cfg.json/user-data"),
+        "keep me"
+    );
+    d.run(["boot"], 0).says(&["result: intact"]);
     // No temporary file is left behind once the run succeeds.
     assert!(d
         .snapshot("usr")

@@ -9,6 +9,8 @@
 //! - `mounts`: ENOSPC and a truly read-only golden copy (root and mounts; else skipped).
 //! - `mirror`: mirror mode on the vendor layout (issue 3), N copies, golden + copies.
 //! - `output`: `--dry-run`, `--json`, `status` and `demo`.
+//! - `tree`: what a real tree holds besides protected files: look-alike temporary
+//!   names, names that cannot be protected, symbolic links, things in the way.
 
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -19,5 +21,6 @@ mod malformed;
 mod mirror;
 mod mounts;
 mod output;
+mod tree;
 mod update;
 mod util;

@@ -45,7 +45,8 @@ pub struct Meta {
 pub struct DirEntry {
     /// The name; entries whose name is not UTF-8 are reported with `name: None`.
     pub name: Option<String>,
-    /// The raw name, lossily decoded, for messages.
+    /// The raw name for messages: as is if it is UTF-8, else with every invalid
+    /// byte written `\xNN` ([`escape_name`]).
     pub display: String,
     pub kind: Kind,
 }
@@ -192,6 +193,19 @@ pub trait Fs: Sync {
     }
 }
 
+/// A file name for messages: its valid UTF-8 as is, each byte that is not valid UTF-8
+/// as `\xNN`, so two different raw names never print the same.
+pub fn escape_name(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 /// The full path of `rel` under `root`, for messages.
 pub fn full(root: &Path, rel: &RelPath) -> PathBuf {
     root.join(rel.as_str())
@@ -202,5 +216,17 @@ pub fn full_dir(root: &Path, dir: Option<&RelPath>) -> PathBuf {
     match dir {
         Some(d) => root.join(d.as_str()),
         None => root.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_bytes_of_a_name_are_escaped_and_valid_text_kept() {
+        assert_eq!(escape_name(b"caf\xe9.json"), "caf\\xe9.json");
+        assert_eq!(escape_name("é\u{1F600}".as_bytes()), "é\u{1F600}");
+        assert_eq!(escape_name(b"\xff\xfe"), "\\xff\\xfe");
     }
 }

@@ -193,7 +193,7 @@ impl Fs for OsFs {
             };
             out.push(DirEntry {
                 name: std::str::from_utf8(bytes).ok().map(str::to_string),
-                display: String::from_utf8_lossy(bytes).into_owned(),
+                display: super::escape_name(bytes),
                 kind,
             });
         }
