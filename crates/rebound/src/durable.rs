@@ -222,6 +222,29 @@ impl<'a> Durable<'a> {
         algo: HashAlgo,
         expected: Option<Digest>,
     ) -> Result<Digest> {
+        self.write_file_guarded(root, rel, mode, src, src_name, algo, expected, &|| Ok(()))
+    }
+
+    /// As [`Durable::write_file`], calling `guard` once the new content is durable in
+    /// its temporary file, right before the rename that replaces the target: the last
+    /// moment to find out that the target (or anything the write depends on) changed
+    /// since it was looked at. If `guard` fails, the temporary file is removed, the
+    /// target is left as it is, and its error is returned.
+    ///
+    /// # Errors
+    /// As [`Durable::write_file`], and `guard`'s error.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_file_guarded(
+        &self,
+        root: &Path,
+        rel: &RelPath,
+        mode: u32,
+        src: &mut dyn Read,
+        src_name: &Path,
+        algo: HashAlgo,
+        expected: Option<Digest>,
+        guard: &dyn Fn() -> Result<()>,
+    ) -> Result<Digest> {
         self.check()?;
         let parent = rel.parent();
         self.ensure_dir(root, parent.as_ref())?;
@@ -236,6 +259,12 @@ impl<'a> Durable<'a> {
                 return Err(e);
             }
         };
+        // IMPORTANT: the guard runs as late as possible: between it and the rename
+        // nothing but this process's own next call happens.
+        if let Err(e) = guard() {
+            let _ = self.fs.remove_file(root, &temp);
+            return Err(e);
+        }
         // IMPORTANT: rename only after the content is durable (step 4 inside
         // fill_temp), or a crash could leave the target name on empty data.
         if let Err(e) = self.fs.rename(root, &temp, rel) {
@@ -332,8 +361,23 @@ impl<'a> Durable<'a> {
     /// # Errors
     /// As [`Durable::write_file`].
     pub fn write_bytes(&self, root: &Path, rel: &RelPath, mode: u32, bytes: &[u8]) -> Result<()> {
+        self.write_bytes_guarded(root, rel, mode, bytes, &|| Ok(()))
+    }
+
+    /// As [`Durable::write_bytes`], with a guard as in [`Durable::write_file_guarded`].
+    ///
+    /// # Errors
+    /// As [`Durable::write_file_guarded`].
+    pub fn write_bytes_guarded(
+        &self,
+        root: &Path,
+        rel: &RelPath,
+        mode: u32,
+        bytes: &[u8],
+        guard: &dyn Fn() -> Result<()>,
+    ) -> Result<()> {
         let mut src = bytes;
-        self.write_file(
+        self.write_file_guarded(
             root,
             rel,
             mode,
@@ -341,6 +385,7 @@ impl<'a> Durable<'a> {
             Path::new("<memory>"),
             HashAlgo::Blake3,
             None,
+            guard,
         )
         .map(|_| ())
     }

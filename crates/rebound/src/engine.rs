@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::{Config, Links, Mode, Role, SetConfig};
 use crate::durable::{hash_reader, Breakage, Durable, CHUNK};
 use crate::error::{Error, Result};
-use crate::exec::{execute, write_manifest, Outcome};
+use crate::exec::{execute, write_manifest, write_manifest_guarded, Outcome};
 use crate::fs::{full, Fs, Kind};
 use crate::manifest::{Entry, Manifest};
 use crate::names::{GOLDEN_MANIFEST, LAST_REPAIR, SEALED_MARKER, STAGE_DIR};
@@ -30,6 +30,9 @@ pub mod exit {
     /// Some file has no intact copy left.
     pub const LOST: u8 = 3;
 }
+
+/// What [`Error::Changed`] says about a file `commit` refused to record.
+pub const CHANGED_WHILE_COMMITTING: &str = "while committing; retry";
 
 /// The report for one set.
 #[derive(Debug, Clone, Serialize)]
@@ -369,6 +372,10 @@ impl<'a> Engine<'a> {
         let mut next = base.clone();
         let mut buf = vec![0u8; CHUNK];
         let mut staged: Vec<(Change, Entry)> = Vec::new();
+        // `lstat` of each committed file before it is hashed: it must be the same at
+        // the commit point, or the digest recorded could be of content that never
+        // existed whole (an application still appending).
+        let mut seen: Vec<(PathBuf, RelPath, crate::fs::Meta)> = Vec::new();
         for c in changes {
             let meta = self
                 .fs()
@@ -382,14 +389,30 @@ impl<'a> Engine<'a> {
                 })?;
             let mut r = self.fs().open_read(&c.root, &c.src)?;
             let digest = hash_reader(&mut *r, &full(&c.root, &c.src), set.hash, &mut buf)?;
+            drop(r);
             let e = Entry {
                 size: meta.size,
                 mode: meta.mode,
                 digest,
             };
+            if c.origin.is_some() {
+                seen.push((c.root.clone(), c.src.clone(), meta));
+            }
             next.entries.insert(c.path.clone(), e.clone());
             staged.push((c, e));
         }
+        let unchanged = || -> Result<()> {
+            for (root, rel, meta) in &seen {
+                if self.fs().metadata(root, rel)? != Some(*meta) {
+                    return Err(Error::Changed {
+                        path: full(root, rel),
+                        what: CHANGED_WHILE_COMMITTING,
+                    });
+                }
+            }
+            Ok(())
+        };
+        unchanged()?;
         let mut rep = SetReport::new(set);
         if next.entries == base.entries && p.manifest.is_some() {
             rep.notes
@@ -421,15 +444,24 @@ impl<'a> Engine<'a> {
                 let rel = stage_dir
                     .join(&e.digest.to_hex())
                     .map_err(|e| Error::Usage(e.to_string()))?;
-                self.durable.write_file(
-                    &r.root,
-                    &rel,
-                    e.mode,
-                    &mut *src,
-                    &full(&c.root, &c.src),
-                    set.hash,
-                    Some(e.digest),
-                )?;
+                self.durable
+                    .write_file(
+                        &r.root,
+                        &rel,
+                        e.mode,
+                        &mut *src,
+                        &full(&c.root, &c.src),
+                        set.hash,
+                        Some(e.digest),
+                    )
+                    .map_err(|err| match err {
+                        // The committed file no longer hashes as it did: it changed.
+                        Error::Mismatch { .. } if c.origin.is_some() => Error::Changed {
+                            path: full(&c.root, &c.src),
+                            what: CHANGED_WHILE_COMMITTING,
+                        },
+                        other => other,
+                    })?;
             }
         }
         // The committed file itself must be durable on its own partition before the
@@ -448,7 +480,9 @@ impl<'a> Engine<'a> {
             .or_else(|| set.writable().next())
             .ok_or_else(|| Error::Usage("internal: set without a writable replica".into()))?;
         let slot = state.replicas[ci].current_slot.map_or(0, |c| 1 - c);
-        write_manifest(&self.durable, &cr.root, &set.name, slot, &next)?;
+        // IMPORTANT: the committed files are checked unchanged right before the rename
+        // that makes this manifest the truth; a change refuses the whole commit.
+        write_manifest_guarded(&self.durable, &cr.root, &set.name, slot, &next, &unchanged)?;
         // 3. Bring every replica to it, exactly as a boot would.
         let mut r = self.reconcile(set, false);
         for (c, e) in &staged {

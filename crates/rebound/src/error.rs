@@ -39,6 +39,10 @@ pub enum Error {
         expected: String,
         found: String,
     },
+    /// A file changed while rebound was working on it (an application writing it at
+    /// the same time): it is left as it is. `what` says when and what to do.
+    #[error("{}: changed {what}", path.display())]
+    Changed { path: PathBuf, what: &'static str },
     /// An fsync failed earlier in this run: data may have been lost, so nothing more
     /// is written (an fsync is never retried).
     #[error("an earlier fsync failed; refusing further writes in this run (check the storage, then rerun)")]

@@ -118,9 +118,25 @@ pub fn write_manifest(
     slot: usize,
     m: &Manifest,
 ) -> Result<()> {
+    write_manifest_guarded(d, root, set, slot, m, &|| Ok(()))
+}
+
+/// As [`write_manifest`], with `guard` called right before the slot is replaced (see
+/// [`Durable::write_file_guarded`]).
+///
+/// # Errors
+/// As [`Durable::write_bytes`], and `guard`'s error (nothing is written then).
+pub fn write_manifest_guarded(
+    d: &Durable<'_>,
+    root: &std::path::Path,
+    set: &str,
+    slot: usize,
+    m: &Manifest,
+    guard: &dyn Fn() -> Result<()>,
+) -> Result<()> {
     let name = MANIFEST_SLOTS
         .get(slot)
         .copied()
         .unwrap_or(MANIFEST_SLOTS[0]);
-    d.write_bytes(root, &RelPath::meta(set, name), 0o644, &m.encode())
+    d.write_bytes_guarded(root, &RelPath::meta(set, name), 0o644, &m.encode(), guard)
 }

@@ -11,6 +11,7 @@
 //! - `output`: `--dry-run`, `--json`, `status` and `demo`.
 //! - `tree`: what a real tree holds besides protected files: look-alike temporary
 //!   names, names that cannot be protected, symbolic links, things in the way.
+//! - `races`: a file changed while `commit` or `boot` works on it.
 
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -21,6 +22,7 @@ mod malformed;
 mod mirror;
 mod mounts;
 mod output;
+mod races;
 mod tree;
 mod update;
 mod util;

@@ -235,6 +235,7 @@ impl TestCommand {
         let mut cmd = Command::new(BIN);
         cmd.env_remove("REBOUND_CONFIG")
             .env_remove("REBOUND_FAULT_PAUSE_AT")
+            .env_remove("REBOUND_FAULT_RESUME_FILE")
             .env_remove("REBOUND_FAULT_SKIP_SYNC");
         TestCommand { cmd }
     }
@@ -289,6 +290,66 @@ impl TestCommand {
             "ended by a signal without pausing: {seen:?}"
         );
         false
+    }
+}
+
+impl TestCommand {
+    /// Starts the run with `REBOUND_FAULT_PAUSE_AT=k` and waits until it has paused
+    /// before its mutation `k`; [`Paused::resume`] lets it go on. Panics if the run
+    /// ends without pausing.
+    pub fn pause_at(mut self, k: u64, resume_file: &Path) -> Paused {
+        let mut child = self
+            .cmd
+            .env("REBOUND_FAULT_PAUSE_AT", k.to_string())
+            .env("REBOUND_FAULT_RESUME_FILE", resume_file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let want = format!("rebound: fault-injection: paused before mutation {k}");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = Vec::new();
+        loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "ended without pausing before mutation {k}: {}\n{}{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    seen.concat()
+                );
+            }
+            if line.trim_end() == want {
+                break;
+            }
+            seen.push(line);
+        }
+        Paused {
+            child,
+            stderr,
+            resume_file: resume_file.to_path_buf(),
+        }
+    }
+}
+
+/// A run paused before one of its mutations ([`TestCommand::pause_at`]).
+#[derive(Debug)]
+pub struct Paused {
+    child: std::process::Child,
+    stderr: BufReader<std::process::ChildStderr>,
+    resume_file: PathBuf,
+}
+
+impl Paused {
+    /// Lets the run go on and waits for its end.
+    pub fn resume(mut self) -> Run {
+        std::fs::write(&self.resume_file, b"go\n").unwrap();
+        let mut err = Vec::new();
+        std::io::Read::read_to_end(&mut self.stderr, &mut err).unwrap();
+        let mut out = self.child.wait_with_output().unwrap();
+        out.stderr = err;
+        Run { out }
     }
 }
 

@@ -432,6 +432,8 @@ mod fault {
     //! crash test can cut power (shutdown ioctl, sysrq) at an exact point.
     //! Set `REBOUND_FAULT_PAUSE_AT=k`; the process prints
     //! `rebound: fault-injection: paused before mutation k` on stderr and sleeps.
+    //! With `REBOUND_FAULT_RESUME_FILE=PATH` it goes on once PATH exists (a test that
+    //! changes a file while rebound is paused, then lets it continue).
 
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -448,8 +450,14 @@ mod fault {
                 .and_then(|v| v.parse::<u64>().ok());
             if pause == Some(n) {
                 eprintln!("rebound: fault-injection: paused before mutation {n}");
+                let resume = std::env::var_os("REBOUND_FAULT_RESUME_FILE");
                 loop {
-                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                    match &resume {
+                        // Test-only: the test's own marker file, outside every root.
+                        Some(p) if std::path::Path::new(p).exists() => return,
+                        Some(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                        None => std::thread::sleep(std::time::Duration::from_secs(3600)),
+                    }
                 }
             }
         }
