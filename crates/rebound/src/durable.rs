@@ -390,6 +390,22 @@ impl<'a> Durable<'a> {
         .map(|_| ())
     }
 
+    /// Removes a file, if `guard` (called right before the removal) allows it, and
+    /// makes the removal durable. A file already gone is fine.
+    ///
+    /// # Errors
+    /// As [`Durable::remove_file`], and `guard`'s error (nothing is removed then).
+    pub fn remove_file_guarded(
+        &self,
+        root: &Path,
+        rel: &RelPath,
+        guard: &dyn Fn() -> Result<()>,
+    ) -> Result<()> {
+        self.check()?;
+        guard()?;
+        self.remove_file(root, rel)
+    }
+
     /// Removes a file and makes the removal durable. A file already gone is fine.
     ///
     /// # Errors

@@ -783,7 +783,7 @@ pub fn describe_action(a: &Action) -> String {
             "write manifest generation {generation} to {} slot {slot}",
             root.display()
         ),
-        Action::RemoveStale { root, path } => format!(
+        Action::RemoveStale { root, path, .. } => format!(
             "remove {} (dropped by the new generation)",
             full(root, path).display()
         ),

@@ -12,16 +12,33 @@
 //! note 1 but is not: a copy whose higher tag was refused as an upgrade (it held no
 //! files) would keep that tag, and once partly refilled would look upgraded at the next
 //! boot, making a half-filled copy the truth.
+//!
+//! A file an application changes while the run works on it is never reverted or
+//! removed: each `Restore` and `RemoveStale` carries what observe saw at its target
+//! ([`Prior`]), and right before the rename (or the removal) the target is looked at
+//! again: `lstat`, hash, `lstat`. If it is not what observe saw, the action is skipped
+//! with [`Error::Changed`] ("changed during this run: left as it is, checked at the
+//! next run"), like a failed restore: the file is not counted as intact, the run
+//! exits 2, and the next run looks at it again (by then its owner may have committed
+//! it). The remaining window is the few system calls between the last `lstat` and the
+//! rename.
 
 use serde::Serialize;
 
-use crate::durable::Durable;
+use std::path::Path;
+
+use crate::digest::HashAlgo;
+use crate::durable::{hash_reader, Durable, CHUNK};
 use crate::error::{Error, Result};
-use crate::fs::full;
+use crate::fs::{full, Fs, Kind};
 use crate::manifest::Manifest;
 use crate::names::MANIFEST_SLOTS;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Plan, Prior};
 use crate::relpath::RelPath;
+
+/// What [`Error::Changed`] says about a file a boot (or the reconcile of a commit)
+/// left alone.
+pub const CHANGED_DURING_RUN: &str = "during this run: left as it is, checked at the next run";
 
 /// What happened to one action.
 #[derive(Debug, Clone, Serialize)]
@@ -60,7 +77,11 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
         Action::RemoveJunk { root, rel } | Action::RemoveStaged { root, rel } => {
             d.remove_file(root, rel)
         }
-        Action::RemoveStale { root, path } => d.remove_file(root, path),
+        Action::RemoveStale { root, path, digest } => {
+            let algo = plan_algo(plan)?;
+            let prior = Prior::File { digest: *digest };
+            d.remove_file_guarded(root, path, &|| unchanged(d.fs(), root, path, prior, algo))
+        }
         Action::MoveAside { root, path, to } => d.move_aside(root, path, to),
         Action::Restore {
             root,
@@ -68,17 +89,20 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
             from,
             digest,
             mode,
+            prior,
             ..
         } => {
+            let algo = plan_algo(plan)?;
             let mut src = d.fs().open_read(&from.root, &from.rel)?;
-            d.write_file(
+            d.write_file_guarded(
                 root,
                 path,
                 *mode,
                 &mut *src,
                 &full(&from.root, &from.rel),
-                plan_algo(plan)?,
+                algo,
                 Some(*digest),
+                &|| unchanged(d.fs(), root, path, *prior, algo),
             )
             .map(|_| ())
         }
@@ -96,6 +120,36 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
         }
         Action::WriteTag { root, rel, value } => {
             d.write_bytes(root, rel, 0o644, format!("{value}\n").as_bytes())
+        }
+    }
+}
+
+/// `Ok` if `rel` is still what observe saw there (`prior`); else [`Error::Changed`].
+/// A regular file is `lstat`ed, hashed and `lstat`ed again: a write that lands while
+/// it is hashed changes its size, mtime or ctime.
+fn unchanged(fs: &dyn Fs, root: &Path, rel: &RelPath, prior: Prior, algo: HashAlgo) -> Result<()> {
+    let changed = || Error::Changed {
+        path: full(root, rel),
+        what: CHANGED_DURING_RUN,
+    };
+    match prior {
+        Prior::Other => Ok(()),
+        Prior::Missing => match fs.metadata(root, rel)? {
+            None => Ok(()),
+            Some(_) => Err(changed()),
+        },
+        Prior::File { digest } => {
+            let Some(before) = fs.metadata(root, rel)?.filter(|m| m.kind == Kind::File) else {
+                return Err(changed());
+            };
+            let mut r = fs.open_read(root, rel)?;
+            let mut buf = vec![0u8; CHUNK];
+            let now = hash_reader(&mut *r, &full(root, rel), algo, &mut buf)?;
+            drop(r);
+            if now != digest || fs.metadata(root, rel)? != Some(before) {
+                return Err(changed());
+            }
+            Ok(())
         }
     }
 }

@@ -48,13 +48,42 @@ pub struct Source {
     pub golden: bool,
 }
 
+/// What an action expects to find at the file it replaces or removes: what observe
+/// saw there. It is checked again right before the file is replaced or removed
+/// (`exec`): a file that changed since (an application writing it during the run) is
+/// left as it is and reported, never reverted or removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Prior {
+    /// Nothing was there: a file that appeared since is left alone.
+    Missing,
+    /// A regular file with this content.
+    File { digest: Digest },
+    /// Something else (a link, a directory, an unreadable file): not checked again.
+    Other,
+}
+
+impl Prior {
+    /// What `s` says is at a path.
+    pub fn of(s: Option<&FileState>) -> Prior {
+        match s {
+            None | Some(FileState::Missing) => Prior::Missing,
+            Some(FileState::File {
+                digest: Some(d), ..
+            }) => Prior::File { digest: *d },
+            Some(_) => Prior::Other,
+        }
+    }
+}
+
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Remove a leftover temporary file or unneeded/damaged staged content.
     RemoveJunk { root: PathBuf, rel: RelPath },
-    /// Replace (or create) a file with verified content.
+    /// Replace (or create) a file with verified content, unless it changed since it
+    /// was observed (`prior`).
     Restore {
         root: PathBuf,
         path: RelPath,
@@ -62,6 +91,7 @@ pub enum Action {
         digest: Digest,
         size: u64,
         mode: u32,
+        prior: Prior,
     },
     /// Write the authoritative manifest into a replica's slot.
     WriteManifest {
@@ -69,8 +99,13 @@ pub enum Action {
         slot: usize,
         generation: u64,
     },
-    /// Remove a file that the new generation no longer names (it matched the old one).
-    RemoveStale { root: PathBuf, path: RelPath },
+    /// Remove a file that the new generation no longer names (it matched the old one,
+    /// `digest`, and is removed only if it still does).
+    RemoveStale {
+        root: PathBuf,
+        path: RelPath,
+        digest: Digest,
+    },
     /// Write the vendor version tag.
     WriteTag {
         root: PathBuf,
@@ -762,6 +797,7 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
                     digest: entry.digest,
                     size: entry.size,
                     mode: entry.mode,
+                    prior: Prior::of(Some(&fs)),
                 });
             }
         }
@@ -807,6 +843,7 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
                     stale.entry(ri).or_default().push(Action::RemoveStale {
                         root: r.root.clone(),
                         path: p.clone(),
+                        digest: e.digest,
                     });
                 }
             }

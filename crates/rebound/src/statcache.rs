@@ -211,7 +211,7 @@ pub fn save(d: &Durable<'_>, set: &SetConfig, state: &SetState, plan: &Plan, sta
             .actions
             .iter()
             .filter_map(|a| match a {
-                Action::Restore { root, path, .. } | Action::RemoveStale { root, path }
+                Action::Restore { root, path, .. } | Action::RemoveStale { root, path, .. }
                     if *root == r.root =>
                 {
                     Some(path)

@@ -728,3 +728,29 @@ fn upgrade_turning_a_directory_into_a_file_converges() {
     assert_eq!(d.read("usrdata/appbackup/apps/cfg"), "cfg as a file v2\n");
     assert_eq!(d.verify().exit_code(), exit::OK);
 }
+
+// ---------- files changed during a run (defect 3) ----------
+
+#[test]
+fn restore_over_a_file_changed_after_it_was_observed_is_skipped() {
+    let d = Device::golden(0);
+    d.seal();
+    d.write("usr/apn_cfg.json", "rot\n");
+    let fs_ = OsFs::new();
+    let e = Engine::new(&fs_);
+    let set = &d.config.sets[0];
+    let (_, plan) = e.plan_set(set, rebound::observe::Depth::Boot).unwrap();
+    assert_eq!(plan.actions.len(), 1, "{:#?}", plan.actions);
+    // An application writes the file after observe, before the restore.
+    d.write("usr/apn_cfg.json", "apn mine\n");
+    let out = rebound::exec::execute(&rebound::durable::Durable::new(&fs_), &plan);
+    let err = out[0].error.as_deref().unwrap();
+    assert!(err.contains("changed during this run"), "{err}");
+    assert_eq!(d.read("usr/apn_cfg.json"), "apn mine\n");
+    // A file that did not change is restored as before.
+    d.write("usr/apn_cfg.json", "rot\n");
+    let (_, plan) = e.plan_set(set, rebound::observe::Depth::Boot).unwrap();
+    let out = rebound::exec::execute(&rebound::durable::Durable::new(&fs_), &plan);
+    assert!(out.iter().all(|o| o.error.is_none()), "{out:#?}");
+    assert_eq!(d.read("usr/apn_cfg.json"), "apn v1\n");
+}

@@ -1,5 +1,5 @@
 //! An application writing a protected file while rebound works on it (defects
-//! issue, item 2). The binary is paused before a chosen filesystem mutation
+//! issue, items 2 and 3). The binary is paused before a chosen filesystem mutation
 //! (`REBOUND_FAULT_PAUSE_AT`), the test changes the file, then lets it go on
 //! (`REBOUND_FAULT_RESUME_FILE`): deterministic, no timing.
 //!
@@ -8,6 +8,10 @@
 //!   factory. Now the file must be unchanged (size, mtime, ctime, inode) from before
 //!   its hash until the commit point, else "changed while committing; retry", exit 2,
 //!   nothing recorded, the file left alone.
+//! - Item 3: a boot restored the old content over a file edited during the boot, and
+//!   the commit that followed said "already committed": the edit was reverted while
+//!   the application was told it was kept. Now a restore re-checks its target right
+//!   before the rename; a file changed since observe is left as it is and reported.
 
 use crate::util::Dir;
 
@@ -67,4 +71,74 @@ fn commit_of_a_file_changed_before_it_is_staged_fails_and_records_nothing() {
     d.run(["boot"], 0).says(&["result: intact"]);
     assert_eq!(d.read("usr/apn_cfg.json"), appended);
     assert_eq!(d.read("data/copy/apn_cfg.json"), appended);
+}
+
+/// Item 3, the issue's sequence: a boot is about to restore a damaged file; the
+/// application writes it and runs `commit`, which waits for the boot; the boot leaves
+/// the new content alone, and the commit records it.
+#[test]
+fn boot_leaves_a_file_edited_during_the_run_and_the_waiting_commit_records_it() {
+    let d = sealed("race-boot", &[]);
+    d.write("usr/apn_cfg.json", "garbage");
+    // Mutation 1 of this boot: the temporary file of the restore of apn_cfg.json.
+    let paused = d.cmd(["boot"]).pause_at(1, &d.path("resume"));
+    let edit = "{\"apn\": \"customer\"}\n";
+    d.write("usr/apn_cfg.json", edit);
+    let commit = d.cmd(["commit", "usr/apn_cfg.json"]).spawn();
+    paused
+        .resume()
+        .expect_code(2)
+        .says(&["apn_cfg.json: changed during this run: left as it is, checked at the next run"]);
+    let out = commit.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("recorded apn_cfg.json"), "{text}");
+    assert_eq!(d.read("usr/apn_cfg.json"), edit);
+    d.run(["boot"], 0).says(&["result: intact"]);
+    assert_eq!(d.read("usr/apn_cfg.json"), edit);
+}
+
+/// Item 3 for a missing file: a file that appears while the boot is about to restore
+/// it is left alone too; without a commit, the next boot restores it as usual.
+#[test]
+fn boot_leaves_a_file_created_during_the_run_and_the_next_boot_checks_it() {
+    let d = sealed("race-boot-missing", &[]);
+    d.remove("usr/apn_cfg.json");
+    let paused = d.cmd(["boot"]).pause_at(1, &d.path("resume"));
+    d.write("usr/apn_cfg.json", "{\"apn\": \"new\"}\n");
+    paused
+        .resume()
+        .expect_code(2)
+        .says(&["apn_cfg.json: changed during this run"]);
+    assert_eq!(d.read("usr/apn_cfg.json"), "{\"apn\": \"new\"}\n");
+    // Not committed: the next run treats it as any uncommitted edit.
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read("usr/apn_cfg.json"), SEALED_APN);
+}
+
+/// Item 3 for the factory fallback: the committed version has no intact copy, so the
+/// boot would restore the golden one; an edit landing meanwhile is kept, and the
+/// commit that follows records it.
+#[test]
+fn boot_factory_fallback_leaves_a_file_edited_during_the_run() {
+    let d = sealed("race-fallback", &[]);
+    d.write("usr/apn_cfg.json", "{\"apn\": \"committed\"}\n");
+    d.run(["commit", "usr/apn_cfg.json"], 0);
+    d.write("usr/apn_cfg.json", "rot");
+    let paused = d.cmd(["boot"]).pause_at(1, &d.path("resume"));
+    let edit = "{\"apn\": \"customer\"}\n";
+    d.write("usr/apn_cfg.json", edit);
+    paused
+        .resume()
+        .expect_code(2)
+        .says(&["factory", "apn_cfg.json: changed during this run"]);
+    assert_eq!(d.read("usr/apn_cfg.json"), edit);
+    d.run(["commit", "usr/apn_cfg.json"], 0)
+        .says(&["recorded apn_cfg.json"]);
+    d.run(["boot"], 0).says(&["result: intact"]);
+    assert_eq!(d.read("usr/apn_cfg.json"), edit);
 }

@@ -331,6 +331,15 @@ impl TestCommand {
             resume_file: resume_file.to_path_buf(),
         }
     }
+
+    /// Starts the run in the background.
+    pub fn spawn(mut self) -> std::process::Child {
+        self.cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
 }
 
 /// A run paused before one of its mutations ([`TestCommand::pause_at`]).
