@@ -89,11 +89,19 @@ enum Command {
     },
     /// Accept the current content of protected files (an intentional change), so the
     /// next boot keeps it; in sets with several writable copies it is brought to all.
+    /// With --remove, drop the files from their sets instead (an intended deletion).
     #[command(after_help = EXIT_HELP)]
     Commit {
         /// Absolute paths (or relative to the current directory) of protected files.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Drop these files from their sets at a new generation: each is removed from
+        /// every writable copy that still holds the recorded content (a copy with
+        /// other content is left as it is) and is not restored at the next boot. The
+        /// golden manifest keeps naming them: a boot that has lost every writable
+        /// manifest falls back to it and restores them.
+        #[arg(long)]
+        remove: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -167,10 +175,18 @@ fn run(args: Args) -> anyhow::Result<u8> {
             (engine.boot(&config, &sets, dry_run)?, json)
         }
         Command::Verify { sets, json } => (engine.verify(&load()?, &sets)?, json),
-        Command::Commit { paths, json } => {
+        Command::Commit {
+            paths,
+            remove,
+            json,
+        } => {
             let cwd = std::env::current_dir().context("current directory")?;
             let paths: Vec<PathBuf> = paths.into_iter().map(|p| cwd.join(p)).collect();
-            (engine.commit(&load()?, &paths)?, json)
+            if remove {
+                (engine.commit_remove(&load()?, &paths)?, json)
+            } else {
+                (engine.commit(&load()?, &paths)?, json)
+            }
         }
         Command::Update { set, from, json } => {
             let cwd = std::env::current_dir().context("current directory")?;

@@ -36,6 +36,9 @@ pub fn report(r: &Report) -> String {
                 format!("first run: adopted the files of {}", root.display())
             }
             Authority::Empty => "nothing protected yet".to_string(),
+            Authority::Change { generation } => {
+                format!("intentional change, recorded as generation {generation}")
+            }
         };
         let _ = writeln!(s, "  authority: {auth}");
         let _ = writeln!(

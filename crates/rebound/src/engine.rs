@@ -142,24 +142,35 @@ impl<'a> Engine<'a> {
     /// Errors that make the set unreadable, or why no plan can be made.
     pub fn plan_set(&self, set: &SetConfig, depth: Depth) -> Result<(SetState, Plan)> {
         let mut state = observe::observe(self.fs(), set, depth)?;
+        let p = self.settle(set, &mut state, &|st| plan::plan(set, st))?;
+        Ok((state, p))
+    }
+
+    /// Plans with `make` until the plan needs nothing more read.
+    fn settle(
+        &self,
+        set: &SetConfig,
+        state: &mut SetState,
+        make: &dyn Fn(&SetState) -> std::result::Result<Plan, plan::PlanError>,
+    ) -> Result<Plan> {
         let to_err = |e: plan::PlanError| Error::Set {
             set: set.name.clone(),
             what: e.0,
         };
-        let mut p = plan::plan(set, &state).map_err(to_err)?;
+        let mut p = make(state).map_err(to_err)?;
         // Each round reads only what the plan asked for and the plan asks only for
         // what is not read yet, so this settles: at most a round of golden sources,
         // one for the golden manifest (a lazy golden replica, at boot), one for the
         // fallback's golden files. The bound is a guard, never reached.
         for _ in 0..8 {
             if p.need_golden {
-                observe::observe_golden(self.fs(), set, &mut state)?;
+                observe::observe_golden(self.fs(), set, state)?;
             } else if !p.need_hash.is_empty() {
-                observe::hash_on_demand(self.fs(), &mut state, &p.need_hash);
+                observe::hash_on_demand(self.fs(), state, &p.need_hash);
             } else {
                 break;
             }
-            p = plan::plan(set, &state).map_err(to_err)?;
+            p = make(state).map_err(to_err)?;
         }
         if p.need_golden || !p.need_hash.is_empty() {
             return Err(Error::Set {
@@ -167,7 +178,7 @@ impl<'a> Engine<'a> {
                 what: "internal: the plan did not settle; nothing was done".into(),
             });
         }
-        Ok((state, p))
+        Ok(p)
     }
 
     fn reconcile(&self, set: &SetConfig, dry_run: bool) -> SetReport {
@@ -286,7 +297,8 @@ impl<'a> Engine<'a> {
                 }
                 None => {
                     return Err(Error::Usage(format!(
-                        "{}: does not exist; nothing to commit",
+                        "{}: does not exist; nothing to commit (to drop it from its set, run `rebound commit --remove {}`)",
+                        p.display(),
                         p.display()
                     )))
                 }
@@ -315,6 +327,103 @@ impl<'a> Engine<'a> {
             dry_run: false,
             sets: reports,
         })
+    }
+
+    /// Drops protected files from their sets (`commit --remove`): a new generation
+    /// without them, and each removed from every writable copy where it still holds
+    /// the recorded content (a copy with other content is left as it is, no longer
+    /// protected). The golden manifest keeps naming them: only a boot that falls back
+    /// to it (every writable manifest lost) brings them back.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a path no set protects, or one its set does not record.
+    pub fn commit_remove(&self, config: &Config, paths: &[PathBuf]) -> Result<Report> {
+        let mut by_set: BTreeMap<usize, Vec<(PathBuf, RelPath)>> = BTreeMap::new();
+        for p in paths {
+            let (si, _, rel) = config.locate(p)?;
+            let files = by_set.entry(si).or_default();
+            if !files.iter().any(|(_, r)| *r == rel) {
+                files.push((p.clone(), rel));
+            }
+        }
+        let mut reports = Vec::new();
+        for (si, files) in by_set {
+            let set = &config.sets[si];
+            reports.push(
+                self.drop_files(set, &files)
+                    .unwrap_or_else(|e| SetReport::failed(set, e)),
+            );
+        }
+        Ok(Report {
+            command: "commit",
+            dry_run: false,
+            sets: reports,
+        })
+    }
+
+    /// The removal as one plan ([`plan::plan_change`]): files are removed and
+    /// manifests written in the order a boot uses, with the commit point where
+    /// docs/design.md section 5.3 puts it.
+    fn drop_files(&self, set: &SetConfig, files: &[(PathBuf, RelPath)]) -> Result<SetReport> {
+        let (mut state, p) = self.plan_set(set, Depth::Boot)?;
+        let base = p.manifest.clone().ok_or_else(|| {
+            Error::Usage(format!(
+                "set `{}` records no file yet; nothing to remove",
+                set.name
+            ))
+        })?;
+        for (shown, rel) in files {
+            if !base.entries.contains_key(rel) {
+                return Err(Error::Usage(format!(
+                    "{}: set `{}` does not record it; nothing to remove",
+                    shown.display(),
+                    set.name
+                )));
+            }
+        }
+        // IMPORTANT: generations never repeat, golden's included (see `transact`).
+        observe::observe_golden(self.fs(), set, &mut state)?;
+        let mut next = base.clone();
+        for (_, rel) in files {
+            next.entries.remove(rel);
+        }
+        next.generation = base.generation.max(plan::max_generation(&state)) + 1;
+        let generation = next.generation;
+        let p = self.settle(set, &mut state, &|st| {
+            Ok(plan::plan_change(set, st, next.clone()))
+        })?;
+        let mut rep = SetReport::new(set);
+        rep.outcomes = execute(&self.durable, &p);
+        self.record(set, &p, &rep.outcomes);
+        for (_, rel) in files {
+            let Some(e) = base.entries.get(rel) else {
+                continue;
+            };
+            rep.notes.push(format!(
+                "removed {rel} from set `{}` at generation {generation}",
+                set.name
+            ));
+            for r in state.replicas.iter().filter(|r| r.role == Role::Writable) {
+                let here = r.files.get(rel);
+                let planned = p.actions.iter().any(|a| {
+                    matches!(a, Action::RemoveStale { root, path, .. } if *root == r.root && path == rel)
+                });
+                if planned || matches!(here, None | Some(FileState::Missing)) {
+                    continue;
+                }
+                let why = if here.and_then(FileState::digest) == Some(e.digest) {
+                    "this copy's own manifest does not record it"
+                } else {
+                    "it does not hold the recorded content"
+                };
+                rep.notes.push(format!(
+                    "{}: left as it is: {why} (no longer protected; delete it by hand if it is not wanted)",
+                    full(&r.root, rel).display()
+                ));
+            }
+        }
+        rep.plan = Some(p);
+        Ok(rep)
     }
 
     /// The firmware-update step: the files under `from` replace or join the set's
@@ -786,6 +895,13 @@ pub fn describe_action(a: &Action) -> String {
         Action::RemoveStale { root, path, .. } => format!(
             "remove {} (dropped by the new generation)",
             full(root, path).display()
+        ),
+        Action::Stage {
+            root, rel, from, ..
+        } => format!(
+            "stage {} as {} (kept until the removal is committed)",
+            full(&from.root, &from.rel).display(),
+            full(root, rel).display()
         ),
         Action::WriteTag { root, rel, value } => {
             format!("write version tag {value} to {}", full(root, rel).display())

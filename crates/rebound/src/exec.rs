@@ -22,6 +22,10 @@
 //! exits 2, and the next run looks at it again (by then its owner may have committed
 //! it). The remaining window is the few system calls between the last `lstat` and the
 //! rename.
+//!
+//! A failed `Stage` stops the whole plan: it belongs to an intentional change
+//! (`commit --remove`), which is all or nothing, and the removal it protects must
+//! never happen without it.
 
 use serde::Serialize;
 
@@ -52,7 +56,15 @@ pub struct Outcome {
 pub fn execute(d: &Durable<'_>, plan: &Plan) -> Vec<Outcome> {
     let mut out = Vec::new();
     let mut failed = false;
+    let mut stopped = false;
     for a in &plan.actions {
+        if stopped {
+            out.push(Outcome {
+                action: a.clone(),
+                error: Some("skipped: staging failed, so nothing of this change was done".into()),
+            });
+            continue;
+        }
         if failed && matches!(a, Action::RemoveStaged { .. }) {
             out.push(Outcome {
                 action: a.clone(),
@@ -63,6 +75,8 @@ pub fn execute(d: &Durable<'_>, plan: &Plan) -> Vec<Outcome> {
         let r = run(d, plan, a);
         if r.is_err() {
             failed = true;
+            // IMPORTANT: a removal after a failed stage could lose the last copy.
+            stopped |= matches!(a, Action::Stage { .. });
         }
         out.push(Outcome {
             action: a.clone(),
@@ -103,6 +117,25 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
                 algo,
                 Some(*digest),
                 &|| unchanged(d.fs(), root, path, *prior, algo),
+            )
+            .map(|_| ())
+        }
+        Action::Stage {
+            root,
+            rel,
+            from,
+            digest,
+            mode,
+        } => {
+            let mut src = d.fs().open_read(&from.root, &from.rel)?;
+            d.write_file(
+                root,
+                rel,
+                *mode,
+                &mut *src,
+                &full(&from.root, &from.rel),
+                plan_algo(plan)?,
+                Some(*digest),
             )
             .map(|_| ())
         }

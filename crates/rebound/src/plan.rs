@@ -93,6 +93,16 @@ pub enum Action {
         mode: u32,
         prior: Prior,
     },
+    /// Copy a file that this plan removes into its replica's stage, before the
+    /// removal: until the new manifest is durable, a cut rolls the removal back from
+    /// there. A failed `Stage` stops the plan.
+    Stage {
+        root: PathBuf,
+        rel: RelPath,
+        from: Source,
+        digest: Digest,
+        mode: u32,
+    },
     /// Write the authoritative manifest into a replica's slot.
     WriteManifest {
         root: PathBuf,
@@ -149,6 +159,8 @@ pub enum Authority {
     Adopt { root: PathBuf },
     /// Nothing to protect yet (no manifest, no files anywhere).
     Empty,
+    /// An intentional change (`commit --remove`) made this manifest.
+    Change { generation: u64 },
 }
 
 /// What was found wrong with one file in one replica.
@@ -584,7 +596,6 @@ fn choose<'s>(
 /// every manifest damaged).
 pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
     let mut warnings = observed_problems(state);
-    let mut findings = Vec::new();
     let golden = golden_check(state);
     let chosen = match choose(set, state, &mut warnings)? {
         Choice::Chosen(c) => c,
@@ -607,6 +618,39 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
             });
         }
     };
+    Ok(plan_to(set, state, chosen, warnings, golden))
+}
+
+/// The plan that makes `target` the truth: an intentional change (`commit --remove`)
+/// decided by the engine, carried out like any boot (files, then manifests, then
+/// removals, tags and staged content; docs/design.md section 3.1). `target`'s
+/// generation must exceed every generation observed (golden's included). Pure.
+pub fn plan_change(set: &SetConfig, state: &SetState, target: Manifest) -> Plan {
+    let chosen = Chosen {
+        authority: Authority::Change {
+            generation: target.generation,
+        },
+        manifest: Cow::Owned(target),
+        fresh: true,
+    };
+    plan_to(
+        set,
+        state,
+        chosen,
+        observed_problems(state),
+        golden_check(state),
+    )
+}
+
+/// Plans toward the chosen authority.
+fn plan_to(
+    set: &SetConfig,
+    state: &SetState,
+    chosen: Chosen<'_>,
+    warnings: Vec<String>,
+    golden: Option<GoldenCheck>,
+) -> Plan {
+    let mut findings = Vec::new();
     let Chosen {
         authority,
         manifest: base,
@@ -895,18 +939,42 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
     let can_remove = durable_somewhere
         || !early.is_empty()
         || late.first().is_some_and(|(ri, _)| !stale.contains_key(ri));
+    // IMPORTANT: every writable replica removes something and none holds the target
+    // yet (`commit --remove` of a file every copy holds): the first replica's files are
+    // staged in it, then removed, then its manifest is written, the commit point. A
+    // cut before that manifest finds the removed files missing and restores them from
+    // the stage (rolled back); after it, the other replicas' own manifests still name
+    // them and they are removed as stale (rolled forward).
+    let (stages, first_removes) = if can_remove {
+        (Vec::new(), None)
+    } else {
+        stage_removals(set, state, late.first().map(|(ri, _)| *ri), &stale)
+    };
+    let mut unstage = Vec::new();
     let mut ordered = state_junk(state);
+    for a in stages {
+        if let Action::Stage { root, rel, .. } = &a {
+            unstage.push(Action::RemoveStaged {
+                root: root.clone(),
+                rel: rel.clone(),
+            });
+        }
+        ordered.push(a);
+    }
     ordered.extend(early.into_iter().map(|(_, a)| a));
     ordered.extend(restores);
+    let mut removable = can_remove;
     for (ri, a) in late {
-        if can_remove {
+        if removable || first_removes == Some(ri) {
             if let Some(s) = stale.remove(&ri) {
                 ordered.extend(s);
             }
         }
         ordered.push(a);
+        // A manifest of the target is written from here on: it explains removals.
+        removable |= first_removes.is_some();
     }
-    if can_remove {
+    if removable {
         for (_, s) in stale {
             ordered.extend(s);
         }
@@ -944,9 +1012,11 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
             }
         }
     }
+    // Staged for this plan's removals: removed last, once everything else succeeded.
+    ordered.extend(unstage);
     need_hash.sort();
     need_hash.dedup();
-    Ok(Plan {
+    Plan {
         set: set.name.clone(),
         authority,
         generation: target.generation,
@@ -960,7 +1030,64 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
         manifest: Some(target.into_owned()),
         need_hash,
         need_golden,
-    })
+    }
+}
+
+/// The `Stage` actions that must precede the removals in replica `first` when no
+/// manifest of the target can be written before them (see [`plan_to`]), and the
+/// replica whose removals they cover. Content already staged there, or held at the
+/// same path by another writable copy (removed only after the commit point), is not
+/// staged.
+fn stage_removals(
+    set: &SetConfig,
+    state: &SetState,
+    first: Option<usize>,
+    stale: &BTreeMap<usize, Vec<Action>>,
+) -> (Vec<Action>, Option<usize>) {
+    let Some((ri, removes)) = first.and_then(|ri| stale.get(&ri).map(|s| (ri, s))) else {
+        return (Vec::new(), None);
+    };
+    let r = &state.replicas[ri];
+    let mut done: BTreeSet<Digest> = BTreeSet::new();
+    let mut out = Vec::new();
+    for a in removes {
+        let Action::RemoveStale { root, path, digest } = a else {
+            continue;
+        };
+        // Another writable copy holding it is the rollback source until its own
+        // removal, which comes after the commit point: no stage needed.
+        let elsewhere = state.replicas.iter().enumerate().any(|(i, o)| {
+            i != ri
+                && o.role == Role::Writable
+                && o.files.get(path).and_then(FileState::digest) == Some(*digest)
+        });
+        if elsewhere || r.staged.contains(digest) || !done.insert(*digest) {
+            continue;
+        }
+        let Ok(rel) = RelPath::meta(&set.name, STAGE_DIR).join(&digest.to_hex()) else {
+            // Never reached (a hex name is a valid component); without its stage the
+            // removal must not happen before the commit point.
+            return (Vec::new(), None);
+        };
+        let mode = r
+            .manifest
+            .as_ref()
+            .and_then(|m| m.entries.get(path))
+            .map_or(0o644, |e| e.mode);
+        out.push(Action::Stage {
+            root: root.clone(),
+            rel,
+            from: Source {
+                root: root.clone(),
+                rel: path.clone(),
+                staged: false,
+                golden: false,
+            },
+            digest: *digest,
+            mode,
+        });
+    }
+    (out, Some(ri))
 }
 
 /// The action that moves aside what stands where `path` must be written in writable

@@ -419,6 +419,59 @@ fn scenarios() -> Vec<Scenario> {
             user: &[],
         },
         Scenario {
+            name: "commit --remove, golden set with a copy",
+            config: golden_config(true),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                fs.mkdir_all(Path::new("/dev1"));
+                fs.mkdir_all(Path::new("/dev2"));
+                seal(&engine(fs), c);
+            },
+            run: |e, c| {
+                let r = e
+                    .commit_remove(c, &[PathBuf::from("/dev0/usr/app/main.py")])
+                    .unwrap();
+                assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+            },
+            recover: boot,
+            writable: golden3.clone(),
+            golden: Some("/dev1/bak".into()),
+            old: PRISTINE,
+            new: &PRISTINE[..2],
+            atomic: false,
+            atomic_rename: true,
+            user: &[],
+        },
+        Scenario {
+            name: "commit --remove, golden set without copies",
+            config: golden_config(false),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                fs.mkdir_all(Path::new("/dev1"));
+                let e = engine(fs);
+                seal(&e, c);
+                // Committed after the seal: a rollback has no golden copy to fall
+                // back on, only the stage.
+                fs.put(Path::new("/dev0/usr/system_config.json"), b"sys v2\n");
+                e.commit(c, &[PathBuf::from("/dev0/usr/system_config.json")])
+                    .unwrap();
+            },
+            run: |e, c| {
+                let r = e
+                    .commit_remove(c, &[PathBuf::from("/dev0/usr/system_config.json")])
+                    .unwrap();
+                assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+            },
+            recover: boot,
+            writable: golden2.clone(),
+            golden: Some("/dev1/bak".into()),
+            old: EDITED,
+            new: &[("apn_cfg.json", "apn v1\n"), ("app/main.py", "main v1\n")],
+            atomic: false,
+            atomic_rename: true,
+            user: &[],
+        },
+        Scenario {
             name: "factory fallback of a corrupted commit",
             config: golden_config(false),
             setup: |fs, c| {

@@ -729,7 +729,85 @@ fn upgrade_turning_a_directory_into_a_file_converges() {
     assert_eq!(d.verify().exit_code(), exit::OK);
 }
 
-// ---------- files changed during a run (defect 3) ----------
+// ---------- files changed during a run, intended deletions (defects 2, 3, 13) ----------
+
+fn kinds(r: &Report) -> Vec<&'static str> {
+    actions(r)
+        .iter()
+        .map(|a| match a {
+            Action::RemoveJunk { .. } => "junk",
+            Action::Restore { .. } => "restore",
+            Action::Stage { .. } => "stage",
+            Action::WriteManifest { .. } => "manifest",
+            Action::RemoveStale { .. } => "remove",
+            Action::WriteTag { .. } => "tag",
+            Action::RemoveStaged { .. } => "unstage",
+            // Actions added later (none yet) are not part of these plans.
+            #[allow(unreachable_patterns)]
+            _ => "other",
+        })
+        .collect()
+}
+
+fn commit_remove(d: &Device, rels: &[&str]) -> Report {
+    let paths: Vec<PathBuf> = rels.iter().map(|r| d.p(r)).collect();
+    Engine::new(&OsFs::new())
+        .commit_remove(&d.config, &paths)
+        .unwrap()
+}
+
+#[test]
+fn commit_remove_with_a_single_copy_stages_it_before_removing_it() {
+    let d = Device::golden(0);
+    d.seal();
+    let r = commit_remove(&d, &["usr/app/main.py"]);
+    assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+    // The stage is the rollback source until the manifest (the commit point).
+    assert_eq!(kinds(&r), ["stage", "remove", "manifest", "unstage"]);
+    assert!(!d.p("usr/app/main.py").exists());
+    assert!(
+        !d.p("usr/.rebound/config/stage").exists()
+            || fs::read_dir(d.p("usr/.rebound/config/stage"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    let b = d.boot_settled();
+    assert_eq!(b.exit_code(), exit::OK);
+    assert!(!d.p("usr/app/main.py").exists());
+    assert_eq!(d.read("bak/app/main.py"), "main v1\n");
+}
+
+#[test]
+fn commit_remove_with_copies_needs_no_stage_and_removes_each_copy_before_its_manifest() {
+    let d = Device::golden(1);
+    d.seal();
+    let r = commit_remove(&d, &["usr/app/main.py"]);
+    assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+    // The copy holds it until after the commit point: it is the rollback source.
+    assert_eq!(kinds(&r), ["remove", "manifest", "remove", "manifest"]);
+    assert!(!d.p("usr/app/main.py").exists());
+    assert!(!d.p("copy0/app/main.py").exists());
+    d.boot_settled();
+    assert!(!d.p("copy0/app/main.py").exists());
+}
+
+#[test]
+fn commit_remove_of_an_unrecorded_path_is_refused() {
+    let d = Device::golden(0);
+    d.seal();
+    d.write("usr/app/extra.py", "x\n");
+    let e = Engine::new(&OsFs::new())
+        .commit_remove(&d.config, &[d.p("usr/app/extra.py")])
+        .unwrap();
+    assert_eq!(e.exit_code(), exit::ERROR);
+    assert!(e.sets[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("does not record it"));
+    assert!(d.p("usr/app/extra.py").exists());
+}
 
 #[test]
 fn restore_over_a_file_changed_after_it_was_observed_is_skipped() {

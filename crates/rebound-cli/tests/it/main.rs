@@ -12,6 +12,7 @@
 //! - `tree`: what a real tree holds besides protected files: look-alike temporary
 //!   names, names that cannot be protected, symbolic links, things in the way.
 //! - `races`: a file changed while `commit` or `boot` works on it.
+//! - `remove`: `commit --remove`, an intended deletion.
 
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -23,6 +24,7 @@ mod mirror;
 mod mounts;
 mod output;
 mod races;
+mod remove;
 mod tree;
 mod update;
 mod util;
