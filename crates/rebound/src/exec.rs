@@ -94,7 +94,11 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
         Action::RemoveStale { root, path, digest } => {
             let algo = plan_algo(plan)?;
             let prior = Prior::File { digest: *digest };
-            d.remove_file_guarded(root, path, &|| unchanged(d.fs(), root, path, prior, algo))
+            // Already gone is what this action wants; anything else must be unchanged.
+            d.remove_file_guarded(root, path, &|| match d.fs().metadata(root, path)? {
+                None => Ok(()),
+                Some(_) => unchanged(d.fs(), root, path, prior, algo),
+            })
         }
         Action::MoveAside { root, path, to } => d.move_aside(root, path, to),
         Action::Restore {

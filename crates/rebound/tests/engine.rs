@@ -832,3 +832,38 @@ fn restore_over_a_file_changed_after_it_was_observed_is_skipped() {
     assert!(out.iter().all(|o| o.error.is_none()), "{out:#?}");
     assert_eq!(d.read("usr/apn_cfg.json"), "apn v1\n");
 }
+
+#[test]
+fn stale_file_edited_after_it_was_observed_is_not_removed() {
+    let d = Device::mirror(2, true);
+    d.boot_settled();
+    fs::remove_file(d.p(&format!("{SYS}/apps/params.cfg"))).unwrap();
+    d.write(&format!("{SYS}/app_ver.txt"), "2\n");
+    let fs_ = OsFs::new();
+    let e = Engine::new(&fs_);
+    let (_, plan) = e
+        .plan_set(&d.config.sets[0], rebound::observe::Depth::Boot)
+        .unwrap();
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, Action::RemoveStale { .. })),
+        "{:#?}",
+        plan.actions
+    );
+    // Someone edits the backup's copy after observe, before the removal.
+    d.write(&format!("{BAK}/apps/params.cfg"), "params mine\n");
+    let out = rebound::exec::execute(&rebound::durable::Durable::new(&fs_), &plan);
+    let stale = out
+        .iter()
+        .find(|o| matches!(o.action, Action::RemoveStale { .. }))
+        .unwrap();
+    assert!(
+        stale
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("changed during this run")),
+        "{stale:#?}"
+    );
+    assert_eq!(d.read(&format!("{BAK}/apps/params.cfg")), "params mine\n");
+}
