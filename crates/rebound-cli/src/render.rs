@@ -136,6 +136,9 @@ pub fn status(sets: &[SetStatus]) -> String {
                     SlotState::Missing => "missing".into(),
                     SlotState::Damaged(_) => "damaged".into(),
                     SlotState::Intact(g) => format!("gen {g}"),
+                    SlotState::OtherHash { generation, hash } => {
+                        format!("gen {generation} ({hash}: not the configured hash)")
+                    }
                 })
                 .collect();
             let _ = writeln!(

@@ -124,6 +124,9 @@ pub struct SetConfig {
     pub links: Links,
 }
 
+/// Largest configuration file read (1 MiB); a real one is a few kilobytes.
+pub const CONFIG_MAX_BYTES: u64 = 1 << 20;
+
 /// Default of `full_check_every`.
 pub const DEFAULT_FULL_CHECK_EVERY: u32 = 10;
 
@@ -229,19 +232,51 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] naming the file and what is wrong.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read(path).map_err(|e| Error::Config {
+        let err = |what: String| Error::Config {
             path: path.to_path_buf(),
-            what: match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    "not found (write one, or point -c / REBOUND_CONFIG at it)".to_string()
-                }
-                _ => format!("cannot read: {e}"),
-            },
+            what,
+        };
+        // IMPORTANT: opened without blocking and checked before reading: a FIFO would
+        // block the boot forever, a device such as /dev/zero would read until memory
+        // runs out. Only a regular file of at most CONFIG_MAX_BYTES is read.
+        let fd = rustix::fs::open(
+            path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| {
+            err(if e == rustix::io::Errno::NOENT {
+                "not found (write one, or point -c / REBOUND_CONFIG at it)".to_string()
+            } else {
+                format!(
+                    "cannot read: {}",
+                    std::io::Error::from_raw_os_error(e.raw_os_error())
+                )
+            })
         })?;
-        let text = String::from_utf8(text).map_err(|_| Error::Config {
-            path: path.to_path_buf(),
-            what: "not UTF-8".into(),
+        let st = rustix::fs::fstat(&fd).map_err(|e| {
+            err(format!(
+                "cannot read: {}",
+                std::io::Error::from_raw_os_error(e.raw_os_error())
+            ))
         })?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(err(
+                "cannot read: not a regular file (a FIFO, device or directory is never read); point -c / REBOUND_CONFIG at the configuration file".into(),
+            ));
+        }
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::fs::File::from(fd), CONFIG_MAX_BYTES + 1),
+            &mut text,
+        )
+        .map_err(|e| err(format!("cannot read: {e}")))?;
+        if text.len() as u64 > CONFIG_MAX_BYTES {
+            return Err(err(format!(
+                "larger than {CONFIG_MAX_BYTES} bytes; a configuration is a few kilobytes (is this the right file?)"
+            )));
+        }
+        let text = String::from_utf8(text).map_err(|_| err("not UTF-8".into()))?;
         Config::parse(&text, path)
     }
 
@@ -276,6 +311,7 @@ impl Config {
             sets.push(set);
         }
         golden_apart(&sets).map_err(err)?;
+        no_file_in_two_sets(&sets).map_err(err)?;
         Ok(Config {
             path: path.to_path_buf(),
             sets,
@@ -438,9 +474,46 @@ fn golden_apart(sets: &[SetConfig]) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A file belongs to one set only: a literal include pattern (a plain path, no glob
+/// syntax) of one set that another set sharing a writable root (as written) also
+/// selects is refused here, naming both sets and the path. Two glob patterns cannot
+/// be intersected statically: [`crate::roots`] checks the files at run time, and
+/// compares roots by identity rather than by spelling.
+fn no_file_in_two_sets(sets: &[SetConfig]) -> std::result::Result<(), String> {
+    for a in sets {
+        for b in sets.iter().filter(|b| b.name != a.name) {
+            let Some(root) = a
+                .writable()
+                .map(|(_, r)| &r.root)
+                .find(|ra| b.writable().any(|(_, rb)| rb.root == **ra))
+            else {
+                continue;
+            };
+            for p in &a.include {
+                if p.contains(['*', '?', '[', ']', '{', '}', '\\']) {
+                    continue;
+                }
+                let Ok(rel) = RelPath::new(p) else { continue };
+                if a.selects(&rel) && b.selects(&rel) {
+                    return Err(format!(
+                        "`{}` is selected by both set `{}` and set `{}` (both keep it in `{}`): a file may belong to one set only; change the include or exclude patterns so that only one set selects it",
+                        root.join(rel.as_str()).display(),
+                        a.name,
+                        b.name,
+                        root.display()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
     if !valid_set_name(&s.name) {
-        return Err("name must be 1-64 characters of A-Z a-z 0-9 . _ -".into());
+        return Err(
+            "name must be 1-64 characters of A-Z a-z 0-9 . _ - (and not `.` or `..`)".into(),
+        );
     }
     let mut replicas = Vec::new();
     match s.mode {
@@ -680,6 +753,10 @@ version_file = "app_ver.txt"
         let ok = "[[set]]\nname='a'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['a/**']\n\
                   [[set]]\nname='b'\nmode='golden'\nlive='/usr'\ngolden='/bak2'\ninclude=['b/**']";
         assert!(parse(ok).is_ok());
+        // A literal path one set excludes may be another set's.
+        let ok = "[[set]]\nname='a'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['**']\nexclude=['b']\n\
+                  [[set]]\nname='b'\nmode='golden'\nlive='/usr'\ngolden='/bak2'\ninclude=['b']";
+        assert!(parse(ok).is_ok());
         let bad =
             "[[set]]\nname='a'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['a/**']\n\
                    [[set]]\nname='b'\nmode='golden'\nlive='/bak'\ngolden='/bak2'\ninclude=['b/**']";
@@ -697,12 +774,17 @@ version_file = "app_ver.txt"
             ("[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a']\ninclude=['x']", "at least two"),
             ("[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\nversion_file='../v'", "version_file"),
             ("[[set]]\nname='a b'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']", "name"),
+            ("[[set]]\nname='.'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']", "not `.` or `..`"),
+            ("[[set]]\nname='..'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']", "not `.` or `..`"),
             ("[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\ntypo=1", "typo"),
             ("[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\n[[set]]\nname='a'\nmode='mirror'\nreplicas=['/c','/d']\ninclude=['x']", "twice"),
             // Another set's writable copy at, inside, or around a golden copy.
             ("[[set]]\nname='g'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['x']\n[[set]]\nname='m'\nmode='mirror'\nreplicas=['/d','/bak']\ninclude=['x']", "golden copy `/bak` of set `g`"),
             ("[[set]]\nname='g'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['x']\n[[set]]\nname='m'\nmode='golden'\nlive='/bak/sub'\ngolden='/b2'\ninclude=['x']", "overlaps the golden copy"),
             ("[[set]]\nname='m'\nmode='mirror'\nreplicas=['/d','/e']\ninclude=['x']\n[[set]]\nname='g'\nmode='golden'\nlive='/usr'\ngolden='/d/bak'\ninclude=['x']", "set `m`: writable copy `/d`"),
+            // One file in two sets sharing a writable root.
+            ("[[set]]\nname='all'\nmode='golden'\nlive='/usr'\ngolden='/b1'\ninclude=['**']\n[[set]]\nname='one'\nmode='golden'\nlive='/usr'\ngolden='/b2'\ninclude=['a']", "`/usr/a` is selected by both set `one` and set `all`"),
+            ("[[set]]\nname='p'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\n[[set]]\nname='q'\nmode='mirror'\nreplicas=['/c','/b']\ninclude=['x']", "set `p` and set `q`"),
         ];
         for (text, needle) in cases {
             let e = parse(text).unwrap_err().to_string();

@@ -17,6 +17,7 @@ use crate::names::{GOLDEN_MANIFEST, LAST_REPAIR, SEALED_MARKER, STAGE_DIR};
 use crate::observe::{self, Depth, FileState, ReplicaState, SetState, SlotState, TagState};
 use crate::plan::{self, Action, Plan};
 use crate::relpath::RelPath;
+use crate::roots;
 use crate::statcache;
 
 /// Exit statuses, as documented in the README and `--help`.
@@ -243,15 +244,36 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Sets that must not be worked on in this run (roots that are one directory, a
+    /// golden copy inside another set's writable one, a file claimed by two sets):
+    /// see [`roots`]. Checked before any set is planned.
+    fn refused(&self, config: &Config) -> BTreeMap<String, String> {
+        roots::refused(self.fs(), config)
+    }
+
+    /// The report of a set that [`Engine::refused`] holds back, if it is one.
+    fn held_back(refused: &BTreeMap<String, String>, set: &SetConfig) -> Option<SetReport> {
+        refused.get(&set.name).map(|why| {
+            SetReport::failed(
+                set,
+                Error::Set {
+                    set: set.name.clone(),
+                    what: why.clone(),
+                },
+            )
+        })
+    }
+
     /// The boot-time run: verify every set and repair what can be repaired.
     pub fn boot(&self, config: &Config, names: &[String], dry_run: bool) -> Result<Report> {
         let sets = config.select(names)?;
+        let refused = self.refused(config);
         Ok(Report {
             command: "boot",
             dry_run,
             sets: sets
                 .into_iter()
-                .map(|s| self.reconcile(s, dry_run))
+                .map(|s| Self::held_back(&refused, s).unwrap_or_else(|| self.reconcile(s, dry_run)))
                 .collect(),
         })
     }
@@ -259,8 +281,13 @@ impl<'a> Engine<'a> {
     /// Read-only check of every replica, golden included. Writes nothing.
     pub fn verify(&self, config: &Config, names: &[String]) -> Result<Report> {
         let sets = config.select(names)?;
+        let refused = self.refused(config);
         let mut out = Vec::new();
         for s in sets {
+            if let Some(r) = Self::held_back(&refused, s) {
+                out.push(r);
+                continue;
+            }
             let mut rep = SetReport::new(s);
             match self.plan_set(s, Depth::Deep) {
                 Ok((_, p)) => rep.plan = Some(p),
@@ -305,9 +332,14 @@ impl<'a> Engine<'a> {
             }
             by_set.entry(si).or_default().push((ri, rel));
         }
+        let refused = self.refused(config);
         let mut reports = Vec::new();
         for (si, files) in by_set {
             let set = &config.sets[si];
+            if let Some(r) = Self::held_back(&refused, set) {
+                reports.push(r);
+                continue;
+            }
             let changes = files
                 .into_iter()
                 .map(|(ri, rel)| Change {
@@ -346,13 +378,14 @@ impl<'a> Engine<'a> {
                 files.push((p.clone(), rel));
             }
         }
+        let refused = self.refused(config);
         let mut reports = Vec::new();
         for (si, files) in by_set {
             let set = &config.sets[si];
-            reports.push(
+            reports.push(Self::held_back(&refused, set).unwrap_or_else(|| {
                 self.drop_files(set, &files)
-                    .unwrap_or_else(|e| SetReport::failed(set, e)),
-            );
+                    .unwrap_or_else(|e| SetReport::failed(set, e))
+            }));
         }
         Ok(Report {
             command: "commit",
@@ -460,9 +493,10 @@ impl<'a> Engine<'a> {
                 origin: None,
             })
             .collect();
-        let rep = self
-            .transact(set, changes)
-            .unwrap_or_else(|e| SetReport::failed(set, e));
+        let rep = Self::held_back(&self.refused(config), set).unwrap_or_else(|| {
+            self.transact(set, changes)
+                .unwrap_or_else(|e| SetReport::failed(set, e))
+        });
         Ok(Report {
             command: "update",
             dry_run: false,
@@ -610,12 +644,13 @@ impl<'a> Engine<'a> {
     /// [`Error::Usage`] for unknown sets; per-set problems are in the report.
     pub fn seal(&self, config: &Config, names: &[String], force: bool) -> Result<Report> {
         let sets = config.select(names)?;
+        let refused = self.refused(config);
         let mut out = Vec::new();
         for s in sets {
-            out.push(
+            out.push(Self::held_back(&refused, s).unwrap_or_else(|| {
                 self.seal_set(s, force)
-                    .unwrap_or_else(|e| SetReport::failed(s, e)),
-            );
+                    .unwrap_or_else(|e| SetReport::failed(s, e))
+            }));
         }
         Ok(Report {
             command: "seal",

@@ -28,6 +28,7 @@ pub mod names;
 pub mod observe;
 pub mod plan;
 pub mod relpath;
+pub mod roots;
 pub mod statcache;
 
 pub use config::Config;

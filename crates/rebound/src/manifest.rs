@@ -65,9 +65,13 @@ pub enum ManifestError {
     Version(String),
 }
 
-/// Whether a set name is acceptable (also used by the configuration).
+/// Whether a set name is acceptable (also used by the configuration). The name is a
+/// directory under `.rebound/`, so `.` and `..` are refused: they would name the
+/// metadata directory itself or the replica root.
 pub fn valid_set_name(s: &str) -> bool {
     !s.is_empty()
+        && s != "."
+        && s != ".."
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
@@ -395,6 +399,18 @@ mod tests {
         for p in ["a%+Ab", "a%-1b", "a%0ab", "a%41b", "a%0", "a% Ab"] {
             assert!(Manifest::decode(doc(p).as_bytes()).is_err(), "{p}");
         }
+    }
+
+    #[test]
+    fn set_names_dot_and_dot_dot_are_invalid_in_manifests_too() {
+        assert!(valid_set_name("a.b") && valid_set_name("..a") && valid_set_name("..."));
+        assert!(!valid_set_name(".") && !valid_set_name("..") && !valid_set_name(""));
+        let mut bytes = Manifest::new("x", 1, HashAlgo::Blake3, None).encode();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let body = text.replace("set x\n", "set ..\n");
+        let body = &body[..body.rfind("end ").unwrap()];
+        bytes = format!("{body}end {}\n", blake3::hash(body.as_bytes()).to_hex()).into_bytes();
+        assert!(Manifest::decode(&bytes).is_err());
     }
 
     #[test]

@@ -37,9 +37,17 @@ use crate::statcache;
 #[serde(rename_all = "snake_case", tag = "state", content = "detail")]
 pub enum SlotState {
     Missing,
-    /// Present but unusable (torn, corrupt, wrong set or algorithm): treated as absent.
+    /// Present but unusable (torn, corrupt, wrong set): treated as absent.
     Damaged(String),
     Intact(u64),
+    /// Intact, but its digests are of another algorithm than the set's `hash`: the
+    /// configuration changed since it was written. Never treated as absent (that
+    /// would re-adopt or fall back to factory); the planner refuses the set while it
+    /// is the newest manifest (docs/design.md §3).
+    OtherHash {
+        generation: u64,
+        hash: HashAlgo,
+    },
 }
 
 /// State of a version tag file.
@@ -183,6 +191,19 @@ impl ReplicaState {
     pub fn generation(&self) -> Option<u64> {
         self.manifest.as_ref().map(|m| m.generation)
     }
+
+    /// The newest intact manifest of this replica whose algorithm is not the set's:
+    /// its slot index, generation and algorithm.
+    pub fn other_hash(&self) -> Option<(usize, u64, HashAlgo)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                SlotState::OtherHash { generation, hash } => Some((i, *generation, *hash)),
+                _ => None,
+            })
+            .max_by_key(|(_, g, _)| *g)
+    }
 }
 
 /// Everything observed about a set.
@@ -257,12 +278,10 @@ fn read_manifest(
                 None,
             ),
             Ok(m) if m.hash != set.hash => (
-                SlotState::Damaged(format!(
-                    "{}: uses {} but the set is configured for {} (changing the algorithm needs a new seal)",
-                    full(root, rel).display(),
-                    m.hash,
-                    set.hash
-                )),
+                SlotState::OtherHash {
+                    generation: m.generation,
+                    hash: m.hash,
+                },
                 None,
             ),
             Ok(m) => (SlotState::Intact(m.generation), Some(m)),
@@ -320,6 +339,35 @@ pub fn observe(fs: &dyn Fs, set: &SetConfig, depth: Depth) -> Result<SetState> {
         replicas,
         threads: set.threads,
     })
+}
+
+/// The paths a set claims in one of its writable roots: the selected files found there
+/// and every path its current manifest there names. Hashes no protected file (each
+/// selected entry is `lstat`ed), for the check that no file belongs to two sets.
+///
+/// # Errors
+/// Only if the root cannot even be examined.
+pub fn claims(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Result<BTreeSet<RelPath>> {
+    let mut st = observe_meta(fs, set, root, Role::Writable)?;
+    let mut out = named_paths(std::slice::from_ref(&st));
+    if !st.root_exists {
+        return Ok(out);
+    }
+    let mut found = BTreeMap::new();
+    let mut cursor = fs.cursor(root);
+    for start in set.walk_roots() {
+        walk(
+            fs,
+            &mut *cursor,
+            set,
+            &mut st,
+            start.as_ref(),
+            &mut found,
+            false,
+        );
+    }
+    out.extend(found.into_keys());
+    Ok(out)
 }
 
 /// Every path some known manifest of the set names.

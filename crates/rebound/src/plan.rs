@@ -268,14 +268,57 @@ struct Chosen<'s> {
     fresh: bool,
 }
 
-/// The highest generation of any intact manifest observed (0 if none).
+/// The highest generation of any intact manifest observed (0 if none), those of
+/// another hash algorithm included: a new generation must exceed them too, or the
+/// older-algorithm manifest would still look newest afterwards.
 pub(crate) fn max_generation(state: &SetState) -> u64 {
     state
         .replicas
         .iter()
-        .filter_map(ReplicaState::generation)
+        .flat_map(|r| [r.generation(), r.other_hash().map(|(_, g, _)| g)])
+        .flatten()
         .max()
         .unwrap_or(0)
+}
+
+/// One rule for both modes: the newest intact manifest of the set (of every replica
+/// read so far, golden included) must use the configured hash algorithm. A manifest of
+/// another algorithm is intact, not absent: treating it as absent re-adopted the first
+/// mirror replica (a corrupt file there was copied over the good backup) or fell back
+/// to the factory copy. The set is refused instead, naming the manifest, both
+/// algorithms and the two ways out. An older manifest of another algorithm (the slot a
+/// `seal --force` under the new algorithm has not overwritten yet) is ignored.
+fn refuse_other_hash(set: &SetConfig, state: &SetState) -> Result<(), PlanError> {
+    let newest_same = state
+        .replicas
+        .iter()
+        .filter_map(ReplicaState::generation)
+        .max();
+    let newest_other = state
+        .replicas
+        .iter()
+        .filter_map(|r| r.other_hash().map(|(slot, g, h)| (r, slot, g, h)))
+        .max_by_key(|(_, _, g, _)| *g);
+    let Some((r, slot, g, h)) = newest_other else {
+        return Ok(());
+    };
+    if newest_same.is_some_and(|s| s > g) {
+        return Ok(());
+    }
+    let name = match r.role {
+        Role::Writable => crate::names::MANIFEST_SLOTS
+            .get(slot)
+            .copied()
+            .unwrap_or("manifest"),
+        Role::Golden => GOLDEN_MANIFEST,
+    };
+    Err(PlanError(format!(
+        "{}: intact manifest (generation {g}) uses {h}, but the set is configured for {}; nothing was done (it is never taken as absent: that would adopt or restore unverified files). Set `hash = \"{h}\"` back in the configuration, or check the current files and run `rebound seal --force {}` to record them with {} deliberately",
+        r.root.join(RelPath::meta(&set.name, name).as_str()).display(),
+        set.hash,
+        set.name,
+        set.hash
+    )))
 }
 
 /// Builds a manifest from a replica's current selected files.
@@ -420,6 +463,7 @@ fn choose<'s>(
     state: &'s SetState,
     warnings: &mut Vec<String>,
 ) -> Result<Choice<'s>, PlanError> {
+    refuse_other_hash(set, state)?;
     let writable: Vec<&ReplicaState> = state
         .replicas
         .iter()
@@ -647,7 +691,7 @@ fn plan_to(
     set: &SetConfig,
     state: &SetState,
     chosen: Chosen<'_>,
-    warnings: Vec<String>,
+    mut warnings: Vec<String>,
     golden: Option<GoldenCheck>,
 ) -> Plan {
     let mut findings = Vec::new();
@@ -661,6 +705,31 @@ fn plan_to(
         Cow::Borrowed(m) => Cow::Borrowed(*m),
         Cow::Owned(m) => Cow::Borrowed(m),
     };
+    // Entries that the include/exclude patterns no longer select (the configuration was
+    // narrowed since they were recorded) are released: the new generation drops them,
+    // their files are left exactly as they are (never restored, never removed), and
+    // the golden copy is never used for them (the loop below skips them, whichever
+    // manifest is the authority). Reported once: the next generation does not name them.
+    let released: Vec<&RelPath> = base.entries.keys().filter(|p| !set.selects(p)).collect();
+    if !released.is_empty() {
+        const SHOWN: usize = 10;
+        let names: Vec<&str> = released.iter().take(SHOWN).map(|p| p.as_str()).collect();
+        warnings.push(format!(
+            "released {} file(s) that the include/exclude patterns no longer select: {}{}; they are left as they are and no longer protected",
+            released.len(),
+            names.join(", "),
+            if released.len() > SHOWN {
+                format!(", and {} more", released.len() - SHOWN)
+            } else {
+                String::new()
+            }
+        ));
+        let t = target.to_mut();
+        for p in &released {
+            t.entries.remove(*p);
+        }
+        fresh = true;
+    }
     let golden_idx = state.replicas.iter().position(|r| r.role == Role::Golden);
     let golden_manifest = golden_idx.and_then(|i| state.replicas[i].manifest.as_ref());
     let golden_lazy = golden_idx.is_some_and(|i| state.replicas[i].observed == Observed::Lazy);
@@ -678,6 +747,10 @@ fn plan_to(
         } else if g.observed == Observed::Full && g.manifest.is_none() {
             let why = match g.slots.first() {
                 Some(SlotState::Damaged(d)) => format!("damaged ({d})"),
+                Some(SlotState::OtherHash { hash, .. }) => format!(
+                    "of another hash algorithm ({hash}, the set is configured for {})",
+                    set.hash
+                ),
                 _ => "missing".to_string(),
             };
             findings.push(Finding {
@@ -704,6 +777,9 @@ fn plan_to(
         state.replicas.iter().map(|r| Seek::new(&r.files)).collect();
     let mut row: Vec<Option<&FileState>> = vec![None; state.replicas.len()];
     for (path, entry) in &base.entries {
+        if !set.selects(path) {
+            continue; // released above
+        }
         for (slot, c) in row.iter_mut().zip(cursors.iter_mut()) {
             *slot = c.seek(path);
         }
@@ -880,7 +956,9 @@ fn plan_to(
         if let Some(own) = &r.manifest {
             let mut in_target = Seek::new(&target.entries);
             for (p, e) in &own.entries {
-                if in_target.seek(p).is_some() {
+                // IMPORTANT: a released path (no longer selected) is not rebound's to
+                // remove: only files a new generation dropped while still selected are.
+                if in_target.seek(p).is_some() || !set.selects(p) {
                     continue;
                 }
                 if r.files.get(p).and_then(FileState::digest) == Some(e.digest) {

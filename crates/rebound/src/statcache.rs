@@ -387,6 +387,9 @@ mod tests {
         fn sync_file(&self, root: &Path, rel: &RelPath) -> crate::Result<()> {
             self.os.sync_file(root, rel)
         }
+        fn root_identity(&self, root: &Path) -> crate::Result<Option<Vec<crate::fs::DirId>>> {
+            self.os.root_identity(root)
+        }
         // No `cursor`: the default one goes through `open_read` above and is counted.
     }
 

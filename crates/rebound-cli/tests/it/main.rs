@@ -13,11 +13,15 @@
 //!   names, names that cannot be protected, symbolic links, things in the way.
 //! - `races`: a file changed while `commit` or `boot` works on it.
 //! - `remove`: `commit --remove`, an intended deletion.
+//! - `config`: the configuration against the replicas: changed hash, one file in two
+//!   sets, narrowed include, bad set names, FIFO/device/oversized configuration.
+//! - `roots`: roots compared by identity, one handle per root for the whole run.
 
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod attacks;
+mod config;
 mod golden;
 mod malformed;
 mod mirror;
@@ -25,6 +29,7 @@ mod mounts;
 mod output;
 mod races;
 mod remove;
+mod roots;
 mod tree;
 mod update;
 mod util;

@@ -27,6 +27,9 @@ pub enum Kind {
     Other,
 }
 
+/// A directory's identity: `(device, inode)`.
+pub type DirId = (u64, u64);
+
 /// What `lstat` tells about an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
@@ -183,6 +186,17 @@ pub trait Fs: Sync {
     /// I/O errors; [`crate::Error::Symlink`] for a link. After an error the file's
     /// recent data or name may be lost.
     fn sync_file(&self, root: &Path, rel: &RelPath) -> Result<()>;
+
+    /// Who a root directory is: the `(device, inode)` of the root (reached through a
+    /// link if the root itself is one, as every method here does), then of each
+    /// directory above it up to `/`, nearest first. `None` if the root does not exist.
+    /// Two roots are one directory when their first pairs are equal, and one lies
+    /// inside the other when the other's first pair is among its later ones, however
+    /// either is spelled.
+    ///
+    /// # Errors
+    /// I/O errors while examining the root or a directory above it.
+    fn root_identity(&self, root: &Path) -> Result<Option<Vec<DirId>>>;
 
     /// A [`Cursor`] for reading many files below `root` in a row. The default makes
     /// each call separately; [`os::OsFs`] keeps the last directory open, which saves

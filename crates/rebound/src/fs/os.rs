@@ -1,30 +1,80 @@
 //! [`OsFs`]: the real filesystem, through `openat`-style calls relative to directory
 //! handles, never following a symbolic link below a replica root.
+//!
+//! Each replica root is opened once per [`OsFs`] (one run of a command), at its first
+//! use, and every later access goes through that handle: a root renamed and replaced
+//! by a link (or a mount placed over it) while a run is under way does not move the
+//! run's remaining writes elsewhere.
 
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::{full, full_dir, Cursor, DirEntry, Fs, Kind, Meta, WriteFile};
+use super::{full, full_dir, Cursor, DirEntry, DirId, Fs, Kind, Meta, WriteFile};
 use crate::error::{Error, Result};
 use crate::relpath::RelPath;
 
 /// The operating system's filesystem.
 #[derive(Debug, Default)]
 pub struct OsFs {
+    /// Every root opened so far, by its configured path: opened once, used for the
+    /// life of this value (a root that does not exist yet is not remembered).
+    roots: Mutex<HashMap<PathBuf, Arc<OwnedFd>>>,
     #[cfg(feature = "fault-injection")]
     fault: fault::Fault,
 }
 
 impl OsFs {
-    /// A handle on the real filesystem.
+    /// A handle on the real filesystem. Use one per run: it keeps every replica root
+    /// it opens open until it is dropped.
     pub fn new() -> OsFs {
         OsFs::default()
+    }
+
+    /// The root's directory handle, opened at its first use and kept. `None` if the
+    /// root does not exist.
+    fn root(&self, root: &Path) -> Result<Option<Arc<OwnedFd>>> {
+        let mut roots = self.roots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fd) = roots.get(root) {
+            return Ok(Some(Arc::clone(fd)));
+        }
+        match open_root(root) {
+            Ok(fd) => {
+                let fd = Arc::new(fd);
+                roots.insert(root.to_path_buf(), Arc::clone(&fd));
+                Ok(Some(fd))
+            }
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens the directory `dir` below `root`, component by component, refusing links.
+    /// `Ok(None)` if some component (or the root) does not exist.
+    fn open_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<Option<OwnedFd>> {
+        match self.root(root)? {
+            None => Ok(None),
+            Some(fd) => open_below(root, &fd, dir),
+        }
+    }
+
+    /// Opens the parent of `rel`, failing with `NotFound` if it is missing.
+    fn open_parent(&self, root: &Path, rel: &RelPath, op: &'static str) -> Result<OwnedFd> {
+        let parent = rel.parent();
+        self.open_dir(root, parent.as_ref())?.ok_or_else(|| {
+            Error::io(
+                op,
+                full(root, rel),
+                io::Error::new(io::ErrorKind::NotFound, "parent directory does not exist"),
+            )
+        })
     }
 
     /// Called before every operation that changes the filesystem.
@@ -54,45 +104,32 @@ fn open_root(root: &Path) -> Result<OwnedFd> {
     .map_err(|e| Error::io("open directory", root, errno_to_io(e)))
 }
 
-/// Opens the directory `dir` below `root`, component by component, refusing links.
-/// `Ok(None)` if some component does not exist.
-fn open_dir(root: &Path, dir: Option<&RelPath>) -> Result<Option<OwnedFd>> {
-    let fd = match open_root(root) {
-        Ok(fd) => fd,
-        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
+/// Opens `dir` below an open root directory, component by component, refusing links
+/// (`dir: None`: a new handle on the root itself).
+fn open_below(root: &Path, base: &OwnedFd, dir: Option<&RelPath>) -> Result<Option<OwnedFd>> {
+    let Some(dir) = dir else {
+        return base
+            .try_clone()
+            .map(Some)
+            .map_err(|e| Error::io("open directory", root, e));
     };
-    open_below(root, fd, dir)
-}
-
-/// Opens `dir` below an open root directory, component by component, refusing links.
-fn open_below(root: &Path, mut fd: OwnedFd, dir: Option<&RelPath>) -> Result<Option<OwnedFd>> {
-    let Some(dir) = dir else { return Ok(Some(fd)) };
+    let mut fd: Option<OwnedFd> = None;
     let mut sofar = root.to_path_buf();
     for comp in dir.components() {
         sofar.push(comp);
-        fd = match rustix::fs::openat(&fd, comp, DIR_FLAGS, Mode::empty()) {
-            Ok(f) => f,
-            Err(Errno::NOENT) => return Ok(None),
-            Err(Errno::LOOP) | Err(Errno::NOTDIR) => return Err(Error::Symlink { path: sofar }),
-            Err(e) => return Err(Error::io("open directory", sofar, errno_to_io(e))),
-        };
+        let at = fd.as_ref().unwrap_or(base);
+        fd = Some(
+            match rustix::fs::openat(at, comp, DIR_FLAGS, Mode::empty()) {
+                Ok(f) => f,
+                Err(Errno::NOENT) => return Ok(None),
+                Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
+                    return Err(Error::Symlink { path: sofar })
+                }
+                Err(e) => return Err(Error::io("open directory", sofar, errno_to_io(e))),
+            },
+        );
     }
-    Ok(Some(fd))
-}
-
-/// Opens the parent of `rel`, failing with `NotFound` if it is missing.
-fn open_parent(root: &Path, rel: &RelPath, op: &'static str) -> Result<OwnedFd> {
-    let parent = rel.parent();
-    open_dir(root, parent.as_ref())?.ok_or_else(|| {
-        Error::io(
-            op,
-            full(root, rel),
-            io::Error::new(io::ErrorKind::NotFound, "parent directory does not exist"),
-        )
-    })
+    Ok(fd)
 }
 
 fn kind_of(mode: u32) -> Kind {
@@ -136,7 +173,7 @@ impl WriteFile for OsWriter {
 
 impl Fs for OsFs {
     fn metadata(&self, root: &Path, rel: &RelPath) -> Result<Option<Meta>> {
-        let Some(parent) = open_dir(root, rel.parent().as_ref())? else {
+        let Some(parent) = self.open_dir(root, rel.parent().as_ref())? else {
             return Ok(None);
         };
         match rustix::fs::statat(&parent, rel.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
@@ -150,18 +187,20 @@ impl Fs for OsFs {
         match dir {
             Some(d) => self.metadata(root, d),
             // The root itself follows links, as `open_root` does (the administrator's
-            // choice, e.g. /usrapp -> /mnt/system); below it nothing does.
-            None => match rustix::fs::stat(root) {
-                Ok(st) => Ok(Some(meta_of(&st))),
-                Err(Errno::NOENT) => Ok(None),
-                Err(e) => Err(Error::io("stat", root, errno_to_io(e))),
+            // choice, e.g. /usrapp -> /mnt/system); below it nothing does. Asked of
+            // the handle this run uses, not of the name.
+            None => match self.root(root)? {
+                None => Ok(None),
+                Some(fd) => rustix::fs::fstat(&*fd)
+                    .map(|st| Some(meta_of(&st)))
+                    .map_err(|e| Error::io("stat", root, errno_to_io(e))),
             },
         }
     }
 
     fn read_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<Vec<DirEntry>> {
         let path = full_dir(root, dir);
-        let fd = open_dir(root, dir)?.ok_or_else(|| {
+        let fd = self.open_dir(root, dir)?.ok_or_else(|| {
             Error::io(
                 "read directory",
                 &path,
@@ -201,21 +240,55 @@ impl Fs for OsFs {
     }
 
     fn open_read(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
-        let parent = open_parent(root, rel, "open")?;
+        let parent = self.open_parent(root, rel, "open")?;
         open_file_at(&parent, root, rel)
     }
 
     fn cursor<'a>(&'a self, root: &'a Path) -> Box<dyn Cursor + 'a> {
         Box::new(OsCursor {
+            fs: self,
             root,
             root_fd: None,
             last: None,
         })
     }
 
+    fn root_identity(&self, root: &Path) -> Result<Option<Vec<DirId>>> {
+        let Some(fd) = self.root(root)? else {
+            return Ok(None);
+        };
+        let id = |fd: &OwnedFd, at: &Path| {
+            rustix::fs::fstat(fd)
+                .map(|st| (st.st_dev, st.st_ino))
+                .map_err(|e| Error::io("stat", at, errno_to_io(e)))
+        };
+        let mut out = vec![id(&fd, root)?];
+        let mut cur = open_below(root, &fd, None)?.ok_or_else(|| {
+            Error::io(
+                "open directory",
+                root,
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        })?;
+        let mut at = root.to_path_buf();
+        // `..` of `/` is `/` itself: the walk ends there (bounded all the same).
+        for _ in 0..4096 {
+            at.push("..");
+            let up = rustix::fs::openat(&cur, "..", DIR_FLAGS, Mode::empty())
+                .map_err(|e| Error::io("open directory", &at, errno_to_io(e)))?;
+            let up_id = id(&up, &at)?;
+            if out.last() == Some(&up_id) {
+                break;
+            }
+            out.push(up_id);
+            cur = up;
+        }
+        Ok(Some(out))
+    }
+
     fn create_new(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<Box<dyn WriteFile + '_>> {
         self.mutation();
-        let parent = open_parent(root, rel, "create")?;
+        let parent = self.open_parent(root, rel, "create")?;
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(
@@ -236,8 +309,8 @@ impl Fs for OsFs {
 
     fn rename(&self, root: &Path, from: &RelPath, to: &RelPath) -> Result<()> {
         self.mutation();
-        let fp = open_parent(root, from, "rename")?;
-        let tp = open_parent(root, to, "rename")?;
+        let fp = self.open_parent(root, from, "rename")?;
+        let tp = self.open_parent(root, to, "rename")?;
         rustix::fs::renameat(&fp, from.file_name(), &tp, to.file_name()).map_err(|e| {
             Error::io(
                 "rename",
@@ -253,14 +326,14 @@ impl Fs for OsFs {
 
     fn remove_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
         self.mutation();
-        let parent = open_parent(root, rel, "remove")?;
+        let parent = self.open_parent(root, rel, "remove")?;
         rustix::fs::unlinkat(&parent, rel.file_name(), AtFlags::empty())
             .map_err(|e| Error::io("remove", full(root, rel), errno_to_io(e)))
     }
 
     fn create_dir(&self, root: &Path, rel: &RelPath) -> Result<()> {
         self.mutation();
-        let parent = open_parent(root, rel, "create directory")?;
+        let parent = self.open_parent(root, rel, "create directory")?;
         rustix::fs::mkdirat(&parent, rel.file_name(), Mode::from_bits_truncate(0o755))
             .map_err(|e| Error::io("create directory", full(root, rel), errno_to_io(e)))
     }
@@ -283,7 +356,7 @@ impl Fs for OsFs {
 
     fn sync_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<()> {
         let path = full_dir(root, dir);
-        let fd = open_dir(root, dir)?.ok_or_else(|| {
+        let fd = self.open_dir(root, dir)?.ok_or_else(|| {
             Error::io(
                 "fsync directory",
                 &path,
@@ -294,7 +367,7 @@ impl Fs for OsFs {
     }
 
     fn sync_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
-        let parent = open_parent(root, rel, "fsync")?;
+        let parent = self.open_parent(root, rel, "fsync")?;
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let fd = match rustix::fs::openat(&parent, rel.file_name(), flags, Mode::empty()) {
             Ok(fd) => fd,
@@ -352,9 +425,10 @@ fn open_file_mode_at(
 /// path order, so consecutive files mostly share their directory, and each file then
 /// costs one `openat` instead of one per path component plus the root.
 struct OsCursor<'a> {
+    fs: &'a OsFs,
     root: &'a Path,
     /// The root, once opened (`None` inside: it does not exist).
-    root_fd: Option<Option<OwnedFd>>,
+    root_fd: Option<Option<Arc<OwnedFd>>>,
     /// The last directory opened below the root (`None` inside: it does not exist).
     last: Option<(Option<RelPath>, Option<OwnedFd>)>,
 }
@@ -366,22 +440,11 @@ impl OsCursor<'_> {
         let hit = matches!(&self.last, Some((d, _)) if *d == want);
         if !hit {
             if self.root_fd.is_none() {
-                self.root_fd = Some(match open_root(self.root) {
-                    Ok(fd) => Some(fd),
-                    Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                        None
-                    }
-                    Err(e) => return Err(e),
-                });
+                self.root_fd = Some(self.fs.root(self.root)?);
             }
             let fd = match self.root_fd.as_ref().and_then(Option::as_ref) {
                 None => None,
-                Some(root_fd) => {
-                    let start = root_fd
-                        .try_clone()
-                        .map_err(|e| Error::io("open directory", self.root, e))?;
-                    open_below(self.root, start, want.as_ref())?
-                }
+                Some(root_fd) => open_below(self.root, root_fd, want.as_ref())?,
             };
             self.last = Some((want, fd));
         }

@@ -1,0 +1,144 @@
+//! Run-time checks of the configured roots, by identity rather than by spelling.
+//!
+//! The configuration compares roots as they are written ([`crate::config`]); a link
+//! can make two spellings one directory (a golden root that is a link to the live
+//! root: `seal` would write the factory copy into the live one). Before any set is
+//! planned, every root is resolved (a link for the root itself is followed, as
+//! everywhere) and compared by `(device, inode)` ([`crate::fs::Fs::root_identity`]):
+//!
+//! - two replicas of one set that are one directory, or one inside the other, refuse
+//!   that set;
+//! - a writable replica of one set that is, lies inside or contains another set's
+//!   golden copy refuses both sets (a golden copy is written only by `seal`);
+//! - sets whose writable replicas are one directory may share it, but no file: a path
+//!   that one set selects or records and another set also selects or records refuses
+//!   both sets, naming the path (one set's commit would be reverted by the other's
+//!   boot). Glob patterns cannot be intersected statically, so this looks at the
+//!   files there and the manifests (only for sets that do share a directory).
+//!
+//! Only the affected sets are refused; a boot still protects every other set.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::config::{Config, Role, SetConfig};
+use crate::fs::{DirId, Fs};
+use crate::observe;
+use crate::relpath::RelPath;
+
+/// One existing root and who it is.
+struct Root<'c> {
+    set: &'c SetConfig,
+    root: &'c Path,
+    role: Role,
+    /// The root's identity, then those of the directories above it.
+    ids: Vec<DirId>,
+}
+
+/// How the first root relates to the second, by identity.
+fn relation(a: &Root<'_>, b: &Root<'_>) -> Option<&'static str> {
+    let (Some(ia), Some(ib)) = (a.ids.first(), b.ids.first()) else {
+        return None;
+    };
+    if ia == ib {
+        Some("is the same directory as")
+    } else if a.ids[1..].contains(ib) {
+        Some("lies inside")
+    } else if b.ids[1..].contains(ia) {
+        Some("contains")
+    } else {
+        None
+    }
+}
+
+/// The sets of `config` that must not be worked on in this run, with why. Roots that
+/// do not exist or cannot be examined are left to the observation of their set,
+/// which reports them.
+pub fn refused(fs: &dyn Fs, config: &Config) -> BTreeMap<String, String> {
+    let mut roots = Vec::new();
+    for set in &config.sets {
+        for r in &set.replicas {
+            if let Ok(Some(ids)) = fs.root_identity(&r.root) {
+                roots.push(Root {
+                    set,
+                    root: &r.root,
+                    role: r.role,
+                    ids,
+                });
+            }
+        }
+    }
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let mut refuse = |set: &SetConfig, why: String| {
+        out.entry(set.name.clone()).or_insert(why);
+    };
+    let mut shared = Vec::new();
+    for (i, a) in roots.iter().enumerate() {
+        for b in &roots[i + 1..] {
+            let Some(rel) = relation(a, b) else { continue };
+            let (da, ib) = (a.root.display(), b.root.display());
+            if a.set.name == b.set.name {
+                refuse(
+                    a.set,
+                    format!(
+                        "replica root `{da}` {rel} `{ib}` (compared after following links): each copy needs its own directory (ideally its own partition); nothing was done"
+                    ),
+                );
+            } else if a.role != b.role {
+                let (w, g) = if a.role == Role::Golden {
+                    (b, a)
+                } else {
+                    (a, b)
+                };
+                let rel = relation(w, g).unwrap_or(rel);
+                let why = format!(
+                    "writable copy `{}` of set `{}` {rel} the golden copy `{}` of set `{}` (compared after following links): a golden copy is written only by `seal`, so no set may write inside it; nothing was done",
+                    w.root.display(),
+                    w.set.name,
+                    g.root.display(),
+                    g.set.name
+                );
+                refuse(w.set, why.clone());
+                refuse(g.set, why);
+            } else if a.role == Role::Writable && a.ids.first() == b.ids.first() {
+                shared.push((a, b));
+            }
+        }
+    }
+    // Sets sharing a writable directory: no path may be claimed by both.
+    let mut claims: BTreeMap<(&str, &Path), Option<BTreeSet<RelPath>>> = BTreeMap::new();
+    for (a, b) in shared {
+        for r in [a, b] {
+            claims
+                .entry((r.set.name.as_str(), r.root))
+                .or_insert_with(|| observe::claims(fs, r.set, r.root).ok());
+        }
+        let (Some(Some(ca)), Some(Some(cb))) = (
+            claims.get(&(a.set.name.as_str(), a.root)),
+            claims.get(&(b.set.name.as_str(), b.root)),
+        ) else {
+            continue;
+        };
+        let both: BTreeSet<&RelPath> = ca
+            .iter()
+            .filter(|p| b.set.selects(p) || cb.contains(*p))
+            .chain(cb.iter().filter(|p| a.set.selects(p) || ca.contains(*p)))
+            .collect();
+        let Some(first) = both.first() else { continue };
+        let more = match both.len() - 1 {
+            0 => String::new(),
+            n => format!(" (and {n} more)"),
+        };
+        let why = format!(
+            "`{}`{more} is selected by (or recorded in the manifest of) both set `{}` and set `{}`, whose writable copies `{}` and `{}` are one directory: a file may belong to one set only (one set's commit would be reverted by the other's boot); change the include or exclude patterns so that only one set selects it; nothing was done",
+            a.root.join(first.as_str()).display(),
+            a.set.name,
+            b.set.name,
+            a.root.display(),
+            b.root.display()
+        );
+        refuse(a.set, why.clone());
+        refuse(b.set, why);
+    }
+    out
+}
