@@ -342,14 +342,16 @@ pub fn observe(fs: &dyn Fs, set: &SetConfig, depth: Depth) -> Result<SetState> {
 }
 
 /// The paths a set claims in one of its writable roots: the selected files found there
-/// and every path its current manifest there names. Hashes no protected file (each
-/// selected entry is `lstat`ed), for the check that no file belongs to two sets.
+/// and the selected paths its current manifest there names (a path it no longer
+/// selects is being released, not claimed). Hashes no protected file (each selected
+/// entry is `lstat`ed), for the check that no file belongs to two sets.
 ///
 /// # Errors
 /// Only if the root cannot even be examined.
 pub fn claims(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Result<BTreeSet<RelPath>> {
     let mut st = observe_meta(fs, set, root, Role::Writable)?;
     let mut out = named_paths(std::slice::from_ref(&st));
+    out.retain(|p| set.selects(p));
     if !st.root_exists {
         return Ok(out);
     }

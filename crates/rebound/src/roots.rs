@@ -11,10 +11,12 @@
 //! - a writable replica of one set that is, lies inside or contains another set's
 //!   golden copy refuses both sets (a golden copy is written only by `seal`);
 //! - sets whose writable replicas are one directory may share it, but no file: a path
-//!   that one set selects or records and another set also selects or records refuses
-//!   both sets, naming the path (one set's commit would be reverted by the other's
-//!   boot). Glob patterns cannot be intersected statically, so this looks at the
-//!   files there and the manifests (only for sets that do share a directory).
+//!   that one set selects there (a file found, or a path its manifest records) and
+//!   another set also selects refuses both sets, naming the path (one set's commit
+//!   would be reverted by the other's boot). Glob patterns cannot be intersected
+//!   statically, so this looks at the files there and the manifests (only for sets
+//!   that do share a directory). A recorded path its set no longer selects is being
+//!   released, not claimed: moving a file from one set to another works.
 //!
 //! Only the affected sets are refused; a boot still protects every other set.
 
@@ -119,10 +121,12 @@ pub fn refused(fs: &dyn Fs, config: &Config) -> BTreeMap<String, String> {
         ) else {
             continue;
         };
+        // Claims are selected paths: a path claimed by one set and selected by the
+        // other is claimed by both, once the other set's walk or restore reaches it.
         let both: BTreeSet<&RelPath> = ca
             .iter()
-            .filter(|p| b.set.selects(p) || cb.contains(*p))
-            .chain(cb.iter().filter(|p| a.set.selects(p) || ca.contains(*p)))
+            .filter(|p| b.set.selects(p))
+            .chain(cb.iter().filter(|p| a.set.selects(p)))
             .collect();
         let Some(first) = both.first() else { continue };
         let more = match both.len() - 1 {
@@ -141,4 +145,75 @@ pub fn refused(fs: &dyn Fs, config: &Config) -> BTreeMap<String, String> {
         refuse(b.set, why);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::sim::SimFs;
+
+    fn config(a: &str, b: &str) -> Config {
+        let text = format!(
+            "[[set]]\nname='a'\nmode='golden'\nlive='/usr'\ngolden='/b1'\n{a}\n\
+             [[set]]\nname='b'\nmode='golden'\nlive='/usr'\ngolden='/b2'\n{b}\n\
+             [[set]]\nname='c'\nmode='golden'\nlive='/other'\ngolden='/b3'\ninclude=['**']\n"
+        );
+        match Config::parse(&text, Path::new("/etc/rebound.toml")) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn device() -> SimFs {
+        let fs = SimFs::new();
+        for d in ["/usr", "/other", "/b1", "/b2", "/b3"] {
+            fs.mkdir_all(Path::new(d));
+        }
+        fs.put(Path::new("/usr/app/main.py"), b"v1");
+        fs.put(Path::new("/usr/app/x.cfg"), b"x");
+        fs.put(Path::new("/other/keep"), b"k");
+        fs
+    }
+
+    #[test]
+    fn globs_selecting_one_existing_file_refuse_both_sets_and_only_them() {
+        let fs = device();
+        let r = refused(&fs, &config("include=['app/**']", "include=['app/*.py']"));
+        assert_eq!(r.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert!(r["a"].contains("/usr/app/main.py"), "{}", r["a"]);
+        assert!(r["b"].contains("set `a` and set `b`"), "{}", r["b"]);
+    }
+
+    #[test]
+    fn disjoint_globs_in_one_root_are_fine() {
+        let fs = device();
+        let r = refused(
+            &fs,
+            &config("include=['app/*.cfg']", "include=['app/*.py']"),
+        );
+        assert!(r.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn a_selected_path_only_a_manifest_names_is_claimed_too() {
+        let fs = device();
+        fs.remove(Path::new("/usr/app/main.py"));
+        let mut m = crate::manifest::Manifest::new("a", 1, crate::digest::HashAlgo::Blake3, None);
+        if let Ok(p) = RelPath::new("app/main.py") {
+            m.entries.insert(
+                p,
+                crate::manifest::Entry {
+                    size: 2,
+                    mode: 0o644,
+                    digest: crate::digest::HashAlgo::Blake3.digest(b"v1"),
+                },
+            );
+        }
+        fs.put(Path::new("/usr/.rebound/a/manifest.1"), &m.encode());
+        let r = refused(&fs, &config("include=['app/*.py']", "include=['app/m*']"));
+        assert_eq!(r.keys().collect::<Vec<_>>(), ["a", "b"], "{r:?}");
+        // Set `a` no longer selects it (narrowed): released, not claimed.
+        let r = refused(&fs, &config("include=['app/*.cfg']", "include=['app/m*']"));
+        assert!(r.is_empty(), "{r:?}");
+    }
 }

@@ -867,3 +867,68 @@ fn stale_file_edited_after_it_was_observed_is_not_removed() {
     );
     assert_eq!(d.read(&format!("{BAK}/apps/params.cfg")), "params mine\n");
 }
+
+/// Defects issue item 6: entries a narrowed configuration no longer selects are
+/// released at a new generation, reported once, their files left in every replica
+/// (never removed as stale, never restored).
+#[test]
+fn released_entries_leave_their_files_in_every_replica_and_are_reported_once() {
+    let mut d = Device::mirror(2, false);
+    d.boot_settled();
+    let text = format!(
+        "[[set]]\nname = \"apps\"\nmode = \"mirror\"\nreplicas = [\"{}\", \"{}\"]\ninclude = [\"apps/**\"]\nexclude = [\"apps/params.cfg\"]\n",
+        d.p("usrapp/apprun").display(),
+        d.p("usrdata/appbackup").display()
+    );
+    d.config = Config::parse(&text, &d.p("rebound.toml")).unwrap();
+    d.write("usrdata/appbackup/apps/params.cfg", "edited by hand\n");
+    let r = d.boot();
+    assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+    let p = r.sets[0].plan.as_ref().unwrap();
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("released 1 file(s)") && w.contains("apps/params.cfg")),
+        "{:?}",
+        p.warnings
+    );
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::RemoveStale { .. } | Action::Restore { .. })),
+        "{:#?}",
+        p.actions
+    );
+    assert_eq!(p.files, 1);
+    assert_eq!(d.read("usrapp/apprun/apps/params.cfg"), "params v1\n");
+    assert_eq!(
+        d.read("usrdata/appbackup/apps/params.cfg"),
+        "edited by hand\n"
+    );
+    let again = d.boot();
+    let p = again.sets[0].plan.as_ref().unwrap();
+    assert!(p.actions.is_empty() && p.warnings.is_empty(), "{p:#?}");
+}
+
+/// Defects issue item 4: a manifest of another algorithm is intact, not absent: the
+/// set is refused, nothing is adopted or written.
+#[test]
+fn manifests_of_another_hash_refuse_a_mirror_set_instead_of_re_adopting() {
+    let mut d = Device::mirror(2, true);
+    d.boot_settled();
+    d.write("usrapp/apprun/apps/params.cfg", "corrupt\n");
+    let text = format!(
+        "[[set]]\nname = \"apps\"\nmode = \"mirror\"\nreplicas = [\"{}\", \"{}\"]\ninclude = [\"apps/**\"]\nversion_file = \"app_ver.txt\"\nhash = \"xxh3\"\n",
+        d.p("usrapp/apprun").display(),
+        d.p("usrdata/appbackup").display()
+    );
+    d.config = Config::parse(&text, &d.p("rebound.toml")).unwrap();
+    let r = d.boot();
+    assert_eq!(r.exit_code(), exit::ERROR);
+    let e = r.sets[0].error.as_deref().unwrap();
+    assert!(
+        e.contains("uses blake3") && e.contains("configured for xxh3"),
+        "{e}"
+    );
+    assert_eq!(d.read("usrdata/appbackup/apps/params.cfg"), "params v1\n");
+}
