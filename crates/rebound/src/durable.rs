@@ -6,8 +6,9 @@
 //!    name after each one;
 //! 2. create a temporary file `.rebound-tmp-*` in the target's directory (`O_EXCL`);
 //! 3. stream the content into it while hashing, and refuse it if the source did not
-//!    hash to the expected digest;
-//! 4. fsync the temporary file;
+//!    hash to the expected digest; then give it its owner (`fchown`) and, after that,
+//!    exactly its permission bits (`fchmod`: a chown clears setuid and setgid);
+//! 4. fsync the temporary file (data, mode and owner together);
 //! 5. read it back and check its digest;
 //! 6. rename it over the target (atomic for the name on journaling filesystems);
 //! 7. fsync the file again under its new name: on vfat a rename over an existing
@@ -26,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::digest::{Digest, HashAlgo};
 use crate::error::{Error, Result};
 use crate::fs::{full, full_dir, Fs, Kind, WriteFile};
+use crate::manifest::Owner;
 use crate::names::TEMP_PREFIX;
 use crate::relpath::RelPath;
 
@@ -138,6 +140,35 @@ impl<'a> Durable<'a> {
         self.sync_file_raw(root, rel)
     }
 
+    /// Gives an existing file its recorded permission bits (and owner, if given) and
+    /// makes that durable: `fchown` first (it clears setuid and setgid), then
+    /// `fchmod`, then an fsync of the file, which is what makes inode metadata
+    /// durable. A chown that fails (`EPERM` when not running as root) does not stop
+    /// the mode from being set; it is reported after, as [`Error::Owner`].
+    ///
+    /// # Errors
+    /// I/O errors, [`Error::Owner`], [`Error::Poisoned`].
+    pub fn set_meta(
+        &self,
+        root: &Path,
+        rel: &RelPath,
+        mode: u32,
+        owner: Option<Owner>,
+    ) -> Result<()> {
+        self.check()?;
+        let chown = match owner {
+            Some(o) => self.fs.set_owner(root, rel, o).err().map(|e| (o, e)),
+            None => None,
+        };
+        self.fs.set_mode(root, rel, mode)?;
+        // IMPORTANT: a chmod or chown is durable only once the file is synced.
+        self.sync_file(root, rel)?;
+        match chown {
+            Some((o, e)) => Err(Error::owner(full(root, rel), o, e)),
+            None => Ok(()),
+        }
+    }
+
     /// Makes sure the root directory exists. Only its last component is ever created:
     /// a missing parent means the partition is not mounted, and writing into the
     /// mount point would put data on the wrong filesystem.
@@ -203,13 +234,16 @@ impl<'a> Durable<'a> {
 
     /// Replaces (or creates) `rel` under `root` with the content read from `src`,
     /// following the protocol in the module doc. With `expected`, the source must hash
-    /// to it or nothing is changed.
+    /// to it or nothing is changed. The file gets exactly the permission bits `mode`
+    /// and, if given, the owner `owner`, both before the rename.
     ///
     /// Returns the digest of what was written.
     ///
     /// # Errors
     /// I/O errors (the target is then unchanged), [`Error::Mismatch`] if the source or
-    /// the read-back does not hash as expected, [`Error::Poisoned`].
+    /// the read-back does not hash as expected, [`Error::Poisoned`]. [`Error::Owner`]
+    /// if the owner could not be set (not running as root): the content is then
+    /// written all the same, with the process's own owner.
     // Each argument is one independent fact of the write; a struct would only rename them.
     #[allow(clippy::too_many_arguments)]
     pub fn write_file(
@@ -217,12 +251,23 @@ impl<'a> Durable<'a> {
         root: &Path,
         rel: &RelPath,
         mode: u32,
+        owner: Option<Owner>,
         src: &mut dyn Read,
         src_name: &Path,
         algo: HashAlgo,
         expected: Option<Digest>,
     ) -> Result<Digest> {
-        self.write_file_guarded(root, rel, mode, src, src_name, algo, expected, &|| Ok(()))
+        self.write_file_guarded(
+            root,
+            rel,
+            mode,
+            owner,
+            src,
+            src_name,
+            algo,
+            expected,
+            &|| Ok(()),
+        )
     }
 
     /// As [`Durable::write_file`], calling `guard` once the new content is durable in
@@ -239,6 +284,7 @@ impl<'a> Durable<'a> {
         root: &Path,
         rel: &RelPath,
         mode: u32,
+        owner: Option<Owner>,
         src: &mut dyn Read,
         src_name: &Path,
         algo: HashAlgo,
@@ -249,9 +295,10 @@ impl<'a> Durable<'a> {
         let parent = rel.parent();
         self.ensure_dir(root, parent.as_ref())?;
         let (temp, out) = self.create_temp(root, parent.as_ref(), mode)?;
-        let result = self.fill_temp(root, &temp, out, src, src_name, algo, expected);
-        let digest = match result {
-            Ok(d) => d,
+        let perm = (mode, owner);
+        let result = self.fill_temp(root, &temp, out, perm, src, src_name, algo, expected);
+        let (digest, chown) = match result {
+            Ok(r) => r,
             Err(e) => {
                 // Best effort: the temp file is junk either way, and the next run
                 // removes any that survive.
@@ -278,7 +325,10 @@ impl<'a> Durable<'a> {
             self.sync_file_raw(root, rel)?;
         }
         self.sync_dir(root, parent.as_ref())?;
-        Ok(digest)
+        match chown {
+            Some((o, e)) => Err(Error::owner(full(root, rel), o, e)),
+            None => Ok(digest),
+        }
     }
 
     /// Creates a new temporary file beside the target. Names are unique within a run;
@@ -305,17 +355,20 @@ impl<'a> Durable<'a> {
         }
     }
 
+    /// Steps 3 to 5. Returns the digest, and the owner that could not be given to
+    /// the file with why (the write goes on without it).
     #[allow(clippy::too_many_arguments)]
     fn fill_temp(
         &self,
         root: &Path,
         temp: &RelPath,
         mut out: Box<dyn WriteFile + '_>,
+        (mode, owner): (u32, Option<Owner>),
         src: &mut dyn Read,
         src_name: &Path,
         algo: HashAlgo,
         expected: Option<Digest>,
-    ) -> Result<Digest> {
+    ) -> Result<(Digest, Option<(Owner, Error)>)> {
         let mut h = algo.hasher();
         let mut buf = vec![0u8; CHUNK];
         loop {
@@ -338,6 +391,25 @@ impl<'a> Durable<'a> {
                 });
             }
         }
+        // The owner (only where it is not already the temp's: a chown is a change to
+        // the inode like any other), then exactly the mode: a chown clears setuid and
+        // setgid, and so does a write by a process without CAP_FSETID.
+        let mut chown = None;
+        let mut chowned = false;
+        if let Some(o) = owner {
+            let now = self.fs.metadata(root, temp)?.map(|m| m.owner());
+            if now != Some(o) {
+                match out.set_owner(o) {
+                    Ok(()) => chowned = true,
+                    Err(e) => chown = Some((o, e)),
+                }
+            }
+        }
+        if chowned || mode & 0o6000 != 0 {
+            out.set_mode(mode)?;
+        }
+        // IMPORTANT: data, mode and owner are made durable together, before the
+        // rename puts them under the protected name.
         if !self.breakage.skip_file_sync {
             out.sync_all()
                 .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
@@ -353,7 +425,7 @@ impl<'a> Durable<'a> {
                 found: found.to_hex(),
             });
         }
-        Ok(digest)
+        Ok((digest, chown))
     }
 
     /// Writes a small file (manifest, tag) with the same protocol.
@@ -381,6 +453,7 @@ impl<'a> Durable<'a> {
             root,
             rel,
             mode,
+            None,
             &mut src,
             Path::new("<memory>"),
             HashAlgo::Blake3,

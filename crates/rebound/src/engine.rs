@@ -533,9 +533,18 @@ impl<'a> Engine<'a> {
             let mut r = self.fs().open_read(&c.root, &c.src)?;
             let digest = hash_reader(&mut *r, &full(&c.root, &c.src), set.hash, &mut buf)?;
             drop(r);
+            // The owner: a commit records the committed file's. An update records
+            // the owner the path already has (the update replaces content; its
+            // files belong to whoever unpacked them, often root, while the device's
+            // application may own the file), and the source's for a new path.
+            let owner = match (c.origin, base.entries.get(&c.path).and_then(|e| e.owner)) {
+                (None, Some(kept)) => kept,
+                _ => meta.owner(),
+            };
             let e = Entry {
                 size: meta.size,
                 mode: meta.mode,
+                owner: Some(owner),
                 digest,
             };
             if c.origin.is_some() {
@@ -556,6 +565,9 @@ impl<'a> Engine<'a> {
             Ok(())
         };
         unchanged()?;
+        // A format 1 manifest recorded no owners: this generation records them, from
+        // each file's verified copy.
+        plan::learn_owners(&mut next, &state);
         let mut rep = SetReport::new(set);
         if next.entries == base.entries && p.manifest.is_some() {
             rep.notes
@@ -592,6 +604,9 @@ impl<'a> Engine<'a> {
                         &r.root,
                         &rel,
                         e.mode,
+                        // Staged content is rebound's own: no particular owner;
+                        // the restore from it gives the file its recorded one.
+                        None,
                         &mut *src,
                         &full(&c.root, &c.src),
                         set.hash,
@@ -681,6 +696,7 @@ impl<'a> Engine<'a> {
                 FileState::File {
                     size,
                     mode,
+                    owner,
                     digest: Some(d),
                 } if set.selects(p) => {
                     m.entries.insert(
@@ -688,6 +704,7 @@ impl<'a> Engine<'a> {
                         Entry {
                             size: *size,
                             mode: *mode,
+                            owner: Some(*owner),
                             digest: *d,
                         },
                     );
@@ -764,12 +781,15 @@ impl<'a> Engine<'a> {
                 for j in &gs.junk {
                     self.durable.remove_file(&g.root, j)?;
                 }
+                // Golden files get the recorded mode and owner too, so the golden
+                // image is a faithful copy (restores take both from the manifest).
                 for (p, e) in &m.entries {
                     let mut src = self.fs().open_read(&primary.root, p)?;
                     self.durable.write_file(
                         &g.root,
                         p,
                         e.mode,
+                        e.owner,
                         &mut *src,
                         &full(&primary.root, p),
                         set.hash,
@@ -918,6 +938,18 @@ pub fn describe_action(a: &Action) -> String {
             } else {
                 ""
             }
+        ),
+        Action::SetMeta {
+            root,
+            path,
+            mode,
+            owner,
+        } => format!(
+            "set {} to mode {mode:04o}{}",
+            full(root, path).display(),
+            owner
+                .map(|o| format!(" and owner {o} (uid:gid)"))
+                .unwrap_or_default()
         ),
         Action::WriteManifest {
             root,

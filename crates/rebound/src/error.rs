@@ -43,6 +43,15 @@ pub enum Error {
     /// the same time): it is left as it is. `what` says when and what to do.
     #[error("{}: changed {what}", path.display())]
     Changed { path: PathBuf, what: &'static str },
+    /// A file's content was made intact, but the owner its manifest records could not
+    /// be given to it (most often: rebound is not running as root).
+    #[error("{}: content is intact, but its owner could not be set to {owner} (uid:gid): {source}; only root can give a file another owner: run rebound as root, or `chown {owner}` the file", path.display())]
+    Owner {
+        path: PathBuf,
+        owner: crate::manifest::Owner,
+        #[source]
+        source: io::Error,
+    },
     /// An fsync failed earlier in this run: data may have been lost, so nothing more
     /// is written (an fsync is never retried).
     #[error("an earlier fsync failed; refusing further writes in this run (check the storage, then rerun)")]
@@ -60,6 +69,19 @@ fn hint(e: &io::Error) -> &'static str {
 }
 
 impl Error {
+    /// Builds an [`Error::Owner`] from the error of a failed chown of `path`.
+    pub fn owner(path: impl Into<PathBuf>, owner: crate::manifest::Owner, e: Error) -> Error {
+        let source = match e {
+            Error::Io { source, .. } => source,
+            other => io::Error::other(other.to_string()),
+        };
+        Error::Owner {
+            path: path.into(),
+            owner,
+            source,
+        }
+    }
+
     /// Builds an [`Error::Io`].
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Io {

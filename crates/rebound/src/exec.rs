@@ -108,6 +108,7 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
             digest,
             mode,
             prior,
+            owner,
             ..
         } => {
             let algo = plan_algo(plan)?;
@@ -116,6 +117,7 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
                 root,
                 path,
                 *mode,
+                *owner,
                 &mut *src,
                 &full(&from.root, &from.rel),
                 algo,
@@ -132,10 +134,13 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
             mode,
         } => {
             let mut src = d.fs().open_read(&from.root, &from.rel)?;
+            // Staged content is rebound's own: it gets the mode, and its owner only
+            // when the restore from it gives the file its place.
             d.write_file(
                 root,
                 rel,
                 *mode,
+                None,
                 &mut *src,
                 &full(&from.root, &from.rel),
                 plan_algo(plan)?,
@@ -143,6 +148,12 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
             )
             .map(|_| ())
         }
+        Action::SetMeta {
+            root,
+            path,
+            mode,
+            owner,
+        } => d.set_meta(root, path, *mode, *owner),
         Action::WriteManifest {
             root,
             slot,

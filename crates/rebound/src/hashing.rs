@@ -24,6 +24,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::digest::{Digest, HashAlgo};
 use crate::error::{Error, Result};
 use crate::fs::{full, Cursor, Fs};
+use crate::manifest::Owner;
 use crate::relpath::RelPath;
 
 /// Read size: large enough that system calls cost little against the copy and the
@@ -81,12 +82,14 @@ impl AlignedBuf {
 pub type Job<'a> = (&'a Path, &'a RelPath);
 
 /// What hashing one file found: the digest of exactly `size` bytes, read from a
-/// regular file whose permission bits were `mode` when it was opened.
+/// regular file whose permission bits were `mode` and owner `owner` when it was
+/// opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hashed {
     pub digest: Digest,
     pub size: u64,
     pub mode: u32,
+    pub owner: Owner,
 }
 
 /// Hashes every file of `jobs` with `algo` on at most `threads` threads (at least
@@ -178,7 +181,7 @@ fn hash_one(
     algo: HashAlgo,
     buf: &mut [u8],
 ) -> Result<Hashed> {
-    let (mut r, mode) = cursor.open_read_mode(rel)?;
+    let (mut r, perm) = cursor.open_read_perm(rel)?;
     let mut h = algo.hasher();
     let mut size = 0u64;
     loop {
@@ -187,7 +190,8 @@ fn hash_one(
                 return Ok(Hashed {
                     digest: h.finish(),
                     size,
-                    mode,
+                    mode: perm.mode,
+                    owner: perm.owner,
                 })
             }
             Ok(n) => {
@@ -315,9 +319,14 @@ mod tests {
         for (i, r) in got.iter().enumerate() {
             let h = r.as_ref().unwrap();
             assert_eq!(h.digest, HashAlgo::Xxh3.digest(&content(i)));
-            // Size and mode come from the open itself, and agree with lstat.
+            // Size, mode and owner come from the open itself, and agree with lstat.
             let m = fs.metadata(root, &paths[i]).unwrap().unwrap();
-            assert_eq!((h.size, h.mode), (m.size, m.mode), "{}", paths[i]);
+            assert_eq!(
+                (h.size, h.mode, h.owner),
+                (m.size, m.mode, m.owner()),
+                "{}",
+                paths[i]
+            );
         }
     }
 }

@@ -1,16 +1,21 @@
 //! The manifest: what a replica's protected files must contain, and its on-disk format.
 //!
-//! Format (version 1) is UTF-8 text, one record a line, each line ending in `\n`:
+//! Format (version 2) is UTF-8 text, one record a line, each line ending in `\n`:
 //!
 //! ```text
-//! rebound-manifest 1
+//! rebound-manifest 2
 //! set <name>
 //! generation <u64>
 //! hash <blake3|sha256|crc32|xxh3>
 //! tag <i64>                                   (only if the set has a version tag)
-//! file <size> <mode, octal> <hex digest> <path, percent-encoded>   (sorted by path)
+//! file <size> <mode, octal> <uid> <gid> <hex digest> <path, percent-encoded>   (sorted by path)
 //! end <blake3 hex of every byte before this line>
 //! ```
+//!
+//! `<uid> <gid>` are both decimal, or both `-`: the owner is not recorded (an entry
+//! read from a version 1 manifest, which had no owner field, and not recorded since).
+//! Version 1 (the same without `<uid> <gid>`) is still read; its entries have no
+//! owner. rebound writes version 2 only.
 //!
 //! The `end` line is the checksum: a manifest whose checksum does not match, or that
 //! breaks any rule above, is *absent* (not partially trusted). The checksum is always
@@ -23,16 +28,32 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::digest::{Digest, HashAlgo};
-use crate::names::{MANIFEST_MAGIC, MANIFEST_VERSION};
+use crate::names::{MANIFEST_MAGIC, MANIFEST_VERSION, MANIFEST_VERSION_1};
 use crate::relpath::RelPath;
+
+/// Who owns a file: numeric user and group ids, as `stat` gives them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.uid, self.gid)
+    }
+}
 
 /// One protected file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
     /// Size in bytes.
     pub size: u64,
-    /// Permission bits (`0o7777` at most).
+    /// Permission bits (`0o7777` at most: setuid, setgid, sticky and rwx).
     pub mode: u32,
+    /// Owner, `None` if not recorded (read from a format 1 manifest): then it is
+    /// neither checked nor restored.
+    pub owner: Option<Owner>,
     /// Digest of the content.
     pub digest: Digest,
 }
@@ -61,7 +82,7 @@ pub enum ManifestError {
     Checksum,
     #[error("truncated (no `end` line)")]
     Truncated,
-    #[error("unsupported format version {0} (this rebound reads version {MANIFEST_VERSION})")]
+    #[error("unsupported format version {0} (this rebound reads versions {MANIFEST_VERSION_1} and {MANIFEST_VERSION})")]
     Version(String),
 }
 
@@ -89,7 +110,7 @@ impl Manifest {
         }
     }
 
-    /// Serializes to the on-disk format.
+    /// Serializes to the on-disk format (always the current version, 2).
     pub fn encode(&self) -> Vec<u8> {
         let mut s = String::new();
         s.push_str(&format!("{MANIFEST_MAGIC} {MANIFEST_VERSION}\n"));
@@ -100,8 +121,12 @@ impl Manifest {
             s.push_str(&format!("tag {t}\n"));
         }
         for (path, e) in &self.entries {
+            let owner = match e.owner {
+                Some(o) => format!("{} {}", o.uid, o.gid),
+                None => "- -".to_string(),
+            };
             s.push_str(&format!(
-                "file {} {:o} {} {}\n",
+                "file {} {:o} {owner} {} {}\n",
                 e.size,
                 e.mode,
                 e.digest,
@@ -113,7 +138,8 @@ impl Manifest {
         s.into_bytes()
     }
 
-    /// Parses the on-disk format, checking every rule and the checksum.
+    /// Parses the on-disk format (version 2, or version 1 whose entries then have no
+    /// owner), checking every rule and the checksum.
     ///
     /// # Errors
     /// Returns what is wrong with the bytes; such a manifest must be treated as absent.
@@ -154,9 +180,13 @@ impl Manifest {
             }
         };
         let (_, version) = field(MANIFEST_MAGIC)?;
-        if version != MANIFEST_VERSION.to_string() {
+        let with_owner = if version == MANIFEST_VERSION.to_string() {
+            true
+        } else if version == MANIFEST_VERSION_1.to_string() {
+            false
+        } else {
             return Err(ManifestError::Version(version));
-        }
+        };
         let (n, set) = field("set")?;
         if !valid_set_name(&set) {
             return Err(bad(n, format!("invalid set name `{set}`")));
@@ -176,11 +206,30 @@ impl Manifest {
             let r = l
                 .strip_prefix("file ")
                 .ok_or_else(|| bad(n, "expected `file ...`"))?;
-            let mut parts = r.splitn(4, ' ');
-            let (Some(size), Some(mode), Some(digest), Some(path)) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
+            let mut parts = r.splitn(if with_owner { 6 } else { 4 }, ' ');
+            let (size, mode) = (parts.next(), parts.next());
+            let owner = if with_owner {
+                match (parts.next(), parts.next()) {
+                    (Some("-"), Some("-")) => Some(None),
+                    (Some(u), Some(g)) => parse_id(u)
+                        .zip(parse_id(g))
+                        .map(|(uid, gid)| Some(Owner { uid, gid })),
+                    _ => None,
+                }
+            } else {
+                Some(None)
+            };
+            let (Some(size), Some(mode), Some(owner), Some(digest), Some(path)) =
+                (size, mode, owner, parts.next(), parts.next())
             else {
-                return Err(bad(n, "expected `file <size> <mode> <digest> <path>`"));
+                return Err(bad(
+                    n,
+                    if with_owner {
+                        "expected `file <size> <mode> <uid> <gid> <digest> <path>`"
+                    } else {
+                        "expected `file <size> <mode> <digest> <path>`"
+                    },
+                ));
             };
             let size = parse_u64(size).ok_or_else(|| bad(n, "invalid size"))?;
             let mode = parse_mode(mode).ok_or_else(|| bad(n, "invalid mode"))?;
@@ -197,7 +246,15 @@ impl Manifest {
             if entries.last().is_some_and(|(p, _)| *p >= path) {
                 return Err(bad(n, "paths not sorted or duplicated"));
             }
-            entries.push((path, Entry { size, mode, digest }));
+            entries.push((
+                path,
+                Entry {
+                    size,
+                    mode,
+                    owner,
+                    digest,
+                },
+            ));
         }
         m.entries = entries.into_iter().collect();
         Ok(m)
@@ -218,6 +275,14 @@ fn parse_u64(s: &str) -> Option<u64> {
         return None;
     }
     s.parse().ok()
+}
+
+/// A user or group id: canonical decimal below `u32::MAX` (which stands for "no
+/// change" in `chown`, never an id).
+fn parse_id(s: &str) -> Option<u32> {
+    parse_u64(s)
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|&v| v != u32::MAX)
 }
 
 fn parse_i64(s: &str) -> Option<i64> {
@@ -298,12 +363,24 @@ mod tests {
 
     fn sample() -> Manifest {
         let mut m = Manifest::new("config", 7, HashAlgo::Blake3, Some(3));
-        for (p, c) in [("a b%.json", "x"), ("app/main.py", "yy"), ("é/ü", "")] {
+        for (p, c, owner) in [
+            ("a b%.json", "x", Some(Owner { uid: 0, gid: 0 })),
+            (
+                "app/main.py",
+                "yy",
+                Some(Owner {
+                    uid: 1000,
+                    gid: 100,
+                }),
+            ),
+            ("é/ü", "", None),
+        ] {
             m.entries.insert(
                 RelPath::new(p).unwrap(),
                 Entry {
                     size: c.len() as u64,
                     mode: 0o644,
+                    owner,
                     digest: HashAlgo::Blake3.digest(c.as_bytes()),
                 },
             );
@@ -321,6 +398,10 @@ mod tests {
             Entry {
                 size: 0,
                 mode: 0o4755,
+                owner: Some(Owner {
+                    uid: u32::MAX - 1,
+                    gid: 7,
+                }),
                 digest: HashAlgo::Crc32.digest(b""),
             },
         );
@@ -335,6 +416,7 @@ mod tests {
             Entry {
                 size: 3,
                 mode: 0o644,
+                owner: Some(Owner { uid: 0, gid: 0 }),
                 digest: HashAlgo::Xxh3.digest(b"abc"),
             },
         );
@@ -415,12 +497,62 @@ mod tests {
 
     #[test]
     fn future_version_is_named() {
-        let body = "rebound-manifest 2\nset s\ngeneration 1\nhash crc32\n";
+        let body = "rebound-manifest 3\nset s\ngeneration 1\nhash crc32\n";
         let text = format!("{body}end {}\n", blake3::hash(body.as_bytes()).to_hex());
         assert_eq!(
             Manifest::decode(text.as_bytes()),
-            Err(ManifestError::Version("2".into()))
+            Err(ManifestError::Version("3".into()))
         );
+    }
+
+    fn doc(version: u32, file: &str) -> String {
+        let body =
+            format!("rebound-manifest {version}\nset s\ngeneration 1\nhash crc32\nfile {file}\n");
+        format!("{body}end {}\n", blake3::hash(body.as_bytes()).to_hex())
+    }
+
+    #[test]
+    fn format_1_is_read_without_owners_and_rewritten_as_format_2() {
+        let m = Manifest::decode(doc(1, "3 4755 352441c2 f").as_bytes()).unwrap();
+        let e = &m.entries[&RelPath::new("f").unwrap()];
+        assert_eq!((e.size, e.mode, e.owner), (3, 0o4755, None));
+        let again = String::from_utf8(m.encode()).unwrap();
+        assert!(again.starts_with("rebound-manifest 2\n"), "{again}");
+        assert!(again.contains("file 3 4755 - - 352441c2 f\n"), "{again}");
+        assert_eq!(Manifest::decode(again.as_bytes()), Ok(m));
+        // A format 1 line has no owner fields: one with them is refused, and a
+        // format 2 line without them too.
+        assert!(Manifest::decode(doc(1, "3 644 0 0 352441c2 f").as_bytes()).is_err());
+        assert!(Manifest::decode(doc(2, "3 644 352441c2 f").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn format_2_owners_are_canonical_decimal_or_both_unknown() {
+        let ok = Manifest::decode(doc(2, "3 600 1000 1000 352441c2 f").as_bytes()).unwrap();
+        assert_eq!(
+            ok.entries[&RelPath::new("f").unwrap()].owner,
+            Some(Owner {
+                uid: 1000,
+                gid: 1000
+            })
+        );
+        assert!(Manifest::decode(doc(2, "3 600 - - 352441c2 f").as_bytes()).is_ok());
+        for owner in [
+            "- 0",
+            "0 -",
+            "01 0",
+            "0 +1",
+            "4294967296 0",
+            "4294967295 0",
+            "-1 0",
+            "0x1 0",
+        ] {
+            let line = format!("3 600 {owner} 352441c2 f");
+            assert!(
+                Manifest::decode(doc(2, &line).as_bytes()).is_err(),
+                "{owner}"
+            );
+        }
     }
 
     #[test]
@@ -450,7 +582,7 @@ mod tests {
             let p = RelPath::new(&joined).unwrap();
             prop_assume!(!p.is_meta());
             let mut m = Manifest::new("s", 1, HashAlgo::Sha256, Some(-1));
-            m.entries.insert(p, Entry { size: 1, mode: 0o600, digest: HashAlgo::Sha256.digest(b"z") });
+            m.entries.insert(p, Entry { size: 1, mode: 0o600, owner: Some(Owner { uid: 1, gid: 2 }), digest: HashAlgo::Sha256.digest(b"z") });
             prop_assert_eq!(Manifest::decode(&m.encode()), Ok(m));
         }
     }

@@ -64,8 +64,11 @@ pub fn is_temp_name(name: &str) -> bool {
 /// First line of every manifest; the number is the format version.
 pub const MANIFEST_MAGIC: &str = "rebound-manifest";
 
-/// Current manifest format version.
-pub const MANIFEST_VERSION: u32 = 1;
+/// Current manifest format version: entries record the owner (uid, gid).
+pub const MANIFEST_VERSION: u32 = 2;
+
+/// The first manifest format (no owner), still read; never written.
+pub const MANIFEST_VERSION_1: u32 = 1;
 
 /// Largest manifest rebound will read, to bound memory on a corrupt file.
 pub const MANIFEST_MAX_BYTES: u64 = 64 << 20;

@@ -24,7 +24,7 @@ use crate::durable::{hash_reader, CHUNK};
 use crate::error::{Error, Result};
 use crate::fs::{full, Fs, Kind, Meta};
 use crate::hashing;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Owner};
 use crate::names::{
     is_temp_name, DISPLACED_DIR, GOLDEN_MANIFEST, MANIFEST_MAX_BYTES, MANIFEST_SLOTS,
     SEALED_MARKER, STAGE_DIR, TAG_MAX_BYTES,
@@ -72,6 +72,7 @@ pub enum FileState {
     File {
         size: u64,
         mode: u32,
+        owner: Owner,
         digest: Option<Digest>,
     },
     /// Something other than a regular file (a link, a directory, a device).
@@ -765,7 +766,7 @@ fn add_named<'p>(
     for p in paths {
         let s = match fs.metadata(&st.root, p) {
             Ok(None) => FileState::Missing,
-            Ok(Some(m)) => file_state(m.kind, m.size, m.mode),
+            Ok(Some(m)) => file_state(&m),
             Err(e) => FileState::Unreadable {
                 error: e.to_string(),
             },
@@ -816,11 +817,12 @@ fn hash_listed(fs: &dyn Fs, set: &SetConfig, st: &mut ReplicaState) {
     }
 }
 
-fn file_state(kind: Kind, size: u64, mode: u32) -> FileState {
-    match kind {
+fn file_state(m: &Meta) -> FileState {
+    match m.kind {
         Kind::File => FileState::File {
-            size,
-            mode,
+            size: m.size,
+            mode: m.mode,
+            owner: m.owner(),
             digest: None,
         },
         Kind::Dir => FileState::NotFile {
@@ -835,14 +837,15 @@ fn file_state(kind: Kind, size: u64, mode: u32) -> FileState {
     }
 }
 
-/// Records the outcome of hashing a `File` state: its digest, with the size and mode
-/// of what was hashed (a walk that lists files by their directory entry type leaves
-/// them to this), or why it is unreadable.
+/// Records the outcome of hashing a `File` state: its digest, with the size, mode
+/// and owner of what was hashed (a walk that lists files by their directory entry
+/// type leaves them to this), or why it is unreadable.
 fn set_digest(s: &mut FileState, r: Result<hashing::Hashed>) {
     if let FileState::File {
         digest: d @ None,
         size,
         mode,
+        owner,
     } = s
     {
         match r {
@@ -850,6 +853,7 @@ fn set_digest(s: &mut FileState, r: Result<hashing::Hashed>) {
                 *d = Some(h.digest);
                 *size = h.size;
                 *mode = h.mode;
+                *owner = h.owner;
             }
             // The walk listed it by its directory entry, without `lstat`: a file
             // removed, or replaced by a link or directory, before the hash opened it
@@ -947,7 +951,7 @@ fn walk(
             }
             Ok(Some(m)) => {
                 if set.selects(p) {
-                    found.insert(p.clone(), file_state(m.kind, m.size, m.mode));
+                    found.insert(p.clone(), file_state(&m));
                     if m.kind == Kind::File && st.stat_cache.is_some() {
                         st.stats.insert(p.clone(), m);
                     }
@@ -1010,7 +1014,16 @@ fn walk(
                 Kind::Dir if set.excludes_below(&rel) => {}
                 Kind::Dir => stack.push(Some(rel)),
                 Kind::File if by_type && set.selects(&rel) => {
-                    found.insert(rel, file_state(Kind::File, 0, 0));
+                    // Placeholders, set from the open file by the hash.
+                    found.insert(
+                        rel,
+                        FileState::File {
+                            size: 0,
+                            mode: 0,
+                            owner: Owner::default(),
+                            digest: None,
+                        },
+                    );
                 }
                 _ if set.selects(&rel) => {
                     // Through the cursor: the directory is already open.
@@ -1020,7 +1033,7 @@ fn walk(
                             if m.kind == Kind::File && st.stat_cache.is_some() {
                                 st.stats.insert(rel.clone(), m);
                             }
-                            file_state(m.kind, m.size, m.mode)
+                            file_state(&m)
                         }
                         Ok(None) => FileState::Missing,
                         Err(e) => FileState::Unreadable {
@@ -1050,7 +1063,7 @@ pub fn hash_on_demand(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPa
             } else {
                 match fs.metadata(&r.root, p) {
                     Ok(None) => FileState::Missing,
-                    Ok(Some(m)) => file_state(m.kind, m.size, m.mode),
+                    Ok(Some(m)) => file_state(&m),
                     Err(e) => FileState::Unreadable {
                         error: e.to_string(),
                     },
@@ -1095,6 +1108,7 @@ mod tests {
         FileState::File {
             size: 0,
             mode: 0,
+            owner: Owner::default(),
             digest: None,
         }
     }

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use crate::config::{Links, Role, SetConfig};
 use crate::digest::Digest;
-use crate::manifest::{Entry, Manifest};
+use crate::manifest::{Entry, Manifest, Owner};
 use crate::names::{DISPLACED_DIR, GOLDEN_MANIFEST, STAGE_DIR};
 use crate::observe::{FileState, Observed, ReplicaState, SetState, SlotState, TagState};
 use crate::relpath::RelPath;
@@ -83,7 +83,8 @@ pub enum Action {
     /// Remove a leftover temporary file or unneeded/damaged staged content.
     RemoveJunk { root: PathBuf, rel: RelPath },
     /// Replace (or create) a file with verified content, unless it changed since it
-    /// was observed (`prior`).
+    /// was observed (`prior`), giving it the recorded permission bits and owner
+    /// (`None`: not recorded, left to the process's own).
     Restore {
         root: PathBuf,
         path: RelPath,
@@ -92,6 +93,15 @@ pub enum Action {
         size: u64,
         mode: u32,
         prior: Prior,
+        owner: Option<Owner>,
+    },
+    /// Give a file whose content is intact its recorded permission bits, and its
+    /// recorded owner where `owner` is set (only when the owner is wrong).
+    SetMeta {
+        root: PathBuf,
+        path: RelPath,
+        mode: u32,
+        owner: Option<Owner>,
     },
     /// Copy a file that this plan removes into its replica's stage, before the
     /// removal: until the new manifest is durable, a cut rolls the removal back from
@@ -168,7 +178,8 @@ pub enum Authority {
 pub struct Finding {
     pub root: PathBuf,
     pub path: RelPath,
-    /// missing, corrupt, not_a_file, unreadable, golden_damaged, lost, factory_fallback
+    /// missing, corrupt, not_a_file, unreadable, wrong_mode, wrong_owner,
+    /// golden_damaged, lost, factory_fallback
     pub problem: String,
     pub detail: String,
 }
@@ -321,6 +332,26 @@ fn refuse_other_hash(set: &SetConfig, state: &SetState) -> Result<(), PlanError>
     )))
 }
 
+/// Records, for every entry of `m` whose owner is not recorded (read from a format 1
+/// manifest), the owner of the first writable replica's file that verifies against
+/// it. An entry with no verified copy stays without one.
+pub(crate) fn learn_owners(m: &mut Manifest, state: &SetState) {
+    for (p, e) in m.entries.iter_mut().filter(|(_, e)| e.owner.is_none()) {
+        e.owner = state
+            .replicas
+            .iter()
+            .filter(|r| r.role == Role::Writable)
+            .find_map(|r| match r.files.get(p) {
+                Some(FileState::File {
+                    owner,
+                    digest: Some(d),
+                    ..
+                }) if *d == e.digest => Some(*owner),
+                _ => None,
+            });
+    }
+}
+
 /// Builds a manifest from a replica's current selected files.
 fn adopt_files(
     set: &SetConfig,
@@ -337,6 +368,7 @@ fn adopt_files(
             FileState::File {
                 size,
                 mode,
+                owner,
                 digest: Some(d),
             } => {
                 entries.insert(
@@ -344,6 +376,7 @@ fn adopt_files(
                     Entry {
                         size: *size,
                         mode: *mode,
+                        owner: Some(*owner),
                         digest: *d,
                     },
                 );
@@ -879,6 +912,12 @@ fn plan_to(
                 continue;
             }
             if ok {
+                // Intact content; its permission bits and owner must be the recorded
+                // ones too (a setuid bit added, a file made unreadable, a config
+                // handed to root). An owner not recorded (format 1) is not checked.
+                if let Some(a) = fix_meta(r, path, &entry, &fs, &mut findings) {
+                    restores.push(a);
+                }
                 continue;
             }
             let (problem, detail) = match &fs {
@@ -918,6 +957,7 @@ fn plan_to(
                     size: entry.size,
                     mode: entry.mode,
                     prior: Prior::of(Some(&fs)),
+                    owner: entry.owner,
                 });
             }
         }
@@ -1220,6 +1260,47 @@ fn observed_problems(state: &SetState) -> Vec<String> {
         .iter()
         .flat_map(|r| r.problems.iter().cloned())
         .collect()
+}
+
+/// The findings and the [`Action::SetMeta`] for a writable replica's file whose
+/// content matches `entry` but whose permission bits or owner do not.
+fn fix_meta(
+    r: &ReplicaState,
+    path: &RelPath,
+    entry: &Entry,
+    fs: &FileState,
+    findings: &mut Vec<Finding>,
+) -> Option<Action> {
+    let FileState::File { mode, owner, .. } = fs else {
+        return None;
+    };
+    let wrong_mode = *mode != entry.mode;
+    let wrong_owner = entry.owner.filter(|o| o != owner);
+    if wrong_mode {
+        findings.push(Finding {
+            root: r.root.clone(),
+            path: path.clone(),
+            problem: "wrong_mode".into(),
+            detail: format!(
+                "permission bits are {mode:04o}, the manifest records {:04o}",
+                entry.mode
+            ),
+        });
+    }
+    if let Some(o) = wrong_owner {
+        findings.push(Finding {
+            root: r.root.clone(),
+            path: path.clone(),
+            problem: "wrong_owner".into(),
+            detail: format!("owned by {owner} (uid:gid), the manifest records {o}"),
+        });
+    }
+    (wrong_mode || wrong_owner.is_some()).then(|| Action::SetMeta {
+        root: r.root.clone(),
+        path: path.clone(),
+        mode: entry.mode,
+        owner: wrong_owner,
+    })
 }
 
 /// How much of the golden copy `state` holds (`None`: no golden replica).

@@ -205,6 +205,7 @@ mod tests {
                 crate::manifest::Entry {
                     size: 2,
                     mode: 0o644,
+                    owner: None,
                     digest: crate::digest::HashAlgo::Blake3.digest(b"v1"),
                 },
             );

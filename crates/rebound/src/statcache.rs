@@ -211,7 +211,9 @@ pub fn save(d: &Durable<'_>, set: &SetConfig, state: &SetState, plan: &Plan, sta
             .actions
             .iter()
             .filter_map(|a| match a {
-                Action::Restore { root, path, .. } | Action::RemoveStale { root, path, .. }
+                Action::Restore { root, path, .. }
+                | Action::SetMeta { root, path, .. }
+                | Action::RemoveStale { root, path, .. }
                     if *root == r.root =>
                 {
                     Some(path)
@@ -368,6 +370,17 @@ mod tests {
             mode: u32,
         ) -> crate::Result<Box<dyn WriteFile + '_>> {
             self.os.create_new(root, rel, mode)
+        }
+        fn set_owner(
+            &self,
+            root: &Path,
+            rel: &RelPath,
+            owner: crate::manifest::Owner,
+        ) -> crate::Result<()> {
+            self.os.set_owner(root, rel, owner)
+        }
+        fn set_mode(&self, root: &Path, rel: &RelPath, mode: u32) -> crate::Result<()> {
+            self.os.set_mode(root, rel, mode)
         }
         fn rename(&self, root: &Path, from: &RelPath, to: &RelPath) -> crate::Result<()> {
             self.os.rename(root, from, to)

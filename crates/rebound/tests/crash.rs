@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use rebound::durable::Breakage;
 use rebound::engine::exit;
 use rebound::fs::sim::SimFs;
+use rebound::manifest::Owner;
 use rebound::{Config, Engine};
 
 type Files = &'static [(&'static str, &'static str)];
@@ -165,6 +166,36 @@ fn scenarios() -> Vec<Scenario> {
             run: boot,
             recover: boot,
             writable: golden2.clone(),
+            golden: Some("/dev1/bak".into()),
+            old: PRISTINE,
+            new: PRISTINE,
+            atomic: false,
+            atomic_rename: true,
+            user: &[],
+        },
+        Scenario {
+            name: "boot restores modes and owners",
+            config: golden_config(true),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                let app = Owner {
+                    uid: 1000,
+                    gid: 1000,
+                };
+                fs.set_perm(Path::new("/dev0/usr/system_config.json"), 0o600, app);
+                fs.set_perm(Path::new("/dev0/usr/app/main.py"), 0o4755, app);
+                fs.mkdir_all(Path::new("/dev1"));
+                fs.mkdir_all(Path::new("/dev2"));
+                seal(&engine(fs), c);
+                // A restore that must chown and chmod the temp file before its rename,
+                // and intact files whose mode or owner changed.
+                fs.remove(Path::new("/dev0/usr/system_config.json"));
+                fs.set_perm(Path::new("/dev2/copy/app/main.py"), 0o777, Owner::default());
+                fs.set_perm(Path::new("/dev0/usr/apn_cfg.json"), 0o000, app);
+            },
+            run: boot,
+            recover: boot,
+            writable: golden3.clone(),
             golden: Some("/dev1/bak".into()),
             old: PRISTINE,
             new: PRISTINE,

@@ -11,6 +11,7 @@
 //! - `output`: `--dry-run`, `--json`, `status` and `demo`.
 //! - `tree`: what a real tree holds besides protected files: look-alike temporary
 //!   names, names that cannot be protected, symbolic links, things in the way.
+//! - `perms`: permission bits and owners are checked and restored; format 1 manifests.
 //! - `races`: a file changed while `commit` or `boot` works on it.
 //! - `remove`: `commit --remove`, an intended deletion.
 //! - `config`: the configuration against the replicas: changed hash, one file in two
@@ -27,6 +28,7 @@ mod malformed;
 mod mirror;
 mod mounts;
 mod output;
+mod perms;
 mod races;
 mod remove;
 mod roots;

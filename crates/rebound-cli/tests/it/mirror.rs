@@ -256,6 +256,7 @@ fn claim(d: &Dir, root: &str, generation: u64, tag: i64, claims: &[(&str, &str)]
             Entry {
                 size: c.len() as u64,
                 mode: 0o644,
+                owner: None,
                 digest: HashAlgo::Blake3.digest(c.as_bytes()),
             },
         );

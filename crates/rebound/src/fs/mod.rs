@@ -16,6 +16,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
+use crate::manifest::Owner;
 use crate::relpath::RelPath;
 
 /// What kind of object a name refers to (never following links).
@@ -35,8 +36,10 @@ pub type DirId = (u64, u64);
 pub struct Meta {
     pub kind: Kind,
     pub size: u64,
-    /// Permission bits.
+    /// Permission bits (`0o7777`: setuid, setgid, sticky and rwx).
     pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
     pub mtime_ns: i128,
     pub ctime_ns: i128,
     pub ino: u64,
@@ -66,6 +69,28 @@ pub trait WriteFile {
     /// # Errors
     /// The I/O error, with the file's path. After an error the data may be lost.
     fn sync_all(&mut self) -> Result<()>;
+    /// Gives the file an owner (`fchown`). Linux clears the setuid and setgid bits
+    /// on a chown, so [`WriteFile::set_mode`] comes after it.
+    ///
+    /// # Errors
+    /// The I/O error, with the file's path (`EPERM` when not running as root).
+    fn set_owner(&mut self, owner: Owner) -> Result<()>;
+    /// Sets exactly the permission bits `mode` (`fchmod`, whatever the umask, and
+    /// after the data: a write by a process without `CAP_FSETID` clears setuid).
+    ///
+    /// # Errors
+    /// The I/O error, with the file's path.
+    fn set_mode(&mut self, mode: u32) -> Result<()>;
+}
+
+impl Meta {
+    /// The owner as `stat` gives it.
+    pub fn owner(&self) -> Owner {
+        Owner {
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
 }
 
 /// Reads many files below one root in a row (a directory walk, a hashing pass),
@@ -85,17 +110,27 @@ pub trait Cursor {
     /// As [`Fs::open_read`].
     fn open_read(&mut self, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>>;
 
-    /// As [`Cursor::open_read`], also giving the file's permission bits as the open
-    /// file saw them. The default asks [`Cursor::metadata`] first; [`os::OsFs`]'s
-    /// cursor takes them from the `fstat` its open makes anyway, so a walk that
-    /// hashes what it lists needs no `lstat` of its own.
+    /// As [`Cursor::open_read`], also giving the file's permission bits and owner as
+    /// the open file saw them. The default asks [`Cursor::metadata`] first;
+    /// [`os::OsFs`]'s cursor takes them from the `fstat` its open makes anyway, so a
+    /// walk that hashes what it lists needs no `lstat` of its own.
     ///
     /// # Errors
     /// As [`Fs::open_read`].
-    fn open_read_mode(&mut self, rel: &RelPath) -> Result<(Box<dyn Read + Send + '_>, u32)> {
-        let mode = self.metadata(rel)?.map_or(0, |m| m.mode);
-        Ok((self.open_read(rel)?, mode))
+    fn open_read_perm(&mut self, rel: &RelPath) -> Result<(Box<dyn Read + Send + '_>, Perm)> {
+        let perm = self.metadata(rel)?.map_or(Perm::default(), |m| Perm {
+            mode: m.mode,
+            owner: m.owner(),
+        });
+        Ok((self.open_read(rel)?, perm))
     }
+}
+
+/// Permission bits and owner of a file, as an open saw them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Perm {
+    pub mode: u32,
+    pub owner: Owner,
 }
 
 /// The cursor of an [`Fs`] that keeps nothing open: each call is the `Fs` call.
@@ -152,6 +187,25 @@ pub trait Fs: Sync {
     /// # Errors
     /// I/O errors.
     fn rename(&self, root: &Path, from: &RelPath, to: &RelPath) -> Result<()>;
+
+    /// Gives an existing regular file an owner, through a handle opened without
+    /// following a link (`fchown`). Linux clears setuid and setgid on a chown, so
+    /// [`Fs::set_mode`] comes after it. Not durable until the file is synced
+    /// ([`Fs::sync_file`]).
+    ///
+    /// # Errors
+    /// I/O errors (`EPERM` when not running as root); [`crate::Error::Symlink`] for
+    /// a link; `InvalidInput` for anything but a regular file.
+    fn set_owner(&self, root: &Path, rel: &RelPath, owner: Owner) -> Result<()>;
+
+    /// Sets exactly the permission bits `mode` of an existing regular file, through a
+    /// handle opened without following a link (`fchmod`). Not durable until the file
+    /// is synced ([`Fs::sync_file`]).
+    ///
+    /// # Errors
+    /// I/O errors; [`crate::Error::Symlink`] for a link; `InvalidInput` for anything
+    /// but a regular file.
+    fn set_mode(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<()>;
 
     /// Removes a file (not a directory).
     ///

@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::{full, full_dir, Cursor, DirEntry, DirId, Fs, Kind, Meta, WriteFile};
+use super::{full, full_dir, Cursor, DirEntry, DirId, Fs, Kind, Meta, Perm, WriteFile};
 use crate::error::{Error, Result};
+use crate::manifest::Owner;
 use crate::relpath::RelPath;
 
 /// The operating system's filesystem.
@@ -146,6 +147,8 @@ fn meta_of(st: &rustix::fs::Stat) -> Meta {
         kind: kind_of(st.st_mode),
         size: u64::try_from(st.st_size).unwrap_or(0),
         mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
         mtime_ns: i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
         ctime_ns: i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec),
         ino: st.st_ino,
@@ -169,6 +172,60 @@ impl WriteFile for OsWriter {
             .sync_all()
             .map_err(|e| Error::io("fsync", &self.path, e))
     }
+    fn set_owner(&mut self, owner: Owner) -> Result<()> {
+        fchown(&self.file, owner, &self.path)
+    }
+    fn set_mode(&mut self, mode: u32) -> Result<()> {
+        rustix::fs::fchmod(&self.file, Mode::from_bits_truncate(mode & 0o7777))
+            .map_err(|e| Error::io("chmod", &self.path, errno_to_io(e)))
+    }
+}
+
+/// `fchown` to `owner` (never to id -1, which means "leave as it is").
+fn fchown(fd: &impl AsFd, owner: Owner, path: &Path) -> Result<()> {
+    if owner.uid == u32::MAX || owner.gid == u32::MAX {
+        return Err(Error::io(
+            "chown",
+            path,
+            io::Error::new(io::ErrorKind::InvalidInput, "invalid owner id"),
+        ));
+    }
+    rustix::fs::fchown(
+        fd,
+        Some(rustix::fs::Uid::from_raw(owner.uid)),
+        Some(rustix::fs::Gid::from_raw(owner.gid)),
+    )
+    .map_err(|e| Error::io("chown", path, errno_to_io(e)))
+}
+
+/// Opens the regular file `rel` for a metadata change: read-only, never following a
+/// link, and refusing anything but a regular file (checked on the open handle).
+fn open_for_meta(
+    parent: &OwnedFd,
+    root: &Path,
+    rel: &RelPath,
+    op: &'static str,
+) -> Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = match rustix::fs::openat(parent, rel.file_name(), flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::LOOP) => {
+            return Err(Error::Symlink {
+                path: full(root, rel),
+            })
+        }
+        Err(e) => return Err(Error::io("open", full(root, rel), errno_to_io(e))),
+    };
+    let st =
+        rustix::fs::fstat(&fd).map_err(|e| Error::io("stat", full(root, rel), errno_to_io(e)))?;
+    if kind_of(st.st_mode) != Kind::File {
+        return Err(Error::io(
+            op,
+            full(root, rel),
+            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
+    Ok(fd)
 }
 
 impl Fs for OsFs {
@@ -307,6 +364,21 @@ impl Fs for OsFs {
         }))
     }
 
+    fn set_owner(&self, root: &Path, rel: &RelPath, owner: Owner) -> Result<()> {
+        self.mutation();
+        let parent = self.open_parent(root, rel, "chown")?;
+        let fd = open_for_meta(&parent, root, rel, "chown")?;
+        fchown(&fd, owner, &full(root, rel))
+    }
+
+    fn set_mode(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<()> {
+        self.mutation();
+        let parent = self.open_parent(root, rel, "chmod")?;
+        let fd = open_for_meta(&parent, root, rel, "chmod")?;
+        rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode & 0o7777))
+            .map_err(|e| Error::io("chmod", full(root, rel), errno_to_io(e)))
+    }
+
     fn rename(&self, root: &Path, from: &RelPath, to: &RelPath) -> Result<()> {
         self.mutation();
         let fp = self.open_parent(root, from, "rename")?;
@@ -389,15 +461,15 @@ fn open_file_at(
     root: &Path,
     rel: &RelPath,
 ) -> Result<Box<dyn Read + Send + 'static>> {
-    open_file_mode_at(parent, root, rel).map(|(r, _)| r)
+    open_file_perm_at(parent, root, rel).map(|(r, _)| r)
 }
 
-/// As [`open_file_at`], also giving the permission bits from its `fstat`.
-fn open_file_mode_at(
+/// As [`open_file_at`], also giving the permission bits and owner from its `fstat`.
+fn open_file_perm_at(
     parent: &OwnedFd,
     root: &Path,
     rel: &RelPath,
-) -> Result<(Box<dyn Read + Send + 'static>, u32)> {
+) -> Result<(Box<dyn Read + Send + 'static>, Perm)> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let fd = match rustix::fs::openat(parent, rel.file_name(), flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -418,7 +490,14 @@ fn open_file_mode_at(
             io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
         ));
     }
-    Ok((Box::new(File::from(fd)), st.st_mode & 0o7777))
+    let perm = Perm {
+        mode: st.st_mode & 0o7777,
+        owner: Owner {
+            uid: st.st_uid,
+            gid: st.st_gid,
+        },
+    };
+    Ok((Box::new(File::from(fd)), perm))
 }
 
 /// [`OsFs::cursor`]: keeps the root and the last directory used open. Files come in
@@ -466,10 +545,10 @@ impl Cursor for OsCursor<'_> {
     }
 
     fn open_read(&mut self, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
-        self.open_read_mode(rel).map(|(r, _)| r)
+        self.open_read_perm(rel).map(|(r, _)| r)
     }
 
-    fn open_read_mode(&mut self, rel: &RelPath) -> Result<(Box<dyn Read + Send + '_>, u32)> {
+    fn open_read_perm(&mut self, rel: &RelPath) -> Result<(Box<dyn Read + Send + '_>, Perm)> {
         let root = self.root;
         let parent = self.parent(rel)?.ok_or_else(|| {
             Error::io(
@@ -478,7 +557,7 @@ impl Cursor for OsCursor<'_> {
                 io::Error::new(io::ErrorKind::NotFound, "parent directory does not exist"),
             )
         })?;
-        open_file_mode_at(parent, root, rel)
+        open_file_perm_at(parent, root, rel)
     }
 }
 
@@ -524,5 +603,62 @@ mod fault {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn rel(s: &str) -> RelPath {
+        RelPath::new(s).unwrap()
+    }
+
+    #[test]
+    fn set_mode_and_set_owner_change_the_file_and_never_follow_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::fs::set_permissions(outside.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
+        std::fs::write(root.join("f"), b"x").unwrap();
+        let fs = OsFs::new();
+        fs.set_mode(root, &rel("f"), 0o4751).unwrap();
+        let me = std::fs::metadata(root.join("f")).unwrap();
+        assert_eq!(me.mode() & 0o7777, 0o4751);
+        // Chown to the owner it already has: allowed for anyone.
+        let owner = Owner {
+            uid: me.uid(),
+            gid: me.gid(),
+        };
+        fs.set_owner(root, &rel("f"), owner).unwrap();
+        assert!(matches!(
+            fs.set_mode(root, &rel("link"), 0o777),
+            Err(Error::Symlink { .. })
+        ));
+        assert!(matches!(
+            fs.set_owner(root, &rel("link"), owner),
+            Err(Error::Symlink { .. })
+        ));
+        let target = std::fs::metadata(outside.path()).unwrap();
+        assert_eq!(target.mode() & 0o7777, 0o600, "a link was followed");
+        // A directory is not a file: refused, named.
+        std::fs::create_dir(root.join("d")).unwrap();
+        let e = fs.set_mode(root, &rel("d"), 0o700).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        // -1 is "no change" to chown, never an owner.
+        let e = fs
+            .set_owner(
+                root,
+                &rel("f"),
+                Owner {
+                    uid: u32::MAX,
+                    gid: 0,
+                },
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid owner"), "{e}");
     }
 }

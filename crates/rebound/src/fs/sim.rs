@@ -5,7 +5,8 @@
 //! that are live but not yet durable. The rules follow what real filesystems promise
 //! (docs/design.md, "Assumptions about the storage"):
 //!
-//! - file data (writes, mode changes) becomes durable on `sync_all` of that file;
+//! - file data and metadata (writes, mode and owner changes) becomes durable on
+//!   `sync_all` of that file;
 //! - a name (create, mkdir, rename, unlink) becomes durable on `sync_dir` of its parent
 //!   directory, never by syncing the file;
 //! - pending operations on different files land in any order, so any subset of them may
@@ -27,6 +28,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{full, full_dir, DirEntry, DirId, Fs, Kind, Meta, WriteFile};
 use crate::error::{Error, Result};
+use crate::manifest::Owner;
 use crate::relpath::RelPath;
 
 /// A node of the namespace.
@@ -37,11 +39,13 @@ enum Node {
     Symlink,
 }
 
-/// Content and permission bits of one inode.
+/// Content, permission bits and owner of one inode. The simulated process runs as
+/// root (uid 0, gid 0): files it creates are owned by 0:0, and it may chown.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct Data {
     bytes: Vec<u8>,
     mode: u32,
+    owner: Owner,
 }
 
 /// One pending (live but not yet durable) operation.
@@ -55,6 +59,10 @@ enum Op {
     Chmod {
         ino: u64,
         mode: u32,
+    },
+    Chown {
+        ino: u64,
+        owner: Owner,
     },
     Create {
         path: PathBuf,
@@ -97,15 +105,16 @@ impl Op {
             Op::Create { path, .. } | Op::Mkdir { path } | Op::Unlink { path } => path.parent(),
             Op::RenameDrop { to } => to.parent(),
             Op::Rename { .. } => None,
-            Op::Write { .. } | Op::Chmod { .. } | Op::RenameMove { .. } => None,
+            Op::Write { .. } | Op::Chmod { .. } | Op::Chown { .. } | Op::RenameMove { .. } => None,
         }
     }
 
     fn ino(&self) -> Option<u64> {
         match self {
-            Op::Write { ino, .. } | Op::Chmod { ino, .. } | Op::RenameMove { ino, .. } => {
-                Some(*ino)
-            }
+            Op::Write { ino, .. }
+            | Op::Chmod { ino, .. }
+            | Op::Chown { ino, .. }
+            | Op::RenameMove { ino, .. } => Some(*ino),
             _ => None,
         }
     }
@@ -116,6 +125,7 @@ impl Op {
                 format!("write inode {ino} at {off}: {} bytes", bytes.len())
             }
             Op::Chmod { ino, mode } => format!("chmod inode {ino} {mode:o}"),
+            Op::Chown { ino, owner } => format!("chown inode {ino} {owner}"),
             Op::Create { path, ino } => format!("create {} (inode {ino})", path.display()),
             Op::Mkdir { path } => format!("mkdir {}", path.display()),
             Op::Unlink { path } => format!("unlink {}", path.display()),
@@ -156,6 +166,12 @@ impl Image {
                 d.bytes[*off..end].copy_from_slice(&bytes);
             }
             Op::Chmod { ino, mode } => self.data.entry(*ino).or_default().mode = *mode,
+            Op::Chown { ino, owner } => {
+                let d = self.data.entry(*ino).or_default();
+                d.owner = *owner;
+                // As Linux does on a chown: setuid and setgid are cleared.
+                d.mode &= !0o6000;
+            }
             Op::Create { path, ino } => {
                 self.ns.insert(path.clone(), Node::File(*ino));
             }
@@ -360,6 +376,7 @@ impl SimFs {
         let d = Data {
             bytes: bytes.to_vec(),
             mode: 0o644,
+            owner: Owner::default(),
         };
         for img in [&mut st.live, &mut st.durable] {
             img.ns.insert(path.to_path_buf(), Node::File(ino));
@@ -367,6 +384,22 @@ impl SimFs {
         }
         st.live.prune();
         st.durable.prune();
+    }
+
+    /// Setup helper: sets a file's permission bits and owner, durably (a `chmod` and
+    /// `chown` by someone else, synced).
+    pub fn set_perm(&self, path: &Path, mode: u32, owner: Owner) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        for img in [&mut st.live, &mut st.durable] {
+            if let Some(Node::File(i)) = img.ns.get(path) {
+                let i = *i;
+                if let Some(d) = img.data.get_mut(&i) {
+                    d.mode = mode & 0o7777;
+                    d.owner = owner;
+                }
+            }
+        }
     }
 
     /// Setup helper: plants a symbolic link, durably.
@@ -579,6 +612,35 @@ impl SimFs {
         st.pending.push((k, op));
     }
 
+    /// Records a metadata change (chmod, chown) of inode `ino` as one mutation.
+    fn record_meta(&self, path: &Path, op: Op) -> Result<()> {
+        let mut st = self.lock();
+        let what = format!("{} ({})", op.describe(), path.display());
+        let k = Self::mutation(&mut st, what, "chmod", path)?;
+        Self::record(&mut st, k, op);
+        Ok(())
+    }
+
+    /// The inode of the regular file `rel`, for a metadata change.
+    fn file_ino(&self, root: &Path, rel: &RelPath, op: &'static str) -> Result<(u64, PathBuf)> {
+        let st = self.lock();
+        let p = Self::parent_path(&st, root, rel, op)?.join(rel.file_name());
+        match st.live.ns.get(&p) {
+            Some(Node::File(i)) => Ok((*i, p)),
+            Some(Node::Symlink) => Err(Error::Symlink { path: p }),
+            Some(Node::Dir) => Err(Error::io(
+                op,
+                p,
+                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            )),
+            None => Err(Error::io(
+                "open",
+                p,
+                io::Error::from(io::ErrorKind::NotFound),
+            )),
+        }
+    }
+
     fn sync_ino(&self, ino: u64, path: &Path) -> Result<()> {
         let mut st = self.lock();
         Self::mutation(&mut st, format!("fsync {}", path.display()), "fsync", path)?;
@@ -649,6 +711,26 @@ impl WriteFile for SimWriter<'_> {
 
     fn sync_all(&mut self) -> Result<()> {
         self.fs.sync_ino(self.ino, &self.path)
+    }
+
+    fn set_owner(&mut self, owner: Owner) -> Result<()> {
+        self.fs.record_meta(
+            &self.path,
+            Op::Chown {
+                ino: self.ino,
+                owner,
+            },
+        )
+    }
+
+    fn set_mode(&mut self, mode: u32) -> Result<()> {
+        self.fs.record_meta(
+            &self.path,
+            Op::Chmod {
+                ino: self.ino,
+                mode: mode & 0o7777,
+            },
+        )
     }
 }
 
@@ -764,6 +846,22 @@ impl Fs for SimFs {
             off: 0,
             path: p,
         }))
+    }
+
+    fn set_owner(&self, root: &Path, rel: &RelPath, owner: Owner) -> Result<()> {
+        let (ino, p) = self.file_ino(root, rel, "chown")?;
+        self.record_meta(&p, Op::Chown { ino, owner })
+    }
+
+    fn set_mode(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<()> {
+        let (ino, p) = self.file_ino(root, rel, "chmod")?;
+        self.record_meta(
+            &p,
+            Op::Chmod {
+                ino,
+                mode: mode & 0o7777,
+            },
+        )
     }
 
     fn rename(&self, root: &Path, from: &RelPath, to: &RelPath) -> Result<()> {
@@ -1021,23 +1119,26 @@ impl SimFs {
 }
 
 fn meta(img: &Image, n: &Node) -> Meta {
-    let (kind, size, mode, ino) = match n {
+    let (kind, size, mode, owner, ino) = match n {
         Node::File(i) => {
             let d = img.data.get(i);
             (
                 Kind::File,
                 d.map_or(0, |d| d.bytes.len() as u64),
                 d.map_or(0o644, |d| d.mode),
+                d.map_or(Owner::default(), |d| d.owner),
                 *i,
             )
         }
-        Node::Dir => (Kind::Dir, 0, 0o755, 0),
-        Node::Symlink => (Kind::Symlink, 0, 0o777, 0),
+        Node::Dir => (Kind::Dir, 0, 0o755, Owner::default(), 0),
+        Node::Symlink => (Kind::Symlink, 0, 0o777, Owner::default(), 0),
     };
     Meta {
         kind,
         size,
         mode,
+        uid: owner.uid,
+        gid: owner.gid,
         mtime_ns: 0,
         ctime_ns: 0,
         ino,
@@ -1098,6 +1199,51 @@ mod tests {
         assert!(states
             .iter()
             .any(|s| s.fs.get(Path::new("/r/t")) == Some(Vec::new())));
+    }
+
+    #[test]
+    fn chmod_and_chown_are_durable_only_once_the_file_is_synced() {
+        let fs = SimFs::new();
+        fs.put(Path::new("/r/f"), b"data");
+        let root = Path::new("/r");
+        let app = Owner {
+            uid: 1000,
+            gid: 1000,
+        };
+        let perm = |s: &SimFs| {
+            let m = s.metadata(root, &rel("f")).unwrap().unwrap();
+            (m.mode, m.owner())
+        };
+        fs.set_mode(root, &rel("f"), 0o4755).unwrap();
+        // A chown clears setuid, as Linux does: the mode is set again after it.
+        fs.set_owner(root, &rel("f"), app).unwrap();
+        assert_eq!(perm(&fs), (0o755, app));
+        fs.set_mode(root, &rel("f"), 0o4755).unwrap();
+        assert_eq!(perm(&fs), (0o4755, app));
+        let states = fs.crash_states(4, 1);
+        assert!(states
+            .iter()
+            .any(|s| perm(&s.fs) == (0o644, Owner::default())));
+        // Syncing the directory does not make them durable; syncing the file does.
+        fs.sync_dir(root, None).unwrap();
+        assert!(fs
+            .crash_states(4, 1)
+            .iter()
+            .any(|s| perm(&s.fs) != (0o4755, app)));
+        fs.sync_file(root, &rel("f")).unwrap();
+        for s in fs.crash_states(4, 1) {
+            assert_eq!(perm(&s.fs), (0o4755, app), "{}", s.how);
+        }
+        // Links are refused, never followed.
+        fs.put_symlink(Path::new("/r/l"));
+        assert!(matches!(
+            fs.set_mode(root, &rel("l"), 0o600),
+            Err(Error::Symlink { .. })
+        ));
+        assert!(matches!(
+            fs.set_owner(root, &rel("l"), app),
+            Err(Error::Symlink { .. })
+        ));
     }
 
     #[test]
