@@ -1,6 +1,7 @@
 //! `rebound demo`: a throwaway device in a temporary directory, damaged the ways the
 //! vendor documents list, and the boot check that heals it.
 
+use std::fmt::Write;
 use std::fs;
 use std::path::Path;
 
@@ -18,12 +19,14 @@ fn write(p: &Path, content: &str) -> Result<()> {
     fs::write(p, content).with_context(|| format!("write {}", p.display()))
 }
 
-fn step(title: &str) {
-    println!("\n=== {title}");
+fn step(out: &mut String, title: &str) -> Result<()> {
+    Ok(writeln!(out, "\n=== {title}")?)
 }
 
-/// Runs the demo; returns the exit status of the final verification.
-pub fn run() -> Result<u8> {
+/// Runs the demo; returns what it prints and the exit status of the final
+/// verification.
+pub fn run() -> Result<(String, u8)> {
+    let mut out = String::new();
     let tmp = tempfile::Builder::new()
         .prefix("rebound-demo-")
         .tempdir()
@@ -59,8 +62,12 @@ version_file = "app_ver.txt"
     );
     let config_path = dev.join("rebound.toml");
     write(&config_path, &config_text)?;
-    println!("rebound demo: a throwaway device in {}", dev.display());
-    println!("configuration ({}):\n{config_text}", config_path.display());
+    writeln!(out, "rebound demo: a throwaway device in {}", dev.display())?;
+    writeln!(
+        out,
+        "configuration ({}):\n{config_text}",
+        config_path.display()
+    )?;
 
     write(&usr.join("apn_cfg.json"), "{\"apn\": \"iot.example\"}\n")?;
     write(
@@ -77,62 +84,100 @@ version_file = "app_ver.txt"
     let fs_ = OsFs::new();
     let engine = Engine::new(&fs_);
 
-    step("factory: `rebound seal config` copies the live files into the golden copy");
-    print!(
+    step(
+        &mut out,
+        "factory: `rebound seal config` copies the live files into the golden copy",
+    )?;
+    write!(
+        out,
         "{}",
         render::report(&engine.seal(&config, &["config".into()], false)?)
-    );
+    )?;
 
-    step("first boot: the mirror set's backup side is empty (vendor scenario A)");
-    print!("{}", render::report(&engine.boot(&config, &[], false)?));
+    step(
+        &mut out,
+        "first boot: the mirror set's backup side is empty (vendor scenario A)",
+    )?;
+    write!(
+        out,
+        "{}",
+        render::report(&engine.boot(&config, &[], false)?)
+    )?;
 
-    step("damage, as the seeds list it");
+    step(&mut out, "damage, as the seeds list it")?;
     for slot in ["manifest.0", "manifest.1"] {
         let _ = fs::remove_file(usr.join(".rebound/config").join(slot));
     }
-    println!("- trigger 1: the live manifest (checksum.json) deleted");
+    writeln!(
+        out,
+        "- trigger 1: the live manifest (checksum.json) deleted"
+    )?;
     fs::remove_file(usr.join("apn_cfg.json"))?;
-    println!("- trigger 2: apn_cfg.json deleted (power cut, file system error)");
+    writeln!(
+        out,
+        "- trigger 2: apn_cfg.json deleted (power cut, file system error)"
+    )?;
     let mut b = fs::read(usr.join("app/main.py"))?;
     b[3] ^= 0x20;
     fs::write(usr.join("app/main.py"), b)?;
-    println!("- trigger 2: one bit flipped in app/main.py (flash corruption)");
+    writeln!(
+        out,
+        "- trigger 2: one bit flipped in app/main.py (flash corruption)"
+    )?;
     write(
         &usr.join("app/lib/util.py"),
         "def f():\n    return 0  # edited by hand\n",
     )?;
-    println!("- trigger 3: app/lib/util.py edited without commit");
+    writeln!(out, "- trigger 3: app/lib/util.py edited without commit")?;
     write(&sys.join("apps/app.bin"), "application v2\n")?;
     write(&sys.join("apps/new_module.bin"), "added in v2\n")?;
     write(&sys.join("app_ver.txt"), "2\n")?;
-    println!(
+    writeln!(
+        out,
         "- vendor scenario C: the app upgraded on the system side and app_ver.txt bumped to 2"
-    );
+    )?;
     write(&data.join("apps/params.cfg"), "baud=9600 (bit rot)\n")?;
-    println!(
+    writeln!(
+        out,
         "- the backup copy of apps/params.cfg silently corrupted (the vendor script never notices)"
-    );
+    )?;
 
-    step("`rebound verify` (read-only) sees it all");
+    step(&mut out, "`rebound verify` (read-only) sees it all")?;
     let v = engine.verify(&config, &[])?;
-    print!("{}", render::report(&v));
-    println!("verify exit status: {}", v.exit_code());
+    write!(out, "{}", render::report(&v))?;
+    writeln!(out, "verify exit status: {}", v.exit_code())?;
 
-    step("`rebound boot` heals it");
-    print!("{}", render::report(&engine.boot(&config, &[], false)?));
+    step(&mut out, "`rebound boot` heals it")?;
+    write!(
+        out,
+        "{}",
+        render::report(&engine.boot(&config, &[], false)?)
+    )?;
 
-    step("an intentional edit, accepted with `rebound commit` (the vendor's file_crc32.calc)");
+    step(
+        &mut out,
+        "an intentional edit, accepted with `rebound commit` (the vendor's file_crc32.calc)",
+    )?;
     let edited = "{\"volume\": 7, \"server\": \"10.0.0.2\"}\n";
     write(&usr.join("system_config.json"), edited)?;
-    print!(
+    write!(
+        out,
         "{}",
         render::report(&engine.commit(&config, &[usr.join("system_config.json")])?)
-    );
+    )?;
 
-    step("next boot: the committed edit is kept, not restored");
-    print!("{}", render::report(&engine.boot(&config, &[], false)?));
+    step(
+        &mut out,
+        "next boot: the committed edit is kept, not restored",
+    )?;
+    write!(
+        out,
+        "{}",
+        render::report(&engine.boot(&config, &[], false)?)
+    )?;
     let kept = fs::read_to_string(usr.join("system_config.json"))?;
-    println!(
+    writeln!(
+        out,
         "system_config.json now holds {} ({})",
         kept.trim_end(),
         if kept == edited {
@@ -140,24 +185,25 @@ version_file = "app_ver.txt"
         } else {
             "NOT the committed edit"
         }
-    );
+    )?;
 
-    step("second boot: nothing left to do");
+    step(&mut out, "second boot: nothing left to do")?;
     let again = engine.boot(&config, &[], false)?;
-    print!("{}", render::report(&again));
+    write!(out, "{}", render::report(&again))?;
 
-    step("`rebound status`");
-    print!("{}", render::status(&engine.status(&config, &[])?));
+    step(&mut out, "`rebound status`")?;
+    write!(out, "{}", render::status(&engine.status(&config, &[])?))?;
 
     let v = engine.verify(&config, &[])?;
     let code = v.exit_code();
-    println!(
+    writeln!(
+        out,
         "\nfinal verify: exit status {code} ({})",
         if code == exit::OK {
             "all protected files intact"
         } else {
             "NOT intact"
         }
-    );
-    Ok(code)
+    )?;
+    Ok((out, code))
 }

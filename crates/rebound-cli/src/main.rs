@@ -5,19 +5,22 @@
 mod demo;
 mod render;
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rebound::engine::exit;
+use rebound::escape::escape;
 use rebound::fs::os::OsFs;
 use rebound::{Config, Engine};
 
 const EXIT_HELP: &str = "\
 Exit status:
   0  every protected file is intact (for boot: after its repairs)
-  1  verify only: damage found that boot would repair (or a damaged golden copy)
+  1  verify and boot --dry-run only: damage found that boot would repair (or a damaged
+     golden copy)
   2  usage, configuration or I/O error
   3  some file has no intact copy left (it is left as it is and named in the report)";
 
@@ -36,9 +39,9 @@ Exit status:
 #[derive(Debug, Parser)]
 #[command(name = "rebound", version, about, after_help = EXIT_HELP)]
 struct Args {
-    /// Configuration file.
-    #[arg(short, long, global = true, env = "REBOUND_CONFIG", default_value = rebound::names::DEFAULT_CONFIG)]
-    config: PathBuf,
+    /// Configuration file [default: $REBOUND_CONFIG if set, else /etc/rebound.toml].
+    #[arg(short, long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Threads for hashing (overrides the configuration's `threads`; default: the
     /// CPUs available, at most 4).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -139,42 +142,54 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("rebound: error: {e:#}");
+            say(format_args!("rebound: error: {e:#}"));
             ExitCode::from(exit::ERROR)
         }
     }
 }
 
+/// The configuration file: `-c`, else `REBOUND_CONFIG`, else the default.
+fn config_path(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = arg {
+        return Ok(p);
+    }
+    match std::env::var_os("REBOUND_CONFIG") {
+        Some(v) if v.is_empty() => anyhow::bail!(
+            "REBOUND_CONFIG is set but empty; unset it or name the configuration file (or use -c FILE)"
+        ),
+        Some(v) => Ok(PathBuf::from(v)),
+        None => Ok(PathBuf::from(rebound::names::DEFAULT_CONFIG)),
+    }
+}
+
 fn run(args: Args) -> anyhow::Result<u8> {
-    let config_path = args.config;
-    let threads = args.threads;
-    // Held until the process exits: one rebound at a time per configuration.
-    let mut _lock = None;
-    let mut load = || -> anyhow::Result<Config> {
-        let mut c = Config::load(&config_path)?;
-        if let Some(n) = threads {
-            c.set_threads(usize::from(n));
-        }
-        _lock = Some(lock(&config_path)?);
-        Ok(c)
+    let command = match args.command {
+        Command::Demo => return run_demo(),
+        c => c,
     };
+    let config_path = config_path(args.config)?;
+    let mut config = Config::load(&config_path)?;
+    if let Some(n) = args.threads {
+        config.set_threads(usize::from(n));
+    }
+    // Held until the process exits: one rebound at a time per configuration.
+    let _lock = lock(&config_path)?;
     let fs = OsFs::new();
     let engine = Engine::new(&fs);
-    let (report, json) = match args.command {
-        Command::Seal { sets, force, json } => (engine.seal(&load()?, &sets, force)?, json),
+    let (report, json) = match command {
+        Command::Seal { sets, force, json } => (engine.seal(&config, &sets, force)?, json),
         Command::Boot {
             sets,
             dry_run,
             full,
             json,
         } => {
-            let mut config = load()?;
             if full {
                 config.force_full_check();
             }
             (engine.boot(&config, &sets, dry_run)?, json)
         }
-        Command::Verify { sets, json } => (engine.verify(&load()?, &sets)?, json),
+        Command::Verify { sets, json } => (engine.verify(&config, &sets)?, json),
         Command::Commit {
             paths,
             remove,
@@ -183,40 +198,67 @@ fn run(args: Args) -> anyhow::Result<u8> {
             let cwd = std::env::current_dir().context("current directory")?;
             let paths: Vec<PathBuf> = paths.into_iter().map(|p| cwd.join(p)).collect();
             if remove {
-                (engine.commit_remove(&load()?, &paths)?, json)
+                (engine.commit_remove(&config, &paths)?, json)
             } else {
-                (engine.commit(&load()?, &paths)?, json)
+                (engine.commit(&config, &paths)?, json)
             }
         }
         Command::Update { set, from, json } => {
             let cwd = std::env::current_dir().context("current directory")?;
-            (engine.update(&load()?, &set, &cwd.join(from))?, json)
+            (engine.update(&config, &set, &cwd.join(from))?, json)
         }
         Command::Status { sets, json } => {
-            let st = engine.status(&load()?, &sets)?;
+            let st = engine.status(&config, &sets)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&st)?);
+                emit(&format!("{}\n", serde_json::to_string_pretty(&st)?));
             } else {
-                print!("{}", render::status(&st));
+                emit(&render::status(&st));
             }
             return Ok(exit::OK);
         }
-        Command::Demo => return demo::run(),
+        Command::Demo => return run_demo(),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     } else {
-        print!("{}", render::report(&report));
+        emit(&render::report(&report));
     }
     Ok(report.exit_code())
+}
+
+fn run_demo() -> anyhow::Result<u8> {
+    let (text, code) = demo::run()?;
+    emit(&text);
+    Ok(code)
 }
 
 /// Serializes rebound runs that share a configuration (a boot and an application's
 /// commit, say) with an exclusive `flock` on the configuration file. The file is
 /// opened read-only: no lock file is created anywhere.
-fn lock(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+fn lock(path: &Path) -> anyhow::Result<std::fs::File> {
     let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
         .with_context(|| format!("lock {} (another rebound is running?)", path.display()))?;
     Ok(f)
+}
+
+/// Writes a report to standard output. A reader that went away (`rebound status |
+/// head -1`, a logger that exited) is no error: the run's work is done and its exit
+/// status is the real one, so the rest of the report is dropped quietly.
+fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => say(format_args!(
+            "rebound: warning: the report could not be written to standard output: {e}"
+        )),
+    }
+}
+
+/// One line on standard error, escaped (it may name files), never panicking: a closed
+/// standard error must not turn a finished run into a crash.
+fn say(args: std::fmt::Arguments<'_>) {
+    let line = args.to_string();
+    let _ = writeln!(std::io::stderr(), "{}", escape(&line));
 }

@@ -1,133 +1,210 @@
-//! Human-readable rendering of reports and status.
+//! Human-readable rendering of reports and status. Every line is escaped as a whole
+//! ([`rebound::escape`]): a file name holding a newline or a terminal escape stays on
+//! its own line and cannot fake another one. JSON output is escaped by serde.
 
-use std::fmt::Write;
+use std::collections::BTreeMap;
+use std::fmt::{self, Write};
+use std::path::Path;
 
 use rebound::config::{Mode, Role};
-use rebound::engine::{describe_action, SetStatus};
+use rebound::engine::{describe_action, SetReport, SetStatus};
+use rebound::escape::escape;
+use rebound::exec::Outcome;
+use rebound::fs::full;
 use rebound::observe::{SlotState, TagState};
-use rebound::plan::{Authority, GoldenCheck};
+use rebound::plan::{Action, Authority, GoldenCheck};
 use rebound::Report;
+
+/// Text being rendered, one escaped line at a time.
+#[derive(Debug, Default)]
+struct Lines(String);
+
+impl Lines {
+    /// Appends one line; whatever its parts hold, it stays one line.
+    fn line(&mut self, args: fmt::Arguments<'_>) {
+        let mut l = String::new();
+        let _ = l.write_fmt(args);
+        self.0.push_str(&escape(&l));
+        self.0.push('\n');
+    }
+}
 
 /// Renders a command's report.
 pub fn report(r: &Report) -> String {
-    let mut s = String::new();
+    let mut out = Lines::default();
     for set in &r.sets {
-        let _ = writeln!(s, "set {} ({} mode)", set.set, mode_name(set.mode));
-        for n in &set.notes {
-            let _ = writeln!(s, "  note: {n}");
+        set_report(&mut out, r.command, set);
+    }
+    out.0
+}
+
+fn set_report(out: &mut Lines, command: &str, set: &SetReport) {
+    out.line(format_args!(
+        "set {} ({} mode)",
+        set.set,
+        mode_name(set.mode)
+    ));
+    for n in &set.notes {
+        out.line(format_args!("  note: {n}"));
+    }
+    if let Some(e) = &set.error {
+        out.line(format_args!("  ERROR: {e}"));
+        return;
+    }
+    let Some(p) = &set.plan else { return };
+    let auth = match &p.authority {
+        Authority::Manifest { root, generation } => {
+            format!("manifest generation {generation} in {}", root.display())
         }
-        if let Some(e) = &set.error {
-            let _ = writeln!(s, "  ERROR: {e}");
-            continue;
+        Authority::Golden { root } => format!(
+            "no intact manifest on the writable side: restored from the golden manifest in {}",
+            root.display()
+        ),
+        Authority::Upgrade { root, tag } => {
+            format!("version tag {tag} in {}: upgrade adopted", root.display())
         }
-        let Some(p) = &set.plan else { continue };
-        let auth = match &p.authority {
-            Authority::Manifest { root, generation } => {
-                format!("manifest generation {generation} in {}", root.display())
-            }
-            Authority::Golden { root } => format!(
-                "no intact manifest on the writable side: restored from the golden manifest in {}",
-                root.display()
-            ),
-            Authority::Upgrade { root, tag } => {
-                format!("version tag {tag} in {}: upgrade adopted", root.display())
-            }
-            Authority::Adopt { root } => {
-                format!("first run: adopted the files of {}", root.display())
-            }
-            Authority::Empty => "nothing protected yet".to_string(),
-            Authority::Change { generation } => {
-                format!("intentional change, recorded as generation {generation}")
-            }
-        };
-        let _ = writeln!(s, "  authority: {auth}");
-        let _ = writeln!(
-            s,
-            "  {} protected files, generation {}{}",
-            p.files,
-            p.generation,
-            p.tag
-                .map(|t| format!(", version tag {t}"))
-                .unwrap_or_default()
-        );
-        let golden = match p.golden {
-            Some(GoldenCheck::NotChecked) => Some(
-                "not checked (boot reads it only to restore from it; `rebound verify` checks it)",
-            ),
-            Some(GoldenCheck::SourcesOnly) => Some(
-                "only the files looked at as restore sources were checked; `rebound verify` checks all",
-            ),
-            Some(GoldenCheck::Listed) => Some(
-                "listed; content checked only where a restore needed it; `rebound verify` checks all",
-            ),
-            Some(GoldenCheck::Checked) | None => None,
-        };
-        if let Some(g) = golden {
-            let _ = writeln!(s, "  golden copy: {g}");
+        Authority::Adopt { root } => {
+            format!("first run: adopted the files of {}", root.display())
         }
-        for w in &p.warnings {
-            let _ = writeln!(s, "  warning: {w}");
+        Authority::Empty => "nothing protected yet".to_string(),
+        Authority::Change { generation } => {
+            format!("intentional change, recorded as generation {generation}")
         }
-        for f in &p.findings {
-            let _ = writeln!(
-                s,
-                "  found: {}: {} ({})",
-                f.root.join(f.path.as_str()).display(),
-                f.problem.replace('_', " "),
-                f.detail
-            );
+    };
+    out.line(format_args!("  authority: {auth}"));
+    out.line(format_args!(
+        "  {} protected files, generation {}{}",
+        p.files,
+        p.generation,
+        p.tag
+            .map(|t| format!(", version tag {t}"))
+            .unwrap_or_default()
+    ));
+    if let Some(g) = golden_line(command, p.golden) {
+        out.line(format_args!("  golden copy: {g}"));
+    }
+    for w in &p.warnings {
+        out.line(format_args!("  warning: {w}"));
+    }
+    for f in &p.findings {
+        out.line(format_args!(
+            "  found: {}: {} ({})",
+            full(&f.root, &f.path).display(),
+            f.problem.replace('_', " "),
+            f.detail
+        ));
+    }
+    let executed = !set.outcomes.is_empty();
+    let installed = |a: &Action| set.installed.iter().any(|i| i.is(a));
+    // `seal` fills whole copies: one line per copy, where its first file was written,
+    // not one per file.
+    let mut filled: BTreeMap<&Path, usize> = BTreeMap::new();
+    let fills = |o: &&Outcome| command == "seal" && o.error.is_none() && installed(&o.action);
+    for o in set.outcomes.iter().filter(fills) {
+        if let Action::Restore { root, .. } = &o.action {
+            *filled.entry(root.as_path()).or_default() += 1;
         }
-        let executed = !set.outcomes.is_empty();
-        if executed {
-            for o in &set.outcomes {
-                match &o.error {
-                    None => {
-                        let _ = writeln!(s, "  done: {}", describe_action(&o.action));
-                    }
-                    Some(e) => {
-                        let _ = writeln!(s, "  FAILED: {}: {e}", describe_action(&o.action));
+    }
+    if executed {
+        for o in &set.outcomes {
+            match (&o.error, &o.action) {
+                (None, Action::Restore { root, .. }) if fills(&o) => {
+                    if let Some(n) = filled.remove(root.as_path()) {
+                        out.line(format_args!("  filled copy {}: {n} files", root.display()));
                     }
                 }
-            }
-        } else {
-            for a in &p.actions {
-                let _ = writeln!(s, "  would: {}", describe_action(a));
+                (None, Action::Restore { root, path, .. }) if installed(&o.action) => {
+                    out.line(format_args!("  installed: {}", full(root, path).display()));
+                }
+                (None, a) => out.line(format_args!("  done: {}", describe_action(a))),
+                (Some(e), a) => out.line(format_args!("  FAILED: {}: {e}", describe_action(a))),
             }
         }
-        for l in &p.lost {
-            let _ = writeln!(s, "  LOST: {l}: no intact copy anywhere; left as it is");
+    } else {
+        for a in &p.actions {
+            out.line(format_args!("  would: {}", describe_action(a)));
         }
-        let verdict = if !p.lost.is_empty() {
-            "files lost"
-        } else if set.any_failed() {
-            "repairs failed"
-        } else if executed && p.repairs() {
-            "repaired"
-        } else if !executed && p.repairs() {
-            "damage found"
-        } else if p.findings.iter().any(|f| f.problem == "golden_damaged") {
-            // The writable copies are intact, but the factory fallback is not.
-            "intact, but the golden copy is damaged"
-        } else {
-            "intact"
-        };
-        let _ = writeln!(s, "  result: {verdict}");
     }
-    s
+    for l in &p.lost {
+        out.line(format_args!(
+            "  LOST: {l}: no intact copy anywhere; left as it is"
+        ));
+    }
+    // Repairs: restores of damaged files, and for a boot whatever else it had to
+    // change; what seal, commit and update write on purpose is not one.
+    let repaired = set.outcomes.iter().any(|o| match &o.action {
+        Action::Restore { .. } => !installed(&o.action),
+        a => command == "boot" && !a.is_cleanup(),
+    });
+    let done = match command {
+        "seal" => Some("sealed"),
+        "commit" => Some("committed"),
+        "update" => Some("updated"),
+        _ => None,
+    };
+    let verdict = if !p.lost.is_empty() {
+        "files lost".to_string()
+    } else if set.any_failed() {
+        "repairs failed".to_string()
+    } else if let Some(d) = done {
+        if repaired {
+            format!("{d}; damage found on the way was repaired")
+        } else {
+            d.to_string()
+        }
+    } else if executed && repaired {
+        "repaired".to_string()
+    } else if !executed && p.repairs() {
+        "damage found".to_string()
+    } else if p.findings.iter().any(|f| f.problem == "golden_damaged") {
+        // The writable copies are intact, but the factory fallback is not.
+        "intact, but the golden copy is damaged".to_string()
+    } else {
+        "intact".to_string()
+    };
+    out.line(format_args!("  result: {verdict}"));
+}
+
+/// What the report says about the golden copy: only what this command did with it.
+fn golden_line(command: &str, g: Option<GoldenCheck>) -> Option<&'static str> {
+    match (g?, command) {
+        // It has just written it, each file checked as it was copied.
+        (_, "seal") => None,
+        // `verify` reads all of golden; it is left unread only when it is not there
+        // (a finding says so).
+        (GoldenCheck::Checked, "verify") => {
+            Some("checked: every file hashed and compared with the golden manifest")
+        }
+        (GoldenCheck::NotChecked, "verify") => {
+            Some("not checked: it could not be read (see the finding about it)")
+        }
+        (GoldenCheck::Listed, "verify") => {
+            Some("listed; some of its files could not be hashed (see the findings)")
+        }
+        (GoldenCheck::NotChecked, _) => {
+            Some("not checked (boot reads it only to restore from it; `rebound verify` checks it)")
+        }
+        (GoldenCheck::SourcesOnly, _) => Some(
+            "only the files looked at as restore sources were checked; `rebound verify` checks all",
+        ),
+        (GoldenCheck::Listed, _) => Some(
+            "listed; content checked only where a restore needed it; `rebound verify` checks all",
+        ),
+        (GoldenCheck::Checked, _) => None,
+    }
 }
 
 /// Renders `status`.
 pub fn status(sets: &[SetStatus]) -> String {
-    let mut s = String::new();
+    let mut out = Lines::default();
     for set in sets {
-        let _ = writeln!(
-            s,
+        out.line(format_args!(
             "set {} ({} mode, {}), include: {}",
             set.set,
             mode_name(set.mode),
             set.hash,
             set.include.join(", ")
-        );
+        ));
         for r in &set.replicas {
             let slots: Vec<String> = r
                 .slots
@@ -141,8 +218,7 @@ pub fn status(sets: &[SetStatus]) -> String {
                     }
                 })
                 .collect();
-            let _ = writeln!(
-                s,
+            out.line(format_args!(
                 "  {} {}{}: manifest [{}], {} files{}{}{}",
                 match r.role {
                     Role::Writable => "writable",
@@ -168,15 +244,28 @@ pub fn status(sets: &[SetStatus]) -> String {
                 } else {
                     String::new()
                 }
-            );
+            ));
             if let Some(l) = &r.last_repair {
+                // The record's lines are escaped when written (engine.rs): shown as
+                // they are, with anything else that could break a line escaped.
                 for line in l.lines() {
-                    let _ = writeln!(s, "    last repair: {line}");
+                    out.0.push_str("    last repair: ");
+                    out.0.push_str(&escape_unescaped(line));
+                    out.0.push('\n');
                 }
             }
         }
     }
-    s
+    out.0
+}
+
+/// A line of already-escaped text (a `last-repair` record): its backslashes are its
+/// escapes, and stay; control characters (a damaged or foreign record) are escaped.
+fn escape_unescaped(line: &str) -> String {
+    line.split('\\')
+        .map(|part| escape(part).into_owned())
+        .collect::<Vec<_>>()
+        .join("\\")
 }
 
 fn mode_name(m: Mode) -> &'static str {

@@ -1,7 +1,7 @@
 //! The operations a user runs (`boot`, `verify`, `commit`, `update`, `seal`,
 //! `status`), each built from observe -> plan -> execute over one [`Fs`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::config::{Config, Links, Mode, Role, SetConfig};
 use crate::durable::{hash_reader, Breakage, Durable, CHUNK};
 use crate::error::{Error, Result};
+use crate::escape::escape;
 use crate::exec::{execute, write_manifest, write_manifest_guarded, Outcome};
 use crate::fs::{full, Fs, Kind};
 use crate::manifest::{Entry, Manifest};
@@ -48,7 +49,60 @@ pub struct SetReport {
     pub error: Option<String>,
     /// Extra information (e.g. "already committed").
     pub notes: Vec<String>,
+    /// Files this run wrote on purpose, not because they were damaged: `seal` filling
+    /// the other copies, `commit` and `update` installing the new content. Their
+    /// restores are among `outcomes`; they are not findings, and not repairs.
+    pub installed: Vec<Installed>,
 }
+
+/// A file a run wrote on purpose (see [`SetReport::installed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Installed {
+    pub root: PathBuf,
+    pub path: RelPath,
+}
+
+impl Installed {
+    /// Whether `a` is the restore that wrote this file.
+    pub fn is(&self, a: &Action) -> bool {
+        matches!(a, Action::Restore { root, path, .. } if *root == self.root && *path == self.path)
+    }
+}
+
+/// Why a reconcile writes: a boot repairs damage; `seal`, `commit` and `update` bring
+/// new content to the copies on purpose, which is neither damage nor a repair.
+#[derive(Debug, Clone, Copy)]
+enum Intent<'c> {
+    Repair,
+    /// Every restore fills a copy (`seal`).
+    Fill,
+    /// Restores of these paths install the change (`commit`, `update`).
+    Install(&'c BTreeSet<RelPath>),
+}
+
+impl Intent<'_> {
+    fn installs(&self, a: &Action) -> Option<Installed> {
+        let Action::Restore { root, path, .. } = a else {
+            return None;
+        };
+        match self {
+            Intent::Repair => false,
+            Intent::Fill => true,
+            Intent::Install(paths) => paths.contains(path),
+        }
+        .then(|| Installed {
+            root: root.clone(),
+            path: path.clone(),
+        })
+    }
+}
+
+/// The most actions a `last-repair` record lists, and its largest size: the record is
+/// rewritten into every writable copy after each repairing run, so it must stay small
+/// whatever the run did (a whole copy refilled).
+pub const RECORD_MAX_ACTIONS: usize = 100;
+/// See [`RECORD_MAX_ACTIONS`].
+pub const RECORD_MAX_BYTES: usize = 16 * 1024;
 
 impl SetReport {
     fn new(set: &SetConfig) -> SetReport {
@@ -59,6 +113,7 @@ impl SetReport {
             outcomes: Vec::new(),
             error: None,
             notes: Vec::new(),
+            installed: Vec::new(),
         }
     }
 
@@ -104,7 +159,8 @@ impl Report {
                 p.repairs() || p.findings.iter().any(|f| f.problem == "golden_damaged")
             })
         });
-        if self.command == "verify" && damage {
+        // `verify` and `boot --dry-run` change nothing: damage is their finding.
+        if self.dry_run && damage {
             return exit::DAMAGE;
         }
         exit::OK
@@ -182,16 +238,36 @@ impl<'a> Engine<'a> {
         Ok(p)
     }
 
-    fn reconcile(&self, set: &SetConfig, dry_run: bool) -> SetReport {
+    fn reconcile(&self, set: &SetConfig, dry_run: bool, intent: Intent<'_>) -> SetReport {
         let mut rep = SetReport::new(set);
         let started = statcache::now_ns();
         match self.plan_set(set, Depth::Boot) {
             Err(e) => rep.error = Some(e.to_string()),
-            Ok((state, p)) => {
+            Ok((state, mut p)) => {
+                // What the run writes on purpose is reported as such, not as damage.
+                rep.installed = p
+                    .actions
+                    .iter()
+                    .filter_map(|a| intent.installs(a))
+                    .collect();
+                let installed: BTreeSet<(&Path, &RelPath)> = rep
+                    .installed
+                    .iter()
+                    .map(|i| (i.root.as_path(), &i.path))
+                    .collect();
+                p.findings
+                    .retain(|f| !installed.contains(&(f.root.as_path(), &f.path)));
+                let is_repair = |a: &Action| match a {
+                    Action::Restore { root, path, .. } => {
+                        !installed.contains(&(root.as_path(), path))
+                    }
+                    _ => matches!(intent, Intent::Repair) && !a.is_cleanup(),
+                };
                 if !dry_run && !p.actions.is_empty() {
                     rep.outcomes = execute(&self.durable, &p);
-                    if p.repairs() {
-                        self.record(set, &p, &rep.outcomes);
+                    if p.actions.iter().any(is_repair) {
+                        let notes = self.record(set, &p, &rep.outcomes, &is_repair);
+                        rep.notes.extend(notes);
                     }
                 }
                 // Changed-only sets: the stat cache only decides what is hashed;
@@ -209,23 +285,56 @@ impl<'a> Engine<'a> {
     }
 
     /// Best effort: keep a short record of the last run that repaired something, for
-    /// `status`. Written after everything else; losing it loses nothing protected.
-    fn record(&self, set: &SetConfig, p: &Plan, outcomes: &[Outcome]) {
+    /// `status`. Written after everything else; losing it loses nothing protected. At
+    /// most [`RECORD_MAX_ACTIONS`] actions and [`RECORD_MAX_BYTES`]; files written on
+    /// purpose (`installed`) are not repairs and are left out. Returns notes for the
+    /// report when it could not be written.
+    fn record(
+        &self,
+        set: &SetConfig,
+        p: &Plan,
+        outcomes: &[Outcome],
+        is_repair: &dyn Fn(&Action) -> bool,
+    ) -> Vec<String> {
+        let rel = RelPath::meta(&set.name, LAST_REPAIR);
         if self.durable.is_poisoned() {
-            return;
+            return vec![format!(
+                "the repair record ({rel}) was not updated: an earlier fsync failed, so nothing more is written in this run"
+            )];
         }
         let when = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let mut text = format!("time {when}\ngeneration {}\n", p.generation);
-        for o in outcomes.iter().filter(|o| !o.action.is_cleanup()) {
-            text.push_str(&describe_action(&o.action));
+        // A boot lists every change it made; seal, commit and update only their repairs.
+        let listed = outcomes.iter().filter(|o| is_repair(&o.action));
+        let mut omitted = 0usize;
+        let mut lines = 0usize;
+        for o in listed {
+            // One line per action, whatever the names hold (escape.rs).
+            let mut line = escape(&describe_action(&o.action)).into_owned();
             if let Some(e) = &o.error {
-                text.push_str(&format!(" FAILED: {e}"));
+                line.push_str(&format!(" FAILED: {}", escape(e)));
             }
+            // Room is kept for the closing "... and N more" line.
+            if omitted > 0
+                || lines >= RECORD_MAX_ACTIONS
+                || text.len() + line.len() + 64 > RECORD_MAX_BYTES
+            {
+                omitted += 1;
+                continue;
+            }
+            text.push_str(&line);
             text.push('\n');
+            lines += 1;
         }
+        if omitted > 0 {
+            text.push_str(&format!(
+                "... and {omitted} more (listed in that run's report)\n"
+            ));
+        }
+        let mut notes = Vec::new();
         for (_, r) in set.writable() {
             if self
                 .fs()
@@ -234,14 +343,18 @@ impl<'a> Engine<'a> {
                 .flatten()
                 .is_some()
             {
-                let _ = self.durable.write_bytes(
-                    &r.root,
-                    &RelPath::meta(&set.name, LAST_REPAIR),
-                    0o644,
-                    text.as_bytes(),
-                );
+                if let Err(e) = self
+                    .durable
+                    .write_bytes(&r.root, &rel, 0o644, text.as_bytes())
+                {
+                    notes.push(format!(
+                        "the repair record {} was not updated ({e}); the repairs above are done, only `rebound status` will not show them",
+                        full(&r.root, &rel).display()
+                    ));
+                }
             }
         }
+        notes
     }
 
     /// Sets that must not be worked on in this run (roots that are one directory, a
@@ -273,7 +386,10 @@ impl<'a> Engine<'a> {
             dry_run,
             sets: sets
                 .into_iter()
-                .map(|s| Self::held_back(&refused, s).unwrap_or_else(|| self.reconcile(s, dry_run)))
+                .map(|s| {
+                    Self::held_back(&refused, s)
+                        .unwrap_or_else(|| self.reconcile(s, dry_run, Intent::Repair))
+                })
                 .collect(),
         })
     }
@@ -427,7 +543,12 @@ impl<'a> Engine<'a> {
         })?;
         let mut rep = SetReport::new(set);
         rep.outcomes = execute(&self.durable, &p);
-        self.record(set, &p, &rep.outcomes);
+        // The removal is intended, not a repair; a file restored on the way is one.
+        let is_repair = |a: &Action| matches!(a, Action::Restore { .. });
+        if p.actions.iter().any(is_repair) {
+            let notes = self.record(set, &p, &rep.outcomes, &is_repair);
+            rep.notes.extend(notes);
+        }
         for (_, rel) in files {
             let Some(e) = base.entries.get(rel) else {
                 continue;
@@ -572,7 +693,7 @@ impl<'a> Engine<'a> {
         if next.entries == base.entries && p.manifest.is_some() {
             rep.notes
                 .push("already committed: the manifest records this content".into());
-            let mut r = self.reconcile(set, false);
+            let mut r = self.reconcile(set, false, Intent::Repair);
             r.notes.append(&mut rep.notes);
             return Ok(r);
         }
@@ -642,7 +763,8 @@ impl<'a> Engine<'a> {
         // that makes this manifest the truth; a change refuses the whole commit.
         write_manifest_guarded(&self.durable, &cr.root, &set.name, slot, &next, &unchanged)?;
         // 3. Bring every replica to it, exactly as a boot would.
-        let mut r = self.reconcile(set, false);
+        let changed: BTreeSet<RelPath> = staged.iter().map(|(c, _)| c.path.clone()).collect();
+        let mut r = self.reconcile(set, false, Intent::Install(&changed));
         for (c, e) in &staged {
             r.notes.push(format!(
                 "recorded {} ({} bytes, {} {}) at generation {}",
@@ -834,7 +956,7 @@ impl<'a> Engine<'a> {
         }
         let slot = primary.current_slot.map_or(0, |c| 1 - c);
         write_manifest(&self.durable, &primary.root, &set.name, slot, &m)?;
-        let mut r = self.reconcile(set, false);
+        let mut r = self.reconcile(set, false, Intent::Fill);
         r.notes.append(&mut rep.notes);
         Ok(r)
     }

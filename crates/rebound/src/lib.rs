@@ -20,6 +20,7 @@ pub mod digest;
 pub mod durable;
 pub mod engine;
 pub mod error;
+pub mod escape;
 pub mod exec;
 pub mod fs;
 pub mod hashing;

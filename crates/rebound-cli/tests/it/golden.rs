@@ -15,7 +15,9 @@ fn seal_copies_every_included_file_into_golden_and_writes_both_manifests() {
     let d = Dir::golden_device("seal", &[]);
     d.write("usr/not_included.txt", "private\n");
     let r = d.run(["seal"], 0);
-    r.says(&["sealed 4 files", "result: intact"]);
+    // Issue item 22: a seal says it sealed (it used to say "intact", or "repaired"
+    // when it filled extra copies).
+    r.says(&["sealed 4 files", "result: sealed"]);
     for f in [
         "apn_cfg.json",
         "system_config.json",

@@ -9,6 +9,8 @@
 //! - `mounts`: ENOSPC and a truly read-only golden copy (root and mounts; else skipped).
 //! - `mirror`: mirror mode on the vendor layout (issue 3), N copies, golden + copies.
 //! - `output`: `--dry-run`, `--json`, `status` and `demo`.
+//! - `reports`: exit status of `boot --dry-run`, closed pipes, escaped names, wording,
+//!   the bounded repair record.
 //! - `tree`: what a real tree holds besides protected files: look-alike temporary
 //!   names, names that cannot be protected, symbolic links, things in the way.
 //! - `perms`: permission bits and owners are checked and restored; format 1 manifests.
@@ -31,6 +33,7 @@ mod output;
 mod perms;
 mod races;
 mod remove;
+mod reports;
 mod roots;
 mod tree;
 mod update;

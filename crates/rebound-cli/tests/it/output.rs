@@ -18,7 +18,8 @@ fn damaged_golden(name: &str) -> Dir {
 fn dry_run_writes_nothing_and_prints_what_boot_would_do() {
     let d = damaged_golden("dry-run");
     let before = d.snapshot("");
-    let r = d.run(["boot", "--dry-run"], 0).says(&[
+    // Damage found: exit 1, as `verify` (issue item 15; it used to exit 0).
+    let r = d.run(["boot", "--dry-run"], 1).says(&[
         "would: restore",
         "app/main.py",
         "apn_cfg.json",
@@ -26,7 +27,7 @@ fn dry_run_writes_nothing_and_prints_what_boot_would_do() {
         "would: remove leftover",
     ]);
     assert!(!r.stdout().contains("done:"), "{}", r.stdout());
-    let j = d.run(["boot", "--dry-run", "--json"], 0).json();
+    let j = d.run(["boot", "--dry-run", "--json"], 1).json();
     assert_eq!(j["dry_run"], true);
     assert!(j["sets"][0]["outcomes"].as_array().unwrap().is_empty());
     d.run(["verify"], 1);
@@ -48,14 +49,14 @@ fn dry_run_writes_nothing_and_prints_what_boot_would_do() {
 fn dry_run_on_a_mirror_set_writes_nothing() {
     let d = Dir::mirror_device("dry-mirror", &[SYS, DATA]);
     let before = d.snapshot("");
-    d.run(["boot", "--dry-run"], 0)
+    d.run(["boot", "--dry-run"], 1)
         .says(&["would: restore", "would: write version tag 1"]);
     assert_eq!(before, d.snapshot(""));
     d.run(["boot"], 0);
     d.write(&format!("{SYS}/apps/app.bin"), "v2");
     d.write(&format!("{SYS}/app_ver.txt"), "2");
     let before = d.snapshot("");
-    d.run(["boot", "--dry-run"], 0)
+    d.run(["boot", "--dry-run"], 1)
         .says(&["upgrade adopted", "would: write version tag 2"]);
     assert_eq!(before, d.snapshot(""));
 }
