@@ -8,32 +8,47 @@ mod render;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rebound::config::SetConfig;
 use rebound::engine::exit;
 use rebound::escape::escape;
 use rebound::fs::os::OsFs;
-use rebound::{Config, Engine};
+use rebound::lock::{self, Holder, Locks};
+use rebound::{Config, Engine, Error};
 
 const EXIT_HELP: &str = "\
 Exit status:
   0  every protected file is intact (for boot: after its repairs)
   1  verify and boot --dry-run only: damage found that boot would repair (or a damaged
      golden copy)
-  2  usage, configuration or I/O error
-  3  some file has no intact copy left (it is left as it is and named in the report)";
+  2  usage, configuration or I/O error, or the lock still held after --wait
+  3  some file has no intact copy left (it is left as it is and named in the report)
+
+Locking: boot, commit, update and seal lock every replica root of the sets they work on
+(an flock on the directory itself: no lock file); another writer on the same roots waits
+up to --wait seconds, saying who holds the lock. verify, status and boot --dry-run take
+no lock: every write is a rename of a complete file, so they see each file whole, old or
+new, but may report a state between two steps of a writer that is running.";
 
 const STATUS_EXIT_HELP: &str = "\
 Exit status:
   0  the status was printed (it hashes no protected file: verify checks them)
-  2  usage, configuration or I/O error";
+  2  usage, configuration or I/O error
+
+status takes no lock: while a writer runs it may show a generation before or after it.";
 
 const DEMO_EXIT_HELP: &str = "\
 Exit status:
   0  the demo device ended intact, as it should
   2  the demo could not run (for example, no writable temporary directory)
   other: as for verify, if the demo device did not end intact";
+
+/// How long a writer waits for another run's lock by default: a boot must not hang
+/// behind a stuck process, yet should outlast a commit or a boot check that is running.
+const DEFAULT_WAIT_SECS: u64 = 60;
 
 /// Keeps critical files intact across deletion, corruption and power loss.
 #[derive(Debug, Parser)]
@@ -42,6 +57,10 @@ struct Args {
     /// Configuration file [default: $REBOUND_CONFIG if set, else /etc/rebound.toml].
     #[arg(short, long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// How long boot, commit, update and seal wait for another run's lock on the same
+    /// replica roots before giving up with exit status 2 (0: give up at once).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = DEFAULT_WAIT_SECS)]
+    wait: u64,
     /// Threads for hashing (overrides the configuration's `threads`; default: the
     /// CPUs available, at most 4).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -172,12 +191,15 @@ fn run(args: Args) -> anyhow::Result<u8> {
     if let Some(n) = args.threads {
         config.set_threads(usize::from(n));
     }
-    // Held until the process exits: one rebound at a time per configuration.
-    let _lock = lock(&config_path)?;
+    let wait = Duration::from_secs(args.wait);
     let fs = OsFs::new();
     let engine = Engine::new(&fs);
-    let (report, json) = match command {
-        Command::Seal { sets, force, json } => (engine.seal(&config, &sets, force)?, json),
+    // Writers hold their locks until the process exits (`_locks`); readers take none.
+    let (report, json, _locks) = match command {
+        Command::Seal { sets, force, json } => {
+            let locks = lock(&config.select(&sets)?, wait)?;
+            (engine.seal(&config, &sets, force)?, json, Some(locks))
+        }
         Command::Boot {
             sets,
             dry_run,
@@ -187,9 +209,19 @@ fn run(args: Args) -> anyhow::Result<u8> {
             if full {
                 config.force_full_check();
             }
-            (engine.boot(&config, &sets, dry_run)?, json)
+            let selected = config.select(&sets)?;
+            let locks = if dry_run {
+                tell_writers(&selected);
+                None
+            } else {
+                Some(lock(&selected, wait)?)
+            };
+            (engine.boot(&config, &sets, dry_run)?, json, locks)
         }
-        Command::Verify { sets, json } => (engine.verify(&config, &sets)?, json),
+        Command::Verify { sets, json } => {
+            tell_writers(&config.select(&sets)?);
+            (engine.verify(&config, &sets)?, json, None)
+        }
         Command::Commit {
             paths,
             remove,
@@ -197,17 +229,32 @@ fn run(args: Args) -> anyhow::Result<u8> {
         } => {
             let cwd = std::env::current_dir().context("current directory")?;
             let paths: Vec<PathBuf> = paths.into_iter().map(|p| cwd.join(p)).collect();
-            if remove {
-                (engine.commit_remove(&config, &paths)?, json)
-            } else {
-                (engine.commit(&config, &paths)?, json)
+            let mut sets: Vec<&SetConfig> = Vec::new();
+            for p in &paths {
+                let (si, _, _) = config.locate(p)?;
+                if let Some(s) = config.sets.get(si) {
+                    sets.push(s);
+                }
             }
+            let locks = lock(&sets, wait)?;
+            let report = if remove {
+                engine.commit_remove(&config, &paths)?
+            } else {
+                engine.commit(&config, &paths)?
+            };
+            (report, json, Some(locks))
         }
         Command::Update { set, from, json } => {
             let cwd = std::env::current_dir().context("current directory")?;
-            (engine.update(&config, &set, &cwd.join(from))?, json)
+            let locks = lock(&[config.set(&set)?], wait)?;
+            (
+                engine.update(&config, &set, &cwd.join(from))?,
+                json,
+                Some(locks),
+            )
         }
         Command::Status { sets, json } => {
+            tell_writers(&config.select(&sets)?);
             let st = engine.status(&config, &sets)?;
             if json {
                 emit(&format!("{}\n", serde_json::to_string_pretty(&st)?));
@@ -232,14 +279,38 @@ fn run_demo() -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// Serializes rebound runs that share a configuration (a boot and an application's
-/// commit, say) with an exclusive `flock` on the configuration file. The file is
-/// opened read-only: no lock file is created anywhere.
-fn lock(path: &Path) -> anyhow::Result<std::fs::File> {
-    let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-        .with_context(|| format!("lock {} (another rebound is running?)", path.display()))?;
-    Ok(f)
+/// Every replica root of `sets`, golden ones included.
+fn roots<'c>(sets: &[&'c SetConfig]) -> Vec<&'c Path> {
+    sets.iter()
+        .flat_map(|s| s.replicas.iter().map(|r| r.root.as_path()))
+        .collect()
+}
+
+/// Takes a writer's locks on every replica root of `sets` (rebound::lock), waiting
+/// up to `wait` for another run that holds one, and saying once who that is.
+fn lock(sets: &[&SetConfig], wait: Duration) -> anyhow::Result<Locks> {
+    let mut on_wait = |root: &Path, holder: &Holder| {
+        say(format_args!(
+            "rebound: waiting for the lock on {} held by {holder} (giving up after {} s: --wait)",
+            root.display(),
+            wait.as_secs()
+        ));
+    };
+    lock::lock_roots(&roots(sets), wait, &mut on_wait).map_err(|e| match e {
+        Error::Locked { .. } => anyhow::anyhow!("{e}; --wait SECONDS sets how long to wait"),
+        e => e.into(),
+    })
+}
+
+/// A reader takes no lock; it says when a writer is running on the same roots, since
+/// what it reports may then be a state between two of the writer's steps.
+fn tell_writers(sets: &[&SetConfig]) {
+    if let Some((root, holder)) = lock::busy(&roots(sets)).first() {
+        say(format_args!(
+            "rebound: note: {holder} is writing to {} right now; this report may show a state between two of its steps (every file whole, old or new): run again once it has finished to be sure",
+            root.display()
+        ));
+    }
 }
 
 /// Writes a report to standard output. A reader that went away (`rebound status |

@@ -56,6 +56,14 @@ pub enum Error {
     /// is written (an fsync is never retried).
     #[error("an earlier fsync failed; refusing further writes in this run (check the storage, then rerun)")]
     Poisoned,
+    /// Another run holds the lock on a replica root (or on the parent of a missing
+    /// one), and went on holding it for as long as this run was allowed to wait.
+    #[error("{}: locked by {holder}, still after {waited_secs} s; nothing was done (rerun when it has finished)", path.display())]
+    Locked {
+        path: PathBuf,
+        holder: String,
+        waited_secs: u64,
+    },
 }
 
 fn hint(e: &io::Error) -> &'static str {

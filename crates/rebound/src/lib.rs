@@ -24,6 +24,7 @@ pub mod escape;
 pub mod exec;
 pub mod fs;
 pub mod hashing;
+pub mod lock;
 pub mod manifest;
 pub mod names;
 pub mod observe;

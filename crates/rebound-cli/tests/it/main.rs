@@ -9,6 +9,8 @@
 //! - `mounts`: ENOSPC and a truly read-only golden copy (root and mounts; else skipped).
 //! - `mirror`: mirror mode on the vendor layout (issue 3), N copies, golden + copies.
 //! - `output`: `--dry-run`, `--json`, `status` and `demo`.
+//! - `locking`: writers lock the replica roots, wait a bounded time and name the
+//!   holder; readers never wait.
 //! - `reports`: exit status of `boot --dry-run`, closed pipes, escaped names, wording,
 //!   the bounded repair record.
 //! - `tree`: what a real tree holds besides protected files: look-alike temporary
@@ -26,6 +28,7 @@
 mod attacks;
 mod config;
 mod golden;
+mod locking;
 mod malformed;
 mod mirror;
 mod mounts;
