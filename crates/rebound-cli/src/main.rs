@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rebound::config::SetConfig;
 use rebound::engine::exit;
-use rebound::escape::escape;
+use rebound::escape::escape_controls;
 use rebound::fs::os::OsFs;
 use rebound::lock::{self, Holder, Locks};
 use rebound::{Config, Engine, Error};
@@ -327,9 +327,12 @@ fn emit(text: &str) {
     }
 }
 
-/// One line on standard error, escaped (it may name files), never panicking: a closed
-/// standard error must not turn a finished run into a crash.
+/// A message on standard error, never panicking: a closed standard error must not turn
+/// a finished run into a crash. Control characters are escaped (it may name files),
+/// except the line breaks of a message listing several (seal's refusals); backslashes
+/// are kept (names that are not UTF-8 come as `\xNN`).
 fn say(args: std::fmt::Arguments<'_>) {
-    let line = args.to_string();
-    let _ = writeln!(std::io::stderr(), "{}", escape(&line));
+    let text = args.to_string();
+    let lines: Vec<_> = text.split('\n').map(escape_controls).collect();
+    let _ = writeln!(std::io::stderr(), "{}", lines.join("\n"));
 }

@@ -1,6 +1,8 @@
 //! Human-readable rendering of reports and status. Every line is escaped as a whole
 //! ([`rebound::escape`]): a file name holding a newline or a terminal escape stays on
-//! its own line and cannot fake another one. JSON output is escaped by serde.
+//! its own line and cannot fake another one. Warnings and the repair record come
+//! escaped in part already (names that are not UTF-8 as `\xNN`): their control
+//! characters are escaped, their backslashes kept. JSON output is escaped by serde.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
@@ -8,7 +10,7 @@ use std::path::Path;
 
 use rebound::config::{Mode, Role};
 use rebound::engine::{describe_action, SetReport, SetStatus};
-use rebound::escape::escape;
+use rebound::escape::{escape, escape_controls};
 use rebound::exec::Outcome;
 use rebound::fs::full;
 use rebound::observe::{SlotState, TagState};
@@ -25,6 +27,15 @@ impl Lines {
         let mut l = String::new();
         let _ = l.write_fmt(args);
         self.0.push_str(&escape(&l));
+        self.0.push('\n');
+    }
+
+    /// Appends one line of text the library escaped in part already (names that are
+    /// not UTF-8, as `\xNN`): its backslashes are kept, control characters escaped.
+    fn escaped_line(&mut self, args: fmt::Arguments<'_>) {
+        let mut l = String::new();
+        let _ = l.write_fmt(args);
+        self.0.push_str(&escape_controls(&l));
         self.0.push('\n');
     }
 }
@@ -84,7 +95,7 @@ fn set_report(out: &mut Lines, command: &str, set: &SetReport) {
         out.line(format_args!("  golden copy: {g}"));
     }
     for w in &p.warnings {
-        out.line(format_args!("  warning: {w}"));
+        out.escaped_line(format_args!("  warning: {w}"));
     }
     for f in &p.findings {
         out.line(format_args!(
@@ -246,26 +257,14 @@ pub fn status(sets: &[SetStatus]) -> String {
                 }
             ));
             if let Some(l) = &r.last_repair {
-                // The record's lines are escaped when written (engine.rs): shown as
-                // they are, with anything else that could break a line escaped.
+                // The record's lines are escaped when written (engine.rs).
                 for line in l.lines() {
-                    out.0.push_str("    last repair: ");
-                    out.0.push_str(&escape_unescaped(line));
-                    out.0.push('\n');
+                    out.escaped_line(format_args!("    last repair: {line}"));
                 }
             }
         }
     }
     out.0
-}
-
-/// A line of already-escaped text (a `last-repair` record): its backslashes are its
-/// escapes, and stay; control characters (a damaged or foreign record) are escaped.
-fn escape_unescaped(line: &str) -> String {
-    line.split('\\')
-        .map(|part| escape(part).into_owned())
-        .collect::<Vec<_>>()
-        .join("\\")
 }
 
 fn mode_name(m: Mode) -> &'static str {

@@ -10,12 +10,26 @@ use std::borrow::Cow;
 /// controls and the bidi characters). Ordinary text, including non-ASCII letters, is
 /// returned as it is, without copying.
 pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(needs_escape) {
+    escape_with(s, true)
+}
+
+/// As [`escape`], leaving backslashes as they are: for text that is escaped in part
+/// already, such as a message naming a file whose name is not UTF-8
+/// ([`crate::fs::escape_name`] writes its bytes `\xNN`) or a `last-repair` record.
+/// Control characters still never reach the output.
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    escape_with(s, false)
+}
+
+fn escape_with(s: &str, backslash: bool) -> Cow<'_, str> {
+    let needs = |c: char| needs_escape(c) && (backslash || c != '\\');
+    if !s.chars().any(needs) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
+            '\\' if !backslash => out.push(c),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
@@ -52,5 +66,13 @@ mod tests {
         let e = escape("a\nb\r\tc\\d\u{1b}[31m\u{7f}\u{85}\u{202e}");
         assert_eq!(e, "a\\nb\\r\\tc\\\\d\\x1b[31m\\x7f\\u{85}\\u{202e}");
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn escape_controls_keeps_backslashes_of_text_escaped_already() {
+        assert_eq!(
+            super::escape_controls("caf\\xe9\n\u{1b}"),
+            "caf\\xe9\\n\\x1b"
+        );
     }
 }
