@@ -194,8 +194,8 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let wait = Duration::from_secs(args.wait);
     let fs = OsFs::new();
     let engine = Engine::new(&fs);
-    // Writers hold their locks until the process exits (`_locks`); readers take none.
-    let (report, json, _locks) = match command {
+    // Writers hold their locks until their work is done; readers take none.
+    let (report, json, locks) = match command {
         Command::Seal { sets, force, json } => {
             let locks = lock(&config.select(&sets)?, wait)?;
             (engine.seal(&config, &sets, force)?, json, Some(locks))
@@ -265,6 +265,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
         }
         Command::Demo => return run_demo(),
     };
+    // Released before the report is written: a reader that pages through it (`| less`)
+    // or a stalled logger must not hold back the next writer.
+    drop(locks);
     if json {
         emit(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     } else {

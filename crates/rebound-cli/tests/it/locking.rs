@@ -254,3 +254,39 @@ fn a_lock_on_the_golden_copy_alone_holds_back_seal_and_names_its_holder() {
     drop(held);
     d.run(["seal", "--force"], 0);
 }
+
+#[test]
+fn a_writer_whose_report_nobody_reads_yet_holds_back_no_other_writer() {
+    // A report larger than a pipe's buffer (64 KiB): the boot blocks writing it until
+    // someone reads, as under `rebound boot | less`.
+    let d = Dir::golden_device("lock-report", &[]);
+    for i in 0..400 {
+        d.write(
+            &format!("usr/app/many/file-{i:03}.py"),
+            format!("n = {i}\n"),
+        );
+    }
+    d.run(["seal"], 0);
+    d.remove("usr/app/many");
+    let mut cmd = d.cmd(["boot"]).cmd;
+    let mut first = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its repairs are done once everything verifies; its locks must be free by then.
+    let started = Instant::now();
+    while d.cmd(["verify"]).run().code() != Some(0) {
+        assert!(
+            started.elapsed() < SOON,
+            "the boot did not finish its repairs"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (r, _) = run_within(d.cmd(["--wait", "10", "boot"]), SOON);
+    r.expect_code(0).says(&["result: intact"]);
+    let mut report = String::new();
+    std::io::Read::read_to_string(&mut first.stdout.take().unwrap(), &mut report).unwrap();
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+    assert!(report.len() > 64 * 1024, "{} bytes", report.len());
+}
