@@ -48,6 +48,9 @@ VERSION_FILE = "app_ver.txt"
 PART_SIZE = 64 << 20
 RESULTS_SIZE = 32 << 20
 QBOOT = "/usr/share/qemu/qboot.rom"
+# How much slower than an x86_64 guest a guest of each architecture runs under TCG on
+# an x86_64 host (timeouts only; the cut moments are learnt from the guest's own speed).
+SLOWER = {"x86_64": 1, "armv7": 3, "aarch64": 3}
 # Replay mode: one disk, MBR, three partitions (start sector, sectors).
 PARTS = {"system": (2048, PART_SIZE // 512), "usrdata": (2048 + PART_SIZE // 512, PART_SIZE // 512),
          "results": (2048 + 2 * PART_SIZE // 512, RESULTS_SIZE // 512)}
@@ -519,13 +522,24 @@ class Lab:
             drives.append((disk, "log" if log else "off"))
         elif fs != "ubifs":
             drives += [("system.img", "off"), ("usrdata.img", "off")]
-        # qboot (shipped with QEMU) starts a -kernel much faster than SeaBIOS.
-        bios = ["-bios", QBOOT] if os.path.exists(QBOOT) else []
-        cmd = ["qemu-system-x86_64", "-machine", "pc", *bios, "-accel", "tcg", "-m", "512", "-smp", "1", "-nodefaults",
-               "-display", "none", "-no-reboot", "-monitor", "none",
-               "-serial", f"file:{os.path.join(d, 'console.log')}",
-               "-kernel", self.a.kernel, "-initrd", self.a.initrd,
-               "-append", "console=ttyS0 quiet loglevel=3 log_buf_len=16M panic=-1 oops=panic mitigations=off"]
+        common = ["-accel", "tcg", "-m", "512", "-smp", "1", "-nodefaults",
+                  "-display", "none", "-no-reboot", "-monitor", "none",
+                  "-serial", f"file:{os.path.join(d, 'console.log')}",
+                  "-kernel", self.a.kernel, "-initrd", self.a.initrd]
+        append = "quiet loglevel=3 log_buf_len=16M panic=-1 oops=panic mitigations=off"
+        if self.a.arch == "x86_64":
+            # qboot (shipped with QEMU) starts a -kernel much faster than SeaBIOS.
+            bios = ["-bios", QBOOT] if os.path.exists(QBOOT) else []
+            cmd = ["qemu-system-x86_64", "-machine", "pc", *bios, *common,
+                   "-append", "console=ttyS0 " + append]
+        elif self.a.arch == "armv7":
+            # Debian's armmp kernel on QEMU's generic board (a Cortex-A15, the default
+            # CPU of -M virt for 32-bit ARM; the console is its PL011 UART).
+            cmd = ["qemu-system-arm", "-machine", "virt,highmem=off", "-cpu", "cortex-a15", *common,
+                   "-append", "console=ttyAMA0 " + append]
+        else:
+            cmd = ["qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a57", *common,
+                   "-append", "console=ttyAMA0 " + append]
         # Explicit PCI slots: the guest's vda, vdb, ... follow them.
         for i, (name, ro) in enumerate(drives):
             path = os.path.join(d, name)
@@ -601,7 +615,7 @@ class Lab:
             pre = parse_results(img, res_start, res_start + res_count)
             build_control(os.path.join(rd, "control.tar"), fs, "replay", [quiet], self.a.broken, None,
                           self.a.vfat_opts, self.disk_params + f"RES_OFF={res_off}\n")
-            self.qemu(fs, rd, 150, disk="dev.img")
+            self.qemu(fs, rd, 150 * SLOWER[self.a.arch], disk="dev.img")
             post = parse_results(img, res_start, res_start + res_count, first_sector=res_off)
             ck = copy.deepcopy(checker_before)
             _, pre_cycles = split_cycles(pre)
@@ -671,7 +685,7 @@ class Lab:
             for img in (["dev.img"] if replay else ["system.img", "usrdata.img"] if fs != "ubifs" else []):
                 subprocess.run(["cp", "--sparse=always", os.path.join(d, img),
                                 os.path.join(d, "before-boot-" + img)], check=True)
-            timeout = 150 if fs != "ubifs" else 90 + 25 * n
+            timeout = (150 if fs != "ubifs" else 90 + 25 * n) * SLOWER[a.arch]
             if replay:
                 secs, hung = self.qemu(fs, d, timeout, disk="dev.img", log="dev.log")
                 start, count = PARTS["results"]
@@ -741,7 +755,7 @@ class Lab:
         for t in threads:
             t.join()
         print()
-        print("== power-cut lab summary" + (" (BROKEN build: REBOUND_FAULT_SKIP_SYNC=1)" if self.a.broken else ""))
+        print(f"== power-cut lab summary ({self.a.arch})" + (" (BROKEN build: REBOUND_FAULT_SKIP_SYNC=1)" if self.a.broken else ""))
         hdr = f"{'fs':6} {'cuts':>6} {'boot-cuts':>9} {'boots':>6} {'steps':>6} {'repairs':>8} {'reformats':>9} {'erases':>6} {'fs-ro':>5} {'inflight new/old':>16} {'violations':>10} {'time':>6}"
         print(hdr)
         total_v = 0
@@ -758,7 +772,7 @@ class Lab:
                   f"{s['reformats']:>9} {s['erases']:>6} {s['fs_ro']:>5} {str(s['inflight_new']) + '/' + str(s['inflight_old']):>16} "
                   f"{s['violations']:>10} {s['seconds']:>5}s")
         with open(os.path.join(self.a.work, "summary.json"), "w") as f:
-            json.dump({"seed": self.a.seed, "broken": self.a.broken,
+            json.dump({"seed": self.a.seed, "broken": self.a.broken, "arch": self.a.arch,
                        "results": {k: {"stats": s, "violations": v[:50]} for k, (s, v) in self.results.items()}}, f, indent=1)
         if self.a.broken:
             # Only lost or wrong data counts as catching it: a guest that crashed, hung or
@@ -781,6 +795,7 @@ def main():
     f = sub.add_parser("factory")
     f.add_argument("--out", required=True)
     r = sub.add_parser("run")
+    r.add_argument("--arch", default="x86_64", choices=["x86_64", "armv7", "aarch64"])
     r.add_argument("--work", required=True)
     r.add_argument("--kernel", required=True)
     r.add_argument("--initrd", required=True)

@@ -8,7 +8,11 @@
 #   tests/powercut/run.sh --quick              # CI: tens of cuts per filesystem
 #   tests/powercut/run.sh --cuts 2000          # soak: 2000 cuts per filesystem
 #   tests/powercut/run.sh --quick --broken     # build that skips fsync: MUST fail
+#   tests/powercut/run.sh --quick --arch armv7 # Debian's ARM kernel (armmp), armv7 rebound
 # Options:
+#   --arch A         x86_64 (default), armv7 (linux-image-armmp, qemu-system-arm -M virt,
+#                    ext4/vfat/ubifs) or aarch64 (linux-image-arm64, qemu-system-aarch64
+#                    -M virt -cpu cortex-a57; ext4/vfat: that kernel has no nandsim)
 #   --quick          bounded run for CI: 20 cuts per filesystem (default without it: 200)
 #   --cuts N         power cuts per filesystem
 #   --fs LIST        comma-separated subset of ext4,vfat,ubifs (default: all three)
@@ -32,12 +36,11 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-WORK="$HERE/work"
-mkdir -p "$WORK"
 
+ARCH=x86_64
 CUTS=""
 QUICK=0
-FSLIST="ext4,vfat,ubifs"
+FSLIST=""
 JOBS="$(nproc)"
 SEED="$(date +%s)"
 BROKEN=0
@@ -47,6 +50,7 @@ REPLAY=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
+        --arch) ARCH="$2"; shift ;;
         --cuts) CUTS="$2"; shift ;;
         --fs) FSLIST="$2"; shift ;;
         --jobs) JOBS="$2"; shift ;;
@@ -55,11 +59,28 @@ while [ $# -gt 0 ]; do
         --no-install) INSTALL=0 ;;
         --vfat-opts) VFAT_OPTS="$2"; shift ;;
         --replay) REPLAY="$2"; shift ;;
-        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
+# Per architecture: Debian kernel flavour and architecture, QEMU, the rebound target.
+case "$ARCH" in
+    x86_64) KFLAVOUR=amd64; DEBARCH=amd64; QEMU_PKG=qemu-system-x86; QEMU_BIN=qemu-system-x86_64
+            DEFAULT_FS="ext4,vfat,ubifs"; WORK="$HERE/work" ;;
+    armv7) KFLAVOUR=armmp; DEBARCH=armhf; QEMU_PKG=qemu-system-arm; QEMU_BIN=qemu-system-arm
+           DEFAULT_FS="ext4,vfat,ubifs"; WORK="$HERE/work/armv7" ;;
+    aarch64) KFLAVOUR=arm64; DEBARCH=arm64; QEMU_PKG=qemu-system-arm; QEMU_BIN=qemu-system-aarch64
+             DEFAULT_FS="ext4,vfat"; WORK="$HERE/work/aarch64" ;;
+    *) echo "run.sh: unknown --arch $ARCH (x86_64, armv7, aarch64)" >&2; exit 2 ;;
+esac
+FSLIST="${FSLIST:-$DEFAULT_FS}"
+if [ "$ARCH" = aarch64 ] && [[ ",$FSLIST," == *,ubifs,* ]]; then
+    echo "run.sh: no UBIFS on aarch64: Debian's arm64 kernel has no nandsim (CONFIG_MTD_NAND_NANDSIM is not set); use --arch armv7 or x86_64" >&2
+    exit 2
+fi
+mkdir -p "$WORK"
+
 if [ -z "$CUTS" ]; then
     if [ "$QUICK" = 1 ]; then CUTS=20; else CUTS=200; fi
 fi
@@ -70,10 +91,10 @@ log() { printf '== %s\n' "$*"; }
 # 1. Host packages. The kernel comes from the Debian archive as a .deb that is only
 #    unpacked (never installed); everything else is an ordinary package.
 # ---------------------------------------------------------------------------------
-PKGS="qemu-system-x86 busybox-static kmod cpio mtd-utils dosfstools squashfs-tools e2fsprogs"
+PKGS="$QEMU_PKG busybox-static kmod cpio mtd-utils dosfstools squashfs-tools e2fsprogs binutils"
 need_install() {
     local c
-    for c in qemu-system-x86_64 busybox depmod cpio ubiattach mkfs.fat fsck.fat mksquashfs mke2fs; do
+    for c in "$QEMU_BIN" busybox depmod cpio ubiattach mkfs.fat fsck.fat mksquashfs mke2fs readelf; do
         command -v "$c" >/dev/null 2>&1 || return 0
     done
     # busybox must be the static one: it is copied into the guest as is.
@@ -94,20 +115,32 @@ if need_install; then
 fi
 
 # ---------------------------------------------------------------------------------
-# 2. Kernel: linux-image-6.1.0-*-amd64 (the version linux-image-amd64 points at),
-#    downloaded and unpacked with dpkg-deb -x, cached in work/kernel.
+# 2. Kernel: linux-image-6.1.0-*-<flavour> (the version linux-image-<flavour> points
+#    at; amd64, armmp or arm64), downloaded and unpacked with dpkg-deb -x, cached in
+#    work/kernel (work/<arch>/kernel for ARM).
 # ---------------------------------------------------------------------------------
 KDIR="$WORK/kernel"
 mkdir -p "$KDIR"
-KPKG="$(ls "$KDIR"/linux-image-6.1.0-*-amd64_*.deb 2>/dev/null | head -n1 || true)"
+# A foreign architecture's packages can be downloaded only once dpkg knows it.
+add_debarch() {
+    [ "$DEBARCH" = "$(dpkg --print-architecture)" ] && return 0
+    dpkg --print-foreign-architectures | grep -qx "$DEBARCH" && return 0
+    [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ] \
+        || { echo "run.sh: dpkg does not know architecture $DEBARCH: run as root (dpkg --add-architecture $DEBARCH && apt-get update)" >&2; exit 2; }
+    dpkg --add-architecture "$DEBARCH"
+    apt-get update -qq
+}
+KPKG="$(ls "$KDIR"/linux-image-6.1.0-*-"$KFLAVOUR"_*.deb 2>/dev/null | head -n1 || true)"
 if [ -z "$KPKG" ]; then
-    kname() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-6\.1\.0-.*-amd64/ {print $2; exit}'; }
+    add_debarch
+    kname() { apt-cache depends "linux-image-$KFLAVOUR:$DEBARCH" 2>/dev/null | awk -v f="$KFLAVOUR" '$1 == "Depends:" && $2 ~ ("^linux-image-6\\.1\\.0-.*-" f) {print $2; exit}'; }
     KNAME="$(kname)"
     if [ -z "$KNAME" ] && [ "$INSTALL" = 1 ]; then apt-get update -qq; KNAME="$(kname)"; fi
-    [ -n "$KNAME" ] || { echo "run.sh: cannot find the linux-image-6.1.0-*-amd64 package name (apt-get update?)" >&2; exit 2; }
+    [ -n "$KNAME" ] || { echo "run.sh: cannot find the linux-image-6.1.0-*-$KFLAVOUR package name (apt-get update?)" >&2; exit 2; }
+    KNAME="${KNAME%%:*}:$DEBARCH"
     log "downloading $KNAME"
     (cd "$KDIR" && apt-get download "$KNAME" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-    KPKG="$(ls "$KDIR"/linux-image-6.1.0-*-amd64_*.deb | head -n1)"
+    KPKG="$(ls "$KDIR"/linux-image-6.1.0-*-"$KFLAVOUR"_*.deb | head -n1)"
 fi
 if [ ! -d "$KDIR/root/lib/modules" ]; then
     rm -rf "$KDIR/root"
@@ -119,7 +152,7 @@ VMLINUZ="$KDIR/root/boot/vmlinuz-$KVER"
 # Decompressing an xz bzImage takes seconds under TCG at every boot. The kernel has
 # CONFIG_PVH, so QEMU can start the uncompressed ELF vmlinux directly: unpack it once.
 VMLINUX="$KDIR/vmlinux-$KVER"
-if [ ! -s "$VMLINUX" ]; then
+if [ "$ARCH" = x86_64 ] && [ ! -s "$VMLINUX" ]; then
     python3 - "$VMLINUZ" "$VMLINUX.tmp" <<'PY'
 import lzma, sys
 data = open(sys.argv[1], "rb").read()
@@ -140,12 +173,28 @@ log "kernel $KVER ($(basename "$VMLINUZ"))"
 #    the k-th mutation; skip every fsync with REBOUND_FAULT_SKIP_SYNC=1). Own target
 #    directory so it never fights over target/ with other builds.
 # ---------------------------------------------------------------------------------
-log "building rebound (static, fault-injection)"
-(cd "$REPO" && RUSTFLAGS='-C target-feature=+crt-static' cargo build --quiet --release \
-    -p rebound-cli --features fault-injection --target x86_64-unknown-linux-gnu \
-    --target-dir "$WORK/target")
-REBOUND="$WORK/target/x86_64-unknown-linux-gnu/release/rebound"
-file "$REBOUND" | grep -Eq 'static(-pie)? linked|statically linked' \
+log "building rebound for $ARCH (static, fault-injection)"
+RUNNER=""
+if [ "$ARCH" = x86_64 ]; then
+    (cd "$REPO" && RUSTFLAGS='-C target-feature=+crt-static' cargo build --quiet --release \
+        -p rebound-cli --features fault-injection --target x86_64-unknown-linux-gnu \
+        --target-dir "$WORK/target")
+else
+    # Debian's cross toolchain (tools/cross.sh installs it as root), the same features
+    # as the release build of that target (tools/dist.sh) plus fault-injection.
+    if [ "$INSTALL" = 1 ]; then "$REPO/tools/cross.sh" setup "$ARCH"; else "$REPO/tools/cross.sh" setup --no-install "$ARCH"; fi
+    FEATS=fault-injection
+    [ "$ARCH" = armv7 ] && FEATS="$FEATS,neon"
+    # The repository's target/, where .ci/run builds the same binary for the
+    # integration tests on ARM: one build serves both.
+    (cd "$REPO" && nice "$REPO/tools/cross.sh" cargo "$ARCH" build --quiet --release -p rebound-cli \
+        --features "$FEATS")
+    RUNNER="$("$REPO/tools/cross.sh" runner "$ARCH")"
+fi
+TDIR="$WORK/target"
+[ "$ARCH" = x86_64 ] || TDIR="$REPO/target"
+REBOUND="$TDIR/$("$REPO/tools/cross.sh" triple "$ARCH")/release/rebound"
+! readelf -lW "$REBOUND" | grep -q INTERP \
     || { echo "run.sh: $REBOUND is not statically linked" >&2; exit 2; }
 
 # ---------------------------------------------------------------------------------
@@ -156,13 +205,35 @@ log "packing the initramfs"
 IR="$WORK/initramfs"
 rm -rf "$IR"
 mkdir -p "$IR"/{bin,sbin,etc,proc,sys,dev,tmp,ctl,bak,usrapp,usrdata,lib64,lib/x86_64-linux-gnu}
-cp "$(command -v busybox)" "$IR/bin/busybox"
-for a in $("$IR/bin/busybox" --list); do
+TOOLS="ubiattach ubidetach ubimkvol ubirmvol ubiupdatevol ubinfo mke2fs e2fsck fsck.fat mkfs.fat"
+if [ "$ARCH" = x86_64 ]; then
+    BUSYBOX="$(command -v busybox)"
+else
+    # The guest's userland comes from Debian's packages of the guest's architecture,
+    # downloaded and unpacked (never installed) into work/<arch>/userland.
+    UL="$WORK/userland"
+    UPKGS="busybox-static libc6 mtd-utils e2fsprogs dosfstools libext2fs2 libcom-err2 libblkid1 libuuid1"
+    if [ ! -f "$UL/.done" ]; then
+        add_debarch
+        log "downloading the $DEBARCH userland ($UPKGS)"
+        rm -rf "$UL"; mkdir -p "$UL/debs" "$UL/root"
+        # shellcheck disable=SC2046
+        (cd "$UL/debs" && apt-get download $(printf "%s:$DEBARCH " $UPKGS) 2>&1 \
+            | grep -v '^W: Download is performed unsandboxed' || true)
+        for deb in "$UL"/debs/*.deb; do dpkg-deb -x "$deb" "$UL/root"; done
+        touch "$UL/.done"
+    fi
+    BUSYBOX="$UL/root/bin/busybox"
+    [ -x "$BUSYBOX" ] || { echo "run.sh: no busybox in $UL (delete it and rerun)" >&2; exit 2; }
+fi
+cp "$BUSYBOX" "$IR/bin/busybox"
+# The applet list, from the binary itself (under the emulator for a foreign one).
+for a in $($RUNNER "$IR/bin/busybox" --list); do
     [ -e "$IR/bin/$a" ] || ln -s busybox "$IR/bin/$a"
 done
 # Debian's busybox runs its own applets in preference to $PATH: init.sh calls the
 # real tools below by absolute path (/sbin/...).
-# Dynamically linked tools: copy each with the libraries ldd names.
+# Dynamically linked tools: copy each with the libraries it needs.
 copy_with_libs() {
     local bin="$1" lib
     cp "$bin" "$IR/sbin/$(basename "$bin")"
@@ -172,8 +243,53 @@ copy_with_libs() {
         cp -L "$lib" "$IR$lib"
     done
 }
-for t in ubiattach ubidetach ubimkvol ubirmvol ubiupdatevol ubinfo mke2fs e2fsck fsck.fat mkfs.fat; do
-    copy_with_libs "$(command -v "$t")"
+# A foreign binary: its interpreter and its NEEDED libraries, recursively, looked up in
+# the unpacked packages (readelf reads any ELF; ldd would have to run it).
+copy_foreign() {
+    local bin="$1" interp lib found d
+    cp "$bin" "$IR/sbin/$(basename "$bin")"
+    interp="$(readelf -lW "$bin" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')"
+    if [ -n "$interp" ] && [ ! -e "$IR$interp" ]; then
+        mkdir -p "$IR$(dirname "$interp")"
+        cp -L "$UL/root$interp" "$IR$interp"
+    fi
+    for lib in $(readelf -dW "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        found=""
+        for d in lib/arm-linux-gnueabihf lib/aarch64-linux-gnu usr/lib/arm-linux-gnueabihf usr/lib/aarch64-linux-gnu; do
+            if [ -e "$UL/root/$d/$lib" ]; then found="$d/$lib"; break; fi
+        done
+        [ -n "$found" ] || { echo "run.sh: $(basename "$bin") needs $lib, not in $UPKGS" >&2; exit 2; }
+        # Libraries go to /lib/<multiarch>, where the guest's loader looks.
+        found="lib/${found#*lib/}"
+        [ -e "$IR/$found" ] && continue
+        mkdir -p "$IR/$(dirname "$found")"
+        cp -L "$UL/root/${found}" "$IR/$found" 2>/dev/null || cp -L "$UL/root/usr/$found" "$IR/$found"
+        copy_foreign_lib "$IR/$found"
+    done
+}
+copy_foreign_lib() { # the dependencies of a library already copied
+    local so="$1" lib d
+    for lib in $(readelf -dW "$so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        for d in lib/arm-linux-gnueabihf lib/aarch64-linux-gnu; do
+            if [ -e "$UL/root/$d/$lib" ] || [ -e "$UL/root/usr/$d/$lib" ]; then
+                [ -e "$IR/$d/$lib" ] && break
+                mkdir -p "$IR/$d"
+                cp -L "$UL/root/$d/$lib" "$IR/$d/$lib" 2>/dev/null || cp -L "$UL/root/usr/$d/$lib" "$IR/$d/$lib"
+                copy_foreign_lib "$IR/$d/$lib"
+                break
+            fi
+        done
+    done
+}
+for t in $TOOLS; do
+    if [ "$ARCH" = x86_64 ]; then
+        copy_with_libs "$(command -v "$t")"
+    else
+        p=""
+        for d in sbin usr/sbin bin usr/bin; do [ -x "$UL/root/$d/$t" ] && { p="$UL/root/$d/$t"; break; }; done
+        [ -n "$p" ] || { echo "run.sh: $t not found in the $DEBARCH packages" >&2; exit 2; }
+        copy_foreign "$p"
+    fi
 done
 cp /etc/mke2fs.conf "$IR/etc/" 2>/dev/null || true
 cp "$REBOUND" "$IR/bin/rebound"
@@ -188,7 +304,14 @@ declare -A SEEN=()
 add_mod() {
     local name="$1" path dep
     path="$(awk -F: -v m="$name" '{ n=$1; sub(/.*\//, "", n); sub(/\.ko.*$/, "", n); gsub(/-/, "_", n); if (n == m) { print $1; exit } }' "$MDIR/modules.dep")"
-    [ -n "$path" ] || { echo "run.sh: module $name not found in $KVER" >&2; exit 2; }
+    if [ -z "$path" ]; then
+        # Built into this kernel (e.g. crc32c on ARM): nothing to copy.
+        awk -v m="$name" '{ n=$0; sub(/.*\//, "", n); sub(/\.ko.*$/, "", n); gsub(/-/, "_", n); if (n == m) f=1 } END { exit !f }' \
+            "$MDIR/modules.builtin" 2>/dev/null && return 0
+        # nandsim: only where UBIFS is tested (the arm64 kernel has none).
+        [ "$name" = nandsim ] && [[ ",$FSLIST," != *,ubifs,* ]] && return 0
+        echo "run.sh: module $name not found in $KVER" >&2; exit 2
+    fi
     [ -z "${SEEN[$path]:-}" ] || return 0
     SEEN[$path]=1
     mkdir -p "$IR/lib/modules/$KVER/$(dirname "$path")"
@@ -224,17 +347,17 @@ golden = "$GB/bak"
 copies = ["$GB/copy"]
 include = ["apn_cfg.json", "system_config.json", "app/**"]
 EOF
-"$REBOUND" -c "$GB/seal.toml" seal config >/dev/null
+$RUNNER "$REBOUND" -c "$GB/seal.toml" seal config >/dev/null
 rm -f "$WORK/golden.sqfs"
 mksquashfs "$GB/bak" "$WORK/golden.sqfs" -quiet -no-progress -all-root -noappend >/dev/null
 
 # ---------------------------------------------------------------------------------
 # 6. The lab itself (host-side driver and checker).
 # ---------------------------------------------------------------------------------
-ARGS=(run --work "$WORK" --kernel "$VMLINUZ" --initrd "$INITRD" --golden "$WORK/golden.sqfs"
+ARGS=(run --arch "$ARCH" --work "$WORK" --kernel "$VMLINUZ" --initrd "$INITRD" --golden "$WORK/golden.sqfs"
       --factory "$GB/factory" --cuts "$CUTS" --fs "$FSLIST" --jobs "$JOBS" --seed "$SEED")
 [ "$BROKEN" = 1 ] && ARGS+=(--broken)
 [ -n "$VFAT_OPTS" ] && ARGS+=(--vfat-opts "$VFAT_OPTS")
 [ "$REPLAY" != 0 ] && ARGS+=(--replay "$REPLAY")
-log "power-cut lab: cuts per filesystem $CUTS, filesystems $FSLIST, seed $SEED, jobs $JOBS$([ "$BROKEN" = 1 ] && echo ', BROKEN build (skips fsync)')"
+log "power-cut lab ($ARCH, kernel $KVER): cuts per filesystem $CUTS, filesystems $FSLIST, seed $SEED, jobs $JOBS$([ "$BROKEN" = 1 ] && echo ', BROKEN build (skips fsync)')"
 exec python3 "$HERE/lab.py" "${ARGS[@]}"

@@ -7,8 +7,29 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The binary under test: cargo's build, or `REBOUND_TEST_BIN` started through
+/// `REBOUND_TEST_RUNNER` (e.g. a cross-built armv7 binary under `qemu-arm-static`;
+/// README.md, "Testing on ARM"), as in `tests/it/util.rs`.
+fn bin_command() -> Command {
+    match std::env::var_os("REBOUND_TEST_BIN").filter(|v| !v.is_empty()) {
+        None => Command::new(env!("CARGO_BIN_EXE_rebound")),
+        Some(bin) => {
+            let runner = std::env::var("REBOUND_TEST_RUNNER").unwrap_or_default();
+            let mut words = runner.split_whitespace();
+            match words.next() {
+                None => Command::new(bin),
+                Some(prog) => {
+                    let mut c = Command::new(prog);
+                    c.args(words).arg(bin);
+                    c
+                }
+            }
+        }
+    }
+}
+
 fn rebound(config: Option<&Path>, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rebound"));
+    let mut c = bin_command();
     c.env_remove("REBOUND_CONFIG");
     if let Some(cfg) = config {
         c.arg("-c").arg(cfg);
@@ -67,7 +88,7 @@ fn malformed_config_is_exit_2_names_the_file_and_the_problem() {
 
 #[test]
 fn config_from_environment_variable() {
-    let o = Command::new(env!("CARGO_BIN_EXE_rebound"))
+    let o = bin_command()
         .env("REBOUND_CONFIG", "/nonexistent/from-env.toml")
         .arg("status")
         .output()

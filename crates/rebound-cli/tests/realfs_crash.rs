@@ -57,7 +57,26 @@ macro_rules! skip {
     }};
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_rebound");
+/// The binary under test: cargo's build, or `REBOUND_TEST_BIN` started through
+/// `REBOUND_TEST_RUNNER` (e.g. a cross-built armv7 binary under `qemu-arm-static`;
+/// README.md, "Testing on ARM"), as in `tests/it/util.rs`.
+fn bin_command() -> Command {
+    match std::env::var_os("REBOUND_TEST_BIN").filter(|v| !v.is_empty()) {
+        None => Command::new(env!("CARGO_BIN_EXE_rebound")),
+        Some(bin) => {
+            let runner = std::env::var("REBOUND_TEST_RUNNER").unwrap_or_default();
+            let mut words = runner.split_whitespace();
+            match words.next() {
+                None => Command::new(bin),
+                Some(prog) => {
+                    let mut c = Command::new(prog);
+                    c.args(words).arg(bin);
+                    c
+                }
+            }
+        }
+    }
+}
 
 /// Crash points cut per scenario and filesystem in the default (bounded) run.
 const DEFAULT_POINTS: u64 = 10;
@@ -461,7 +480,7 @@ impl Device {
 
     /// Runs rebound to completion, without fault injection.
     fn rebound(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+        bin_command()
             .arg("-c")
             .arg(self.config())
             .args(args)
@@ -823,7 +842,7 @@ fn run_paused(
     skip_sync: bool,
     at_pause: impl FnOnce(),
 ) -> Result<Ran, String> {
-    let mut c = Command::new(BIN);
+    let mut c = bin_command();
     c.arg("-c").arg(d.config()).args((sc.command)(d, sc.layout));
     c.env("REBOUND_FAULT_PAUSE_AT", k.to_string());
     if skip_sync {

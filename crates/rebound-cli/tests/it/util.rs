@@ -9,8 +9,38 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// The binary under test (built with the `fault-injection` feature: see Cargo.toml).
-pub const BIN: &str = env!("CARGO_BIN_EXE_rebound");
+/// The binary cargo built for this test run (with the `fault-injection` feature: see
+/// Cargo.toml). Tests start it through [`bin_command`], never directly, so that
+/// `REBOUND_TEST_BIN` can put another build in its place.
+const CARGO_BIN: &str = env!("CARGO_BIN_EXE_rebound");
+
+/// A command that starts the binary under test. By default the one cargo built; with
+/// `REBOUND_TEST_BIN=PATH`, that binary instead (e.g. a cross-built armv7 `rebound`,
+/// which must have the `fault-injection` feature too), started through
+/// `REBOUND_TEST_RUNNER` if set (a command and its arguments, split on white space, e.g.
+/// `qemu-arm-static`): `RUNNER... PATH ARGS...`. README.md, "Testing on ARM".
+pub fn bin_command() -> Command {
+    match std::env::var_os("REBOUND_TEST_BIN").filter(|v| !v.is_empty()) {
+        None => Command::new(CARGO_BIN),
+        Some(bin) => {
+            assert!(
+                Path::new(&bin).is_file(),
+                "REBOUND_TEST_BIN={} is not a file (build it first: README.md, \"Testing on ARM\")",
+                Path::new(&bin).display()
+            );
+            let runner = std::env::var("REBOUND_TEST_RUNNER").unwrap_or_default();
+            let mut words = runner.split_whitespace();
+            match words.next() {
+                None => Command::new(bin),
+                Some(prog) => {
+                    let mut c = Command::new(prog);
+                    c.args(words).arg(bin);
+                    c
+                }
+            }
+        }
+    }
+}
 
 /// A golden set on the QuecPython layout: `usr` (live) and `bak` (golden).
 pub const GOLDEN_INCLUDE: &str = r#"["apn_cfg.json", "system_config.json", "app/**"]"#;
@@ -232,7 +262,7 @@ pub struct TestCommand {
 impl TestCommand {
     /// The binary with no configuration argument and no `REBOUND_*` variables.
     pub fn bare() -> TestCommand {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = bin_command();
         cmd.env_remove("REBOUND_CONFIG")
             .env_remove("REBOUND_FAULT_PAUSE_AT")
             .env_remove("REBOUND_FAULT_RESUME_FILE")

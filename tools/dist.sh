@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Release artifacts for rebound: static, stripped `rebound` binaries for the devices' own
+# CPUs, each packed with the example configurations as
+#   dist/rebound-<version>-<triple>.tar.gz
+# plus dist/SHA256SUMS. See README.md, "Installing on a device".
+#
+# Usage:
+#   tools/dist.sh                    # all three targets
+#   tools/dist.sh --targets armv7    # a subset: x86_64, armv7, aarch64 (comma-separated)
+#   tools/dist.sh --no-install       # never apt-get; say what is missing instead
+#   tools/dist.sh --check            # only check the toolchain (exit 2 if incomplete)
+#
+# Toolchain: Debian 12's rustc-web/cargo-web (Rust 1.96, /usr/bin/rustc and
+# /usr/bin/cargo) with the standard library of every target (libstd-rust-web-dev:armhf,
+# :arm64), the cross linkers gcc-arm-linux-gnueabihf / gcc-aarch64-linux-gnu, and
+# qemu-user-static to smoke-test each ARM binary. Run as root on Debian 12 and the script
+# installs them (adding the armhf/arm64 architectures to dpkg); elsewhere it names what
+# is missing and stops. REBOUND_RUSTC / REBOUND_CARGO override the compiler and cargo
+# (they must have the targets' standard library).
+#
+# Every binary is linked statically (`-C target-feature=+crt-static`): it needs no C
+# library on the device, and qemu-user runs it reliably (a dynamically linked armv7
+# build crashes under qemu-user at its first thread). The armv7 build enables feature
+# `neon` (blake3's NEON code, compiled in without a run-time check: it needs a CPU with
+# NEON, as every Cortex-A7/A8/A9-with-NEON/A15/A17 has; see README).
+#
+# Exit status: 0 artifacts written; 1 a build or check failed; 2 toolchain incomplete.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$REPO"
+
+TARGETS="x86_64,armv7,aarch64"
+INSTALL=1
+CHECK_ONLY=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --targets) TARGETS="$2"; shift ;;
+        --no-install) INSTALL=0 ;;
+        --check) CHECK_ONLY=1 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        *) echo "dist.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+log() { printf '== %s\n' "$*"; }
+
+IFS=',' read -r -a ARCHES <<< "$TARGETS"
+CROSS="$REPO/tools/cross.sh"
+features_of() { case "$1" in armv7) echo neon ;; *) echo "" ;; esac; }
+for a in "${ARCHES[@]}"; do "$CROSS" triple "$a" >/dev/null; done
+
+if [ "$CHECK_ONLY" = 1 ] || [ "$INSTALL" = 0 ]; then
+    "$CROSS" setup --no-install "${ARCHES[@]}"
+else
+    "$CROSS" setup "${ARCHES[@]}"
+fi
+[ "$CHECK_ONLY" = 1 ] && { log "toolchain complete for $TARGETS"; exit 0; }
+
+VERSION="$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' Cargo.toml)"
+[ -n "$VERSION" ] || { echo "dist.sh: no version in Cargo.toml [workspace.package]" >&2; exit 1; }
+# Reproducible archives: file times are the last commit's time.
+EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
+OUT="$REPO/dist"
+TDIR="$REPO/target/dist"
+mkdir -p "$OUT"
+
+for a in "${ARCHES[@]}"; do
+    t="$("$CROSS" triple "$a")"
+    feats="$(features_of "$a")"
+    log "building rebound $VERSION for $t (static${feats:+, features $feats})"
+    nice "$CROSS" cargo "$a" build --quiet --release --locked -p rebound-cli \
+        ${feats:+--features "$feats"} --target-dir "$TDIR"
+    bin="$TDIR/$t/release/rebound"
+    if readelf -lW "$bin" | grep -q 'INTERP'; then
+        echo "dist.sh: $bin is dynamically linked (it must be static)" >&2; exit 1
+    fi
+    if readelf -SW "$bin" | grep -q '\.symtab'; then
+        echo "dist.sh: $bin is not stripped" >&2; exit 1
+    fi
+    # Run it once, on its own CPU or under the emulator.
+    runner="$("$CROSS" runner "$a")"
+    got="$($runner "$bin" --version)" || { echo "dist.sh: $bin --version failed${runner:+ under $runner}" >&2; exit 1; }
+    log "  $got ($(stat -c %s "$bin") bytes stripped)"
+
+    name="rebound-$VERSION-$t"
+    stage="$TDIR/stage/$name"
+    rm -rf "$stage"
+    mkdir -p "$stage/examples"
+    install -m 0755 "$bin" "$stage/rebound"
+    install -m 0644 examples/*.toml "$stage/examples/"
+    install -m 0644 README.md "$stage/README.md"
+    # The man page and shell completions, once the project generates them.
+    for extra in man completions; do
+        [ -d "$REPO/target/$extra" ] && cp -r "$REPO/target/$extra" "$stage/$extra"
+    done
+    tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" \
+        -C "$TDIR/stage" -cf - "$name" | gzip -9n > "$OUT/$name.tar.gz.tmp"
+    mv "$OUT/$name.tar.gz.tmp" "$OUT/$name.tar.gz"
+done
+
+# Checksums of every tarball of this version present in dist/.
+(cd "$OUT" && sha256sum "rebound-$VERSION-"*.tar.gz > SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS)
+log "dist/:"
+(cd "$OUT" && ls -l rebound-"$VERSION"-*.tar.gz SHA256SUMS | awk '{print "   " $5 "  " $9}')
