@@ -75,7 +75,7 @@ rec_resync() {
 die() {
     say "FATAL: $*"
     rec "fatal $*"
-    dmesg | tail -n 40 > /tmp/dmesg.tail; rec_block dmesg /tmp/dmesg.tail
+    dmesg | grep -v "nandsim. warning" | tail -n 40 > /tmp/dmesg.tail; rec_block dmesg /tmp/dmesg.tail
     poweroff -f
 }
 
@@ -114,7 +114,9 @@ case $FS in
         modprobe nandsim first_id_byte=0x20 second_id_byte=0xa2 third_id_byte=0x00 fourth_id_byte=0x15 \
             || die "modprobe nandsim"
         modprobe ubi || die "modprobe ubi"
-        modprobe zstd; modprobe ubifs || die "modprobe ubifs" ;;
+        # UBIFS sets up every compressor it was built with (lzo, zlib, zstd): load the
+        # crypto modules first (deflate is a module on armmp, built in elsewhere).
+        modprobe zstd; modprobe deflate; modprobe ubifs || die "modprobe ubifs" ;;
     *) die "unknown filesystem $FS" ;;
 esac
 

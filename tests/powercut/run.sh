@@ -298,7 +298,7 @@ cp "$HERE/rebound.toml" "$IR/etc/rebound.toml"
 chmod +x "$IR/init"
 
 # Modules and everything they depend on, found through modules.dep.
-MODS="virtio_pci virtio_blk crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_utf8 squashfs nandsim ubi ubifs zstd"
+MODS="virtio_pci virtio_blk crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_utf8 squashfs nandsim ubi ubifs zstd deflate"
 MDIR="$KDIR/root/lib/modules/$KVER"
 declare -A SEEN=()
 add_mod() {
