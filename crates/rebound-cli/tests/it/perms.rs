@@ -18,7 +18,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{skip, Dir, TestCommand, BIN, DATA, SYS};
+use crate::util::{bin_argv, skip, Dir, TestCommand, DATA, SYS};
 
 fn mode(d: &Dir, rel: &str) -> u32 {
     d.path(rel).symlink_metadata().unwrap().mode() & 0o7777
@@ -336,7 +336,7 @@ fn without_root_a_restore_keeps_its_content_and_reports_the_owner_it_could_not_s
     let as_nobody = |args: &[&str]| {
         let mut cmd = Command::new("setpriv");
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(BIN)
+            .args(bin_argv())
             .arg("-c")
             .arg(d.path("rebound.toml"))
             .args(args)

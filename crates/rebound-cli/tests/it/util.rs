@@ -20,8 +20,18 @@ const CARGO_BIN: &str = env!("CARGO_BIN_EXE_rebound");
 /// `REBOUND_TEST_RUNNER` if set (a command and its arguments, split on white space, e.g.
 /// `qemu-arm-static`): `RUNNER... PATH ARGS...`. README.md, "Testing on ARM".
 pub fn bin_command() -> Command {
+    let mut argv = bin_argv().into_iter();
+    let mut c = Command::new(argv.next().unwrap_or_else(|| CARGO_BIN.into()));
+    c.args(argv);
+    c
+}
+
+/// The binary under test as the start of a command line: the runner's words (if any),
+/// then the binary. For tests that start it through another program (e.g.
+/// `setpriv ... -- <these> ARGS`); see [`bin_command`].
+pub fn bin_argv() -> Vec<std::ffi::OsString> {
     match std::env::var_os("REBOUND_TEST_BIN").filter(|v| !v.is_empty()) {
-        None => Command::new(CARGO_BIN),
+        None => vec![CARGO_BIN.into()],
         Some(bin) => {
             assert!(
                 Path::new(&bin).is_file(),
@@ -29,15 +39,10 @@ pub fn bin_command() -> Command {
                 Path::new(&bin).display()
             );
             let runner = std::env::var("REBOUND_TEST_RUNNER").unwrap_or_default();
-            let mut words = runner.split_whitespace();
-            match words.next() {
-                None => Command::new(bin),
-                Some(prog) => {
-                    let mut c = Command::new(prog);
-                    c.args(words).arg(bin);
-                    c
-                }
-            }
+            let mut argv: Vec<std::ffi::OsString> =
+                runner.split_whitespace().map(Into::into).collect();
+            argv.push(bin);
+            argv
         }
     }
 }
