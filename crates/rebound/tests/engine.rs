@@ -932,3 +932,68 @@ fn manifests_of_another_hash_refuse_a_mirror_set_instead_of_re_adopting() {
     );
     assert_eq!(d.read("usrdata/appbackup/apps/params.cfg"), "params v1\n");
 }
+
+/// Defect 3, an edit that lands after the boot started but before observe hashed the
+/// file: observe sees it as damage and the re-check before the rename sees it
+/// unchanged; its ctime, between the run's start and now, says it was changed during
+/// the run. The same plan carried out for a run that started after the edit restores.
+#[test]
+fn restore_over_a_file_changed_after_the_run_started_but_before_it_was_hashed_is_skipped() {
+    use rebound::fs::Fs;
+    let d = Device::golden(0);
+    d.seal();
+    let fs_ = OsFs::new();
+    let e = Engine::new(&fs_);
+    let set = &d.config.sets[0];
+    let started = fs_.clock_ns();
+    assert!(started.is_some(), "the test machine's clock is set");
+    // Past the kernel's timestamp tick (docs/design.md 3.1).
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    d.write("usr/apn_cfg.json", "apn mine\n");
+    let (_, plan) = e.plan_set(set, rebound::observe::Depth::Boot).unwrap();
+    assert_eq!(plan.actions.len(), 1, "{:#?}", plan.actions);
+    let durable = rebound::durable::Durable::new(&fs_);
+    let out = rebound::exec::execute_since(&durable, &plan, started);
+    let err = out[0].error.as_deref().unwrap();
+    assert!(err.contains("changed during this run"), "{err}");
+    assert_eq!(d.read("usr/apn_cfg.json"), "apn mine\n");
+    // For a run that started after the edit, it is damage: restored.
+    let out = rebound::exec::execute_since(&durable, &plan, fs_.clock_ns());
+    assert!(out.iter().all(|o| o.error.is_none()), "{out:#?}");
+    assert_eq!(d.read("usr/apn_cfg.json"), "apn v1\n");
+}
+
+/// Defect 3 without a trusted clock: a device whose clock restarts from the same date
+/// at every power-on. A boot restores a file; flash rot damages it later without a new
+/// stamp; the next boot starts at the same clock value, so the file's stamp falls in
+/// its window. The last-repair record the first boot wrote after the restore is
+/// stamped after the second boot's start: the clock went back, no window, and the
+/// file is repaired (else it would be "changed during this run" at every boot).
+#[test]
+fn boot_after_the_clock_restarted_repairs_a_rotted_file_stamped_in_its_window() {
+    use rebound::fs::sim::SimFs;
+    use rebound::fs::Fs;
+    let fs_ = SimFs::new();
+    fs_.mkdir_all(Path::new("/dev0/usr"));
+    fs_.mkdir_all(Path::new("/dev1"));
+    fs_.put(Path::new("/dev0/usr/apn_cfg.json"), b"apn v1\n");
+    let config = Config::parse(
+        "[[set]]\nname = \"config\"\nmode = \"golden\"\nlive = \"/dev0/usr\"\ngolden = \"/dev1/bak\"\ninclude = [\"apn_cfg.json\"]\n",
+        Path::new("/etc/rebound.toml"),
+    )
+    .unwrap();
+    let e = Engine::new(&fs_);
+    assert_eq!(e.seal(&config, &[], false).unwrap().exit_code(), exit::OK);
+    fs_.put(Path::new("/dev0/usr/apn_cfg.json"), b"rot\n");
+    let power_on = u64::try_from(fs_.clock_ns().unwrap()).unwrap();
+    let r = e.boot(&config, &[], false).unwrap();
+    assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+    fs_.rot(Path::new("/dev0/usr/apn_cfg.json"), b"rot again\n");
+    fs_.set_clock(power_on);
+    let r = e.boot(&config, &[], false).unwrap();
+    assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+    assert_eq!(
+        fs_.get(Path::new("/dev0/usr/apn_cfg.json")).unwrap(),
+        b"apn v1\n"
+    );
+}
