@@ -217,18 +217,28 @@ pub fn status(sets: &[SetStatus]) -> String {
             set.include.join(", ")
         ));
         for r in &set.replicas {
+            // Every generation is written to both slots of a writable replica: a slot
+            // that does not hold it is flagged, and the next boot rewrites it.
+            let lagging = |sl: &SlotState| {
+                r.role == Role::Writable
+                    && r.generation.is_some()
+                    && !matches!(sl, SlotState::Intact(g) if Some(*g) == r.generation)
+            };
             let slots: Vec<String> = r
                 .slots
                 .iter()
                 .map(|sl| match sl {
+                    SlotState::Missing if lagging(sl) => "missing (behind)".into(),
                     SlotState::Missing => "missing".into(),
                     SlotState::Damaged(_) => "damaged".into(),
+                    SlotState::Intact(g) if lagging(sl) => format!("gen {g} (behind)"),
                     SlotState::Intact(g) => format!("gen {g}"),
                     SlotState::OtherHash { generation, hash } => {
                         format!("gen {generation} ({hash}: not the configured hash)")
                     }
                 })
                 .collect();
+            let rewrite = r.slots.iter().any(lagging);
             out.line(format_args!(
                 "  {} {}{}: manifest [{}], {} files{}{}{}",
                 match r.role {
@@ -256,6 +266,12 @@ pub fn status(sets: &[SetStatus]) -> String {
                     String::new()
                 }
             ));
+            if rewrite {
+                out.line(format_args!(
+                    "    manifest slot not at generation {}: `rebound boot` rewrites it (until then one more damaged slot could cost that generation)",
+                    r.generation.unwrap_or(0)
+                ));
+            }
             if let Some(l) = &r.last_repair {
                 // The record's lines are escaped when written (engine.rs).
                 for line in l.lines() {

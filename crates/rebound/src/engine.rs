@@ -551,10 +551,15 @@ impl<'a> Engine<'a> {
         for (_, rel) in files {
             next.entries.remove(rel);
         }
-        next.generation = base.generation.max(plan::max_generation(&state)) + 1;
+        next.generation = plan::next_generation(&state)
+            .map_err(|e| Error::Set {
+                set: set.name.clone(),
+                what: e.0,
+            })?
+            .max(base.generation.saturating_add(1));
         let generation = next.generation;
         let p = self.settle(set, &mut state, &|st| {
-            Ok(plan::plan_change(set, st, next.clone()))
+            plan::plan_change(set, st, next.clone())
         })?;
         let mut rep = SetReport::new(set);
         rep.outcomes = execute(&self.durable, &p);
@@ -716,7 +721,12 @@ impl<'a> Engine<'a> {
         // (a reseal cut before its live manifest leaves golden ahead): read golden's
         // manifest if the boot-depth observation left it lazy. Generations never repeat.
         observe::observe_golden(self.fs(), set, &mut state)?;
-        next.generation = base.generation.max(plan::max_generation(&state)) + 1;
+        next.generation = plan::next_generation(&state)
+            .map_err(|e| Error::Set {
+                set: set.name.clone(),
+                what: e.0,
+            })?
+            .max(base.generation.saturating_add(1));
         // 1. Stage the new content durably wherever it is not already in place.
         let stage_dir = RelPath::meta(&set.name, STAGE_DIR);
         for (ri, r) in set.writable() {
@@ -767,16 +777,17 @@ impl<'a> Engine<'a> {
         }
         // 2. IMPORTANT: the commit point. Once this manifest is durable, the next boot
         //    rolls the change forward; before it, the staged content is rolled back.
-        let (ci, cr) = staged
+        let (ci, _) = staged
             .iter()
             .find_map(|(c, _)| c.origin)
             .and_then(|ri| set.replicas.get(ri).map(|r| (ri, r)))
             .or_else(|| set.writable().next())
             .ok_or_else(|| Error::Usage("internal: set without a writable replica".into()))?;
-        let slot = state.replicas[ci].current_slot.map_or(0, |c| 1 - c);
         // IMPORTANT: the committed files are checked unchanged right before the rename
-        // that makes this manifest the truth; a change refuses the whole commit.
-        write_manifest_guarded(&self.durable, &cr.root, &set.name, slot, &next, &unchanged)?;
+        // that makes this manifest the truth; a change refuses the whole commit. It
+        // goes to a slot that does not hold the current manifest, then to the other
+        // (docs/design.md section 4.1).
+        self.write_manifest_slots(&state.replicas[ci], &set.name, &next, &unchanged)?;
         // 3. Bring every replica to it, exactly as a boot would.
         let changed: BTreeSet<RelPath> = staged.iter().map(|(c, _)| c.path.clone()).collect();
         let mut r = self.reconcile(set, false, Intent::Install(&changed), None);
@@ -787,6 +798,33 @@ impl<'a> Engine<'a> {
             ));
         }
         Ok(r)
+    }
+
+    /// Writes `m` into every manifest slot of `r`, in [`ReplicaState::slot_order`].
+    /// The first write is the commit point (its error is the command's; `guard` is
+    /// called right before its rename). A failure
+    /// after it is not: the new generation is durable already, the reconcile that
+    /// follows plans the slot left behind again and reports what fails.
+    fn write_manifest_slots(
+        &self,
+        r: &ReplicaState,
+        set: &str,
+        m: &Manifest,
+        guard: &dyn Fn() -> Result<()>,
+    ) -> Result<()> {
+        let order = r.slot_order();
+        let Some((first, rest)) = order.split_first() else {
+            return Err(Error::Usage(
+                "internal: a replica without manifest slots".into(),
+            ));
+        };
+        write_manifest_guarded(&self.durable, &r.root, set, *first, m, guard)?;
+        for slot in rest {
+            if write_manifest(&self.durable, &r.root, set, *slot, m).is_err() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// The factory step: copy the live files into the golden replica and write the
@@ -823,7 +861,11 @@ impl<'a> Engine<'a> {
                 io::Error::new(io::ErrorKind::NotFound, "the first replica does not exist"),
             ));
         }
-        let mut m = Manifest::new(&set.name, plan::max_generation(&state) + 1, set.hash, None);
+        let g = plan::next_generation(&state).map_err(|e| Error::Set {
+            set: set.name.clone(),
+            what: e.0,
+        })?;
+        let mut m = Manifest::new(&set.name, g, set.hash, None);
         // Every selected path that cannot be sealed, and every link left alone with
         // `links = "skip"`: all of them are named, not only the first.
         let mut refused: Vec<String> = Vec::new();
@@ -969,8 +1011,7 @@ impl<'a> Engine<'a> {
                 ));
             }
         }
-        let slot = primary.current_slot.map_or(0, |c| 1 - c);
-        write_manifest(&self.durable, &primary.root, &set.name, slot, &m)?;
+        self.write_manifest_slots(primary, &set.name, &m, &|| Ok(()))?;
         let mut r = self.reconcile(set, false, Intent::Fill, None);
         r.notes.append(&mut rep.notes);
         Ok(r)

@@ -261,6 +261,21 @@ impl Manifest {
     }
 }
 
+/// The generation a damaged manifest claims, read leniently: the first of its first
+/// eight lines that reads `generation <digits>` (leading zeros allowed, nothing
+/// verified). Never an authority: only a floor for the next generation, so that a
+/// generation a damaged slot once held is not given to different content. `None` if no
+/// such line, or its number does not fit a `u64`.
+pub fn generation_hint(bytes: &[u8]) -> Option<u64> {
+    bytes.split(|&b| b == b'\n').take(8).find_map(|line| {
+        let digits = line.strip_prefix(b"generation ")?;
+        if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(digits).ok()?.parse().ok()
+    })
+}
+
 fn bad(line: usize, what: impl Into<String>) -> ManifestError {
     ManifestError::Malformed {
         line,
@@ -569,10 +584,46 @@ mod tests {
         assert_eq!(parse_mode("8"), None);
     }
 
+    #[test]
+    fn generation_hint_reads_a_damaged_manifest_leniently_and_never_overflows() {
+        let good = sample().encode();
+        assert_eq!(generation_hint(&good), Some(7));
+        // Damaged after the generation line: still read.
+        let mut torn = good.clone();
+        torn.truncate(good.len() / 2);
+        assert_eq!(Manifest::decode(&torn).ok(), None);
+        assert_eq!(generation_hint(&torn), Some(7));
+        // A flipped bit in the magic line does not hide it.
+        let mut flipped = good.clone();
+        flipped[3] ^= 0x20;
+        assert_eq!(generation_hint(&flipped), Some(7));
+        assert_eq!(generation_hint(b"x\ngeneration 0042\n"), Some(42));
+        for bad in [
+            &b""[..],
+            b"generation \n",
+            b"generation -1\n",
+            b"generation 1x\n",
+            b"generation 18446744073709551616\n",
+            b"a\nb\nc\nd\ne\nf\ng\nh\ngeneration 5\n",
+        ] {
+            assert_eq!(
+                generation_hint(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            generation_hint(b"generation 18446744073709551615\n"),
+            Some(u64::MAX)
+        );
+    }
+
     proptest! {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = Manifest::decode(&bytes);
+            let _ = generation_hint(&bytes);
         }
 
         #[test]

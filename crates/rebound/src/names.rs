@@ -9,8 +9,16 @@
 /// subdirectory per set (`.rebound/<set>/`), so several sets may share a root.
 pub const META_DIR: &str = ".rebound";
 
-/// The two manifest slots of a writable replica. Generation `g` is written to slot
-/// `g % 2`, so a new generation always overwrites the older of the two.
+/// The two manifest slots of a writable replica. Every generation is written to both,
+/// in turn: first to a slot that does not hold the replica's current manifest (a
+/// damaged, missing or older one), so that a cut during that write leaves the current
+/// one intact; then to the other. Once both are written, one damaged slot (a flipped
+/// bit, a torn page) always leaves the other at the newest generation. A cut between
+/// the two writes leaves one slot behind; the next boot rewrites it, as it rewrites a
+/// damaged slot (docs/design.md section 4.1). The intact slot with the highest
+/// generation is current. (rebound before 2026-12 wrote generation `g` to slot `g % 2`
+/// only; such a replica is read the same way, and its first boot writes the slot that
+/// is behind.)
 pub const MANIFEST_SLOTS: [&str; 2] = ["manifest.0", "manifest.1"];
 
 /// The single manifest of a golden replica (written once, by `seal`).

@@ -24,7 +24,7 @@ use crate::durable::{hash_reader, CHUNK};
 use crate::error::{Error, Result};
 use crate::fs::{full, Fs, Kind, Meta};
 use crate::hashing;
-use crate::manifest::{Manifest, Owner};
+use crate::manifest::{generation_hint, Manifest, Owner};
 use crate::names::{
     is_temp_name, DISPLACED_DIR, GOLDEN_MANIFEST, MANIFEST_MAX_BYTES, MANIFEST_SLOTS,
     SEALED_MARKER, STAGE_DIR, TAG_MAX_BYTES,
@@ -121,6 +121,18 @@ pub struct ReplicaState {
     pub slots: Vec<SlotState>,
     /// Index in `slots` of the current manifest.
     pub current_slot: Option<usize>,
+    /// Per slot of a writable replica: whether it holds exactly the current manifest.
+    /// Every generation goes to both slots (`names::MANIFEST_SLOTS`), so a slot that
+    /// does not (damaged, missing, or behind after a cut between the two writes or on
+    /// a device written by an older rebound) is rewritten by the next boot.
+    #[serde(skip)]
+    pub slot_current: Vec<bool>,
+    /// Writable replicas: the highest generation any slot claims, damaged slots
+    /// included (read leniently with [`crate::manifest::generation_hint`]). Never an
+    /// authority: only a floor for the next generation, so that a generation a damaged
+    /// slot held is never given to different content.
+    #[serde(skip)]
+    pub generation_floor: Option<u64>,
     #[serde(skip)]
     pub manifest: Option<Manifest>,
     /// Golden only: the seal completed.
@@ -177,6 +189,8 @@ impl ReplicaState {
             observed,
             slots: Vec::new(),
             current_slot: None,
+            slot_current: Vec::new(),
+            generation_floor: None,
             manifest: None,
             sealed: false,
             tag: TagState::NotConfigured,
@@ -210,6 +224,22 @@ impl ReplicaState {
                 _ => None,
             })
             .max_by_key(|(_, g, _)| *g)
+    }
+
+    /// The order in which a new manifest is written to this replica's slots: every
+    /// slot, first one that does not hold the current manifest (damaged, missing or
+    /// behind; if both hold it, the one after the current slot), so that the current
+    /// manifest survives a cut during that first write. The first write is the one
+    /// that makes the new generation durable here; once the others are written too,
+    /// one damaged slot always leaves another at the newest generation.
+    pub fn slot_order(&self) -> Vec<usize> {
+        let n = MANIFEST_SLOTS.len();
+        let first = (0..n)
+            .find(|i| !self.slot_current.get(*i).copied().unwrap_or(false))
+            .unwrap_or_else(|| self.current_slot.map_or(0, |c| (c + 1) % n));
+        std::iter::once(first)
+            .chain((0..n).filter(|i| *i != first))
+            .collect()
     }
 }
 
@@ -259,7 +289,8 @@ fn read_small(fs: &dyn Fs, root: &Path, rel: &RelPath, max: u64) -> Result<Optio
     Ok(Some(buf))
 }
 
-/// Reads and decodes one manifest slot, once: the state of the slot and, if it is
+/// Reads and decodes one manifest slot, once: the state of the slot, the generation
+/// it claims (leniently, even if damaged: a floor, never an authority) and, if it is
 /// intact, the manifest itself (never read a second time, so what is judged is what
 /// is used).
 fn read_manifest(
@@ -267,32 +298,44 @@ fn read_manifest(
     set: &SetConfig,
     root: &Path,
     rel: &RelPath,
+) -> (SlotState, Option<u64>, Option<Manifest>) {
+    let bytes = match read_small(fs, root, rel, MANIFEST_MAX_BYTES) {
+        Ok(None) => return (SlotState::Missing, None, None),
+        Err(e) => return (SlotState::Damaged(e.to_string()), None, None),
+        Ok(Some(bytes)) => bytes,
+    };
+    let hint = generation_hint(&bytes);
+    let (s, m) = decode_slot(set, root, rel, &bytes);
+    (s, hint, m)
+}
+
+fn decode_slot(
+    set: &SetConfig,
+    root: &Path,
+    rel: &RelPath,
+    bytes: &[u8],
 ) -> (SlotState, Option<Manifest>) {
-    match read_small(fs, root, rel, MANIFEST_MAX_BYTES) {
-        Ok(None) => (SlotState::Missing, None),
-        Err(e) => (SlotState::Damaged(e.to_string()), None),
-        Ok(Some(bytes)) => match Manifest::decode(&bytes) {
-            Err(e) => (
-                SlotState::Damaged(format!("{}: {e}", full(root, rel).display())),
-                None,
-            ),
-            Ok(m) if m.set != set.name => (
-                SlotState::Damaged(format!(
-                    "{}: belongs to set `{}`",
-                    full(root, rel).display(),
-                    m.set
-                )),
-                None,
-            ),
-            Ok(m) if m.hash != set.hash => (
-                SlotState::OtherHash {
-                    generation: m.generation,
-                    hash: m.hash,
-                },
-                None,
-            ),
-            Ok(m) => (SlotState::Intact(m.generation), Some(m)),
-        },
+    match Manifest::decode(bytes) {
+        Err(e) => (
+            SlotState::Damaged(format!("{}: {e}", full(root, rel).display())),
+            None,
+        ),
+        Ok(m) if m.set != set.name => (
+            SlotState::Damaged(format!(
+                "{}: belongs to set `{}`",
+                full(root, rel).display(),
+                m.set
+            )),
+            None,
+        ),
+        Ok(m) if m.hash != set.hash => (
+            SlotState::OtherHash {
+                generation: m.generation,
+                hash: m.hash,
+            },
+            None,
+        ),
+        Ok(m) => (SlotState::Intact(m.generation), Some(m)),
     }
 }
 
@@ -500,9 +543,10 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
     let mut st = ReplicaState::blank(root, role, root_exists, Observed::Full);
     if !root_exists {
         st.slots = match role {
-            Role::Writable => vec![SlotState::Missing, SlotState::Missing],
+            Role::Writable => vec![SlotState::Missing; MANIFEST_SLOTS.len()],
             Role::Golden => vec![SlotState::Missing],
         };
+        st.slot_current = vec![false; st.slots.len()];
         if set.version_file.is_some() {
             st.tag = TagState::Missing;
         }
@@ -512,17 +556,25 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
         Role::Writable => MANIFEST_SLOTS.to_vec(),
         Role::Golden => vec![GOLDEN_MANIFEST],
     };
-    // Only the best manifest so far is kept: at most two are in memory at once.
+    // Only the best manifest so far is kept: at most two are in memory at once. Each
+    // slot is compared with it, so it is known which slots hold the current manifest.
     let mut best: Option<(usize, Manifest)> = None;
+    let mut current = vec![false; names.len()];
     for (i, name) in names.iter().enumerate() {
         let rel = RelPath::meta(&set.name, name);
-        let (s, m) = read_manifest(fs, set, root, &rel);
+        let (s, hint, m) = read_manifest(fs, set, root, &rel);
+        if role == Role::Writable {
+            st.generation_floor = st.generation_floor.max(hint);
+        }
         if let Some(m) = m {
-            if best
-                .as_ref()
-                .is_none_or(|(_, b)| m.generation > b.generation)
-            {
-                best = Some((i, m));
+            match &best {
+                Some((_, b)) if *b == m => current[i] = true,
+                Some((_, b)) if b.generation >= m.generation => {}
+                _ => {
+                    current.iter_mut().for_each(|c| *c = false);
+                    current[i] = true;
+                    best = Some((i, m));
+                }
             }
         }
         st.slots.push(s);
@@ -531,6 +583,7 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
         st.current_slot = Some(i);
         st.manifest = Some(m);
     }
+    st.slot_current = current;
     if role == Role::Golden {
         st.sealed = matches!(
             fs.metadata(root, &RelPath::meta(&set.name, SEALED_MARKER)),

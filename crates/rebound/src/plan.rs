@@ -31,7 +31,7 @@ use serde::Serialize;
 use crate::config::{Links, Role, SetConfig};
 use crate::digest::Digest;
 use crate::manifest::{Entry, Manifest, Owner};
-use crate::names::{DISPLACED_DIR, GOLDEN_MANIFEST, STAGE_DIR};
+use crate::names::{DISPLACED_DIR, GOLDEN_MANIFEST, MANIFEST_SLOTS, STAGE_DIR};
 use crate::observe::{FileState, Observed, ReplicaState, SetState, SlotState, TagState};
 use crate::relpath::RelPath;
 
@@ -179,7 +179,9 @@ pub struct Finding {
     pub root: PathBuf,
     pub path: RelPath,
     /// missing, corrupt, not_a_file, unreadable, wrong_mode, wrong_owner,
-    /// golden_damaged, lost, factory_fallback
+    /// golden_damaged, lost, factory_fallback, manifest_damaged (a manifest slot of a
+    /// writable replica is unusable), manifest_outdated (a slot missing or behind the
+    /// other's generation)
     pub problem: String,
     pub detail: String,
 }
@@ -279,17 +281,40 @@ struct Chosen<'s> {
     fresh: bool,
 }
 
-/// The highest generation of any intact manifest observed (0 if none), those of
-/// another hash algorithm included: a new generation must exceed them too, or the
-/// older-algorithm manifest would still look newest afterwards.
-pub(crate) fn max_generation(state: &SetState) -> u64 {
-    state
+/// The generation a new manifest takes: above every intact manifest observed (golden's
+/// included, once read; those of another hash algorithm too, or the older-algorithm
+/// manifest would still look newest afterwards) and above every generation a damaged
+/// slot still claims (read leniently: [`ReplicaState::generation_floor`]), so that no
+/// generation is ever given to two different manifests, even after a damaged slot cost
+/// the newest one.
+///
+/// # Errors
+/// Only if an intact manifest already holds `u64::MAX` (a floor that large, read
+/// from a damaged slot, is ignored rather than trusted).
+pub fn next_generation(state: &SetState) -> Result<u64, PlanError> {
+    let intact = state
         .replicas
         .iter()
         .flat_map(|r| [r.generation(), r.other_hash().map(|(_, g, _)| g)])
         .flatten()
         .max()
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let floor = state
+        .replicas
+        .iter()
+        .filter_map(|r| r.generation_floor)
+        .max()
+        .unwrap_or(0);
+    intact
+        .max(floor)
+        .checked_add(1)
+        .or_else(|| intact.checked_add(1))
+        .ok_or_else(|| {
+            PlanError(format!(
+                "set `{}`: a manifest holds the largest possible generation ({intact}); no newer one can be written (remove the set's .rebound/{}/ manifests and seal again)",
+                state.set, state.set
+            ))
+        })
 }
 
 /// One rule for both modes: the newest intact manifest of the set (of every replica
@@ -547,7 +572,7 @@ fn choose<'s>(
                     ));
                 }
             } else {
-                let mut m = Manifest::new(&set.name, max_generation(state) + 1, set.hash, Some(t));
+                let mut m = Manifest::new(&set.name, next_generation(state)?, set.hash, Some(t));
                 m.entries = adopt_files(set, r, warnings);
                 // IMPORTANT: a file the upgraded copy holds but cannot offer (a link, a
                 // directory, an unreadable file) is not dropped by the upgrade: dropping
@@ -652,7 +677,7 @@ fn choose<'s>(
         TagState::Value(v) => Some(v),
         _ => None,
     };
-    let mut m = Manifest::new(&set.name, max_generation(state) + 1, set.hash, tag);
+    let mut m = Manifest::new(&set.name, next_generation(state)?, set.hash, tag);
     m.entries = adopt_files(set, r, warnings);
     Ok(Choice::Chosen(Chosen {
         authority: Authority::Adopt {
@@ -695,14 +720,17 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
             });
         }
     };
-    Ok(plan_to(set, state, chosen, warnings, golden))
+    plan_to(set, state, chosen, warnings, golden)
 }
 
 /// The plan that makes `target` the truth: an intentional change (`commit --remove`)
 /// decided by the engine, carried out like any boot (files, then manifests, then
 /// removals, tags and staged content; docs/design.md section 3.1). `target`'s
 /// generation must exceed every generation observed (golden's included). Pure.
-pub fn plan_change(set: &SetConfig, state: &SetState, target: Manifest) -> Plan {
+///
+/// # Errors
+/// As [`next_generation`], when the plan needs a newer generation than `target`'s.
+pub fn plan_change(set: &SetConfig, state: &SetState, target: Manifest) -> Result<Plan, PlanError> {
     let chosen = Chosen {
         authority: Authority::Change {
             generation: target.generation,
@@ -726,7 +754,7 @@ fn plan_to(
     chosen: Chosen<'_>,
     mut warnings: Vec<String>,
     golden: Option<GoldenCheck>,
-) -> Plan {
+) -> Result<Plan, PlanError> {
     let mut findings = Vec::new();
     let Chosen {
         authority,
@@ -974,13 +1002,32 @@ fn plan_to(
         }
     }
 
+    // IMPORTANT: a damaged slot that claims a generation above the authority's may have
+    // held a newer manifest (two faults: a cut between the two slot writes, then damage
+    // to the slot written first). Rewriting it with the older generation would erase the
+    // claim, and a later commit would reuse that generation for different content: the
+    // authority is written again at a generation above the claim.
+    let claimed = state
+        .replicas
+        .iter()
+        .filter(|r| r.role == Role::Writable)
+        .filter_map(|r| r.generation_floor.map(|g| (r, g)))
+        .max_by_key(|(_, g)| *g);
+    if let Some((r, g)) = claimed.filter(|(_, g)| *g > target.generation) {
+        warnings.push(format!(
+            "a damaged manifest slot in {} claims generation {g}, above the newest intact one ({}): a newer generation may have been lost with it; the intact content is written again under a newer generation, so that {g} is never reused",
+            r.root.display(),
+            target.generation
+        ));
+        fresh = true;
+    }
     // A new generation must exceed golden's too: a lazily observed golden copy is read
     // first (its generation is not known yet).
     if fresh && golden_lazy {
         need_golden = true;
     }
     if fresh {
-        let g = target.generation.max(max_generation(state) + 1);
+        let g = target.generation.max(next_generation(state)?);
         if g != target.generation {
             target.to_mut().generation = g;
         }
@@ -988,7 +1035,10 @@ fn plan_to(
 
     // Manifests, and removal of files a new generation dropped.
     let mut stale: BTreeMap<usize, Vec<Action>> = BTreeMap::new();
-    let mut manifests: Vec<(usize, Action)> = Vec::new();
+    let mut manifests: Vec<(usize, Vec<Action>)> = Vec::new();
+    // Slots rewritten in replicas that already hold the target (damaged, missing or
+    // behind): not a change of generation, only its second copy.
+    let mut refresh: Vec<Action> = Vec::new();
     for (ri, r) in state.replicas.iter().enumerate() {
         if r.role != Role::Writable {
             continue;
@@ -1015,19 +1065,18 @@ fn plan_to(
             .manifest
             .as_ref()
             .is_some_and(|m| std::ptr::eq(m, &*target) || *m == *target);
-        if !same {
-            let slot = match r.current_slot {
-                Some(c) => 1 - c,
-                None => (target.generation % 2) as usize,
-            };
-            manifests.push((
-                ri,
-                Action::WriteManifest {
-                    root: r.root.clone(),
-                    slot,
-                    generation: target.generation,
-                },
-            ));
+        slot_findings(set, r, same, target.generation, &mut findings);
+        let writes = slot_writes(r, same)
+            .into_iter()
+            .map(|slot| Action::WriteManifest {
+                root: r.root.clone(),
+                slot,
+                generation: target.generation,
+            });
+        if same {
+            refresh.extend(writes);
+        } else {
+            manifests.push((ri, writes.collect()));
         }
     }
     let durable_somewhere = manifests.len()
@@ -1079,7 +1128,10 @@ fn plan_to(
         }
         ordered.push(a);
     }
-    ordered.extend(early.into_iter().map(|(_, a)| a));
+    // The target is already durable in these replicas: restoring its second copy first
+    // keeps the window in which one more damaged slot could cost it short.
+    ordered.extend(refresh);
+    ordered.extend(early.into_iter().flat_map(|(_, a)| a));
     ordered.extend(restores);
     let mut removable = can_remove;
     for (ri, a) in late {
@@ -1088,7 +1140,7 @@ fn plan_to(
                 ordered.extend(s);
             }
         }
-        ordered.push(a);
+        ordered.extend(a);
         // A manifest of the target is written from here on: it explains removals.
         removable |= first_removes.is_some();
     }
@@ -1134,7 +1186,7 @@ fn plan_to(
     ordered.extend(unstage);
     need_hash.sort();
     need_hash.dedup();
-    Plan {
+    Ok(Plan {
         set: set.name.clone(),
         authority,
         generation: target.generation,
@@ -1148,7 +1200,7 @@ fn plan_to(
         manifest: Some(target.into_owned()),
         need_hash,
         need_golden,
-    }
+    })
 }
 
 /// The `Stage` actions that must precede the removals in replica `first` when no
@@ -1301,6 +1353,71 @@ fn fix_meta(
         mode: entry.mode,
         owner: wrong_owner,
     })
+}
+
+/// The slots of writable replica `r` to write, in order. A replica that does not hold
+/// the target yet gets it in every slot ([`ReplicaState::slot_order`]: first one that
+/// does not hold its current manifest, so a cut during that write leaves the current
+/// one intact; a cut between the writes leaves one slot at the new generation, and the
+/// next boot writes the other). A replica that already holds the target (`same`) gets
+/// only the slots that do not hold it (damaged, missing, or behind).
+fn slot_writes(r: &ReplicaState, same: bool) -> Vec<usize> {
+    let order = r.slot_order();
+    if same {
+        order
+            .into_iter()
+            .filter(|i| !r.slot_current.get(*i).copied().unwrap_or(false))
+            .collect()
+    } else {
+        order
+    }
+}
+
+/// Findings about the manifest slots of writable replica `r`: a damaged slot always
+/// (a media fault, or a write torn where rename is not atomic); a missing or older
+/// slot beside the target (`same`: the replica holds the target in its other slot).
+fn slot_findings(
+    set: &SetConfig,
+    r: &ReplicaState,
+    same: bool,
+    generation: u64,
+    findings: &mut Vec<Finding>,
+) {
+    if r.observed != Observed::Full || !r.root_exists {
+        return;
+    }
+    for (i, (slot, name)) in r.slots.iter().zip(MANIFEST_SLOTS).enumerate() {
+        let path = RelPath::meta(&set.name, name);
+        let prefix = format!("{}: ", r.root.join(path.as_str()).display());
+        let (problem, detail) = match slot {
+            SlotState::Damaged(why) => (
+                "manifest_damaged",
+                format!(
+                    "this manifest slot is unusable ({}); `boot` rewrites it with generation {generation}",
+                    why.strip_prefix(&prefix).unwrap_or(why)
+                ),
+            ),
+            _ if !same || r.slot_current.get(i).copied().unwrap_or(false) => continue,
+            SlotState::Missing => (
+                "manifest_outdated",
+                format!("this manifest slot is missing; `boot` writes generation {generation} to it, so that one damaged slot cannot cost that generation"),
+            ),
+            SlotState::OtherHash { generation: g, hash } => (
+                "manifest_outdated",
+                format!("this manifest slot holds generation {g} recorded with {hash}, an older algorithm; `boot` rewrites it with generation {generation}"),
+            ),
+            SlotState::Intact(g) => (
+                "manifest_outdated",
+                format!("this manifest slot holds generation {g}, not {generation} (a write cut between the two slots, or a device written by an older rebound); `boot` rewrites it, so that one damaged slot cannot cost generation {generation}"),
+            ),
+        };
+        findings.push(Finding {
+            root: r.root.clone(),
+            path,
+            problem: problem.into(),
+            detail,
+        });
+    }
 }
 
 /// How much of the golden copy `state` holds (`None`: no golden replica).

@@ -320,26 +320,160 @@ fn unsealed_golden_is_refused_with_a_clear_error() {
     assert_eq!(d.read("usr/app/main.py"), "main v1\n");
 }
 
+const SLOTS: [&str; 2] = [
+    "usr/.rebound/config/manifest.0",
+    "usr/.rebound/config/manifest.1",
+];
+
+fn read_slots(d: &Device) -> [Vec<u8>; 2] {
+    SLOTS.map(|s| fs::read(d.p(s)).unwrap())
+}
+
+/// Every generation is written to both slots: a torn slot leaves the other at the same
+/// generation, nothing committed is lost, and the next boot rewrites the torn slot
+/// (before: generations alternated between the slots, and a torn newest slot fell
+/// back to the previous generation, undoing the commit).
 #[test]
-fn torn_manifest_slot_falls_back_to_the_other_slot() {
+fn torn_manifest_slot_leaves_the_other_at_the_same_generation_and_is_rewritten() {
     let d = Device::golden(0);
     d.seal();
     d.write("usr/app/main.py", "main v2\n");
-    d.commit(&["usr/app/main.py"]); // generation 2 in one slot, generation 1 in the other
-    let newest = ["manifest.0", "manifest.1"]
-        .iter()
-        .map(|s| d.p(&format!("usr/.rebound/config/{s}")))
-        .find(|p| fs::read_to_string(p).unwrap().contains("\ngeneration 2\n"))
-        .unwrap();
-    let bytes = fs::read(&newest).unwrap();
-    fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
-    let r = d.boot_settled();
-    let p = r.sets[0].plan.as_ref().unwrap();
-    assert_eq!(
-        p.generation, 1,
-        "torn generation 2 is absent; generation 1 rules"
+    d.commit(&["usr/app/main.py"]);
+    let good = read_slots(&d);
+    assert_eq!(good[0], good[1], "both slots hold generation 2");
+    for (i, slot) in SLOTS.iter().enumerate() {
+        fs::write(d.p(slot), &good[i][..good[i].len() / 2]).unwrap();
+        let r = d.boot_settled();
+        assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+        let p = r.sets[0].plan.as_ref().unwrap();
+        assert_eq!(p.generation, 2, "the intact slot's generation 2 rules");
+        assert_eq!(d.read("usr/app/main.py"), "main v2\n");
+        assert!(problems(&r).contains(&(
+            format!(".rebound/config/manifest.{i}"),
+            "manifest_damaged".into()
+        )));
+        assert_eq!(read_slots(&d), good, "the torn slot is rewritten");
+    }
+}
+
+/// Item 1 of the defects issue: golden set without copies, two commits, one byte of a
+/// slot flipped. The intact slot keeps the last commit (before: boot fell back to the
+/// older slot, restored the factory content over the committed edit, exited 0 saying
+/// "repaired", and reused the damaged slot's generation).
+#[test]
+fn one_flipped_byte_in_either_slot_never_costs_a_committed_edit() {
+    let d = Device::golden(0);
+    d.seal();
+    d.write("usr/system_config.json", "edit1\n");
+    d.commit(&["usr/system_config.json"]);
+    d.write("usr/system_config.json", "edit2\n");
+    d.commit(&["usr/system_config.json"]);
+    let good = read_slots(&d);
+    assert_eq!(good[0], good[1], "both slots hold the last generation");
+    let g = generation_in(&d, SLOTS[0]).unwrap();
+    for (i, slot) in SLOTS.iter().enumerate() {
+        let mut b = good[i].clone();
+        let at = b.len() / 2;
+        b[at] ^= 0x04;
+        fs::write(d.p(slot), &b).unwrap();
+        let v = d.verify();
+        assert_eq!(v.exit_code(), exit::DAMAGE, "{v:#?}");
+        assert_eq!(
+            problems(&v),
+            vec![(
+                format!(".rebound/config/manifest.{i}"),
+                "manifest_damaged".to_string()
+            )]
+        );
+        let r = d.boot_settled();
+        assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+        assert_eq!(r.sets[0].plan.as_ref().unwrap().generation, g, "{r:#?}");
+        assert_eq!(restores(&r), 0, "{r:#?}");
+        assert_eq!(d.read("usr/system_config.json"), "edit2\n");
+        assert_eq!(read_slots(&d), good);
+        assert_eq!(d.verify().exit_code(), exit::OK);
+    }
+    d.write("usr/system_config.json", "edit3\n");
+    d.commit(&["usr/system_config.json"]);
+    let after: Vec<Option<u64>> = SLOTS.iter().map(|s| generation_in(&d, s)).collect();
+    assert_eq!(after[0], after[1]);
+    assert!(after[0] > Some(g), "{after:?} after generation {g}");
+}
+
+/// Two faults: a cut between the two slot writes of generation 3 (or a device written
+/// by an older rebound, one generation a slot) and then the newest slot damaged. The
+/// older slot rules, but the generation the damaged slot claims is never given to
+/// different content: the factory fallback takes a generation above it.
+#[test]
+fn a_damaged_newest_slot_beside_an_older_one_never_has_its_generation_reused() {
+    let d = Device::golden(0);
+    d.seal();
+    d.write("usr/system_config.json", "edit1\n");
+    d.commit(&["usr/system_config.json"]);
+    let gen2 = read_slots(&d);
+    d.write("usr/system_config.json", "edit2\n");
+    d.commit(&["usr/system_config.json"]);
+    let gen3 = read_slots(&d);
+    let (older, newest) = (
+        generation_in(&d, SLOTS[1]).unwrap() - 1,
+        generation_in(&d, SLOTS[1]).unwrap(),
     );
-    assert_eq!(d.read("usr/app/main.py"), "main v1\n");
+    fs::write(d.p(SLOTS[0]), &gen2[0]).unwrap();
+    assert!(generation_in(&d, SLOTS[0]).unwrap() <= older);
+    fs::write(d.p(SLOTS[1]), &gen3[1][..gen3[1].len() - 20]).unwrap();
+    let r = d.boot_settled();
+    assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+    let p = r.sets[0].plan.as_ref().unwrap();
+    assert!(problems(&r).contains(&("system_config.json".into(), "factory_fallback".into())));
+    assert_eq!(
+        p.generation,
+        newest + 1,
+        "generation {newest} was the damaged slot's"
+    );
+    assert_eq!(d.read("usr/system_config.json"), "sys v1\n");
+    let after: Vec<Option<u64>> = SLOTS.iter().map(|s| generation_in(&d, s)).collect();
+    assert_eq!(after, vec![Some(newest + 1); 2]);
+}
+
+/// A device written by an older rebound holds generation `g` in slot `g % 2` only (the
+/// other slot older, or missing after a seal). It is read as before; verify reports
+/// the slot that is behind, and one boot writes it.
+#[test]
+fn a_device_written_one_slot_per_generation_is_upgraded_by_one_boot() {
+    let d = Device::golden(0);
+    d.seal();
+    let gen1 = read_slots(&d);
+    d.write("usr/app/main.py", "main v2\n");
+    d.commit(&["usr/app/main.py"]);
+    let gen2 = read_slots(&d);
+    // Old layout after the commit: generation 2 in slot 0, generation 1 in slot 1.
+    fs::write(d.p(SLOTS[1]), &gen1[1]).unwrap();
+    let v = d.verify();
+    assert_eq!(v.exit_code(), exit::DAMAGE, "{v:#?}");
+    assert_eq!(
+        problems(&v),
+        vec![(
+            ".rebound/config/manifest.1".to_string(),
+            "manifest_outdated".to_string()
+        )]
+    );
+    let r = d.boot_settled();
+    assert_eq!(r.exit_code(), exit::OK);
+    assert_eq!(
+        actions(&r),
+        vec![Action::WriteManifest {
+            root: d.p("usr"),
+            slot: 1,
+            generation: 2
+        }]
+    );
+    assert_eq!(read_slots(&d), gen2);
+    // Old layout right after a seal: slot 1 was never written.
+    fs::remove_file(d.p(SLOTS[1])).unwrap();
+    assert_eq!(d.verify().exit_code(), exit::DAMAGE);
+    d.boot_settled();
+    assert_eq!(read_slots(&d), gen2);
+    assert_eq!(d.read("usr/app/main.py"), "main v2\n");
 }
 
 // ---------- mirror mode, vendor layout ----------

@@ -183,9 +183,21 @@ fn manifest_slot_naming_dotdot_or_absolute_paths_is_refused_and_the_other_slot_u
         let text = crafted_manifest("config", 50, None, &[file_line("evil\n", &p)]);
         std::fs::write(&free, &text).unwrap();
         d.write("usr/app/main.py", "tampered\n");
+        // Refused as a whole, and rewritten; the generation it claims is never reused
+        // (the intact slot's content is written again above it).
         let b = d
             .run(["boot"], 0)
-            .says(&["generation 1", "result: repaired"]);
+            .says(&["manifest damaged", "line 5", "result: repaired"]);
+        for slot in [&good, &free] {
+            let text = std::fs::read_to_string(slot).unwrap();
+            assert!(
+                text.lines().any(|l| l
+                    .strip_prefix("generation ")
+                    .and_then(|g| g.parse::<u64>().ok())
+                    > Some(50)),
+                "{text}"
+            );
+        }
         assert_eq!(d.read("usr/app/main.py"), "print('v1')\n", "{p}");
         assert!(good.exists());
         let v = d.run(["verify"], 0);

@@ -21,6 +21,8 @@
 //! - `config`: the configuration against the replicas: changed hash, one file in two
 //!   sets, narrowed include, bad set names, FIFO/device/oversized configuration.
 //! - `roots`: roots compared by identity, one handle per root for the whole run.
+//! - `slots`: one damaged manifest slot never costs a commit; verify reports it, boot
+//!   rewrites it.
 
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -38,6 +40,7 @@ mod races;
 mod remove;
 mod reports;
 mod roots;
+mod slots;
 mod tree;
 mod update;
 mod util;

@@ -103,40 +103,52 @@ fn sealed(name: &str) -> Dir {
     d
 }
 
-/// The slot holding generation `g` (seal writes one, each commit the other).
-fn slot_of(d: &Dir, g: u64) -> String {
-    for s in ["manifest.0", "manifest.1"] {
-        let rel = format!("usr/.rebound/config/{s}");
-        if let Some(b) = d.read_opt(&rel) {
-            if String::from_utf8_lossy(&b).contains(&format!("\ngeneration {g}\n")) {
-                return rel;
-            }
-        }
-    }
-    panic!("no slot holds generation {g}");
+const SLOTS: [&str; 2] = [
+    "usr/.rebound/config/manifest.0",
+    "usr/.rebound/config/manifest.1",
+];
+
+/// The generation line of a manifest slot, if it has one.
+fn generation_of(d: &Dir, slot: &str) -> Option<u64> {
+    let b = d.read_opt(slot)?;
+    String::from_utf8_lossy(&b)
+        .lines()
+        .find_map(|l| l.strip_prefix("generation ")?.parse().ok())
 }
 
+/// Two faults: the newest generation reached only one slot (a cut between the two
+/// slot writes, or a device written by a rebound that put each generation in one
+/// slot), and then that slot was torn. The older generation rules, and the torn slot's
+/// generation is never reused: the boot writes the older content as a newer
+/// generation. (Before every generation went to both slots, a torn newest slot alone
+/// did this; `slots::` covers that case now.)
 #[test]
-fn truncated_current_slot_falls_back_to_the_previous_generation() {
+fn torn_newest_slot_beside_an_older_one_falls_back_and_its_generation_is_not_reused() {
     let d = sealed("slot-torn");
+    let gen1 = SLOTS.map(|s| d.read_opt(s).unwrap());
     d.write("usr/apn_cfg.json", "{\"apn\": \"committed\"}\n");
     d.run(["commit", "usr/apn_cfg.json"], 0);
-    let g2 = slot_of(&d, 2);
-    let g1 = slot_of(&d, 1);
-    assert_ne!(g1, g2, "the two generations must sit in different slots");
-    // A torn write of generation 2: cut half way.
-    let b = d.read_opt(&g2).unwrap();
-    d.write(&g2, &b[..b.len() / 2]);
+    assert_eq!(SLOTS.map(|s| generation_of(&d, s)), [Some(2), Some(2)]);
+    // Generation 2 in slot 0 only, torn half way; generation 1 in slot 1.
+    d.write(SLOTS[1], &gen1[1]);
+    let b = d.read_opt(SLOTS[0]).unwrap();
+    d.write(SLOTS[0], &b[..b.len() / 2]);
     // The last intact generation (1) rules: the edit committed in the torn generation
     // counts as not committed, and is put back to generation 1's content.
-    d.run(["verify"], 1).says(&["generation 1"]);
-    d.run(["boot"], 0)
-        .says(&["manifest generation 1", "apn_cfg.json", "result: repaired"]);
+    d.run(["verify"], 1)
+        .says(&["generation 1", "manifest damaged", "claims generation 2"]);
+    d.run(["boot"], 0).says(&[
+        "manifest generation 1",
+        "apn_cfg.json",
+        "claims generation 2",
+        "result: repaired",
+    ]);
     assert_eq!(d.read("usr/apn_cfg.json"), "{\"apn\": \"factory\"}\n");
+    assert_eq!(SLOTS.map(|s| generation_of(&d, s)), [Some(3), Some(3)]);
     d.run(["verify"], 0);
-    // The damaged slot is simply the next one written.
     d.write("usr/apn_cfg.json", "{\"apn\": \"again\"}\n");
     d.run(["commit", "usr/apn_cfg.json"], 0);
+    assert_eq!(SLOTS.map(|s| generation_of(&d, s)), [Some(4), Some(4)]);
     d.run(["boot"], 0).says(&["result: intact"]);
     assert_eq!(d.read("usr/apn_cfg.json"), "{\"apn\": \"again\"}\n");
 }
@@ -146,8 +158,12 @@ fn every_kind_of_damaged_slot_is_treated_as_absent_never_a_panic() {
     let d = sealed("slot-kinds");
     d.write("usr/apn_cfg.json", "{\"apn\": \"committed\"}\n");
     d.run(["commit", "usr/apn_cfg.json"], 0);
-    let g2 = slot_of(&d, 2);
-    let good = d.read_opt(&g2).unwrap();
+    let good = d.read_opt(SLOTS[1]).unwrap();
+    assert_eq!(
+        d.read_opt(SLOTS[0]).unwrap(),
+        good,
+        "both slots hold generation 2"
+    );
     let flipped = {
         let mut b = good.clone();
         let i = b.len() / 3;
@@ -165,15 +181,22 @@ fn every_kind_of_damaged_slot_is_treated_as_absent_never_a_panic() {
             .into_bytes(),
         vec![0xff; 70_000],
     ];
-    for bytes in damaged {
-        d.write(&g2, &bytes);
-        d.run(["boot"], 0).says(&["manifest generation 1"]);
+    for (i, bytes) in damaged.into_iter().enumerate() {
+        // Either slot: the other holds the same generation, nothing is lost.
+        let slot = SLOTS[i % 2];
+        d.write(slot, &bytes);
+        d.run(["status"], 0)
+            .says(&["damaged", "`rebound boot` rewrites it"]);
+        d.run(["verify"], 1).says(&[slot, "manifest damaged"]);
+        d.run(["boot"], 0).says(&[
+            "manifest generation",
+            "manifest damaged",
+            "result: repaired",
+        ]);
+        assert_eq!(d.read("usr/apn_cfg.json"), "{\"apn\": \"committed\"}\n");
         d.run(["verify"], 0);
-        d.run(["status"], 0).says(&["damaged"]);
-        // Put generation 2 back for the next case.
-        d.write(&g2, &good);
-        d.write("usr/apn_cfg.json", "{\"apn\": \"committed\"}\n");
-        d.run(["verify"], 0);
+        d.run(["boot"], 0).says(&["result: intact"]);
+        assert_eq!(d.read_opt(SLOTS[0]), d.read_opt(SLOTS[1]));
     }
 }
 
