@@ -897,7 +897,11 @@ fn commit_remove_with_a_single_copy_stages_it_before_removing_it() {
     let r = commit_remove(&d, &["usr/app/main.py"]);
     assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
     // The stage is the rollback source until the manifest (the commit point).
-    assert_eq!(kinds(&r), ["stage", "remove", "manifest", "unstage"]);
+    // (Each replica's manifest goes to both its slots; the first is the commit point.)
+    assert_eq!(
+        kinds(&r),
+        ["stage", "remove", "manifest", "manifest", "unstage"]
+    );
     assert!(!d.p("usr/app/main.py").exists());
     assert!(
         !d.p("usr/.rebound/config/stage").exists()
@@ -919,7 +923,10 @@ fn commit_remove_with_copies_needs_no_stage_and_removes_each_copy_before_its_man
     let r = commit_remove(&d, &["usr/app/main.py"]);
     assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
     // The copy holds it until after the commit point: it is the rollback source.
-    assert_eq!(kinds(&r), ["remove", "manifest", "remove", "manifest"]);
+    assert_eq!(
+        kinds(&r),
+        ["remove", "manifest", "manifest", "remove", "manifest", "manifest"]
+    );
     assert!(!d.p("usr/app/main.py").exists());
     assert!(!d.p("copy0/app/main.py").exists());
     d.boot_settled();
