@@ -11,7 +11,7 @@ use crate::config::{Config, Links, Mode, Role, SetConfig};
 use crate::durable::{hash_reader, Breakage, Durable, CHUNK};
 use crate::error::{Error, Result};
 use crate::escape::escape;
-use crate::exec::{execute, execute_since, write_manifest, write_manifest_guarded, Outcome};
+use crate::exec::{execute, write_manifest, write_manifest_guarded, Outcome};
 use crate::fs::{full, Fs, Kind};
 use crate::manifest::{Entry, Manifest};
 use crate::names::{GOLDEN_MANIFEST, LAST_REPAIR, SEALED_MARKER, STAGE_DIR};
@@ -238,17 +238,7 @@ impl<'a> Engine<'a> {
         Ok(p)
     }
 
-    /// Observes, plans and carries out one set. For a boot, `run_started` is when the
-    /// run started on the filesystem's clock ([`Fs::clock_ns`]; `None` if it is not
-    /// trusted, and for the other commands): a file changed since then is left as it
-    /// is ([`crate::exec::execute_since`]).
-    fn reconcile(
-        &self,
-        set: &SetConfig,
-        dry_run: bool,
-        intent: Intent<'_>,
-        run_started: Option<i128>,
-    ) -> SetReport {
+    fn reconcile(&self, set: &SetConfig, dry_run: bool, intent: Intent<'_>) -> SetReport {
         let mut rep = SetReport::new(set);
         let started = statcache::now_ns();
         match self.plan_set(set, Depth::Boot) {
@@ -274,9 +264,7 @@ impl<'a> Engine<'a> {
                     _ => matches!(intent, Intent::Repair) && !a.is_cleanup(),
                 };
                 if !dry_run && !p.actions.is_empty() {
-                    let newest_own = state.replicas.iter().filter_map(|r| r.own_stamp_ns).max();
-                    let since = crate::exec::window_start(run_started, newest_own);
-                    rep.outcomes = execute_since(&self.durable, &p, since);
+                    rep.outcomes = execute(&self.durable, &p);
                     if p.actions.iter().any(is_repair) {
                         let notes = self.record(set, &p, &rep.outcomes, &is_repair);
                         rep.notes.extend(notes);
@@ -392,9 +380,6 @@ impl<'a> Engine<'a> {
     /// The boot-time run: verify every set and repair what can be repaired.
     pub fn boot(&self, config: &Config, names: &[String], dry_run: bool) -> Result<Report> {
         let sets = config.select(names)?;
-        // IMPORTANT: taken before any set is observed. An application's write after
-        // this moment is never reverted, even one to a set observed much later.
-        let run_started = self.fs().clock_ns();
         let refused = self.refused(config);
         Ok(Report {
             command: "boot",
@@ -403,7 +388,7 @@ impl<'a> Engine<'a> {
                 .into_iter()
                 .map(|s| {
                     Self::held_back(&refused, s)
-                        .unwrap_or_else(|| self.reconcile(s, dry_run, Intent::Repair, run_started))
+                        .unwrap_or_else(|| self.reconcile(s, dry_run, Intent::Repair))
                 })
                 .collect(),
         })
@@ -713,7 +698,7 @@ impl<'a> Engine<'a> {
         if next.entries == base.entries && p.manifest.is_some() {
             rep.notes
                 .push("already committed: the manifest records this content".into());
-            let mut r = self.reconcile(set, false, Intent::Repair, None);
+            let mut r = self.reconcile(set, false, Intent::Repair);
             r.notes.append(&mut rep.notes);
             return Ok(r);
         }
@@ -790,7 +775,7 @@ impl<'a> Engine<'a> {
         self.write_manifest_slots(&state.replicas[ci], &set.name, &next, &unchanged)?;
         // 3. Bring every replica to it, exactly as a boot would.
         let changed: BTreeSet<RelPath> = staged.iter().map(|(c, _)| c.path.clone()).collect();
-        let mut r = self.reconcile(set, false, Intent::Install(&changed), None);
+        let mut r = self.reconcile(set, false, Intent::Install(&changed));
         for (c, e) in &staged {
             r.notes.push(format!(
                 "recorded {} ({} bytes, {} {}) at generation {}",
@@ -1012,7 +997,7 @@ impl<'a> Engine<'a> {
             }
         }
         self.write_manifest_slots(primary, &set.name, &m, &|| Ok(()))?;
-        let mut r = self.reconcile(set, false, Intent::Fill, None);
+        let mut r = self.reconcile(set, false, Intent::Fill);
         r.notes.append(&mut rep.notes);
         Ok(r)
     }

@@ -172,11 +172,6 @@ pub struct ReplicaState {
     /// How the stat cache was used (`changed_only` sets, boot only).
     #[serde(skip)]
     pub stat_cache: Option<statcache::Usage>,
-    /// The newest `ctime` among rebound's own files in `.rebound/<set>/` (manifest
-    /// slots, the last-repair record, ...): earlier runs wrote them, so a clock now
-    /// behind it went back since (docs/design.md 3.1, "files changed during a run").
-    #[serde(skip)]
-    pub own_stamp_ns: Option<i128>,
 }
 
 impl ReplicaState {
@@ -204,7 +199,6 @@ impl ReplicaState {
             walked: BTreeSet::new(),
             stats: BTreeMap::new(),
             stat_cache: None,
-            own_stamp_ns: None,
         }
     }
 
@@ -605,11 +599,6 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
     let meta = RelPath::meta_dir(&set.name);
     if let Ok(entries) = fs.read_dir(root, Some(&meta)) {
         for e in entries {
-            if let (Some(n), Kind::File) = (&e.name, e.kind) {
-                if let Some(Ok(Some(m))) = meta.join(n).ok().map(|p| fs.metadata(root, &p)) {
-                    st.own_stamp_ns = st.own_stamp_ns.max(Some(m.ctime_ns));
-                }
-            }
             if let Some(n) = &e.name {
                 if is_temp_name(n) && e.kind == Kind::File {
                     if let Ok(p) = meta.join(n) {

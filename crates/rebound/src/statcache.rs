@@ -341,9 +341,6 @@ mod tests {
     }
 
     impl Fs for Counting {
-        fn clock_ns(&self) -> Option<i128> {
-            self.os.clock_ns()
-        }
         fn metadata(&self, root: &Path, rel: &RelPath) -> crate::Result<Option<Meta>> {
             self.os.metadata(root, rel)
         }

@@ -252,15 +252,6 @@ pub trait Fs: Sync {
     /// I/O errors while examining the root or a directory above it.
     fn root_identity(&self, root: &Path) -> Result<Option<Vec<DirId>>>;
 
-    /// The time now on the clock this filesystem stamps a change (`ctime`) with, in
-    /// nanoseconds since the epoch, or `None` if that clock cannot be trusted yet.
-    /// A boot takes it when it starts, and a file whose `ctime` lies between then and
-    /// now was changed during the run ([`crate::exec::changed_during_run`]).
-    /// [`os::OsFs`]: the wall clock, `None` before [`os::CLOCK_SET_FLOOR_S`] (a device
-    /// whose clock was not set since power-on); [`sim::SimFs`]: its logical clock, one
-    /// tick per change.
-    fn clock_ns(&self) -> Option<i128>;
-
     /// A [`Cursor`] for reading many files below `root` in a row. The default makes
     /// each call separately; [`os::OsFs`] keeps the last directory open, which saves
     /// opening every parent directory again for each file (most of the system calls

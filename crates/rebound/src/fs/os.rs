@@ -85,13 +85,6 @@ impl OsFs {
     }
 }
 
-/// The earliest wall-clock time (seconds since the epoch: 2026-01-01T00:00:00Z) that
-/// [`OsFs::clock_ns`] trusts. A device without a battery-backed clock starts at 1970
-/// (or at a fixed build date) and is set later by NTP: before that, its timestamps
-/// repeat from one power-on to the next, so a file's `ctime` cannot tell this run
-/// from an earlier one (docs/design.md §3.1).
-pub const CLOCK_SET_FLOOR_S: i128 = 1_767_225_600;
-
 const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::NOFOLLOW)
@@ -306,18 +299,6 @@ impl Fs for OsFs {
     fn open_read(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
         let parent = self.open_parent(root, rel, "open")?;
         open_file_at(&parent, root, rel)
-    }
-
-    fn clock_ns(&self) -> Option<i128> {
-        // The fine-grained wall clock: the kernel stamps a change with a value of the
-        // same clock that is never later (its coarse copy, updated once per tick), so
-        // nothing written before this call carries a later stamp.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_nanos();
-        let now = i128::try_from(now).ok()?;
-        (now >= CLOCK_SET_FLOOR_S * 1_000_000_000).then_some(now)
     }
 
     fn cursor<'a>(&'a self, root: &'a Path) -> Box<dyn Cursor + 'a> {

@@ -18,11 +18,6 @@
 //!   target's directory slot and only marks the inode dirty, so the slot is written
 //!   when the inode is (docs/powercut.md, finding 1).
 //!
-//! Timestamps come from a logical clock ([`Fs::clock_ns`]): one tick per write, mode
-//! or owner change or setup write, and per reading of the clock. A file's `ctime` (and
-//! `mtime`) is the tick of its last such change, kept with its data (durable with it);
-//! a crash state keeps the clock, as a real clock runs on across a power cut.
-//!
 //! [`SimFs::crash_states`] builds the states a cut could leave; each is a new `SimFs`
 //! whose live and durable states are equal. Everything is deterministic and seeded.
 
@@ -44,16 +39,13 @@ enum Node {
     Symlink,
 }
 
-/// Content, permission bits, owner and change time of one inode. The simulated
-/// process runs as root (uid 0, gid 0): files it creates are owned by 0:0, and it may
-/// chown.
+/// Content, permission bits and owner of one inode. The simulated process runs as
+/// root (uid 0, gid 0): files it creates are owned by 0:0, and it may chown.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct Data {
     bytes: Vec<u8>,
     mode: u32,
     owner: Owner,
-    /// Tick of the last write, mode or owner change (`ctime` and `mtime`).
-    ctime: u64,
 }
 
 /// One pending (live but not yet durable) operation.
@@ -63,18 +55,14 @@ enum Op {
         ino: u64,
         off: usize,
         bytes: Vec<u8>,
-        /// The clock tick it happened at.
-        at: u64,
     },
     Chmod {
         ino: u64,
         mode: u32,
-        at: u64,
     },
     Chown {
         ino: u64,
         owner: Owner,
-        at: u64,
     },
     Create {
         path: PathBuf,
@@ -133,13 +121,11 @@ impl Op {
 
     fn describe(&self) -> String {
         match self {
-            Op::Write {
-                ino, off, bytes, ..
-            } => {
+            Op::Write { ino, off, bytes } => {
                 format!("write inode {ino} at {off}: {} bytes", bytes.len())
             }
-            Op::Chmod { ino, mode, .. } => format!("chmod inode {ino} {mode:o}"),
-            Op::Chown { ino, owner, .. } => format!("chown inode {ino} {owner}"),
+            Op::Chmod { ino, mode } => format!("chmod inode {ino} {mode:o}"),
+            Op::Chown { ino, owner } => format!("chown inode {ino} {owner}"),
             Op::Create { path, ino } => format!("create {} (inode {ino})", path.display()),
             Op::Mkdir { path } => format!("mkdir {}", path.display()),
             Op::Unlink { path } => format!("unlink {}", path.display()),
@@ -166,14 +152,8 @@ struct Image {
 impl Image {
     fn apply(&mut self, op: &Op, tear: Tear) {
         match op {
-            Op::Write {
-                ino,
-                off,
-                bytes,
-                at,
-            } => {
+            Op::Write { ino, off, bytes } => {
                 let d = self.data.entry(*ino).or_default();
-                d.ctime = *at;
                 let bytes: Vec<u8> = match tear {
                     Tear::Whole => bytes.clone(),
                     Tear::Half => bytes[..(bytes.len() / 2) / 512 * 512].to_vec(),
@@ -185,17 +165,12 @@ impl Image {
                 }
                 d.bytes[*off..end].copy_from_slice(&bytes);
             }
-            Op::Chmod { ino, mode, at } => {
-                let d = self.data.entry(*ino).or_default();
-                d.mode = *mode;
-                d.ctime = *at;
-            }
-            Op::Chown { ino, owner, at } => {
+            Op::Chmod { ino, mode } => self.data.entry(*ino).or_default().mode = *mode,
+            Op::Chown { ino, owner } => {
                 let d = self.data.entry(*ino).or_default();
                 d.owner = *owner;
                 // As Linux does on a chown: setuid and setgid are cleared.
                 d.mode &= !0o6000;
-                d.ctime = *at;
             }
             Op::Create { path, ino } => {
                 self.ns.insert(path.clone(), Node::File(*ino));
@@ -278,8 +253,6 @@ struct State {
     /// The n-th sync (1-based) fails with EIO.
     fail_sync_at: Option<u64>,
     syncs: u64,
-    /// The logical clock: the last tick handed out ([`SimFs::tick`]).
-    clock: u64,
     atomic_rename: bool,
     log: Vec<String>,
     /// Every path a mutation touched, for "golden is never written" checks.
@@ -404,7 +377,6 @@ impl SimFs {
             bytes: bytes.to_vec(),
             mode: 0o644,
             owner: Owner::default(),
-            ctime: Self::tick(st),
         };
         for img in [&mut st.live, &mut st.durable] {
             img.ns.insert(path.to_path_buf(), Node::File(ino));
@@ -419,38 +391,15 @@ impl SimFs {
     pub fn set_perm(&self, path: &Path, mode: u32, owner: Owner) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let at = Self::tick(st);
         for img in [&mut st.live, &mut st.durable] {
             if let Some(Node::File(i)) = img.ns.get(path) {
                 let i = *i;
                 if let Some(d) = img.data.get_mut(&i) {
                     d.mode = mode & 0o7777;
                     d.owner = owner;
-                    d.ctime = at;
                 }
             }
         }
-    }
-
-    /// Setup helper: flash rot. Replaces a file's content durably, keeping its inode,
-    /// mode and stamps (no write call changed it).
-    pub fn rot(&self, path: &Path, bytes: &[u8]) {
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let Some(Node::File(ino)) = st.live.ns.get(path).cloned() else {
-            return;
-        };
-        for img in [&mut st.live, &mut st.durable] {
-            if let Some(d) = img.data.get_mut(&ino) {
-                d.bytes = bytes.to_vec();
-            }
-        }
-    }
-
-    /// Setup helper: sets the clock (to a tick already handed out: a device whose
-    /// clock restarts from the same date at every power-on).
-    pub fn set_clock(&self, tick: u64) {
-        self.lock().clock = tick;
     }
 
     /// Setup helper: plants a symbolic link, durably.
@@ -605,7 +554,6 @@ impl SimFs {
                 s.live = img.clone();
                 s.durable = img;
                 s.next_ino = st.next_ino;
-                s.clock = st.clock;
                 s.atomic_rename = st.atomic_rename;
             }
             out.push(CrashState { fs, how });
@@ -659,26 +607,16 @@ impl SimFs {
         })
     }
 
-    /// The next tick of the logical clock.
-    fn tick(st: &mut State) -> u64 {
-        st.clock += 1;
-        st.clock
-    }
-
     fn record(st: &mut State, k: u64, op: Op) {
         st.live.apply(&op, Tear::Whole);
         st.pending.push((k, op));
     }
 
     /// Records a metadata change (chmod, chown) of inode `ino` as one mutation.
-    fn record_meta(&self, path: &Path, mut op: Op) -> Result<()> {
+    fn record_meta(&self, path: &Path, op: Op) -> Result<()> {
         let mut st = self.lock();
         let what = format!("{} ({})", op.describe(), path.display());
         let k = Self::mutation(&mut st, what, "chmod", path)?;
-        // Stamped here: the caller leaves `at` 0.
-        if let Op::Chmod { at, .. } | Op::Chown { at, .. } = &mut op {
-            *at = Self::tick(&mut st);
-        }
         Self::record(&mut st, k, op);
         Ok(())
     }
@@ -758,7 +696,6 @@ impl WriteFile for SimWriter<'_> {
             "write",
             &self.path,
         )?;
-        let at = SimFs::tick(&mut st);
         SimFs::record(
             &mut st,
             k,
@@ -766,7 +703,6 @@ impl WriteFile for SimWriter<'_> {
                 ino: self.ino,
                 off: self.off,
                 bytes: buf.to_vec(),
-                at,
             },
         );
         self.off += buf.len();
@@ -783,7 +719,6 @@ impl WriteFile for SimWriter<'_> {
             Op::Chown {
                 ino: self.ino,
                 owner,
-                at: 0,
             },
         )
     }
@@ -794,17 +729,12 @@ impl WriteFile for SimWriter<'_> {
             Op::Chmod {
                 ino: self.ino,
                 mode: mode & 0o7777,
-                at: 0,
             },
         )
     }
 }
 
 impl Fs for SimFs {
-    fn clock_ns(&self) -> Option<i128> {
-        Some(i128::from(Self::tick(&mut self.lock())))
-    }
-
     fn metadata(&self, root: &Path, rel: &RelPath) -> Result<Option<Meta>> {
         let st = self.lock();
         let Some(parent) = Self::dir_path(&st, root, rel.parent().as_ref())? else {
@@ -901,14 +831,12 @@ impl Fs for SimFs {
                 ino,
             },
         );
-        let at = Self::tick(&mut st);
         Self::record(
             &mut st,
             k,
             Op::Chmod {
                 ino,
                 mode: mode & 0o7777,
-                at,
             },
         );
         drop(st);
@@ -922,7 +850,7 @@ impl Fs for SimFs {
 
     fn set_owner(&self, root: &Path, rel: &RelPath, owner: Owner) -> Result<()> {
         let (ino, p) = self.file_ino(root, rel, "chown")?;
-        self.record_meta(&p, Op::Chown { ino, owner, at: 0 })
+        self.record_meta(&p, Op::Chown { ino, owner })
     }
 
     fn set_mode(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<()> {
@@ -932,7 +860,6 @@ impl Fs for SimFs {
             Op::Chmod {
                 ino,
                 mode: mode & 0o7777,
-                at: 0,
             },
         )
     }
@@ -1157,7 +1084,6 @@ impl SimFs {
             durable: st.durable.clone(),
             pending: st.pending.clone(),
             next_ino: st.next_ino,
-            clock: st.clock,
             atomic_rename: st.atomic_rename,
             ..State::default()
         };
@@ -1193,7 +1119,7 @@ impl SimFs {
 }
 
 fn meta(img: &Image, n: &Node) -> Meta {
-    let (kind, size, mode, owner, ino, ctime) = match n {
+    let (kind, size, mode, owner, ino) = match n {
         Node::File(i) => {
             let d = img.data.get(i);
             (
@@ -1202,11 +1128,10 @@ fn meta(img: &Image, n: &Node) -> Meta {
                 d.map_or(0o644, |d| d.mode),
                 d.map_or(Owner::default(), |d| d.owner),
                 *i,
-                d.map_or(0, |d| i128::from(d.ctime)),
             )
         }
-        Node::Dir => (Kind::Dir, 0, 0o755, Owner::default(), 0, 0),
-        Node::Symlink => (Kind::Symlink, 0, 0o777, Owner::default(), 0, 0),
+        Node::Dir => (Kind::Dir, 0, 0o755, Owner::default(), 0),
+        Node::Symlink => (Kind::Symlink, 0, 0o777, Owner::default(), 0),
     };
     Meta {
         kind,
@@ -1214,8 +1139,8 @@ fn meta(img: &Image, n: &Node) -> Meta {
         mode,
         uid: owner.uid,
         gid: owner.gid,
-        mtime_ns: ctime,
-        ctime_ns: ctime,
+        mtime_ns: 0,
+        ctime_ns: 0,
         ino,
         dev: 0,
     }
@@ -1378,28 +1303,6 @@ mod tests {
         fs.sync_dir(root, Some(&rel("a"))).unwrap();
         for s in fs.crash_states(8, 3) {
             assert_eq!(whole(&s.fs), (0, 2), "{}", s.how);
-        }
-    }
-
-    #[test]
-    fn a_change_is_stamped_after_every_earlier_clock_reading_and_a_crash_keeps_the_clock() {
-        let fs = SimFs::new();
-        fs.put(Path::new("/r/a"), b"a");
-        let root = Path::new("/r");
-        let stamp = |fs: &SimFs| fs.metadata(root, &rel("a")).unwrap().unwrap().ctime_ns;
-        let before = fs.clock_ns().unwrap();
-        assert!(stamp(&fs) < before);
-        fs.put(Path::new("/r/a"), b"b");
-        let edited = stamp(&fs);
-        let now = fs.clock_ns().unwrap();
-        assert!(before < edited && edited < now);
-        let mut w = fs.create_new(root, &rel("t"), 0o644).unwrap();
-        w.write_all(b"x").unwrap();
-        drop(w);
-        let t = fs.metadata(root, &rel("t")).unwrap().unwrap();
-        assert!(t.ctime_ns > now && t.mtime_ns == t.ctime_ns);
-        for c in fs.crash_states(0, 1) {
-            assert!(c.fs.clock_ns().unwrap() > t.ctime_ns, "{}", c.how);
         }
     }
 
