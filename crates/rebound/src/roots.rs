@@ -10,6 +10,7 @@
 //!   that set;
 //! - a writable replica of one set that is, lies inside or contains another set's
 //!   golden copy refuses both sets (a golden copy is written only by `seal`);
+//! - writable replicas of two sets, one inside the other, refuse both sets;
 //! - sets whose writable replicas are one directory may share it, but no file: a path
 //!   that one set selects there (a file found, or a path its manifest records) and
 //!   another set also selects refuses both sets, naming the path (one set's commit
@@ -102,8 +103,19 @@ pub fn refused(fs: &dyn Fs, config: &Config) -> BTreeMap<String, String> {
                 );
                 refuse(w.set, why.clone());
                 refuse(g.set, why);
-            } else if a.role == Role::Writable && a.ids.first() == b.ids.first() {
-                shared.push((a, b));
+            } else if a.ids.first() == b.ids.first() {
+                if a.role == Role::Writable {
+                    shared.push((a, b));
+                }
+            } else if a.role == Role::Writable {
+                // Writable copies of two sets, one inside the other: the outer set's
+                // walk would claim the inner set's files and its `.rebound/`.
+                let why = format!(
+                    "writable copy `{da}` of set `{}` {rel} writable copy `{ib}` of set `{}` (compared after following links): two sets may share one directory but not nest; use the same root with other include patterns, or directories apart; nothing was done",
+                    a.set.name, b.set.name
+                );
+                refuse(a.set, why.clone());
+                refuse(b.set, why);
             }
         }
     }

@@ -88,3 +88,42 @@ fn live_root_replaced_by_a_link_during_a_boot_gets_no_write_in_the_links_target(
     assert_eq!(d.read("usr.old/app/main.py"), "print('v1')\n");
     assert_eq!(d.read("usr.old/app/lib/util.py"), "def f(): return 1\n");
 }
+
+/// Writable copies of two sets, one inside the other through a link: the outer set's
+/// walk would claim the inner set's files and `.rebound/`, so both sets are refused
+/// and neither is written; a third set still runs.
+#[test]
+fn writable_copies_of_two_sets_nested_in_each_other_are_refused() {
+    let d = Dir::golden_device("nested-writable", &[]);
+    let cfg = d.read("rebound.toml");
+    d.run(["seal"], 0);
+    d.write("m1/apps/x", "x\n");
+    d.write("m2/apps/x", "x\n");
+    std::fs::create_dir_all(d.path("m1/inner")).unwrap();
+    std::os::unix::fs::symlink(d.path("m1/inner"), d.path("n1")).unwrap();
+    d.write("n2/apps/y", "y\n");
+    d.config(&format!(
+        "{cfg}[[set]]\nname = \"m\"\nmode = \"mirror\"\nreplicas = [\"{}\", \"{}\"]\ninclude = [\"**\"]\n\
+         [[set]]\nname = \"n\"\nmode = \"mirror\"\nreplicas = [\"{}\", \"{}\"]\ninclude = [\"apps/**\"]\n",
+        d.path("m1").display(),
+        d.path("m2").display(),
+        d.path("n1").display(),
+        d.path("n2").display(),
+    ));
+    let (m1, n2) = (d.contents("m1"), d.contents("n2"));
+    d.run(["boot"], 2).says(&[
+        "set `m`",
+        "set `n`",
+        "not nest",
+        &format!("`{}`", d.path("n1").display()),
+    ]);
+    assert_eq!(d.contents("m1"), m1, "a refused set was written");
+    assert_eq!(d.contents("n2"), n2, "a refused set was written");
+    assert!(!d.exists("m1/.rebound") && !d.exists("m1/inner/.rebound"));
+    d.remove("usr/apn_cfg.json");
+    d.run(["boot"], 2).says(&["set config", "result: repaired"]);
+    assert!(
+        d.exists("usr/apn_cfg.json"),
+        "the third set was not repaired"
+    );
+}
