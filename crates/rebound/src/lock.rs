@@ -9,7 +9,7 @@
 //! `flock` does). It lives in the library, not in the CLI, so that every program that
 //! embeds the engine (the planned C library) takes the same locks in the same order.
 //!
-//! The rules (docs/design.md §5.3):
+//! The rules (docs/design.md §5.5):
 //! - an existing root is locked exclusively, and its parent directory shared;
 //! - a missing root (one a boot will create) is represented by its parent, locked
 //!   exclusively: a run that creates a root therefore excludes every run that would
