@@ -381,16 +381,29 @@ impl<'a> Engine<'a> {
     pub fn boot(&self, config: &Config, names: &[String], dry_run: bool) -> Result<Report> {
         let sets = config.select(names)?;
         let refused = self.refused(config);
+        // The change journal starts before any set is observed (docs/design.md
+        // section 3.1): a file an application changes from here on is left as it is,
+        // not taken for damage. It ends with the boot.
+        self.fs().reset_journal();
+        if !dry_run {
+            for s in sets.iter().filter(|s| !refused.contains_key(&s.name)) {
+                for (_, r) in s.writable() {
+                    observe::watch(self.fs(), s, &r.root);
+                }
+            }
+        }
+        let sets = sets
+            .into_iter()
+            .map(|s| {
+                Self::held_back(&refused, s)
+                    .unwrap_or_else(|| self.reconcile(s, dry_run, Intent::Repair))
+            })
+            .collect();
+        self.fs().reset_journal();
         Ok(Report {
             command: "boot",
             dry_run,
-            sets: sets
-                .into_iter()
-                .map(|s| {
-                    Self::held_back(&refused, s)
-                        .unwrap_or_else(|| self.reconcile(s, dry_run, Intent::Repair))
-                })
-                .collect(),
+            sets,
         })
     }
 

@@ -20,8 +20,11 @@
 //! with [`Error::Changed`] ("changed during this run: left as it is, checked at the
 //! next run"), like a failed restore: the file is not counted as intact, the run
 //! exits 2, and the next run looks at it again (by then its owner may have committed
-//! it). The remaining window is the few system calls between the last `lstat` and the
-//! rename.
+//! it). A boot also asks its change journal ([`Fs::changed_by_others`]): a file
+//! changed after the boot watched its directory, even before observe hashed it (so
+//! observe took the change for damage), is left the same way. The remaining windows:
+//! a change before the watch, and the few system calls between the last `lstat` and
+//! the rename.
 //!
 //! A failed `Stage` stops the whole plan: it belongs to an intentional change
 //! (`commit --remove`), which is all or nothing, and the removal it protects must
@@ -172,14 +175,20 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
     }
 }
 
-/// `Ok` if `rel` is still what observe saw there (`prior`); else [`Error::Changed`].
-/// A regular file is `lstat`ed, hashed and `lstat`ed again: a write that lands while
-/// it is hashed changes its size, mtime or ctime.
+/// `Ok` if nobody changed `rel` during the run, as far as the change journal knows,
+/// and it is still what observe saw there (`prior`); else [`Error::Changed`]. A
+/// regular file is `lstat`ed, hashed and `lstat`ed again: a write that lands while it
+/// is hashed changes its size, mtime or ctime.
 fn unchanged(fs: &dyn Fs, root: &Path, rel: &RelPath, prior: Prior, algo: HashAlgo) -> Result<()> {
     let changed = || Error::Changed {
         path: full(root, rel),
         what: CHANGED_DURING_RUN,
     };
+    // Someone else changed it since the boot watched its directory, before or after
+    // observe hashed it (the change journal, docs/design.md section 3.1).
+    if fs.changed_by_others(root, rel) == Some(true) {
+        return Err(changed());
+    }
     match prior {
         Prior::Other => Ok(()),
         Prior::Missing => match fs.metadata(root, rel)? {

@@ -970,6 +970,49 @@ pub fn hash_into(
     }
 }
 
+/// Starts a boot's change journal for `set` in the writable root `root` (docs/design.md
+/// section 3.1): every directory the walk will read is watched ([`Fs::watch_dir`])
+/// before anything is hashed, so that a file an application changes during the run
+/// is not taken for damage. Only directories are read here, no file: cheap next to
+/// the hashing that follows. A literal path's directory is watched even if the file
+/// is missing.
+pub fn watch(fs: &dyn Fs, set: &SetConfig, root: &Path) {
+    let mut stack: Vec<Option<RelPath>> = Vec::new();
+    for start in set.walk_roots() {
+        match start {
+            None => stack.push(None),
+            Some(p) => match fs.metadata(root, &p) {
+                Ok(Some(m)) if m.kind == Kind::Dir => {
+                    if !set.excludes_below(&p) {
+                        stack.push(Some(p));
+                    }
+                }
+                Ok(_) => fs.watch_dir(root, p.parent().as_ref()),
+                Err(_) => {}
+            },
+        }
+    }
+    while let Some(dir) = stack.pop() {
+        fs.watch_dir(root, dir.as_ref());
+        let Ok(entries) = fs.read_dir(root, dir.as_ref()) else {
+            continue;
+        };
+        for e in entries {
+            let Some(name) = e.name.as_deref().filter(|_| e.kind == Kind::Dir) else {
+                continue;
+            };
+            let rel = match &dir {
+                None => RelPath::new(name),
+                Some(d) => d.join(name),
+            };
+            match rel {
+                Ok(rel) if !rel.is_meta() && !set.excludes_below(&rel) => stack.push(Some(rel)),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Walks `start` (a directory or a single file) collecting selected files and junk.
 ///
 /// With `hash` (every listed file is hashed in this same pass) and no stat cache, a

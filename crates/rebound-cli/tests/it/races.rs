@@ -12,6 +12,9 @@
 //!   the commit that followed said "already committed": the edit was reverted while
 //!   the application was told it was kept. Now a restore re-checks its target right
 //!   before the rename; a file changed since observe is left as it is and reported.
+//!   An edit that lands after the boot started but before it hashed the file (so
+//!   observe takes it for damage) is caught by the boot's change journal: the boot is
+//!   paused once it watches the directory (`REBOUND_FAULT_PAUSE_AFTER_WATCH`).
 
 use crate::util::Dir;
 
@@ -100,6 +103,52 @@ fn boot_leaves_a_file_edited_during_the_run_and_the_waiting_commit_records_it() 
     assert_eq!(d.read("usr/apn_cfg.json"), edit);
     d.run(["boot"], 0).says(&["result: intact"]);
     assert_eq!(d.read("usr/apn_cfg.json"), edit);
+}
+
+/// Item 3, the gap the content re-check alone leaves: the edit lands after the boot
+/// started, before it hashed the file, so observe sees the edit itself and plans to
+/// restore the committed content over it. The change journal tells the edit from
+/// damage: the boot leaves it, and the commit waiting for the boot records it.
+#[test]
+fn boot_leaves_a_file_edited_before_it_was_hashed_and_the_waiting_commit_records_it() {
+    let d = sealed("race-boot-early", &["data"]);
+    // Watch 1: the live root, before anything is hashed.
+    let paused = d.cmd(["boot"]).pause_after_watch(1, &d.path("resume"));
+    let edit = "{\"apn\": \"early\"}\n";
+    d.write("usr/apn_cfg.json", edit);
+    let commit = d.cmd(["commit", "usr/apn_cfg.json"]).spawn();
+    paused
+        .resume()
+        .expect_code(2)
+        .says(&["apn_cfg.json: changed during this run: left as it is, checked at the next run"]);
+    let out = commit.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("recorded apn_cfg.json"), "{text}");
+    assert_eq!(d.read("usr/apn_cfg.json"), edit);
+    d.run(["boot"], 0).says(&["result: intact"]);
+    assert_eq!(d.read("usr/apn_cfg.json"), edit);
+    assert_eq!(
+        d.read("data/apn_cfg.json"),
+        edit,
+        "the copy holds the commit"
+    );
+}
+
+/// The journal leaves alone only what changed during the run: damage done before the
+/// boot started (a torn write of an earlier power cut, a bit flip) is repaired, in a
+/// boot that watched the file's directory all along.
+#[test]
+fn boot_repairs_damage_done_before_it_started() {
+    let d = sealed("race-boot-before", &["data"]);
+    d.write("usr/apn_cfg.json", "torn");
+    let paused = d.cmd(["boot"]).pause_after_watch(1, &d.path("resume"));
+    paused.resume().expect_code(0).says(&["result: repaired"]);
+    assert_eq!(d.read("usr/apn_cfg.json"), SEALED_APN);
 }
 
 /// Item 3 for a missing file: a file that appears while the boot is about to restore

@@ -332,16 +332,28 @@ impl TestCommand {
     /// Starts the run with `REBOUND_FAULT_PAUSE_AT=k` and waits until it has paused
     /// before its mutation `k`; [`Paused::resume`] lets it go on. Panics if the run
     /// ends without pausing.
-    pub fn pause_at(mut self, k: u64, resume_file: &Path) -> Paused {
+    pub fn pause_at(self, k: u64, resume_file: &Path) -> Paused {
+        let want = format!("rebound: fault-injection: paused before mutation {k}");
+        self.pause("REBOUND_FAULT_PAUSE_AT", k, want, resume_file)
+    }
+
+    /// Starts the run (a boot) and waits until it has watched its k-th directory (the
+    /// change journal), before it hashes anything; it goes on once `resume_file`
+    /// exists.
+    pub fn pause_after_watch(self, k: u64, resume_file: &Path) -> Paused {
+        let want = format!("rebound: fault-injection: paused after watch {k}");
+        self.pause("REBOUND_FAULT_PAUSE_AFTER_WATCH", k, want, resume_file)
+    }
+
+    fn pause(mut self, var: &str, k: u64, want: String, resume_file: &Path) -> Paused {
         let mut child = self
             .cmd
-            .env("REBOUND_FAULT_PAUSE_AT", k.to_string())
+            .env(var, k.to_string())
             .env("REBOUND_FAULT_RESUME_FILE", resume_file)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let want = format!("rebound: fault-injection: paused before mutation {k}");
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut seen = Vec::new();
         loop {
@@ -349,7 +361,7 @@ impl TestCommand {
             if stderr.read_line(&mut line).unwrap() == 0 {
                 let out = child.wait_with_output().unwrap();
                 panic!(
-                    "ended without pausing before mutation {k}: {}\n{}{}",
+                    "ended without printing {want:?}: {}\n{}{}",
                     out.status,
                     String::from_utf8_lossy(&out.stdout),
                     seen.concat()

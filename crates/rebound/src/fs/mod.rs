@@ -9,6 +9,7 @@
 //! Method names follow `std` where they mean the same thing. Nothing here orders or
 //! syncs writes on its own: that is the job of [`crate::durable`].
 
+pub mod journal;
 pub mod os;
 pub mod sim;
 
@@ -251,6 +252,27 @@ pub trait Fs: Sync {
     /// # Errors
     /// I/O errors while examining the root or a directory above it.
     fn root_identity(&self, root: &Path) -> Result<Option<Vec<DirId>>>;
+
+    /// Forgets every watch and noted change: a boot starts its change journal afresh
+    /// and drops it when it ends, so no other run (in the same process) reads it.
+    fn reset_journal(&self) {}
+
+    /// Starts noting the changes that others (not this `Fs`) make to the entries of
+    /// directory `dir` below `root`, for [`Fs::changed_by_others`]: a boot's change
+    /// journal (docs/design.md section 3.1). Best effort: a directory that cannot be
+    /// watched is not. The default watches nothing.
+    fn watch_dir(&self, root: &Path, dir: Option<&RelPath>) {
+        let _ = (root, dir);
+    }
+
+    /// `Some(true)` if someone other than this `Fs` created, wrote, removed or renamed
+    /// `rel` since its directory was watched ([`Fs::watch_dir`]), `Some(false)` if
+    /// nobody did, `None` if that is not known (not watched, events lost, or this `Fs`
+    /// changed `rel` itself). The default knows nothing.
+    fn changed_by_others(&self, root: &Path, rel: &RelPath) -> Option<bool> {
+        let _ = (root, rel);
+        None
+    }
 
     /// A [`Cursor`] for reading many files below `root` in a row. The default makes
     /// each call separately; [`os::OsFs`] keeps the last directory open, which saves

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::journal::Journal;
 use super::{full, full_dir, Cursor, DirEntry, DirId, Fs, Kind, Meta, Perm, WriteFile};
 use crate::error::{Error, Result};
 use crate::manifest::Owner;
@@ -28,6 +29,8 @@ pub struct OsFs {
     /// Every root opened so far, by its configured path: opened once, used for the
     /// life of this value (a root that does not exist yet is not remembered).
     roots: Mutex<HashMap<PathBuf, Arc<OwnedFd>>>,
+    /// The change journal, once a directory is watched ([`Fs::watch_dir`]).
+    journal: Mutex<Journal>,
     #[cfg(feature = "fault-injection")]
     fault: fault::Fault,
 }
@@ -76,6 +79,14 @@ impl OsFs {
                 io::Error::new(io::ErrorKind::NotFound, "parent directory does not exist"),
             )
         })
+    }
+
+    /// Notes in the change journal that this run itself changes `rel`.
+    fn own(&self, root: &Path, rel: &RelPath) {
+        self.journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .own(root, rel);
     }
 
     /// Called before every operation that changes the filesystem.
@@ -301,6 +312,29 @@ impl Fs for OsFs {
         open_file_at(&parent, root, rel)
     }
 
+    fn reset_journal(&self) {
+        *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = Journal::default();
+    }
+
+    fn watch_dir(&self, root: &Path, dir: Option<&RelPath>) {
+        // Opened through the run's root handle, refusing links, as every read is.
+        if let Ok(Some(fd)) = self.open_dir(root, dir) {
+            self.journal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .watch(root, dir, &fd, &full_dir(root, dir));
+            #[cfg(feature = "fault-injection")]
+            self.fault.watched();
+        }
+    }
+
+    fn changed_by_others(&self, root: &Path, rel: &RelPath) -> Option<bool> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .changed_by_others(root, rel)
+    }
+
     fn cursor<'a>(&'a self, root: &'a Path) -> Box<dyn Cursor + 'a> {
         Box::new(OsCursor {
             fs: self,
@@ -345,6 +379,7 @@ impl Fs for OsFs {
 
     fn create_new(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<Box<dyn WriteFile + '_>> {
         self.mutation();
+        self.own(root, rel);
         let parent = self.open_parent(root, rel, "create")?;
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -381,6 +416,8 @@ impl Fs for OsFs {
 
     fn rename(&self, root: &Path, from: &RelPath, to: &RelPath) -> Result<()> {
         self.mutation();
+        self.own(root, from);
+        self.own(root, to);
         let fp = self.open_parent(root, from, "rename")?;
         let tp = self.open_parent(root, to, "rename")?;
         rustix::fs::renameat(&fp, from.file_name(), &tp, to.file_name()).map_err(|e| {
@@ -398,6 +435,7 @@ impl Fs for OsFs {
 
     fn remove_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
         self.mutation();
+        self.own(root, rel);
         let parent = self.open_parent(root, rel, "remove")?;
         rustix::fs::unlinkat(&parent, rel.file_name(), AtFlags::empty())
             .map_err(|e| Error::io("remove", full(root, rel), errno_to_io(e)))
@@ -405,6 +443,7 @@ impl Fs for OsFs {
 
     fn create_dir(&self, root: &Path, rel: &RelPath) -> Result<()> {
         self.mutation();
+        self.own(root, rel);
         let parent = self.open_parent(root, rel, "create directory")?;
         rustix::fs::mkdirat(&parent, rel.file_name(), Mode::from_bits_truncate(0o755))
             .map_err(|e| Error::io("create directory", full(root, rel), errno_to_io(e)))
@@ -582,9 +621,36 @@ mod fault {
     #[derive(Debug, Default)]
     pub struct Fault {
         count: AtomicU64,
+        watches: AtomicU64,
+    }
+
+    /// Sleeps until the resume file exists (or an hour without one).
+    fn wait() {
+        let resume = std::env::var_os("REBOUND_FAULT_RESUME_FILE");
+        loop {
+            match &resume {
+                // Test-only: the test's own marker file, outside every root.
+                Some(p) if std::path::Path::new(p).exists() => return,
+                Some(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                None => std::thread::sleep(std::time::Duration::from_secs(3600)),
+            }
+        }
     }
 
     impl Fault {
+        /// With `REBOUND_FAULT_PAUSE_AFTER_WATCH=k`: pause once the k-th directory is
+        /// watched (a boot's change journal), before anything is hashed.
+        pub fn watched(&self) {
+            let n = self.watches.fetch_add(1, Ordering::SeqCst) + 1;
+            let pause = std::env::var("REBOUND_FAULT_PAUSE_AFTER_WATCH")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok());
+            if pause == Some(n) {
+                eprintln!("rebound: fault-injection: paused after watch {n}");
+                wait();
+            }
+        }
+
         pub fn mutation(&self) {
             let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
             let pause = std::env::var("REBOUND_FAULT_PAUSE_AT")
@@ -592,15 +658,7 @@ mod fault {
                 .and_then(|v| v.parse::<u64>().ok());
             if pause == Some(n) {
                 eprintln!("rebound: fault-injection: paused before mutation {n}");
-                let resume = std::env::var_os("REBOUND_FAULT_RESUME_FILE");
-                loop {
-                    match &resume {
-                        // Test-only: the test's own marker file, outside every root.
-                        Some(p) if std::path::Path::new(p).exists() => return,
-                        Some(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-                        None => std::thread::sleep(std::time::Duration::from_secs(3600)),
-                    }
-                }
+                wait();
             }
         }
     }

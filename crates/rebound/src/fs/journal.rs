@@ -1,0 +1,225 @@
+//! The change journal of a boot: which protected files someone other than rebound
+//! changed while the run went on (docs/design.md section 3.1).
+//!
+//! A file an application writes while a boot runs, before the boot has hashed it,
+//! looks exactly like damage: its content differs from the manifest. Only the time of
+//! the change tells them apart, and a device's clock cannot place a file's ctime (an
+//! unset clock restarts from the same date at every power-on). So the boot asks the
+//! kernel instead: before it hashes anything, it watches every directory it will walk
+//! (inotify), and each later creation, write, removal or rename of a name there is
+//! noted. Right before a restore or a removal, the journal is read: a target someone
+//! changed since its directory was watched is left as it is.
+//!
+//! Best effort, and never the only check: a directory that cannot be watched (no
+//! inotify, the watch limit reached), a lost event queue (overflow) or a name rebound
+//! changed itself in this run make the journal answer "not known", and the content
+//! re-check before the rename decides alone, as without a journal.
+
+use std::collections::{HashMap, HashSet};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+use rustix::io::Errno;
+
+use crate::relpath::RelPath;
+
+/// What a watch reports: the names of a directory created, written (also through a
+/// mapping: `CLOSE_WRITE`), removed or renamed. Attribute changes are not content.
+const WATCHED: WatchFlags = WatchFlags::CREATE
+    .union(WatchFlags::MODIFY)
+    .union(WatchFlags::CLOSE_WRITE)
+    .union(WatchFlags::DELETE)
+    .union(WatchFlags::MOVED_FROM)
+    .union(WatchFlags::MOVED_TO)
+    .union(WatchFlags::ONLYDIR)
+    .union(WatchFlags::EXCL_UNLINK);
+
+/// A directory below a root: `None` is the root itself.
+type Dir = (PathBuf, Option<RelPath>);
+
+/// One run's journal. Created by the first watch; dropped (with its watches) with the
+/// [`super::os::OsFs`] that holds it.
+#[derive(Debug, Default)]
+pub struct Journal {
+    /// The inotify instance; `None` before the first watch or if it cannot be had.
+    fd: Option<OwnedFd>,
+    /// inotify could not be set up: nothing is known.
+    unavailable: bool,
+    /// Watch descriptor -> the directory it watches.
+    dirs: HashMap<i32, Dir>,
+    /// The directories watched.
+    watched: HashSet<Dir>,
+    /// Names changed since their directory was watched, by anyone.
+    changed: HashSet<(PathBuf, RelPath)>,
+    /// Names this process changed itself in this run.
+    own: HashSet<(PathBuf, RelPath)>,
+    /// Events were lost (the kernel's queue overflowed): nothing is known any more.
+    lost: bool,
+}
+
+impl Journal {
+    /// Watches directory `dir` below `root`, open as `handle` (opened through the run's
+    /// root handle, so no link is followed); `fallback` is its path, used if `/proc`
+    /// is not mounted. A directory that cannot be watched is not.
+    pub fn watch(&mut self, root: &Path, dir: Option<&RelPath>, handle: &OwnedFd, fallback: &Path) {
+        let key = (root.to_path_buf(), dir.cloned());
+        if self.unavailable || self.watched.contains(&key) {
+            return;
+        }
+        if self.fd.is_none() {
+            match inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK) {
+                Ok(fd) => self.fd = Some(fd),
+                Err(_) => {
+                    self.unavailable = true;
+                    return;
+                }
+            }
+        }
+        let Some(fd) = &self.fd else { return };
+        // The open handle names the very directory the run reads, whatever happens to
+        // its path; inotify takes a path, and /proc/self/fd/N resolves to the handle.
+        let by_handle = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
+        let wd = match inotify::add_watch(fd, &by_handle, WATCHED) {
+            Err(Errno::NOENT) => inotify::add_watch(fd, fallback, WATCHED),
+            r => r,
+        };
+        if let Ok(wd) = wd {
+            self.dirs.insert(wd, key.clone());
+            self.watched.insert(key);
+        }
+    }
+
+    /// Notes that this process itself changes `rel` (called before the change).
+    pub fn own(&mut self, root: &Path, rel: &RelPath) {
+        if self.fd.is_some() {
+            self.own.insert((root.to_path_buf(), rel.clone()));
+        }
+    }
+
+    /// `Some(true)` if someone else changed `rel` since its directory was watched,
+    /// `Some(false)` if nobody did, `None` if that is not known.
+    pub fn changed_by_others(&mut self, root: &Path, rel: &RelPath) -> Option<bool> {
+        self.drain();
+        let key = (root.to_path_buf(), rel.clone());
+        let dir = (root.to_path_buf(), rel.parent());
+        if self.lost || !self.watched.contains(&dir) || self.own.contains(&key) {
+            return None;
+        }
+        Some(self.changed.contains(&key))
+    }
+
+    /// Reads every pending event into `changed`.
+    fn drain(&mut self) {
+        let Some(fd) = &self.fd else { return };
+        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+        let mut reader = inotify::Reader::new(fd, &mut buf);
+        loop {
+            let ev = match reader.next() {
+                Ok(ev) => ev,
+                Err(Errno::INTR) => continue,
+                // WOULDBLOCK: nothing pending. Any other error: the events cannot be
+                // read, so what they said is lost.
+                Err(e) => {
+                    if e != Errno::WOULDBLOCK {
+                        self.lost = true;
+                    }
+                    return;
+                }
+            };
+            if ev.events().contains(ReadFlags::QUEUE_OVERFLOW) {
+                self.lost = true;
+                continue;
+            }
+            let Some((root, dir)) = self.dirs.get(&ev.wd()) else {
+                continue;
+            };
+            let Some(name) = ev.file_name().and_then(|n| n.to_str().ok()) else {
+                continue;
+            };
+            let rel = match dir {
+                None => RelPath::new(name),
+                Some(d) => d.join(name),
+            };
+            if let Ok(rel) = rel {
+                self.changed.insert((root.clone(), rel));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(s: &str) -> RelPath {
+        RelPath::new(s).unwrap()
+    }
+
+    fn open(p: &Path) -> OwnedFd {
+        rustix::fs::open(
+            p,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn changes_by_others_after_the_watch_are_noted_and_only_they() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        for f in ["a", "b", "sub/c", "sub/d", "mine"] {
+            std::fs::write(root.join(f), b"1").unwrap();
+        }
+        // Changed before the watch: not this run's business.
+        std::fs::write(root.join("b"), b"2").unwrap();
+        let mut j = Journal::default();
+        assert_eq!(
+            j.changed_by_others(root, &rel("a")),
+            None,
+            "nothing watched yet"
+        );
+        j.watch(root, None, &open(root), root);
+        j.watch(
+            root,
+            Some(&rel("sub")),
+            &open(&root.join("sub")),
+            &root.join("sub"),
+        );
+        std::fs::write(root.join("a"), b"2").unwrap();
+        std::fs::remove_file(root.join("sub/c")).unwrap();
+        std::fs::write(root.join("sub/new"), b"n").unwrap();
+        j.own(root, &rel("mine"));
+        std::fs::write(root.join("mine"), b"2").unwrap();
+        assert_eq!(j.changed_by_others(root, &rel("a")), Some(true));
+        assert_eq!(j.changed_by_others(root, &rel("b")), Some(false));
+        assert_eq!(j.changed_by_others(root, &rel("sub/c")), Some(true));
+        assert_eq!(j.changed_by_others(root, &rel("sub/d")), Some(false));
+        assert_eq!(j.changed_by_others(root, &rel("sub/new")), Some(true));
+        assert_eq!(
+            j.changed_by_others(root, &rel("mine")),
+            None,
+            "its own change"
+        );
+        assert_eq!(
+            j.changed_by_others(root, &rel("other/x")),
+            None,
+            "a directory not watched"
+        );
+    }
+
+    #[test]
+    fn an_atomic_replace_by_rename_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("cfg"), b"1").unwrap();
+        let mut j = Journal::default();
+        j.watch(root, None, &open(root), root);
+        std::fs::write(root.join("cfg.tmp"), b"2").unwrap();
+        std::fs::rename(root.join("cfg.tmp"), root.join("cfg")).unwrap();
+        assert_eq!(j.changed_by_others(root, &rel("cfg")), Some(true));
+    }
+}
