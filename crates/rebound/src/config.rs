@@ -311,7 +311,6 @@ impl Config {
             sets.push(set);
         }
         golden_apart(&sets).map_err(err)?;
-        writable_not_nested(&sets).map_err(err)?;
         no_file_in_two_sets(&sets).map_err(err)?;
         Ok(Config {
             path: path.to_path_buf(),
@@ -467,42 +466,6 @@ fn golden_apart(sets: &[SetConfig]) -> std::result::Result<(), String> {
                         r.root.display(),
                         golden.root.display(),
                         g.name
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writable copies of two sets are one directory (they share it, each selecting its
-/// own files) or apart: one inside the other would make the outer set walk, and
-/// claim, the inner set's files and its `.rebound/` directory, so one set's commit
-/// would be reverted by the other's boot. Compared as written; [`crate::roots`]
-/// compares them again by identity at run time.
-fn writable_not_nested(sets: &[SetConfig]) -> std::result::Result<(), String> {
-    for (i, a) in sets.iter().enumerate() {
-        for b in &sets[i + 1..] {
-            for (_, ra) in a.writable() {
-                for (_, rb) in b.writable() {
-                    if ra.root == rb.root {
-                        continue;
-                    }
-                    let (outer, o, inner, n) = if rb.root.starts_with(&ra.root) {
-                        (a, ra, b, rb)
-                    } else if ra.root.starts_with(&rb.root) {
-                        (b, rb, a, ra)
-                    } else {
-                        continue;
-                    };
-                    return Err(format!(
-                        "writable copy `{}` of set `{}` lies inside writable copy `{}` of set `{}`; \
-                         two sets may share one directory (each selecting its own files) but not \
-                         nest: use the same root with other include patterns, or directories apart",
-                        n.root.display(),
-                        inner.name,
-                        o.root.display(),
-                        outer.name
                     ));
                 }
             }
@@ -819,9 +782,6 @@ version_file = "app_ver.txt"
             ("[[set]]\nname='g'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['x']\n[[set]]\nname='m'\nmode='mirror'\nreplicas=['/d','/bak']\ninclude=['x']", "golden copy `/bak` of set `g`"),
             ("[[set]]\nname='g'\nmode='golden'\nlive='/usr'\ngolden='/bak'\ninclude=['x']\n[[set]]\nname='m'\nmode='golden'\nlive='/bak/sub'\ngolden='/b2'\ninclude=['x']", "overlaps the golden copy"),
             ("[[set]]\nname='m'\nmode='mirror'\nreplicas=['/d','/e']\ninclude=['x']\n[[set]]\nname='g'\nmode='golden'\nlive='/usr'\ngolden='/d/bak'\ninclude=['x']", "set `m`: writable copy `/d`"),
-            // Writable copies of two sets, one inside the other.
-            ("[[set]]\nname='p'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\n[[set]]\nname='q'\nmode='mirror'\nreplicas=['/a/q','/c']\ninclude=['x']", "writable copy `/a/q` of set `q` lies inside writable copy `/a` of set `p`"),
-            ("[[set]]\nname='p'\nmode='golden'\nlive='/usr/app'\ngolden='/b1'\ninclude=['x']\n[[set]]\nname='q'\nmode='mirror'\nreplicas=['/usr','/c']\ninclude=['y']", "writable copy `/usr/app` of set `p` lies inside writable copy `/usr` of set `q`"),
             // One file in two sets sharing a writable root.
             ("[[set]]\nname='all'\nmode='golden'\nlive='/usr'\ngolden='/b1'\ninclude=['**']\n[[set]]\nname='one'\nmode='golden'\nlive='/usr'\ngolden='/b2'\ninclude=['a']", "`/usr/a` is selected by both set `one` and set `all`"),
             ("[[set]]\nname='p'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\n[[set]]\nname='q'\nmode='mirror'\nreplicas=['/c','/b']\ninclude=['x']", "set `p` and set `q`"),

@@ -392,13 +392,20 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        let sets = sets
+        let mut sets: Vec<SetReport> = sets
             .into_iter()
             .map(|s| {
                 Self::held_back(&refused, s)
                     .unwrap_or_else(|| self.reconcile(s, dry_run, Intent::Repair))
             })
             .collect();
+        if !dry_run && self.fs().journal_blind() {
+            for r in &mut sets {
+                r.notes.push(
+                    "change journal incomplete (inotify unavailable, or its event queue overflowed): a file changed during this run before it was hashed may have been taken for damage (docs/design.md section 3.1)".into(),
+                );
+            }
+        }
         self.fs().reset_journal();
         Ok(Report {
             command: "boot",

@@ -10,7 +10,8 @@
 //!   that set;
 //! - a writable replica of one set that is, lies inside or contains another set's
 //!   golden copy refuses both sets (a golden copy is written only by `seal`);
-//! - writable replicas of two sets, one inside the other, refuse both sets;
+//! - writable replicas of two sets, one inside the other where the outer set's
+//!   patterns reach the inner root, refuse both sets;
 //! - sets whose writable replicas are one directory may share it, but no file: a path
 //!   that one set selects there (a file found, or a path its manifest records) and
 //!   another set also selects refuses both sets, naming the path (one set's commit
@@ -51,6 +52,24 @@ fn relation(a: &Root<'_>, b: &Root<'_>) -> Option<&'static str> {
         Some("contains")
     } else {
         None
+    }
+}
+
+/// For two nested roots (one inside the other, by identity): whether the outer one's
+/// set may select a path at or below the inner root. Where the inner root's path
+/// below the outer one is not known as written (a link), it may.
+fn outer_reaches_inner(a: &Root<'_>, b: &Root<'_>) -> bool {
+    let a_inside_b = match (a.ids.split_first(), b.ids.first()) {
+        (Some((_, above)), Some(ib)) => above.contains(ib),
+        _ => false,
+    };
+    let (outer, inner) = if a_inside_b { (b, a) } else { (a, b) };
+    match inner.root.strip_prefix(outer.root) {
+        Ok(rel) => match rel.to_str() {
+            Some(rel) if !rel.is_empty() => outer.set.may_select_below(rel),
+            _ => true,
+        },
+        Err(_) => true,
     }
 }
 
@@ -107,9 +126,10 @@ pub fn refused(fs: &dyn Fs, config: &Config) -> BTreeMap<String, String> {
                 if a.role == Role::Writable {
                     shared.push((a, b));
                 }
-            } else if a.role == Role::Writable {
-                // Writable copies of two sets, one inside the other: the outer set's
-                // walk would claim the inner set's files and its `.rebound/`.
+            } else if a.role == Role::Writable && outer_reaches_inner(a, b) {
+                // Writable copies of two sets, one inside the other, where the outer
+                // set's patterns reach the inner root: its walk would claim the inner
+                // set's files and its `.rebound/`.
                 let why = format!(
                     "writable copy `{da}` of set `{}` {rel} writable copy `{ib}` of set `{}` (compared after following links): two sets may share one directory but not nest; use the same root with other include patterns, or directories apart; nothing was done",
                     a.set.name, b.set.name
@@ -228,5 +248,46 @@ mod tests {
         // Set `a` no longer selects it (narrowed): released, not claimed.
         let r = refused(&fs, &config("include=['app/*.cfg']", "include=['app/m*']"));
         assert!(r.is_empty(), "{r:?}");
+    }
+
+    /// Writable roots of two sets, one inside the other: refused when the outer set's
+    /// patterns reach the inner root (its walk would claim the inner set's files),
+    /// allowed when they cannot (a configuration nobody needs to change).
+    #[test]
+    fn nested_writable_roots_are_refused_only_where_the_outer_set_reaches_in() {
+        let fs = device();
+        fs.mkdir_all(Path::new("/b4"));
+        let cfg = |outer: &str| {
+            let text = format!(
+                "[[set]]\nname='outer'\nmode='golden'\nlive='/usr'\ngolden='/b1'\n{outer}\n\
+                 [[set]]\nname='inner'\nmode='golden'\nlive='/usr/app'\ngolden='/b2'\ninclude=['*.py']\n\
+                 [[set]]\nname='c'\nmode='golden'\nlive='/other'\ngolden='/b3'\ninclude=['**']\n"
+            );
+            match Config::parse(&text, Path::new("/etc/rebound.toml")) {
+                Ok(c) => c,
+                Err(e) => panic!("{e}"),
+            }
+        };
+        for reaching in [
+            "include=['**']",
+            "include=['app/**']",
+            "include=['*/main.py']",
+        ] {
+            let r = refused(&fs, &cfg(reaching));
+            assert_eq!(
+                r.keys().collect::<Vec<_>>(),
+                ["inner", "outer"],
+                "{reaching}: {r:?}"
+            );
+            assert!(r["inner"].contains("not nest"), "{}", r["inner"]);
+        }
+        for apart in [
+            "include=['etc/**']",
+            "include=['*.conf']",
+            "include=['**']\nexclude=['app/**']",
+        ] {
+            let r = refused(&fs, &cfg(apart));
+            assert!(r.is_empty(), "{apart}: {r:?}");
+        }
     }
 }

@@ -139,6 +139,23 @@ fn boot_leaves_a_file_edited_before_it_was_hashed_and_the_waiting_commit_records
     );
 }
 
+/// An application that replaces a whole directory during the boot (moves it away,
+/// writes a new one in its place): the new directory was never watched, but its
+/// files are below a name someone changed, so they are left too.
+#[test]
+fn boot_leaves_files_of_a_directory_replaced_during_the_run() {
+    let d = sealed("race-boot-dir", &[]);
+    // Watches 1-3: the root, app/, app/lib/.
+    let paused = d.cmd(["boot"]).pause_after_watch(3, &d.path("resume"));
+    std::fs::rename(d.path("usr/app"), d.path("usr/app.old")).unwrap();
+    d.write("usr/app/main.py", "print('v2')\n");
+    paused
+        .resume()
+        .expect_code(2)
+        .says(&["app/main.py: changed during this run"]);
+    assert_eq!(d.read("usr/app/main.py"), "print('v2')\n");
+}
+
 /// The journal leaves alone only what changed during the run: damage done before the
 /// boot started (a torn write of an earlier power cut, a bit flip) is repaired, in a
 /// boot that watched the file's directory all along.

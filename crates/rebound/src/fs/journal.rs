@@ -25,14 +25,19 @@ use rustix::io::Errno;
 
 use crate::relpath::RelPath;
 
-/// What a watch reports: the names of a directory created, written (also through a
-/// mapping: `CLOSE_WRITE`), removed or renamed. Attribute changes are not content.
+/// What a watch reports: the names of a directory created, written, removed or
+/// renamed, and the watched directory itself removed or moved. Attribute changes are
+/// not content (an application's `chmod` during a boot is set back, as any mode that
+/// differs from the manifest). `CLOSE_WRITE` is left out: an application that only
+/// opens a damaged file for writing at every boot (and writes nothing) would make
+/// every boot leave it. Writes through a shared mapping make no event at all.
 const WATCHED: WatchFlags = WatchFlags::CREATE
     .union(WatchFlags::MODIFY)
-    .union(WatchFlags::CLOSE_WRITE)
     .union(WatchFlags::DELETE)
     .union(WatchFlags::MOVED_FROM)
     .union(WatchFlags::MOVED_TO)
+    .union(WatchFlags::DELETE_SELF)
+    .union(WatchFlags::MOVE_SELF)
     .union(WatchFlags::ONLYDIR)
     .union(WatchFlags::EXCL_UNLINK);
 
@@ -47,8 +52,12 @@ pub struct Journal {
     fd: Option<OwnedFd>,
     /// inotify could not be set up: nothing is known.
     unavailable: bool,
-    /// Watch descriptor -> the directory it watches.
-    dirs: HashMap<i32, Dir>,
+    /// Watch descriptor -> the directories it watches (one directory reached under
+    /// two root spellings has one descriptor and two keys).
+    dirs: HashMap<i32, Vec<Dir>>,
+    /// Watched directories that were removed or moved away since: what now stands at
+    /// their path was not watched.
+    gone: HashSet<Dir>,
     /// The directories watched.
     watched: HashSet<Dir>,
     /// Names changed since their directory was watched, by anyone.
@@ -82,11 +91,18 @@ impl Journal {
         // its path; inotify takes a path, and /proc/self/fd/N resolves to the handle.
         let by_handle = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
         let wd = match inotify::add_watch(fd, &by_handle, WATCHED) {
-            Err(Errno::NOENT) => inotify::add_watch(fd, fallback, WATCHED),
+            // No /proc: by its path, only if that is still the directory of the handle
+            // (a component swapped for a link since would watch another directory).
+            Err(Errno::NOENT) => match (rustix::fs::fstat(handle), rustix::fs::stat(fallback)) {
+                (Ok(a), Ok(b)) if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) => {
+                    inotify::add_watch(fd, fallback, WATCHED | WatchFlags::DONT_FOLLOW)
+                }
+                _ => return,
+            },
             r => r,
         };
         if let Ok(wd) = wd {
-            self.dirs.insert(wd, key.clone());
+            self.dirs.entry(wd).or_default().push(key.clone());
             self.watched.insert(key);
         }
     }
@@ -98,8 +114,11 @@ impl Journal {
         }
     }
 
-    /// `Some(true)` if someone else changed `rel` since its directory was watched,
-    /// `Some(false)` if nobody did, `None` if that is not known.
+    /// `Some(true)` if someone else changed `rel` since its directory was watched, or
+    /// replaced a directory above it (removed, moved, created one in its place: what
+    /// stands there now was not watched; the root itself is not judged so, since the
+    /// run goes on through its handle whatever its name); `Some(false)` if nobody did; `None` if that
+    /// is not known.
     pub fn changed_by_others(&mut self, root: &Path, rel: &RelPath) -> Option<bool> {
         self.drain();
         let key = (root.to_path_buf(), rel.clone());
@@ -107,11 +126,28 @@ impl Journal {
         if self.lost || !self.watched.contains(&dir) || self.own.contains(&key) {
             return None;
         }
+        let mut up = rel.parent();
+        while let Some(d) = up {
+            let here = (root.to_path_buf(), d.clone());
+            if (self.changed.contains(&here) && !self.own.contains(&here))
+                || self.gone.contains(&(root.to_path_buf(), Some(d.clone())))
+            {
+                return Some(true);
+            }
+            up = d.parent();
+        }
         Some(self.changed.contains(&key))
     }
 
-    /// Reads every pending event into `changed`.
-    fn drain(&mut self) {
+    /// Whether events were lost (or inotify could not be had) since the journal
+    /// started: then it knew nothing, and only the content re-check judged.
+    pub fn blind(&self) -> bool {
+        self.lost || (self.unavailable && !self.watched.is_empty())
+    }
+
+    /// Reads every pending event into `changed` (also called while a boot hashes, so
+    /// that the kernel's queue does not overflow before the first guard).
+    pub fn drain(&mut self) {
         let Some(fd) = &self.fd else { return };
         let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
         let mut reader = inotify::Reader::new(fd, &mut buf);
@@ -132,18 +168,27 @@ impl Journal {
                 self.lost = true;
                 continue;
             }
-            let Some((root, dir)) = self.dirs.get(&ev.wd()) else {
+            let Some(keys) = self.dirs.get(&ev.wd()) else {
                 continue;
             };
+            if ev
+                .events()
+                .intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF)
+            {
+                self.gone.extend(keys.iter().cloned());
+                continue;
+            }
             let Some(name) = ev.file_name().and_then(|n| n.to_str().ok()) else {
                 continue;
             };
-            let rel = match dir {
-                None => RelPath::new(name),
-                Some(d) => d.join(name),
-            };
-            if let Ok(rel) = rel {
-                self.changed.insert((root.clone(), rel));
+            for (root, dir) in keys {
+                let rel = match dir {
+                    None => RelPath::new(name),
+                    Some(d) => d.join(name),
+                };
+                if let Ok(rel) = rel {
+                    self.changed.insert((root.clone(), rel));
+                }
             }
         }
     }
@@ -209,6 +254,64 @@ mod tests {
             None,
             "a directory not watched"
         );
+    }
+
+    #[test]
+    fn a_directory_replaced_after_the_watch_changes_everything_below_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["conf", "moved/deep", "kept"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for f in ["conf/x", "moved/deep/y", "kept/z"] {
+            std::fs::write(root.join(f), b"1").unwrap();
+        }
+        let mut j = Journal::default();
+        j.watch(root, None, &open(root), root);
+        for d in ["conf", "moved", "moved/deep", "kept"] {
+            j.watch(root, Some(&rel(d)), &open(&root.join(d)), &root.join(d));
+        }
+        // The application moves a directory away and writes a new one in its place.
+        std::fs::rename(root.join("conf"), root.join("conf.old")).unwrap();
+        std::fs::create_dir(root.join("conf")).unwrap();
+        std::fs::write(root.join("conf/x"), b"2").unwrap();
+        std::fs::rename(root.join("moved"), root.join("elsewhere")).unwrap();
+        assert_eq!(j.changed_by_others(root, &rel("conf/x")), Some(true));
+        assert_eq!(j.changed_by_others(root, &rel("moved/deep/y")), Some(true));
+        assert_eq!(j.changed_by_others(root, &rel("kept/z")), Some(false));
+    }
+
+    #[test]
+    fn one_directory_under_two_root_spellings_is_noted_under_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir(&root).unwrap();
+        let other = dir.path().join("link");
+        std::os::unix::fs::symlink(&root, &other).unwrap();
+        std::fs::write(root.join("a"), b"1").unwrap();
+        let mut j = Journal::default();
+        j.watch(&root, None, &open(&root), &root);
+        j.watch(&other, None, &open(&other), &other);
+        std::fs::write(root.join("a"), b"2").unwrap();
+        assert_eq!(j.changed_by_others(&root, &rel("a")), Some(true));
+        assert_eq!(j.changed_by_others(&other, &rel("a")), Some(true));
+    }
+
+    #[test]
+    fn opening_for_writing_without_writing_is_no_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("db"), b"1").unwrap();
+        let mut j = Journal::default();
+        j.watch(root, None, &open(root), root);
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(root.join("db"))
+                .unwrap(),
+        );
+        assert_eq!(j.changed_by_others(root, &rel("db")), Some(false));
+        assert!(!j.blind());
     }
 
     #[test]

@@ -274,6 +274,13 @@ pub trait Fs: Sync {
         None
     }
 
+    /// Whether the change journal knew nothing for part of the run (inotify not
+    /// available, or its event queue overflowed): files changed during the run were
+    /// then judged by the content re-check alone.
+    fn journal_blind(&self) -> bool {
+        false
+    }
+
     /// A [`Cursor`] for reading many files below `root` in a row. The default makes
     /// each call separately; [`os::OsFs`] keeps the last directory open, which saves
     /// opening every parent directory again for each file (most of the system calls

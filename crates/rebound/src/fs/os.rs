@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -31,6 +32,8 @@ pub struct OsFs {
     roots: Mutex<HashMap<PathBuf, Arc<OwnedFd>>>,
     /// The change journal, once a directory is watched ([`Fs::watch_dir`]).
     journal: Mutex<Journal>,
+    /// Files opened for reading, for [`OsFs::keep_journal`].
+    reads: AtomicU64,
     #[cfg(feature = "fault-injection")]
     fault: fault::Fault,
 }
@@ -87,6 +90,17 @@ impl OsFs {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .own(root, rel);
+    }
+
+    /// Drains the change journal now and then while files are read (a boot's hashing
+    /// is its longest phase), so that the kernel's event queue does not overflow
+    /// before the first guard reads it. Never waits for another thread's drain.
+    fn keep_journal(&self) {
+        if self.reads.fetch_add(1, Ordering::Relaxed) % 32 == 0 {
+            if let Ok(mut j) = self.journal.try_lock() {
+                j.drain();
+            }
+        }
     }
 
     /// Called before every operation that changes the filesystem.
@@ -308,6 +322,7 @@ impl Fs for OsFs {
     }
 
     fn open_read(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
+        self.keep_journal();
         let parent = self.open_parent(root, rel, "open")?;
         open_file_at(&parent, root, rel)
     }
@@ -326,6 +341,13 @@ impl Fs for OsFs {
             #[cfg(feature = "fault-injection")]
             self.fault.watched();
         }
+    }
+
+    fn journal_blind(&self) -> bool {
+        self.journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .blind()
     }
 
     fn changed_by_others(&self, root: &Path, rel: &RelPath) -> Option<bool> {
@@ -588,6 +610,7 @@ impl Cursor for OsCursor<'_> {
     }
 
     fn open_read_perm(&mut self, rel: &RelPath) -> Result<(Box<dyn Read + Send + '_>, Perm)> {
+        self.fs.keep_journal();
         let root = self.root;
         let parent = self.parent(rel)?.ok_or_else(|| {
             Error::io(
