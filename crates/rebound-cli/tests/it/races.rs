@@ -16,7 +16,7 @@
 //!   observe takes it for damage) is caught by the boot's change journal: the boot is
 //!   paused once it watches the directory (`REBOUND_FAULT_PAUSE_AFTER_WATCH`).
 
-use crate::util::Dir;
+use crate::util::{Dir, Paused};
 
 const SEALED_APN: &str = "{\"apn\": \"factory\"}\n";
 
@@ -76,16 +76,10 @@ fn commit_of_a_file_changed_before_it_is_staged_fails_and_records_nothing() {
     assert_eq!(d.read("data/copy/apn_cfg.json"), appended);
 }
 
-/// Item 3, the sequence: a boot is about to restore a damaged file; the
-/// application writes it and runs `commit`, which waits for the boot; the boot leaves
-/// the new content alone, and the commit records it.
-#[test]
-fn boot_leaves_a_file_edited_during_the_run_and_the_waiting_commit_records_it() {
-    let d = sealed("race-boot", &[]);
-    d.write("usr/apn_cfg.json", "garbage");
-    // Mutation 1 of this boot: the temporary file of the restore of apn_cfg.json.
-    let paused = d.cmd(["boot"]).pause_at(1, &d.path("resume"));
-    let edit = "{\"apn\": \"customer\"}\n";
+/// The application's side of item 3 while `paused` (a boot) waits: it writes `edit`
+/// into apn_cfg.json and runs `commit`, which waits for the boot. The boot must leave
+/// the edit, the commit record it, and the next boot find everything intact.
+fn edit_and_commit_during(d: &Dir, paused: Paused, edit: &str) {
     d.write("usr/apn_cfg.json", edit);
     let commit = d.cmd(["commit", "usr/apn_cfg.json"]).spawn();
     paused
@@ -105,6 +99,18 @@ fn boot_leaves_a_file_edited_during_the_run_and_the_waiting_commit_records_it() 
     assert_eq!(d.read("usr/apn_cfg.json"), edit);
 }
 
+/// Item 3, the sequence: a boot is about to restore a damaged file; the
+/// application writes it and runs `commit`, which waits for the boot; the boot leaves
+/// the new content alone, and the commit records it.
+#[test]
+fn boot_leaves_a_file_edited_during_the_run_and_the_waiting_commit_records_it() {
+    let d = sealed("race-boot", &[]);
+    d.write("usr/apn_cfg.json", "garbage");
+    // Mutation 1 of this boot: the temporary file of the restore of apn_cfg.json.
+    let paused = d.cmd(["boot"]).pause_at(1, &d.path("resume"));
+    edit_and_commit_during(&d, paused, "{\"apn\": \"customer\"}\n");
+}
+
 /// Item 3, the gap the content re-check alone leaves: the edit lands after the boot
 /// started, before it hashed the file, so observe sees the edit itself and plans to
 /// restore the committed content over it. The change journal tells the edit from
@@ -115,23 +121,7 @@ fn boot_leaves_a_file_edited_before_it_was_hashed_and_the_waiting_commit_records
     // Watch 1: the live root, before anything is hashed.
     let paused = d.cmd(["boot"]).pause_after_watch(1, &d.path("resume"));
     let edit = "{\"apn\": \"early\"}\n";
-    d.write("usr/apn_cfg.json", edit);
-    let commit = d.cmd(["commit", "usr/apn_cfg.json"]).spawn();
-    paused
-        .resume()
-        .expect_code(2)
-        .says(&["apn_cfg.json: changed during this run: left as it is, checked at the next run"]);
-    let out = commit.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("recorded apn_cfg.json"), "{text}");
-    assert_eq!(d.read("usr/apn_cfg.json"), edit);
-    d.run(["boot"], 0).says(&["result: intact"]);
-    assert_eq!(d.read("usr/apn_cfg.json"), edit);
+    edit_and_commit_during(&d, paused, edit);
     assert_eq!(
         d.read("data/apn_cfg.json"),
         edit,

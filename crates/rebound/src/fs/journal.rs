@@ -211,6 +211,13 @@ mod tests {
         .unwrap()
     }
 
+    /// A journal watching `root` itself.
+    fn watching(root: &Path) -> Journal {
+        let mut j = Journal::default();
+        j.watch(root, None, &open(root), root);
+        j
+    }
+
     #[test]
     fn changes_by_others_after_the_watch_are_noted_and_only_they() {
         let dir = tempfile::tempdir().unwrap();
@@ -266,8 +273,7 @@ mod tests {
         for f in ["conf/x", "moved/deep/y", "kept/z"] {
             std::fs::write(root.join(f), b"1").unwrap();
         }
-        let mut j = Journal::default();
-        j.watch(root, None, &open(root), root);
+        let mut j = watching(root);
         for d in ["conf", "moved", "moved/deep", "kept"] {
             j.watch(root, Some(&rel(d)), &open(&root.join(d)), &root.join(d));
         }
@@ -302,8 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::write(root.join("db"), b"1").unwrap();
-        let mut j = Journal::default();
-        j.watch(root, None, &open(root), root);
+        let mut j = watching(root);
         drop(
             std::fs::OpenOptions::new()
                 .write(true)
@@ -319,8 +324,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::write(root.join("cfg"), b"1").unwrap();
-        let mut j = Journal::default();
-        j.watch(root, None, &open(root), root);
+        let mut j = watching(root);
         std::fs::write(root.join("cfg.tmp"), b"2").unwrap();
         std::fs::rename(root.join("cfg.tmp"), root.join("cfg")).unwrap();
         assert_eq!(j.changed_by_others(root, &rel("cfg")), Some(true));

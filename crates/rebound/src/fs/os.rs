@@ -660,29 +660,30 @@ mod fault {
         }
     }
 
+    /// Counts one more event in `counter`; if the variable `var` names that count,
+    /// prints `what` with it and pauses (see [`wait`]).
+    fn count_and_pause(counter: &AtomicU64, var: &str, what: &str) {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let pause = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok());
+        if pause == Some(n) {
+            eprintln!("rebound: fault-injection: paused {what} {n}");
+            wait();
+        }
+    }
+
     impl Fault {
         /// With `REBOUND_FAULT_PAUSE_AFTER_WATCH=k`: pause once the k-th directory is
         /// watched (a boot's change journal), before anything is hashed.
         pub fn watched(&self) {
-            let n = self.watches.fetch_add(1, Ordering::SeqCst) + 1;
-            let pause = std::env::var("REBOUND_FAULT_PAUSE_AFTER_WATCH")
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok());
-            if pause == Some(n) {
-                eprintln!("rebound: fault-injection: paused after watch {n}");
-                wait();
-            }
+            count_and_pause(
+                &self.watches,
+                "REBOUND_FAULT_PAUSE_AFTER_WATCH",
+                "after watch",
+            );
         }
 
         pub fn mutation(&self) {
-            let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
-            let pause = std::env::var("REBOUND_FAULT_PAUSE_AT")
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok());
-            if pause == Some(n) {
-                eprintln!("rebound: fault-injection: paused before mutation {n}");
-                wait();
-            }
+            count_and_pause(&self.count, "REBOUND_FAULT_PAUSE_AT", "before mutation");
         }
     }
 }
