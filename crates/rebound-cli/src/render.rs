@@ -9,12 +9,12 @@ use std::fmt::{self, Write};
 use std::path::Path;
 
 use rebound::config::{Mode, Role};
-use rebound::engine::{describe_action, SetReport, SetStatus};
+use rebound::engine::{describe_action, Command, SetReport, SetStatus};
 use rebound::escape::{escape, escape_controls};
 use rebound::exec::Outcome;
 use rebound::fs::full;
 use rebound::observe::{SlotState, TagState};
-use rebound::plan::{Action, Authority, GoldenCheck};
+use rebound::plan::{Action, Authority, GoldenCheck, Problem};
 use rebound::Report;
 
 /// Text being rendered, one escaped line at a time.
@@ -49,7 +49,7 @@ pub fn report(r: &Report) -> String {
     out.0
 }
 
-fn set_report(out: &mut Lines, command: &str, set: &SetReport) {
+fn set_report(out: &mut Lines, command: Command, set: &SetReport) {
     out.line(format_args!(
         "set {} ({} mode)",
         set.set,
@@ -101,7 +101,7 @@ fn set_report(out: &mut Lines, command: &str, set: &SetReport) {
         out.line(format_args!(
             "  found: {}: {} ({})",
             full(&f.root, &f.path).display(),
-            f.problem.replace('_', " "),
+            f.problem.as_str().replace('_', " "),
             f.detail
         ));
     }
@@ -110,7 +110,8 @@ fn set_report(out: &mut Lines, command: &str, set: &SetReport) {
     // `seal` fills whole copies: one line per copy, where its first file was written,
     // not one per file.
     let mut filled: BTreeMap<&Path, usize> = BTreeMap::new();
-    let fills = |o: &&Outcome| command == "seal" && o.error.is_none() && installed(&o.action);
+    let fills =
+        |o: &&Outcome| command == Command::Seal && o.error.is_none() && installed(&o.action);
     for o in set.outcomes.iter().filter(fills) {
         if let Action::Restore { root, .. } = &o.action {
             *filled.entry(root.as_path()).or_default() += 1;
@@ -145,13 +146,13 @@ fn set_report(out: &mut Lines, command: &str, set: &SetReport) {
     // change; what seal, commit and update write on purpose is not one.
     let repaired = set.outcomes.iter().any(|o| match &o.action {
         Action::Restore { .. } => !installed(&o.action),
-        a => command == "boot" && !a.is_cleanup(),
+        a => command == Command::Boot && !a.is_cleanup(),
     });
     let done = match command {
-        "seal" => Some("sealed"),
-        "commit" => Some("committed"),
-        "update" => Some("updated"),
-        _ => None,
+        Command::Seal => Some("sealed"),
+        Command::Commit => Some("committed"),
+        Command::Update => Some("updated"),
+        Command::Boot | Command::Verify => None,
     };
     let verdict = if !p.lost.is_empty() {
         "files lost".to_string()
@@ -167,7 +168,11 @@ fn set_report(out: &mut Lines, command: &str, set: &SetReport) {
         "repaired".to_string()
     } else if !executed && p.repairs() {
         "damage found".to_string()
-    } else if p.findings.iter().any(|f| f.problem == "golden_damaged") {
+    } else if p
+        .findings
+        .iter()
+        .any(|f| f.problem == Problem::GoldenDamaged)
+    {
         // The writable copies are intact, but the factory fallback is not.
         "intact, but the golden copy is damaged".to_string()
     } else {
@@ -177,19 +182,19 @@ fn set_report(out: &mut Lines, command: &str, set: &SetReport) {
 }
 
 /// What the report says about the golden copy: only what this command did with it.
-fn golden_line(command: &str, g: Option<GoldenCheck>) -> Option<&'static str> {
+fn golden_line(command: Command, g: Option<GoldenCheck>) -> Option<&'static str> {
     match (g?, command) {
         // It has just written it, each file checked as it was copied.
-        (_, "seal") => None,
+        (_, Command::Seal) => None,
         // `verify` reads all of golden; it is left unread only when it is not there
         // (a finding says so).
-        (GoldenCheck::Checked, "verify") => {
+        (GoldenCheck::Checked, Command::Verify) => {
             Some("checked: every file hashed and compared with the golden manifest")
         }
-        (GoldenCheck::NotChecked, "verify") => {
+        (GoldenCheck::NotChecked, Command::Verify) => {
             Some("not checked: it could not be read (see the finding about it)")
         }
-        (GoldenCheck::Listed, "verify") => {
+        (GoldenCheck::Listed, Command::Verify) => {
             Some("listed; some of its files could not be hashed (see the findings)")
         }
         (GoldenCheck::NotChecked, _) => {
@@ -287,5 +292,75 @@ fn mode_name(m: Mode) -> &'static str {
     match m {
         Mode::Golden => "golden",
         Mode::Mirror => "mirror",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rebound::plan::{Problem, Source, SourceKind};
+    use rebound::relpath::RelPath;
+
+    /// Each report's `command` keeps its JSON value, the command's name.
+    #[test]
+    fn each_command_keeps_its_json_name() {
+        use rebound::engine::Command;
+        for (c, name) in [
+            (Command::Boot, "boot"),
+            (Command::Verify, "verify"),
+            (Command::Commit, "commit"),
+            (Command::Update, "update"),
+            (Command::Seal, "seal"),
+        ] {
+            assert_eq!(serde_json::to_value(c).ok(), Some(serde_json::json!(name)));
+            assert_eq!(c.as_str(), name);
+        }
+    }
+
+    /// A restore's source keeps its JSON form: `root`, `rel` and the flags `staged`
+    /// and `golden`, whatever its kind is called inside.
+    #[test]
+    fn a_source_keeps_its_json_fields() {
+        for (kind, staged, golden) in [
+            (SourceKind::Writable, false, false),
+            (SourceKind::Staged, true, false),
+            (SourceKind::Golden, false, true),
+        ] {
+            let Ok(rel) = RelPath::new("a/b") else {
+                panic!("a relative path")
+            };
+            let src = Source {
+                root: "/data".into(),
+                rel,
+                kind,
+            };
+            assert_eq!(
+                serde_json::to_value(&src).ok(),
+                Some(serde_json::json!({
+                    "root": "/data", "rel": "a/b", "staged": staged, "golden": golden
+                }))
+            );
+        }
+    }
+
+    /// The JSON value of each finding is part of the interface (scripts match on it):
+    /// pinned here, as it was when findings were strings.
+    #[test]
+    fn each_problem_keeps_its_json_name() {
+        for (p, name) in [
+            (Problem::Missing, "missing"),
+            (Problem::Corrupt, "corrupt"),
+            (Problem::NotAFile, "not_a_file"),
+            (Problem::Unreadable, "unreadable"),
+            (Problem::WrongMode, "wrong_mode"),
+            (Problem::WrongOwner, "wrong_owner"),
+            (Problem::GoldenDamaged, "golden_damaged"),
+            (Problem::Lost, "lost"),
+            (Problem::FactoryFallback, "factory_fallback"),
+            (Problem::ManifestDamaged, "manifest_damaged"),
+            (Problem::ManifestOutdated, "manifest_outdated"),
+        ] {
+            assert_eq!(serde_json::to_value(p).ok(), Some(serde_json::json!(name)));
+            assert_eq!(p.as_str(), name);
+        }
     }
 }

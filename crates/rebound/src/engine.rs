@@ -129,10 +129,35 @@ impl SetReport {
     }
 }
 
+/// The commands that make a [`Report`]. Its JSON value (and [`Command::as_str`]) is
+/// the command's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    Boot,
+    Verify,
+    Commit,
+    Update,
+    Seal,
+}
+
+impl Command {
+    /// The command's name, as typed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Boot => "boot",
+            Command::Verify => "verify",
+            Command::Commit => "commit",
+            Command::Update => "update",
+            Command::Seal => "seal",
+        }
+    }
+}
+
 /// The report of one command over one or more sets.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    pub command: &'static str,
+    pub command: Command,
     pub dry_run: bool,
     pub sets: Vec<SetReport>,
 }
@@ -156,7 +181,10 @@ impl Report {
         }
         let damage = self.sets.iter().any(|s| {
             s.plan.as_ref().is_some_and(|p| {
-                p.repairs() || p.findings.iter().any(|f| f.problem == "golden_damaged")
+                p.repairs()
+                    || p.findings
+                        .iter()
+                        .any(|f| f.problem == plan::Problem::GoldenDamaged)
             })
         });
         // `verify` and `boot --dry-run` change nothing: damage is their finding.
@@ -230,10 +258,9 @@ impl<'a> Engine<'a> {
             p = make(state).map_err(to_err)?;
         }
         if p.need_golden || !p.need_hash.is_empty() {
-            return Err(Error::Set {
-                set: set.name.clone(),
-                what: "internal: the plan did not settle; nothing was done".into(),
-            });
+            return Err(Error::Internal(
+                "the plan did not settle after the observation it asked for; nothing was done",
+            ));
         }
         Ok(p)
     }
@@ -408,7 +435,7 @@ impl<'a> Engine<'a> {
         }
         self.fs().reset_journal();
         Ok(Report {
-            command: "boot",
+            command: Command::Boot,
             dry_run,
             sets,
         })
@@ -432,7 +459,7 @@ impl<'a> Engine<'a> {
             out.push(rep);
         }
         Ok(Report {
-            command: "verify",
+            command: Command::Verify,
             dry_run: true,
             sets: out,
         })
@@ -491,7 +518,7 @@ impl<'a> Engine<'a> {
             );
         }
         Ok(Report {
-            command: "commit",
+            command: Command::Commit,
             dry_run: false,
             sets: reports,
         })
@@ -524,7 +551,7 @@ impl<'a> Engine<'a> {
             }));
         }
         Ok(Report {
-            command: "commit",
+            command: Command::Commit,
             dry_run: false,
             sets: reports,
         })
@@ -644,7 +671,7 @@ impl<'a> Engine<'a> {
                 .unwrap_or_else(|e| SetReport::failed(set, e))
         });
         Ok(Report {
-            command: "update",
+            command: Command::Update,
             dry_run: false,
             sets: vec![rep],
         })
@@ -787,7 +814,7 @@ impl<'a> Engine<'a> {
             .find_map(|(c, _)| c.origin)
             .and_then(|ri| set.replicas.get(ri).map(|r| (ri, r)))
             .or_else(|| set.writable().next())
-            .ok_or_else(|| Error::Usage("internal: set without a writable replica".into()))?;
+            .ok_or(Error::Internal("set without a writable replica"))?;
         // IMPORTANT: the committed files are checked unchanged right before the rename
         // that makes this manifest the truth; a change refuses the whole commit. It
         // goes to a slot that does not hold the current manifest, then to the other
@@ -819,9 +846,7 @@ impl<'a> Engine<'a> {
     ) -> Result<()> {
         let order = r.slot_order();
         let Some((first, rest)) = order.split_first() else {
-            return Err(Error::Usage(
-                "internal: a replica without manifest slots".into(),
-            ));
+            return Err(Error::Internal("a replica without manifest slots"));
         };
         write_manifest_guarded(&self.durable, &r.root, set, *first, m, guard)?;
         for slot in rest {
@@ -848,7 +873,7 @@ impl<'a> Engine<'a> {
             }));
         }
         Ok(Report {
-            command: "seal",
+            command: Command::Seal,
             dry_run: false,
             sets: out,
         })
@@ -948,7 +973,7 @@ impl<'a> Engine<'a> {
                     .replicas
                     .iter()
                     .find(|r| r.role == Role::Golden)
-                    .ok_or_else(|| Error::Usage("internal: golden replica not observed".into()))?;
+                    .ok_or(Error::Internal("golden replica not observed"))?;
                 let marker = RelPath::meta(&set.name, SEALED_MARKER);
                 if gs.sealed {
                     if !force {
@@ -1114,12 +1139,10 @@ pub fn describe_action(a: &Action) -> String {
             "restore {} from {}{}",
             full(root, path).display(),
             full(&from.root, &from.rel).display(),
-            if from.golden {
-                " (golden)"
-            } else if from.staged {
-                " (staged)"
-            } else {
-                ""
+            match from.kind {
+                plan::SourceKind::Golden => " (golden)",
+                plan::SourceKind::Staged => " (staged)",
+                plan::SourceKind::Writable => "",
             }
         ),
         Action::SetMeta {

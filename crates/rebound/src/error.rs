@@ -29,6 +29,10 @@ pub enum Error {
     /// A command was used wrongly (bad argument, unknown set, unprotected path).
     #[error("{0}")]
     Usage(String),
+    /// Something that cannot happen did: a bug in rebound. Nothing more is done for
+    /// the set concerned; the message says what, for a bug report.
+    #[error("internal error: {0} (a bug in rebound: please report it with this message)")]
+    Internal(&'static str),
     /// A set cannot be worked on (not sealed, no manifest anywhere, ...).
     #[error("set `{set}`: {what}")]
     Set { set: String, what: String },

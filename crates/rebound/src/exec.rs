@@ -166,7 +166,7 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
                 .manifest
                 .as_ref()
                 .filter(|m| m.generation == *generation)
-                .ok_or_else(|| Error::Usage("internal: plan without its manifest".into()))?;
+                .ok_or(Error::Internal("plan without its manifest"))?;
             write_manifest(d, root, &plan.set, *slot, m)
         }
         Action::WriteTag { root, rel, value } => {
@@ -215,7 +215,7 @@ fn plan_algo(plan: &Plan) -> Result<crate::digest::HashAlgo> {
     plan.manifest
         .as_ref()
         .map(|m| m.hash)
-        .ok_or_else(|| Error::Usage("internal: plan without its manifest".into()))
+        .ok_or(Error::Internal("plan without its manifest"))
 }
 
 /// Writes a manifest into slot `slot` of a writable replica.

@@ -36,16 +36,39 @@ use crate::observe::{FileState, Observed, ReplicaState, SetState, SlotState, Tag
 use crate::relpath::RelPath;
 
 /// Where a restore reads from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     /// Replica root.
     pub root: PathBuf,
     /// Path below the root: the file itself, or its staged copy.
     pub rel: RelPath,
-    /// Whether `rel` is staged content of an intentional change.
-    pub staged: bool,
-    /// Whether the source is the golden (factory) copy.
-    pub golden: bool,
+    /// What kind of copy it is.
+    pub kind: SourceKind,
+}
+
+/// The kinds of copy a restore reads from (parity comes next).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// The file in a writable replica (live, an extra copy, a mirror peer).
+    Writable,
+    /// Staged content of an intentional change, in a writable replica's `.rebound/`.
+    Staged,
+    /// The golden (factory) copy.
+    Golden,
+}
+
+/// The JSON form reports have always had: `root`, `rel`, and the two flags `staged`
+/// and `golden`.
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Source", 4)?;
+        st.serialize_field("root", &self.root)?;
+        st.serialize_field("rel", &self.rel)?;
+        st.serialize_field("staged", &(self.kind == SourceKind::Staged))?;
+        st.serialize_field("golden", &(self.kind == SourceKind::Golden))?;
+        st.end()
+    }
 }
 
 /// What an action expects to find at the file it replaces or removes: what observe
@@ -178,12 +201,62 @@ pub enum Authority {
 pub struct Finding {
     pub root: PathBuf,
     pub path: RelPath,
-    /// missing, corrupt, not_a_file, unreadable, wrong_mode, wrong_owner,
-    /// golden_damaged, lost, factory_fallback, manifest_damaged (a manifest slot of a
-    /// writable replica is unusable), manifest_outdated (a slot missing or behind the
-    /// other's generation)
-    pub problem: String,
+    pub problem: Problem,
     pub detail: String,
+}
+
+/// The kind of a [`Finding`]. Its JSON value (and [`Problem::as_str`]) is the snake
+/// case name, as reports have always given it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Problem {
+    /// The file is missing.
+    Missing,
+    /// Its content does not match the manifest.
+    Corrupt,
+    /// Something other than a regular file stands at its path.
+    NotAFile,
+    /// It could not be read (or hashed).
+    Unreadable,
+    /// Intact content, another mode than recorded.
+    WrongMode,
+    /// Intact content, another owner than recorded.
+    WrongOwner,
+    /// The golden copy of the file is damaged or missing.
+    GoldenDamaged,
+    /// No intact copy anywhere: the file cannot be restored.
+    Lost,
+    /// The committed version has no intact copy; the factory one is restored.
+    FactoryFallback,
+    /// A manifest slot of a writable replica is unusable.
+    ManifestDamaged,
+    /// A manifest slot is missing or behind the other's generation.
+    ManifestOutdated,
+}
+
+impl Problem {
+    /// The name reports use (`not_a_file`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Problem::Missing => "missing",
+            Problem::Corrupt => "corrupt",
+            Problem::NotAFile => "not_a_file",
+            Problem::Unreadable => "unreadable",
+            Problem::WrongMode => "wrong_mode",
+            Problem::WrongOwner => "wrong_owner",
+            Problem::GoldenDamaged => "golden_damaged",
+            Problem::Lost => "lost",
+            Problem::FactoryFallback => "factory_fallback",
+            Problem::ManifestDamaged => "manifest_damaged",
+            Problem::ManifestOutdated => "manifest_outdated",
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How much of the golden copy a plan rests on. Reports must not claim more: a boot
@@ -802,7 +875,7 @@ fn plan_to(
             findings.push(Finding {
                 root: g.root.clone(),
                 path: RelPath::meta(&set.name, GOLDEN_MANIFEST),
-                problem: "golden_damaged".into(),
+                problem: Problem::GoldenDamaged,
                 detail: "the golden copy does not exist (is its partition mounted?): there is no factory fallback".into(),
             });
         } else if g.observed == Observed::Full && g.manifest.is_none() {
@@ -817,7 +890,7 @@ fn plan_to(
             findings.push(Finding {
                 root: g.root.clone(),
                 path: RelPath::meta(&set.name, GOLDEN_MANIFEST),
-                problem: "golden_damaged".into(),
+                problem: Problem::GoldenDamaged,
                 detail: format!(
                     "the golden manifest is {why}: the factory copy cannot be verified or used (reflash the golden image)"
                 ),
@@ -878,7 +951,7 @@ fn plan_to(
                         findings.push(Finding {
                             root: src.root.clone(),
                             path: path.clone(),
-                            problem: "factory_fallback".into(),
+                            problem: Problem::FactoryFallback,
                             detail: "no copy of the committed version is intact; restoring the factory (golden) version".into(),
                         });
                         target.to_mut().entries.insert(path.clone(), ge.clone());
@@ -909,7 +982,7 @@ fn plan_to(
                         findings.push(Finding {
                             root: r.root.clone(),
                             path: path.clone(),
-                            problem: "golden_damaged".into(),
+                            problem: Problem::GoldenDamaged,
                             detail: "the golden copy does not match the golden manifest; it is not used (reflash the golden image)".into(),
                         });
                     }
@@ -919,7 +992,7 @@ fn plan_to(
                     findings.push(Finding {
                         root: r.root.clone(),
                         path: path.clone(),
-                        problem: "golden_damaged".into(),
+                        problem: Problem::GoldenDamaged,
                         detail: "missing from the golden copy".into(),
                     });
                 } else if let (Some(_), FileState::NotFile { .. } | FileState::Unreadable { .. }) =
@@ -930,7 +1003,7 @@ fn plan_to(
                     findings.push(Finding {
                         root: r.root.clone(),
                         path: path.clone(),
-                        problem: "golden_damaged".into(),
+                        problem: Problem::GoldenDamaged,
                         detail: format!(
                             "unusable in the golden copy ({}); it is not used (reflash the golden image)",
                             describe(&fs)
@@ -949,26 +1022,29 @@ fn plan_to(
                 continue;
             }
             let (problem, detail) = match &fs {
-                FileState::Missing => ("missing", "file is missing".to_string()),
+                FileState::Missing => (Problem::Missing, "file is missing".to_string()),
                 FileState::File {
                     digest: Some(d), ..
                 } => (
-                    "corrupt",
+                    Problem::Corrupt,
                     format!(
                         "content does not match the manifest (expected {}, found {d})",
                         entry.digest
                     ),
                 ),
-                FileState::File { digest: None, .. } => ("unreadable", "not hashed".to_string()),
-                FileState::NotFile { kind } => {
-                    ("not_a_file", format!("is a {kind}, not a regular file"))
+                FileState::File { digest: None, .. } => {
+                    (Problem::Unreadable, "not hashed".to_string())
                 }
-                FileState::Unreadable { error } => ("unreadable", error.clone()),
+                FileState::NotFile { kind } => (
+                    Problem::NotAFile,
+                    format!("is a {kind}, not a regular file"),
+                ),
+                FileState::Unreadable { error } => (Problem::Unreadable, error.clone()),
             };
             findings.push(Finding {
                 root: r.root.clone(),
                 path: path.clone(),
-                problem: problem.into(),
+                problem,
                 detail,
             });
             if let Some(src) = &source {
@@ -996,7 +1072,7 @@ fn plan_to(
             findings.push(Finding {
                 root: state.replicas[0].root.clone(),
                 path: path.clone(),
-                problem: "lost".into(),
+                problem: Problem::Lost,
                 detail: "no replica holds an intact copy; left as it is".into(),
             });
         }
@@ -1250,8 +1326,7 @@ fn stage_removals(
             from: Source {
                 root: root.clone(),
                 rel: path.clone(),
-                staged: false,
-                golden: false,
+                kind: SourceKind::Writable,
             },
             digest: *digest,
             mode,
@@ -1332,7 +1407,7 @@ fn fix_meta(
         findings.push(Finding {
             root: r.root.clone(),
             path: path.clone(),
-            problem: "wrong_mode".into(),
+            problem: Problem::WrongMode,
             detail: format!(
                 "permission bits are {mode:04o}, the manifest records {:04o}",
                 entry.mode
@@ -1343,7 +1418,7 @@ fn fix_meta(
         findings.push(Finding {
             root: r.root.clone(),
             path: path.clone(),
-            problem: "wrong_owner".into(),
+            problem: Problem::WrongOwner,
             detail: format!("owned by {owner} (uid:gid), the manifest records {o}"),
         });
     }
@@ -1390,31 +1465,27 @@ fn slot_findings(
         let path = RelPath::meta(&set.name, name);
         let prefix = format!("{}: ", r.root.join(path.as_str()).display());
         let (problem, detail) = match slot {
-            SlotState::Damaged(why) => (
-                "manifest_damaged",
+            SlotState::Damaged(why) => (Problem::ManifestDamaged,
                 format!(
                     "this manifest slot is unusable ({}); `boot` rewrites it with generation {generation}",
                     why.strip_prefix(&prefix).unwrap_or(why)
                 ),
             ),
             _ if !same || r.slot_current.get(i).copied().unwrap_or(false) => continue,
-            SlotState::Missing => (
-                "manifest_outdated",
+            SlotState::Missing => (Problem::ManifestOutdated,
                 format!("this manifest slot is missing; `boot` writes generation {generation} to it, so that one damaged slot cannot cost that generation"),
             ),
-            SlotState::OtherHash { generation: g, hash } => (
-                "manifest_outdated",
+            SlotState::OtherHash { generation: g, hash } => (Problem::ManifestOutdated,
                 format!("this manifest slot holds generation {g} recorded with {hash}, an older algorithm; `boot` rewrites it with generation {generation}"),
             ),
-            SlotState::Intact(g) => (
-                "manifest_outdated",
+            SlotState::Intact(g) => (Problem::ManifestOutdated,
                 format!("this manifest slot holds generation {g}, not {generation} (a write cut between the two slots, or a device written by an older rebound); `boot` rewrites it, so that one damaged slot cannot cost generation {generation}"),
             ),
         };
         findings.push(Finding {
             root: r.root.clone(),
             path,
-            problem: problem.into(),
+            problem,
             detail,
         });
     }
@@ -1457,8 +1528,7 @@ fn golden_source(g: &ReplicaState, path: &RelPath) -> Source {
     Source {
         root: g.root.clone(),
         rel: path.clone(),
-        staged: false,
-        golden: true,
+        kind: SourceKind::Golden,
     }
 }
 
@@ -1508,8 +1578,7 @@ fn find_source(
             return Some(Source {
                 root: r.root.clone(),
                 rel: path.clone(),
-                staged: false,
-                golden: false,
+                kind: SourceKind::Writable,
             });
         }
     }
@@ -1519,8 +1588,7 @@ fn find_source(
                 return Some(Source {
                     root: r.root.clone(),
                     rel,
-                    staged: true,
-                    golden: false,
+                    kind: SourceKind::Staged,
                 });
             }
         }

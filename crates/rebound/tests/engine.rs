@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use rebound::digest::HashAlgo;
 use rebound::engine::exit;
 use rebound::fs::os::OsFs;
-use rebound::plan::{Action, Authority, GoldenCheck};
+use rebound::plan::{Action, Authority, GoldenCheck, Problem};
 use rebound::{Config, Engine, Report};
 
 struct Device {
@@ -192,7 +192,10 @@ fn corrupted_committed_file_without_copies_falls_back_to_factory() {
     d.write("usr/system_config.json", "bit rot\n");
     let r = d.boot_settled();
     let p = r.sets[0].plan.as_ref().unwrap();
-    assert!(p.findings.iter().any(|f| f.problem == "factory_fallback"));
+    assert!(p
+        .findings
+        .iter()
+        .any(|f| f.problem == Problem::FactoryFallback));
     assert_eq!(d.read("usr/system_config.json"), "sys v1\n");
 }
 
@@ -225,7 +228,10 @@ fn damaged_golden_copy_is_not_used_and_the_file_is_reported_lost() {
     );
     let v = d.verify();
     let p = v.sets[0].plan.as_ref().unwrap();
-    assert!(p.findings.iter().any(|f| f.problem == "golden_damaged"));
+    assert!(p
+        .findings
+        .iter()
+        .any(|f| f.problem == Problem::GoldenDamaged));
 }
 
 #[test]
@@ -713,7 +719,7 @@ fn problems(r: &Report) -> Vec<(String, String)> {
         .unwrap()
         .findings
         .iter()
-        .map(|f| (f.path.to_string(), f.problem.clone()))
+        .map(|f| (f.path.to_string(), f.problem.to_string()))
         .collect()
 }
 
