@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::digest::{Digest, HashAlgo};
 use crate::error::{Error, Result};
-use crate::fs::{full, full_dir, Fs, Kind, WriteFile};
+use crate::fs::{full, Fs, Kind, WriteFile};
 use crate::manifest::Owner;
 use crate::names::TEMP_PREFIX;
 use crate::relpath::RelPath;
@@ -533,11 +533,6 @@ impl<'a> Durable<'a> {
         // IMPORTANT: both directories: the new name, then the old one's removal.
         self.sync_dir(root, to_parent.as_ref())?;
         self.sync_dir(root, from.parent().as_ref())
-    }
-
-    /// Path of a directory, for messages.
-    pub fn dir_path(root: &Path, dir: Option<&RelPath>) -> std::path::PathBuf {
-        full_dir(root, dir)
     }
 }
 

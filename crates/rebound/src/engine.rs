@@ -1048,7 +1048,8 @@ impl<'a> Engine<'a> {
     }
 
     /// What is protected, where, at which generation, and the last repairs. Reads
-    /// manifests only; hashes nothing.
+    /// the manifests and version tags, and hashes only staged content of an
+    /// interrupted change (to tell whether it is usable); no protected file is read.
     ///
     /// # Errors
     /// [`Error::Usage`] for unknown sets.

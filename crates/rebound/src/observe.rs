@@ -930,46 +930,6 @@ fn set_digest(s: &mut FileState, r: Result<hashing::Hashed>) {
     }
 }
 
-/// Hashes a file whose state is `File` without a digest, updating the state.
-pub fn hash_into(
-    fs: &dyn Fs,
-    root: &Path,
-    rel: &RelPath,
-    s: &mut FileState,
-    algo: HashAlgo,
-    buf: &mut [u8],
-) {
-    if let FileState::File {
-        digest: d @ None, ..
-    } = s
-    {
-        match fs
-            .open_read(root, rel)
-            .and_then(|mut r| hash_reader(&mut *r, &full(root, rel), algo, buf))
-        {
-            Ok(got) => *d = Some(got),
-            // The walk listed it by its directory entry, without `lstat`: a file
-            // removed, or replaced by a link or directory, before the hash opened it
-            // is what it now is, not "unreadable".
-            Err(Error::Io { ref source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                *s = FileState::Missing
-            }
-            Err(Error::Io { ref source, .. })
-                if source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
-            {
-                *s = FileState::NotFile {
-                    kind: "symbolic link".into(),
-                }
-            }
-            Err(e) => {
-                *s = FileState::Unreadable {
-                    error: e.to_string(),
-                }
-            }
-        }
-    }
-}
-
 /// Starts a boot's change journal for `set` in the writable root `root` (docs/design.md
 /// section 3.1): every directory the walk will read is watched ([`Fs::watch_dir`])
 /// before anything is hashed, so that a file an application changes during the run
