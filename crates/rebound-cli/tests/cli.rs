@@ -5,28 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// The binary under test: cargo's build, or `REBOUND_TEST_BIN` started through
-/// `REBOUND_TEST_RUNNER` (e.g. a cross-built armv7 binary under `qemu-arm-static`;
-/// README.md, "Testing on ARM"), as in `tests/it/util.rs`.
-fn bin_command() -> Command {
-    match std::env::var_os("REBOUND_TEST_BIN").filter(|v| !v.is_empty()) {
-        None => Command::new(env!("CARGO_BIN_EXE_rebound")),
-        Some(bin) => {
-            let runner = std::env::var("REBOUND_TEST_RUNNER").unwrap_or_default();
-            let mut words = runner.split_whitespace();
-            match words.next() {
-                None => Command::new(bin),
-                Some(prog) => {
-                    let mut c = Command::new(prog);
-                    c.args(words).arg(bin);
-                    c
-                }
-            }
-        }
-    }
-}
+#[path = "common/bin.rs"]
+mod bin;
+use bin::bin_command;
 
 fn rebound(config: Option<&Path>, args: &[&str]) -> Output {
     let mut c = bin_command();

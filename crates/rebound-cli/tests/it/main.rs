@@ -27,6 +27,9 @@
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../common/bin.rs"]
+mod bin;
+
 mod attacks;
 mod config;
 mod golden;
