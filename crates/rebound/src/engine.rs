@@ -300,9 +300,10 @@ impl<'a> Engine<'a> {
                 // Changed-only sets: the stat cache only decides what is hashed;
                 // written after the plan is carried out, when it changed.
                 if set.changed_only {
-                    rep.notes.extend(statcache::describe(set, &state));
-                    if !dry_run {
-                        statcache::save(&self.durable, set, &state, &p, started);
+                    let seen = cache_seen(&state, &p);
+                    rep.notes.extend(statcache::describe(set, &seen));
+                    if let (false, Some(target)) = (dry_run, p.manifest.as_ref()) {
+                        statcache::save(&self.durable, set, &seen, target, started);
                     }
                 }
                 rep.plan = Some(p);
@@ -1260,4 +1261,54 @@ pub struct SetStatus {
     pub include: Vec<String>,
     pub version_file: Option<RelPath>,
     pub replicas: Vec<ReplicaStatus>,
+}
+
+/// What the stat cache of a `changed_only` set needs of this boot, per writable
+/// replica that exists: the files hashed this run with the metadata they had, and the
+/// paths the plan wrote or removed there (never recorded: their stat is stale).
+pub(crate) fn cache_seen<'s>(state: &'s SetState, plan: &'s Plan) -> Vec<statcache::Seen<'s>> {
+    state
+        .replicas
+        .iter()
+        .filter(|r| r.role == Role::Writable && r.root_exists)
+        .filter_map(|r| {
+            let usage = r.stat_cache.as_ref()?;
+            // A set, not a list: a boot that restores a whole reformatted copy
+            // touches every file, and a list made the save loop quadratic.
+            let touched = plan
+                .actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Restore { root, path, .. }
+                    | Action::SetMeta { root, path, .. }
+                    | Action::RemoveStale { root, path, .. }
+                        if *root == r.root =>
+                    {
+                        Some(path)
+                    }
+                    _ => None,
+                })
+                .collect();
+            let files = r
+                .files
+                .iter()
+                .filter_map(|(p, f)| match (f, r.stats.get(p)) {
+                    (
+                        FileState::File {
+                            digest: Some(d), ..
+                        },
+                        Some(m),
+                    ) => Some((p, *d, m)),
+                    _ => None,
+                })
+                .collect();
+            Some(statcache::Seen {
+                root: &r.root,
+                usage,
+                looked_at: r.stats.len(),
+                files,
+                touched,
+            })
+        })
+        .collect()
 }

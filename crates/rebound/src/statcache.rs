@@ -25,16 +25,15 @@
 //!   does not touch, are recorded.
 //! - Both files are written with the durable protocol, and only when they change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::config::{Role, SetConfig};
+use crate::config::SetConfig;
 use crate::digest::{Digest, HashAlgo};
 use crate::durable::Durable;
 use crate::fs::{Fs, Meta};
+use crate::manifest::Manifest;
 use crate::names::{STAT_CACHE, STAT_CACHE_BOOTS};
-use crate::observe::{FileState, SetState};
-use crate::plan::{Action, Plan};
 use crate::relpath::RelPath;
 
 /// First line of the cache; the number is the format version.
@@ -193,48 +192,46 @@ pub fn load(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Usage {
     }
 }
 
+/// One writable replica of a `changed_only` set after a boot, as [`save`] and
+/// [`describe`] need it: plain data, built by the engine from what observe saw and
+/// what the plan did (so this module depends on neither).
+#[derive(Debug)]
+pub struct Seen<'a> {
+    pub root: &'a Path,
+    pub usage: &'a Usage,
+    /// How many files were looked at (`lstat`ed) in this replica.
+    pub looked_at: usize,
+    /// Each file hashed (or taken from the cache) in this run: its digest and the
+    /// metadata `lstat` gave before.
+    pub files: Vec<(&'a RelPath, Digest, &'a Meta)>,
+    /// The paths the plan restored, fixed or removed in this replica.
+    pub touched: BTreeSet<&'a RelPath>,
+}
+
 /// Writes each writable replica's cache and counter after a boot's plan was carried
-/// out, when they changed. `started_ns` is the wall clock (ns since the epoch) taken
-/// before the set was observed. Best effort: a failure only costs a full check later.
-pub fn save(d: &Durable<'_>, set: &SetConfig, state: &SetState, plan: &Plan, started_ns: i128) {
-    let Some(target) = plan.manifest.as_ref() else {
-        return;
-    };
-    for r in &state.replicas {
-        if r.role != Role::Writable || !r.root_exists || d.is_poisoned() {
-            continue;
+/// out, when they changed. `target` is the manifest the replicas were brought to;
+/// `started_ns` is the wall clock (ns since the epoch) taken before the set was
+/// observed. Best effort: a failure only costs a full check later.
+pub fn save(
+    d: &Durable<'_>,
+    set: &SetConfig,
+    seen: &[Seen<'_>],
+    target: &Manifest,
+    started_ns: i128,
+) {
+    for r in seen {
+        if d.is_poisoned() {
+            return;
         }
-        let Some(usage) = &r.stat_cache else { continue };
-        // A set, not a list: a boot that restores a whole reformatted copy touches
-        // every file, and a list made this loop quadratic.
-        let touched: std::collections::BTreeSet<&RelPath> = plan
-            .actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Restore { root, path, .. }
-                | Action::SetMeta { root, path, .. }
-                | Action::RemoveStale { root, path, .. }
-                    if *root == r.root =>
-                {
-                    Some(path)
-                }
-                _ => None,
-            })
-            .collect();
+        let usage = r.usage;
         let mut next = StatCache::default();
-        for (p, e) in &target.entries {
-            let (
-                Some(FileState::File {
-                    digest: Some(got), ..
-                }),
-                Some(m),
-            ) = (r.files.get(p), r.stats.get(p))
-            else {
+        for &(p, got, m) in &r.files {
+            let Some(e) = target.entries.get(p) else {
                 continue;
             };
             let racy = m.mtime_ns > started_ns - RACY_MARGIN_NS
                 || m.ctime_ns > started_ns - RACY_MARGIN_NS;
-            if *got != e.digest || racy || touched.contains(&p) {
+            if got != e.digest || racy || r.touched.contains(p) {
                 continue;
             }
             next.records.insert(
@@ -244,13 +241,13 @@ pub fn save(d: &Durable<'_>, set: &SetConfig, state: &SetState, plan: &Plan, sta
                     mtime_ns: m.mtime_ns,
                     ctime_ns: m.ctime_ns,
                     ino: m.ino,
-                    digest: *got,
+                    digest: got,
                 },
             );
         }
         if next != usage.cache {
             let _ = d.write_bytes(
-                &r.root,
+                r.root,
                 &RelPath::meta(&set.name, STAT_CACHE),
                 0o644,
                 &next.encode(set.hash),
@@ -263,7 +260,7 @@ pub fn save(d: &Durable<'_>, set: &SetConfig, state: &SetState, plan: &Plan, sta
         };
         if usage.boots != Some(boots) {
             let _ = d.write_bytes(
-                &r.root,
+                r.root,
                 &RelPath::meta(&set.name, STAT_CACHE_BOOTS),
                 0o644,
                 format!("{boots}\n").as_bytes(),
@@ -280,13 +277,11 @@ pub fn now_ns() -> i128 {
 }
 
 /// One note per writable replica of a `changed_only` set: how much the cache saved.
-pub fn describe(set: &SetConfig, state: &SetState) -> Vec<String> {
-    state
-        .replicas
-        .iter()
-        .filter_map(|r| {
-            let u = r.stat_cache.as_ref()?;
-            Some(if u.full {
+pub fn describe(set: &SetConfig, seen: &[Seen<'_>]) -> Vec<String> {
+    seen.iter()
+        .map(|r| {
+            let u = r.usage;
+            if u.full {
                 format!(
                     "{}: full check (every {} boots, or `boot --full`)",
                     r.root.display(),
@@ -297,10 +292,10 @@ pub fn describe(set: &SetConfig, state: &SetState) -> Vec<String> {
                     "{}: {} of {} files unchanged since they verified, not read (changed-only; a full check every {} boots)",
                     r.root.display(),
                     u.skipped,
-                    r.stats.len(),
+                    r.looked_at,
                     set.full_check_every
                 )
-            })
+            }
         })
         .collect()
 }
@@ -313,6 +308,7 @@ mod tests {
     use crate::fs::os::OsFs;
     use crate::fs::{Cursor, DirEntry, WriteFile};
     use crate::observe::Depth;
+    use crate::plan::Action;
     use std::collections::BTreeMap as Map;
     use std::io::Read;
     use std::path::PathBuf;
@@ -451,13 +447,15 @@ mod tests {
             assert!(plan.actions.is_empty(), "{plan:?}");
             assert!(plan.findings.is_empty(), "{plan:?}");
             let read = self.fs.take(&self.live);
-            save(
-                &Durable::new(&self.fs),
-                set,
-                &state,
-                &plan,
-                now_ns() + skew_s * 1_000_000_000,
-            );
+            if let Some(target) = &plan.manifest {
+                save(
+                    &Durable::new(&self.fs),
+                    set,
+                    &crate::engine::cache_seen(&state, &plan),
+                    target,
+                    now_ns() + skew_s * 1_000_000_000,
+                );
+            }
             read
         }
 
