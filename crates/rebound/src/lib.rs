@@ -29,6 +29,7 @@ pub mod manifest;
 pub mod names;
 pub mod observe;
 pub mod plan;
+pub mod record;
 pub mod relpath;
 pub mod roots;
 pub mod statcache;

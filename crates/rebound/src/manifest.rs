@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use crate::digest::{Digest, HashAlgo};
 use crate::names::{MANIFEST_MAGIC, MANIFEST_VERSION, MANIFEST_VERSION_1};
+use crate::record;
 use crate::relpath::RelPath;
 
 /// Who owns a file: numeric user and group ids, as `stat` gives them.
@@ -130,12 +131,10 @@ impl Manifest {
                 e.size,
                 e.mode,
                 e.digest,
-                encode_path(path.as_str())
+                record::encode_path(path.as_str())
             ));
         }
-        let sum = blake3::hash(s.as_bytes());
-        s.push_str(&format!("end {}\n", sum.to_hex()));
-        s.into_bytes()
+        record::seal(s)
     }
 
     /// Parses the on-disk format (version 2, or version 1 whose entries then have no
@@ -145,19 +144,10 @@ impl Manifest {
     /// Returns what is wrong with the bytes; such a manifest must be treated as absent.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         // Checksum first: anything torn fails here, before any field is trusted.
-        let body_end = match bytes.strip_suffix(b"\n") {
-            Some(b) => b.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1),
-            None => return Err(ManifestError::Truncated),
-        };
-        let (body, last) = bytes.split_at(body_end);
-        let last = std::str::from_utf8(last).map_err(|_| ManifestError::Truncated)?;
-        let sum = last
-            .strip_prefix("end ")
-            .and_then(|s| s.strip_suffix('\n'))
-            .ok_or(ManifestError::Truncated)?;
-        if sum != blake3::hash(body).to_hex().as_str() {
-            return Err(ManifestError::Checksum);
-        }
+        let body = record::open(bytes).map_err(|e| match e {
+            record::Broken::Truncated => ManifestError::Truncated,
+            record::Broken::Checksum => ManifestError::Checksum,
+        })?;
         let text = std::str::from_utf8(body).map_err(|_| ManifestError::Malformed {
             line: 0,
             what: "not UTF-8".into(),
@@ -235,7 +225,7 @@ impl Manifest {
             let mode = parse_mode(mode).ok_or_else(|| bad(n, "invalid mode"))?;
             let digest = Digest::from_hex(hash, digest)
                 .ok_or_else(|| bad(n, format!("invalid {hash} digest")))?;
-            let path = decode_path(path).ok_or_else(|| bad(n, "invalid path encoding"))?;
+            let path = record::decode_path(path).ok_or_else(|| bad(n, "invalid path encoding"))?;
             let path = RelPath::new(&path).map_err(|e| bad(n, format!("path `{path}`: {e}")))?;
             if path.is_meta() {
                 return Err(bad(
@@ -318,57 +308,6 @@ fn parse_mode(s: &str) -> Option<u32> {
         return None;
     }
     u32::from_str_radix(s, 8).ok()
-}
-
-/// Percent-encodes every byte outside printable ASCII, plus space and `%`.
-fn encode_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for &b in p.as_bytes() {
-        if b.is_ascii_graphic() && b != b'%' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Decodes a percent-encoded path; a path with nothing encoded (the usual case) is
-/// returned as it is, without a copy.
-fn decode_path(s: &str) -> Option<std::borrow::Cow<'_, str>> {
-    let b = s.as_bytes();
-    if b.iter().all(|&c| c.is_ascii_graphic() && c != b'%') {
-        return Some(std::borrow::Cow::Borrowed(s));
-    }
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                // Exactly two upper-case hex digits: `from_str_radix` alone would also
-                // take a sign (`%+A`), a second spelling of the same byte.
-                if !hex
-                    .bytes()
-                    .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
-                {
-                    return None;
-                }
-                let v = u8::from_str_radix(hex, 16).ok()?;
-                if v.is_ascii_graphic() && v != b'%' {
-                    return None; // not canonical
-                }
-                out.push(v);
-                i += 3;
-            }
-            c if c.is_ascii_graphic() => {
-                out.push(c);
-                i += 1;
-            }
-            _ => return None,
-        }
-    }
-    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
 }
 
 #[cfg(test)]

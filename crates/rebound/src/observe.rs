@@ -13,7 +13,7 @@
 //! with nothing to restore from golden therefore never reads the golden copy.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use serde::Serialize;
@@ -22,7 +22,7 @@ use crate::config::{Role, SetConfig};
 use crate::digest::{Digest, HashAlgo};
 use crate::durable::{hash_reader, CHUNK};
 use crate::error::{Error, Result};
-use crate::fs::{full, Fs, Kind, Meta};
+use crate::fs::{full, read_small, Fs, Kind, Meta};
 use crate::hashing;
 use crate::manifest::{generation_hint, Manifest, Owner};
 use crate::names::{
@@ -255,32 +255,6 @@ pub enum Depth {
     Boot,
     /// Hash everything, golden included (`verify`).
     Deep,
-}
-
-fn read_small(fs: &dyn Fs, root: &Path, rel: &RelPath, max: u64) -> Result<Option<Vec<u8>>> {
-    let mut r = match fs.open_read(root, rel) {
-        Ok(r) => r,
-        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
-    };
-    let mut buf = Vec::new();
-    (&mut r)
-        .take(max + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io("read", full(root, rel), e))?;
-    if buf.len() as u64 > max {
-        return Err(Error::io(
-            "read",
-            full(root, rel),
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("larger than {max} bytes"),
-            ),
-        ));
-    }
-    Ok(Some(buf))
 }
 
 /// Reads and decodes one manifest slot, once: the state of the slot, the generation

@@ -31,9 +31,10 @@ use std::path::Path;
 use crate::config::SetConfig;
 use crate::digest::{Digest, HashAlgo};
 use crate::durable::Durable;
-use crate::fs::{Fs, Meta};
+use crate::fs::{read_small, Fs, Meta};
 use crate::manifest::Manifest;
 use crate::names::{STAT_CACHE, STAT_CACHE_BOOTS};
+use crate::record;
 use crate::relpath::RelPath;
 
 /// First line of the cache; the number is the format version.
@@ -94,23 +95,15 @@ impl StatCache {
                 r.ctime_ns,
                 r.ino,
                 r.digest,
-                encode_path(p.as_str())
+                record::encode_path(p.as_str())
             ));
         }
-        let sum = blake3::hash(s.as_bytes()).to_hex();
-        s.push_str(&format!("end {sum}\n"));
-        s.into_bytes()
+        record::seal(s)
     }
 
     /// Parses [`StatCache::encode`]'s output for `algo`; `None` for anything else.
     pub fn decode(bytes: &[u8], algo: HashAlgo) -> Option<StatCache> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let body_end = text.strip_suffix('\n')?.rfind('\n')? + 1;
-        let (body, last) = text.split_at(body_end);
-        let sum = last.strip_prefix("end ")?.strip_suffix('\n')?;
-        if sum != blake3::hash(body.as_bytes()).to_hex().as_str() {
-            return None;
-        }
+        let body = std::str::from_utf8(record::open(bytes).ok()?).ok()?;
         let mut lines = body.lines();
         if lines.next()? != MAGIC || lines.next()? != format!("hash {algo}") {
             return None;
@@ -121,7 +114,7 @@ impl StatCache {
             let [size, mtime, ctime, ino, digest, path] = f.as_slice() else {
                 return None;
             };
-            let path = RelPath::new(&decode_path(path)?).ok()?;
+            let path = RelPath::new(&record::decode_path(path)?).ok()?;
             let rec = Record {
                 size: size.parse().ok()?,
                 mtime_ns: mtime.parse().ok()?,
@@ -135,48 +128,16 @@ impl StatCache {
     }
 }
 
-fn encode_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for &b in p.as_bytes() {
-        if b.is_ascii_graphic() && b != b'%' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn decode_path(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn read_all(fs: &dyn Fs, root: &Path, rel: &RelPath, max: u64) -> Option<Vec<u8>> {
-    let r = fs.open_read(root, rel).ok()?;
-    let mut buf = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(r, max + 1), &mut buf).ok()?;
-    (buf.len() as u64 <= max).then_some(buf)
-}
-
 /// Reads a replica's cache and counter and decides whether this pass is full.
 /// Never fails: whatever cannot be read makes the pass full.
 pub fn load(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Usage {
-    let cache = read_all(fs, root, &RelPath::meta(&set.name, STAT_CACHE), MAX_BYTES)
+    let cache = read_small(fs, root, &RelPath::meta(&set.name, STAT_CACHE), MAX_BYTES)
+        .ok()
+        .flatten()
         .and_then(|b| StatCache::decode(&b, set.hash));
-    let boots = read_all(fs, root, &RelPath::meta(&set.name, STAT_CACHE_BOOTS), 64)
+    let boots = read_small(fs, root, &RelPath::meta(&set.name, STAT_CACHE_BOOTS), 64)
+        .ok()
+        .flatten()
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.strip_suffix('\n')?.parse::<u32>().ok());
     let due = match boots {

@@ -13,10 +13,10 @@ pub mod journal;
 pub mod os;
 pub mod sim;
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::Owner;
 use crate::relpath::RelPath;
 
@@ -288,6 +288,38 @@ pub trait Fs: Sync {
     fn cursor<'a>(&'a self, root: &'a Path) -> Box<dyn Cursor + 'a> {
         Box::new(PlainCursor { fs: self, root })
     }
+}
+
+/// Reads a small file whole (a manifest, a version tag, a stat cache, a record):
+/// `Ok(None)` if it does not exist, an error if it holds more than `max` bytes (it is
+/// never read further than that) or cannot be read.
+///
+/// # Errors
+/// I/O errors, and `InvalidData` for a file larger than `max`.
+pub fn read_small(fs: &dyn Fs, root: &Path, rel: &RelPath, max: u64) -> Result<Option<Vec<u8>>> {
+    let mut r = match fs.open_read(root, rel) {
+        Ok(r) => r,
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let mut buf = Vec::new();
+    (&mut r)
+        .take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("read", full(root, rel), e))?;
+    if buf.len() as u64 > max {
+        return Err(Error::io(
+            "read",
+            full(root, rel),
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("larger than {max} bytes"),
+            ),
+        ));
+    }
+    Ok(Some(buf))
 }
 
 /// A file name for messages: its valid UTF-8 as is, each byte that is not valid UTF-8
