@@ -411,12 +411,18 @@ impl<'a> Engine<'a> {
         let refused = self.refused(config);
         // The change journal starts before any set is observed (docs/design.md
         // section 3.1): a file an application changes from here on is left as it is,
-        // not taken for damage. It ends with the boot.
-        self.fs().reset_journal();
+        // not taken for damage. The first set's live copy is watched by its own walk,
+        // directory by directory, before anything is hashed; the live copies of the
+        // sets after it are watched now. It ends with the boot.
         if !dry_run {
-            for s in sets.iter().filter(|s| !refused.contains_key(&s.name)) {
-                for (_, r) in s.writable() {
-                    observe::watch(self.fs(), s, &r.root);
+            self.fs().start_journal();
+            for s in sets
+                .iter()
+                .filter(|s| !refused.contains_key(&s.name))
+                .skip(1)
+            {
+                if let Some((_, live)) = s.writable().next() {
+                    observe::watch(self.fs(), s, &live.root);
                 }
             }
         }
@@ -434,7 +440,7 @@ impl<'a> Engine<'a> {
                 );
             }
         }
-        self.fs().reset_journal();
+        self.fs().stop_journal();
         Ok(Report {
             command: Command::Boot,
             dry_run,

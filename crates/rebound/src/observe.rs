@@ -172,6 +172,11 @@ pub struct ReplicaState {
     /// How the stat cache was used (`changed_only` sets, boot only).
     #[serde(skip)]
     pub stat_cache: Option<statcache::Usage>,
+    /// The walk asks the change journal to watch each directory before it lists it
+    /// ([`Fs::watch_dir`]; a no-op unless a boot started the journal): the first
+    /// writable replica of a boot, the one applications write.
+    #[serde(skip)]
+    watch: bool,
 }
 
 impl ReplicaState {
@@ -199,6 +204,7 @@ impl ReplicaState {
             walked: BTreeSet::new(),
             stats: BTreeMap::new(),
             stat_cache: None,
+            watch: false,
         }
     }
 
@@ -333,6 +339,11 @@ pub fn observe(fs: &dyn Fs, set: &SetConfig, depth: Depth) -> Result<SetState> {
     // Every path some manifest names is of interest in every replica (a lazy golden
     // replica's manifest is not known yet: [`observe_golden`] adds its paths).
     let named = named_paths(&replicas);
+    if depth == Depth::Boot {
+        if let Some(live) = replicas.iter_mut().find(|r| r.role == Role::Writable) {
+            live.watch = true;
+        }
+    }
     for r in &mut replicas {
         if r.observed == Observed::Lazy {
             continue;
@@ -904,12 +915,11 @@ fn set_digest(s: &mut FileState, r: Result<hashing::Hashed>) {
     }
 }
 
-/// Starts a boot's change journal for `set` in the writable root `root` (docs/design.md
-/// section 3.1): every directory the walk will read is watched ([`Fs::watch_dir`])
-/// before anything is hashed, so that a file an application changes during the run
-/// is not taken for damage. Only directories are read here, no file: cheap next to
-/// the hashing that follows. A literal path's directory is watched even if the file
-/// is missing.
+/// Watches, ahead of its turn, every directory the walk of `set` will read in the
+/// writable root `root` ([`Fs::watch_dir`]; docs/design.md section 3.1): for the sets
+/// a boot observes after the first one, whose own walk would watch them only once the
+/// sets before them were done. Only directories are read here, no file. A literal
+/// path's directory is watched even if the file is missing.
 pub fn watch(fs: &dyn Fs, set: &SetConfig, root: &Path) {
     let mut stack: Vec<Option<RelPath>> = Vec::new();
     for start in set.walk_roots() {
@@ -973,13 +983,20 @@ fn walk(
     match start {
         None => stack.push(None),
         Some(p) => match fs.metadata(&st.root, p) {
-            Ok(None) => {}
+            Ok(None) => {
+                if st.watch {
+                    fs.watch_dir(&st.root, p.parent().as_ref());
+                }
+            }
             Ok(Some(m)) if m.kind == Kind::Dir => {
                 if !set.excludes_below(p) {
                     stack.push(Some(p.clone()));
                 }
             }
             Ok(Some(m)) => {
+                if st.watch {
+                    fs.watch_dir(&st.root, p.parent().as_ref());
+                }
                 if set.selects(p) {
                     found.insert(p.clone(), file_state(&m));
                     if m.kind == Kind::File && st.stat_cache.is_some() {
@@ -991,6 +1008,9 @@ fn walk(
         },
     }
     while let Some(dir) = stack.pop() {
+        if st.watch {
+            fs.watch_dir(&st.root, dir.as_ref());
+        }
         let entries = match fs.read_dir(&st.root, dir.as_ref()) {
             Ok(e) => e,
             Err(e) => {

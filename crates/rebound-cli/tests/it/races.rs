@@ -146,6 +146,34 @@ fn boot_leaves_files_of_a_directory_replaced_during_the_run() {
     assert_eq!(d.read("usr/app/main.py"), "print('v2')\n");
 }
 
+/// A set the boot comes to later: its live copy is watched when the boot starts, so
+/// an edit made while the boot repairs the set before it is left too (the later set's
+/// own walk, which would watch it otherwise, comes after the edit).
+#[test]
+fn boot_leaves_an_edit_in_a_later_set_made_while_an_earlier_set_is_repaired() {
+    let d = sealed("race-boot-later-set", &[]);
+    let cfg = d.read("rebound.toml");
+    d.write("m1/x.conf", "v1\n");
+    std::fs::create_dir_all(d.path("m2")).unwrap();
+    d.config(&format!(
+        "{cfg}[[set]]\nname = \"m\"\nmode = \"mirror\"\nreplicas = [\"{}\", \"{}\"]\ninclude = [\"*.conf\"]\n",
+        d.path("m1").display(),
+        d.path("m2").display(),
+    ));
+    d.run(["boot"], 0);
+    assert_eq!(d.read("m2/x.conf"), "v1\n");
+    d.write("usr/apn_cfg.json", "garbage");
+    // Mutation 1: the restore of apn_cfg.json in the first set.
+    let paused = d.cmd(["boot"]).pause_at(1, &d.path("resume"));
+    d.write("m1/x.conf", "v2\n");
+    paused
+        .resume()
+        .expect_code(2)
+        .says(&["x.conf: changed during this run"]);
+    assert_eq!(d.read("m1/x.conf"), "v2\n");
+    assert_eq!(d.read("usr/apn_cfg.json"), SEALED_APN);
+}
+
 /// The journal leaves alone only what changed during the run: damage done before the
 /// boot started (a torn write of an earlier power cut, a bit flip) is repaired, in a
 /// boot that watched the file's directory all along.

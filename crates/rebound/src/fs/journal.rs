@@ -48,6 +48,9 @@ type Dir = (PathBuf, Option<RelPath>);
 /// [`super::os::OsFs`] that holds it.
 #[derive(Debug, Default)]
 pub struct Journal {
+    /// Started by a boot ([`Journal::started`]); a journal not started watches
+    /// nothing.
+    active: bool,
     /// The inotify instance; `None` before the first watch or if it cannot be had.
     fd: Option<OwnedFd>,
     /// inotify could not be set up: nothing is known.
@@ -69,12 +72,20 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// A journal that watches what it is asked to.
+    pub fn started() -> Journal {
+        Journal {
+            active: true,
+            ..Journal::default()
+        }
+    }
+
     /// Watches directory `dir` below `root`, open as `handle` (opened through the run's
     /// root handle, so no link is followed); `fallback` is its path, used if `/proc`
     /// is not mounted. A directory that cannot be watched is not.
     pub fn watch(&mut self, root: &Path, dir: Option<&RelPath>, handle: &OwnedFd, fallback: &Path) {
         let key = (root.to_path_buf(), dir.cloned());
-        if self.unavailable || self.watched.contains(&key) {
+        if !self.active || self.unavailable || self.watched.contains(&key) {
             return;
         }
         if self.fd.is_none() {
@@ -213,7 +224,7 @@ mod tests {
 
     /// A journal watching `root` itself.
     fn watching(root: &Path) -> Journal {
-        let mut j = Journal::default();
+        let mut j = Journal::started();
         j.watch(root, None, &open(root), root);
         j
     }
@@ -228,7 +239,7 @@ mod tests {
         }
         // Changed before the watch: not this run's business.
         std::fs::write(root.join("b"), b"2").unwrap();
-        let mut j = Journal::default();
+        let mut j = Journal::started();
         assert_eq!(
             j.changed_by_others(root, &rel("a")),
             None,
@@ -295,7 +306,7 @@ mod tests {
         let other = dir.path().join("link");
         std::os::unix::fs::symlink(&root, &other).unwrap();
         std::fs::write(root.join("a"), b"1").unwrap();
-        let mut j = Journal::default();
+        let mut j = Journal::started();
         j.watch(&root, None, &open(&root), &root);
         j.watch(&other, None, &open(&other), &other);
         std::fs::write(root.join("a"), b"2").unwrap();
@@ -317,6 +328,17 @@ mod tests {
         );
         assert_eq!(j.changed_by_others(root, &rel("db")), Some(false));
         assert!(!j.blind());
+    }
+
+    #[test]
+    fn a_journal_not_started_watches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a"), b"1").unwrap();
+        let mut j = Journal::default();
+        j.watch(root, None, &open(root), root);
+        std::fs::write(root.join("a"), b"2").unwrap();
+        assert_eq!(j.changed_by_others(root, &rel("a")), None);
     }
 
     #[test]

@@ -253,14 +253,19 @@ pub trait Fs: Sync {
     /// I/O errors while examining the root or a directory above it.
     fn root_identity(&self, root: &Path) -> Result<Option<Vec<DirId>>>;
 
-    /// Forgets every watch and noted change: a boot starts its change journal afresh
-    /// and drops it when it ends, so no other run (in the same process) reads it.
-    fn reset_journal(&self) {}
+    /// Starts a boot's change journal afresh: from now on [`Fs::watch_dir`] watches.
+    fn start_journal(&self) {}
+
+    /// Ends the change journal, forgetting every watch and noted change, so that no
+    /// other run (in the same process) reads it; [`Fs::watch_dir`] watches nothing
+    /// until the next start.
+    fn stop_journal(&self) {}
 
     /// Starts noting the changes that others (not this `Fs`) make to the entries of
     /// directory `dir` below `root`, for [`Fs::changed_by_others`]: a boot's change
-    /// journal (docs/design.md section 3.1). Best effort: a directory that cannot be
-    /// watched is not. The default watches nothing.
+    /// journal (docs/design.md section 3.1), once started ([`Fs::start_journal`]).
+    /// Best effort: a directory that cannot be watched is not. The default watches
+    /// nothing.
     fn watch_dir(&self, root: &Path, dir: Option<&RelPath>) {
         let _ = (root, dir);
     }

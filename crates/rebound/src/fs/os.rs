@@ -327,7 +327,11 @@ impl Fs for OsFs {
         open_file_at(&parent, root, rel)
     }
 
-    fn reset_journal(&self) {
+    fn start_journal(&self) {
+        *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = Journal::started();
+    }
+
+    fn stop_journal(&self) {
         *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = Journal::default();
     }
 
