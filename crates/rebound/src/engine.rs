@@ -414,8 +414,8 @@ impl<'a> Engine<'a> {
         // not taken for damage. The first set's live copy is watched by its own walk,
         // directory by directory, before anything is hashed; the live copies of the
         // sets after it are watched now. It ends with the boot.
+        let _journal = (!dry_run).then(|| JournalRun::start(self.fs()));
         if !dry_run {
-            self.fs().start_journal();
             for s in sets
                 .iter()
                 .filter(|s| !refused.contains_key(&s.name))
@@ -436,11 +436,10 @@ impl<'a> Engine<'a> {
         if !dry_run && self.fs().journal_blind() {
             for r in &mut sets {
                 r.notes.push(
-                    "change journal incomplete (inotify unavailable, or its event queue overflowed): a file changed during this run before it was hashed may have been taken for damage (docs/design.md section 3.1)".into(),
+                    "change journal incomplete (inotify unavailable in this kernel, the watch limit fs.inotify.max_user_watches reached, or its event queue overflowed): a file changed during this run before it was hashed may have been taken for damage (docs/design.md section 3.1)".into(),
                 );
             }
         }
-        self.fs().stop_journal();
         Ok(Report {
             command: Command::Boot,
             dry_run,
@@ -1267,6 +1266,23 @@ pub struct SetStatus {
     pub include: Vec<String>,
     pub version_file: Option<RelPath>,
     pub replicas: Vec<ReplicaStatus>,
+}
+
+/// A boot's change journal: started when made, stopped when dropped, also on a
+/// panic, so that no later run of the same `Fs` (a library caller's) reads it.
+struct JournalRun<'f>(&'f dyn Fs);
+
+impl<'f> JournalRun<'f> {
+    fn start(fs: &'f dyn Fs) -> JournalRun<'f> {
+        fs.start_journal();
+        JournalRun(fs)
+    }
+}
+
+impl Drop for JournalRun<'_> {
+    fn drop(&mut self) {
+        self.0.stop_journal();
+    }
 }
 
 /// What the stat cache of a `changed_only` set needs of this boot, per writable

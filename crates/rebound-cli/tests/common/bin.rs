@@ -8,8 +8,8 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::Command;
 
-/// The binary cargo built for this test run (with the `fault-injection` feature: see
-/// Cargo.toml). Tests start it through [`bin_command`], never directly, so that
+/// The binary cargo built for this test run (`tests/it` and `tests/realfs_crash.rs`
+/// need the `fault-injection` feature: see Cargo.toml). Tests start it through [`bin_command`], never directly, so that
 /// `REBOUND_TEST_BIN` can put another build in its place.
 const CARGO_BIN: &str = env!("CARGO_BIN_EXE_rebound");
 

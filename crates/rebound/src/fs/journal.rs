@@ -55,6 +55,9 @@ pub struct Journal {
     fd: Option<OwnedFd>,
     /// inotify could not be set up: nothing is known.
     unavailable: bool,
+    /// Some directory asked for could not be watched (inotify unavailable, the watch
+    /// limit reached, ...): for its files nothing is known.
+    incomplete: bool,
     /// Watch descriptor -> the directories it watches (one directory reached under
     /// two root spellings has one descriptor and two keys).
     dirs: HashMap<i32, Vec<Dir>>,
@@ -85,7 +88,11 @@ impl Journal {
     /// is not mounted. A directory that cannot be watched is not.
     pub fn watch(&mut self, root: &Path, dir: Option<&RelPath>, handle: &OwnedFd, fallback: &Path) {
         let key = (root.to_path_buf(), dir.cloned());
-        if !self.active || self.unavailable || self.watched.contains(&key) {
+        if !self.active || self.watched.contains(&key) {
+            return;
+        }
+        if self.unavailable {
+            self.incomplete = true;
             return;
         }
         if self.fd.is_none() {
@@ -93,6 +100,7 @@ impl Journal {
                 Ok(fd) => self.fd = Some(fd),
                 Err(_) => {
                     self.unavailable = true;
+                    self.incomplete = true;
                     return;
                 }
             }
@@ -108,13 +116,16 @@ impl Journal {
                 (Ok(a), Ok(b)) if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) => {
                     inotify::add_watch(fd, fallback, WATCHED | WatchFlags::DONT_FOLLOW)
                 }
-                _ => return,
+                _ => Err(Errno::NOENT),
             },
             r => r,
         };
-        if let Ok(wd) = wd {
-            self.dirs.entry(wd).or_default().push(key.clone());
-            self.watched.insert(key);
+        match wd {
+            Ok(wd) => {
+                self.dirs.entry(wd).or_default().push(key.clone());
+                self.watched.insert(key);
+            }
+            Err(_) => self.incomplete = true,
         }
     }
 
@@ -150,10 +161,16 @@ impl Journal {
         Some(self.changed.contains(&key))
     }
 
-    /// Whether events were lost (or inotify could not be had) since the journal
-    /// started: then it knew nothing, and only the content re-check judged.
+    /// Whether the journal knew nothing for part of the run: events were lost, or a
+    /// directory could not be watched (no inotify, the watch limit reached). Then
+    /// only the content re-check judged those files.
     pub fn blind(&self) -> bool {
-        self.lost || (self.unavailable && !self.watched.is_empty())
+        self.lost || self.incomplete
+    }
+
+    /// Whether a boot started this journal.
+    pub fn is_active(&self) -> bool {
+        self.active
     }
 
     /// Reads every pending event into `changed` (also called while a boot hashes, so
@@ -339,6 +356,23 @@ mod tests {
         j.watch(root, None, &open(root), root);
         std::fs::write(root.join("a"), b"2").unwrap();
         assert_eq!(j.changed_by_others(root, &rel("a")), None);
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_watched_makes_the_journal_incomplete() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut j = watching(root);
+        assert!(!j.blind());
+        // A handle on something that is no directory cannot be watched (ONLYDIR).
+        let file = rustix::fs::open(
+            root.join("f").as_path(),
+            rustix::fs::OFlags::CREATE | rustix::fs::OFlags::WRONLY,
+            rustix::fs::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        j.watch(root, Some(&rel("f")), &file, &root.join("f"));
+        assert!(j.blind(), "a watch that failed is reported");
     }
 
     #[test]

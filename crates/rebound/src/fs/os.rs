@@ -336,12 +336,14 @@ impl Fs for OsFs {
     }
 
     fn watch_dir(&self, root: &Path, dir: Option<&RelPath>) {
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        if !journal.is_active() {
+            return;
+        }
         // Opened through the run's root handle, refusing links, as every read is.
         if let Ok(Some(fd)) = self.open_dir(root, dir) {
-            self.journal
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .watch(root, dir, &fd, &full_dir(root, dir));
+            journal.watch(root, dir, &fd, &full_dir(root, dir));
+            drop(journal);
             #[cfg(feature = "fault-injection")]
             self.fault.watched();
         }
