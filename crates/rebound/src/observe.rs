@@ -181,7 +181,12 @@ pub struct ReplicaState {
 
 impl ReplicaState {
     /// A replica of which nothing is known yet but its root, role and existence.
-    fn blank(root: &Path, role: Role, root_exists: bool, observed: Observed) -> ReplicaState {
+    pub(crate) fn blank(
+        root: &Path,
+        role: Role,
+        root_exists: bool,
+        observed: Observed,
+    ) -> ReplicaState {
         ReplicaState {
             root: root.to_path_buf(),
             role,

@@ -1622,6 +1622,10 @@ fn find_source(
 }
 
 #[cfg(test)]
+#[path = "plan_tables.rs"]
+mod tables;
+
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;

@@ -1,0 +1,569 @@
+//! The planner against the case tables of docs/design.md section 3, without I/O: each
+//! test builds the observed state by hand (what observe would have seen), plans, and
+//! checks the authority, the findings and the ordered actions. One test per row.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::*;
+use crate::config::Config;
+use crate::digest::HashAlgo;
+use crate::manifest::Entry;
+use crate::observe::{FileState, Observed, ReplicaState, SetState, SlotState, TagState};
+
+const ALGO: HashAlgo = HashAlgo::Blake3;
+
+fn p(s: &str) -> RelPath {
+    RelPath::new(s).unwrap()
+}
+
+fn set(text: &str) -> SetConfig {
+    let c = Config::parse(text, Path::new("/etc/rebound.toml")).unwrap();
+    c.sets.into_iter().next().unwrap()
+}
+
+fn golden_set(copies: &[&str]) -> SetConfig {
+    let copies: Vec<String> = copies.iter().map(|c| format!("'{c}'")).collect();
+    set(&format!(
+        "[[set]]\nname='s'\nmode='golden'\nlive='/live'\ngolden='/gold'\ncopies=[{}]\ninclude=['**']\nhash='blake3'\n",
+        copies.join(",")
+    ))
+}
+
+fn mirror_set() -> SetConfig {
+    set("[[set]]\nname='s'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['apps/**']\nhash='blake3'\nversion_file='ver.txt'\n")
+}
+
+fn entry(content: &str, mode: u32) -> Entry {
+    Entry {
+        size: content.len() as u64,
+        mode,
+        owner: None,
+        digest: ALGO.digest(content.as_bytes()),
+    }
+}
+
+fn manifest(generation: u64, tag: Option<i64>, files: &[(&str, &str)]) -> Manifest {
+    let mut m = Manifest::new("s", generation, ALGO, tag);
+    for (path, content) in files {
+        m.entries.insert(p(path), entry(content, 0o644));
+    }
+    m
+}
+
+fn file(content: &str) -> FileState {
+    file_mode(content, 0o644)
+}
+
+fn file_mode(content: &str, mode: u32) -> FileState {
+    FileState::File {
+        size: content.len() as u64,
+        mode,
+        owner: Owner::default(),
+        digest: Some(ALGO.digest(content.as_bytes())),
+    }
+}
+
+fn files(list: &[(&str, FileState)]) -> BTreeMap<RelPath, FileState> {
+    list.iter().map(|(k, v)| (p(k), v.clone())).collect()
+}
+
+/// A writable replica holding `m` in both slots (none if `None`), and `list`.
+fn writable(root: &str, m: Option<Manifest>, list: &[(&str, FileState)]) -> ReplicaState {
+    let mut r = ReplicaState::blank(Path::new(root), Role::Writable, true, Observed::Full);
+    match m {
+        Some(m) => {
+            let g = m.generation;
+            r.slots = vec![SlotState::Intact(g), SlotState::Intact(g)];
+            r.current_slot = Some(0);
+            r.slot_current = vec![true, true];
+            r.generation_floor = Some(g);
+            r.manifest = Some(m);
+        }
+        None => {
+            r.slots = vec![SlotState::Missing, SlotState::Missing];
+            r.slot_current = vec![false, false];
+        }
+    }
+    r.files = files(list);
+    r
+}
+
+/// A golden replica, fully observed (as `verify` sees it), sealed or not.
+fn golden(m: Option<Manifest>, sealed: bool, list: &[(&str, FileState)]) -> ReplicaState {
+    let mut r = ReplicaState::blank(Path::new("/gold"), Role::Golden, true, Observed::Full);
+    match m {
+        Some(m) => {
+            r.slots = vec![SlotState::Intact(m.generation)];
+            r.current_slot = Some(0);
+            r.manifest = Some(m);
+        }
+        None => r.slots = vec![SlotState::Missing],
+    }
+    r.sealed = sealed;
+    r.files = files(list);
+    r
+}
+
+fn state(replicas: Vec<ReplicaState>) -> SetState {
+    SetState {
+        set: "s".into(),
+        hash: ALGO,
+        replicas,
+        threads: 1,
+    }
+}
+
+/// The actions in order, each as `kind root path [from]`: what the tables name.
+fn actions(plan: &Plan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .map(|a| match a {
+            Action::RemoveJunk { root, rel } => format!("remove_junk {} {rel}", root.display()),
+            Action::RemoveStaged { root, rel } => {
+                format!("remove_staged {} {rel}", root.display())
+            }
+            Action::RemoveStale { root, path, .. } => {
+                format!("remove_stale {} {path}", root.display())
+            }
+            Action::MoveAside { root, path, .. } => {
+                format!("move_aside {} {path}", root.display())
+            }
+            Action::Restore {
+                root, path, from, ..
+            } => format!(
+                "restore {} {path} from {} ({:?})",
+                root.display(),
+                from.root.display(),
+                from.kind
+            ),
+            Action::Stage { root, rel, .. } => format!("stage {} {rel}", root.display()),
+            Action::SetMeta { root, path, .. } => format!("set_meta {} {path}", root.display()),
+            Action::WriteManifest {
+                root,
+                slot,
+                generation,
+            } => format!(
+                "write_manifest {} slot {slot} gen {generation}",
+                root.display()
+            ),
+            Action::WriteTag { root, value, .. } => {
+                format!("write_tag {} {value}", root.display())
+            }
+        })
+        .collect()
+}
+
+fn findings(plan: &Plan) -> Vec<String> {
+    plan.findings
+        .iter()
+        .map(|f| format!("{} {} {}", f.problem, f.root.display(), f.path))
+        .collect()
+}
+
+fn planned(set: &SetConfig, st: &SetState) -> Plan {
+    let plan = plan(set, st).unwrap();
+    assert!(!plan.need_golden && plan.need_hash.is_empty(), "{plan:?}");
+    plan
+}
+
+// ---------------------------------------------------------------------------------
+// Choosing the authority (the first table of section 3)
+
+#[test]
+fn authority_upgrade_by_version_tag_adopts_the_upgraded_replicas_files() {
+    let s = mirror_set();
+    let m = manifest(2, Some(1), &[("apps/x", "v1")]);
+    let mut a = writable("/a", Some(m.clone()), &[("apps/x", file("v1"))]);
+    a.tag = TagState::Value(1);
+    let mut b = writable("/b", Some(m), &[("apps/x", file("v2"))]);
+    b.tag = TagState::Value(3);
+    let plan = planned(&s, &state(vec![a, b]));
+    assert_eq!(
+        plan.authority,
+        Authority::Upgrade {
+            root: "/b".into(),
+            tag: 3
+        }
+    );
+    assert_eq!((plan.generation, plan.tag), (3, Some(3)));
+    assert_eq!(
+        actions(&plan),
+        [
+            // The upgraded replica records the upgrade first (the commit point)...
+            "write_manifest /b slot 1 gen 3",
+            "write_manifest /b slot 0 gen 3",
+            // ... then the other is brought to it: content, manifest, tag last.
+            "restore /a apps/x from /b (Writable)",
+            "write_manifest /a slot 1 gen 3",
+            "write_manifest /a slot 0 gen 3",
+            "write_tag /a 3",
+        ]
+    );
+}
+
+#[test]
+fn authority_highest_manifest_and_nothing_to_do_when_all_holds_it() {
+    let s = golden_set(&["/copy"]);
+    let live = writable(
+        "/live",
+        Some(manifest(3, None, &[("x", "v2")])),
+        &[("x", file("v2"))],
+    );
+    let copy = writable(
+        "/copy",
+        Some(manifest(2, None, &[("x", "v1")])),
+        &[("x", file("v1"))],
+    );
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v0")])),
+        true,
+        &[("x", file("v0"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold, copy]));
+    assert_eq!(
+        plan.authority,
+        Authority::Manifest {
+            root: "/live".into(),
+            generation: 3
+        }
+    );
+    assert_eq!(plan.generation, 3);
+    // The copy is brought to generation 3: its file first, then its manifest.
+    assert_eq!(findings(&plan), ["corrupt /copy x"]);
+    assert_eq!(
+        actions(&plan),
+        [
+            "restore /copy x from /live (Writable)",
+            "write_manifest /copy slot 1 gen 3",
+            "write_manifest /copy slot 0 gen 3",
+        ]
+    );
+}
+
+#[test]
+fn authority_golden_when_no_writable_replica_has_a_manifest() {
+    let s = golden_set(&[]);
+    let live = writable("/live", None, &[("x", FileState::Missing)]);
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v0")])),
+        true,
+        &[("x", file("v0"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold]));
+    assert_eq!(
+        plan.authority,
+        Authority::Golden {
+            root: "/gold".into()
+        }
+    );
+    assert_eq!(findings(&plan), ["missing /live x"]);
+    assert_eq!(
+        actions(&plan),
+        [
+            "restore /live x from /gold (Golden)",
+            "write_manifest /live slot 0 gen 1",
+            "write_manifest /live slot 1 gen 1",
+        ]
+    );
+}
+
+#[test]
+fn authority_none_when_golden_is_not_sealed_and_nothing_else_has_a_manifest() {
+    let s = golden_set(&[]);
+    let live = writable("/live", None, &[("x", file("v0"))]);
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v0")])),
+        false,
+        &[("x", file("v0"))],
+    );
+    let e = plan(&s, &state(vec![live, gold])).unwrap_err().0;
+    assert!(e.contains("/gold") && e.contains("seal"), "{e}");
+}
+
+#[test]
+fn authority_none_when_the_newest_manifest_uses_another_hash() {
+    let s = golden_set(&[]);
+    let mut live = writable(
+        "/live",
+        Some(manifest(3, None, &[("x", "v2")])),
+        &[("x", file("v2"))],
+    );
+    live.slots[1] = SlotState::OtherHash {
+        generation: 4,
+        hash: HashAlgo::Sha256,
+    };
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v0")])),
+        true,
+        &[("x", file("v0"))],
+    );
+    let e = plan(&s, &state(vec![live, gold])).unwrap_err().0;
+    assert!(e.contains("sha256") && e.contains("blake3"), "{e}");
+}
+
+#[test]
+fn authority_adopt_on_a_mirror_sets_first_run_takes_the_highest_tag() {
+    let s = mirror_set();
+    let mut a = writable("/a", None, &[("apps/x", file("old"))]);
+    a.tag = TagState::Missing;
+    let mut b = writable("/b", None, &[("apps/x", file("new"))]);
+    b.tag = TagState::Value(2);
+    let plan = planned(&s, &state(vec![a, b]));
+    assert_eq!(plan.authority, Authority::Adopt { root: "/b".into() });
+    assert_eq!(plan.tag, Some(2));
+    assert_eq!(plan.generation, 1);
+    assert_eq!(
+        actions(&plan),
+        [
+            "write_manifest /b slot 0 gen 1",
+            "write_manifest /b slot 1 gen 1",
+            "restore /a apps/x from /b (Writable)",
+            "write_manifest /a slot 0 gen 1",
+            "write_manifest /a slot 1 gen 1",
+            "write_tag /a 2",
+        ]
+    );
+}
+
+#[test]
+fn authority_empty_when_there_is_nothing_anywhere() {
+    let s = mirror_set();
+    let mut a = writable("/a", None, &[]);
+    a.tag = TagState::Missing;
+    let mut b = writable("/b", None, &[]);
+    b.tag = TagState::Missing;
+    let plan = planned(&s, &state(vec![a, b]));
+    assert_eq!(plan.authority, Authority::Empty);
+    assert!(plan.actions.is_empty(), "{plan:?}");
+}
+
+#[test]
+fn a_damaged_slot_claiming_a_higher_generation_is_a_floor_for_the_next() {
+    let s = golden_set(&[]);
+    let mut live = writable(
+        "/live",
+        Some(manifest(3, None, &[("x", "v2")])),
+        &[("x", file("v2"))],
+    );
+    live.slots[1] = SlotState::Damaged("torn".into());
+    live.slot_current = vec![true, false];
+    live.generation_floor = Some(5);
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v0")])),
+        true,
+        &[("x", file("v0"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold]));
+    assert_eq!(plan.generation, 6, "{plan:?}");
+    assert!(
+        findings(&plan).contains(&"manifest_damaged /live .rebound/s/manifest.1".to_string()),
+        "{:?}",
+        findings(&plan)
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Deciding each path (the second table)
+
+fn committed_v2() -> Manifest {
+    manifest(3, None, &[("x", "v2")])
+}
+
+#[test]
+fn path_a_writable_copy_is_the_source_before_golden() {
+    let s = golden_set(&["/copy"]);
+    let live = writable("/live", Some(committed_v2()), &[("x", file("torn"))]);
+    let copy = writable("/copy", Some(committed_v2()), &[("x", file("v2"))]);
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v2")])),
+        true,
+        &[("x", file("v2"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold, copy]));
+    assert_eq!(findings(&plan), ["corrupt /live x"]);
+    assert_eq!(actions(&plan), ["restore /live x from /copy (Writable)"]);
+}
+
+#[test]
+fn path_intact_content_with_another_mode_gets_its_mode_back_not_its_content() {
+    let s = golden_set(&[]);
+    let live = writable(
+        "/live",
+        Some(committed_v2()),
+        &[("x", file_mode("v2", 0o4755))],
+    );
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v0")])),
+        true,
+        &[("x", file("v0"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold]));
+    assert_eq!(findings(&plan), ["wrong_mode /live x"]);
+    assert_eq!(actions(&plan), ["set_meta /live x"]);
+}
+
+#[test]
+fn path_staged_content_is_the_source_when_no_copy_holds_it() {
+    let s = golden_set(&[]);
+    let mut live = writable("/live", Some(committed_v2()), &[("x", FileState::Missing)]);
+    live.staged.insert(ALGO.digest(b"v2"));
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v0")])),
+        true,
+        &[("x", file("v0"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold]));
+    assert_eq!(findings(&plan), ["missing /live x"]);
+    let acts = actions(&plan);
+    assert_eq!(acts[0], "restore /live x from /live (Staged)", "{acts:?}");
+    assert!(
+        acts[1].starts_with("remove_staged /live .rebound/s/stage/"),
+        "{acts:?}"
+    );
+}
+
+#[test]
+fn path_golden_is_the_source_when_it_holds_the_committed_content() {
+    let s = golden_set(&[]);
+    let live = writable("/live", Some(committed_v2()), &[("x", file("torn"))]);
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v2")])),
+        true,
+        &[("x", file("v2"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold]));
+    assert_eq!(actions(&plan), ["restore /live x from /gold (Golden)"]);
+}
+
+#[test]
+fn path_factory_fallback_restores_the_golden_version_at_a_new_generation() {
+    let s = golden_set(&[]);
+    let live = writable("/live", Some(committed_v2()), &[("x", file("torn"))]);
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v0")])),
+        true,
+        &[("x", file("v0"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold]));
+    assert_eq!(plan.generation, 4);
+    assert_eq!(
+        findings(&plan),
+        ["factory_fallback /gold x", "corrupt /live x"]
+    );
+    assert_eq!(
+        actions(&plan),
+        [
+            "restore /live x from /gold (Golden)",
+            "write_manifest /live slot 1 gen 4",
+            "write_manifest /live slot 0 gen 4",
+        ]
+    );
+}
+
+#[test]
+fn path_lost_when_nothing_verifies_anywhere_and_the_file_is_left() {
+    let s = golden_set(&[]);
+    let live = writable("/live", Some(committed_v2()), &[("x", file("torn"))]);
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v0")])),
+        true,
+        &[("x", file("bitrot"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold]));
+    assert_eq!(plan.lost, [p("x")]);
+    assert!(
+        !actions(&plan).iter().any(|a| a.starts_with("restore")),
+        "{:?}",
+        actions(&plan)
+    );
+}
+
+#[test]
+fn path_what_stands_in_the_way_is_moved_aside_before_the_restore() {
+    let s = golden_set(&[]);
+    let mut live = writable(
+        "/live",
+        Some(committed_v2()),
+        &[(
+            "x",
+            FileState::NotFile {
+                kind: "directory".into(),
+            },
+        )],
+    );
+    live.blocked.insert(p("x"), p("x"));
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v2")])),
+        true,
+        &[("x", file("v2"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold]));
+    assert_eq!(
+        actions(&plan),
+        ["move_aside /live x", "restore /live x from /gold (Golden)"]
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Manifest slots (the third table)
+
+#[test]
+fn slots_a_replica_without_the_target_gets_it_in_both_slots() {
+    let s = golden_set(&["/copy"]);
+    let live = writable("/live", Some(committed_v2()), &[("x", file("v2"))]);
+    let copy = writable("/copy", None, &[("x", file("v2"))]);
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v2")])),
+        true,
+        &[("x", file("v2"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold, copy]));
+    assert_eq!(
+        actions(&plan),
+        [
+            "write_manifest /copy slot 0 gen 3",
+            "write_manifest /copy slot 1 gen 3",
+        ]
+    );
+}
+
+#[test]
+fn slots_a_damaged_slot_is_reported_and_rewritten() {
+    let s = golden_set(&[]);
+    let mut live = writable("/live", Some(committed_v2()), &[("x", file("v2"))]);
+    live.slots[1] = SlotState::Damaged("bad checksum".into());
+    live.slot_current = vec![true, false];
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v2")])),
+        true,
+        &[("x", file("v2"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold]));
+    assert_eq!(
+        findings(&plan),
+        ["manifest_damaged /live .rebound/s/manifest.1"]
+    );
+    assert_eq!(actions(&plan), ["write_manifest /live slot 1 gen 3"]);
+}
+
+#[test]
+fn slots_a_slot_left_behind_is_reported_and_rewritten() {
+    let s = golden_set(&[]);
+    let mut live = writable("/live", Some(committed_v2()), &[("x", file("v2"))]);
+    live.slots[1] = SlotState::Intact(2);
+    live.slot_current = vec![true, false];
+    let gold = golden(
+        Some(manifest(1, None, &[("x", "v2")])),
+        true,
+        &[("x", file("v2"))],
+    );
+    let plan = planned(&s, &state(vec![live, gold]));
+    assert_eq!(
+        findings(&plan),
+        ["manifest_outdated /live .rebound/s/manifest.1"]
+    );
+    assert_eq!(actions(&plan), ["write_manifest /live slot 1 gen 3"]);
+}
