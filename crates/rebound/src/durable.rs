@@ -27,13 +27,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::digest::{Digest, HashAlgo};
 use crate::error::{Error, Result};
 use crate::fs::{full, Fs, Kind, WriteFile};
+use crate::hashing::{hash_reader, CHUNK};
 use crate::manifest::Owner;
 use crate::names::TEMP_PREFIX;
 use crate::relpath::RelPath;
-
-/// Read/write chunk size. Large enough to amortize system calls, small enough for a
-/// device with little memory.
-pub const CHUNK: usize = 128 * 1024;
 
 /// Test-only switches that break the protocol on purpose, to prove that the crash
 /// explorer and the power-cut lab notice. Never set in a product.
@@ -533,26 +530,5 @@ impl<'a> Durable<'a> {
         // IMPORTANT: both directories: the new name, then the old one's removal.
         self.sync_dir(root, to_parent.as_ref())?;
         self.sync_dir(root, from.parent().as_ref())
-    }
-}
-
-/// Hashes everything `r` yields, through `buf`.
-///
-/// # Errors
-/// The read error, naming `name`.
-pub fn hash_reader(
-    r: &mut dyn Read,
-    name: &Path,
-    algo: HashAlgo,
-    buf: &mut [u8],
-) -> Result<Digest> {
-    let mut h = algo.hasher();
-    loop {
-        match r.read(buf) {
-            Ok(0) => return Ok(h.finish()),
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read", name, e)),
-        }
     }
 }

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{Config, Links, Mode, Role, SetConfig};
-use crate::durable::{hash_reader, Breakage, Durable, CHUNK};
+use crate::durable::{Breakage, Durable};
 use crate::error::{Error, Result};
 use crate::escape::escape;
 use crate::exec::{execute, write_manifest, write_manifest_guarded, Outcome};
 use crate::fs::{full, Fs, Kind};
+use crate::hashing::{hash_reader, CHUNK};
 use crate::manifest::{Entry, Manifest};
 use crate::names::{GOLDEN_MANIFEST, LAST_REPAIR, SEALED_MARKER, STAGE_DIR};
 use crate::observe::{self, Depth, FileState, ReplicaState, SetState, SlotState, TagState};

@@ -35,9 +35,10 @@ use serde::Serialize;
 use std::path::Path;
 
 use crate::digest::HashAlgo;
-use crate::durable::{hash_reader, Durable, CHUNK};
+use crate::durable::Durable;
 use crate::error::{Error, Result};
 use crate::fs::{full, Fs, Kind};
+use crate::hashing::{hash_reader, CHUNK};
 use crate::manifest::Manifest;
 use crate::names::MANIFEST_SLOTS;
 use crate::plan::{Action, Plan, Prior};

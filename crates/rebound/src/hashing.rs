@@ -27,8 +27,9 @@ use crate::fs::{full, Cursor, Fs};
 use crate::manifest::Owner;
 use crate::relpath::RelPath;
 
-/// Read size: large enough that system calls cost little against the copy and the
-/// hash, small enough to stay in the L2 cache while it is hashed.
+/// Read size of every hash loop and of the durable copy: large enough that system
+/// calls cost little against the copy and the hash, small enough to stay in the L2
+/// cache while it is hashed.
 pub const CHUNK: usize = 256 * 1024;
 
 /// Page size the buffer is aligned to.
@@ -182,24 +183,46 @@ fn hash_one(
     buf: &mut [u8],
 ) -> Result<Hashed> {
     let (mut r, perm) = cursor.open_read_perm(rel)?;
+    let (digest, size) = hash_counted(&mut *r, &full(root, rel), algo, buf)?;
+    Ok(Hashed {
+        digest,
+        size,
+        mode: perm.mode,
+        owner: perm.owner,
+    })
+}
+
+/// Hashes everything `r` yields, through `buf` (best [`CHUNK`] bytes long).
+///
+/// # Errors
+/// The read error, naming `name`.
+pub fn hash_reader(
+    r: &mut dyn Read,
+    name: &Path,
+    algo: HashAlgo,
+    buf: &mut [u8],
+) -> Result<Digest> {
+    hash_counted(r, name, algo, buf).map(|(d, _)| d)
+}
+
+/// The one hash loop: the digest of everything `r` yields, and how many bytes that was.
+fn hash_counted(
+    r: &mut dyn Read,
+    name: &Path,
+    algo: HashAlgo,
+    buf: &mut [u8],
+) -> Result<(Digest, u64)> {
     let mut h = algo.hasher();
     let mut size = 0u64;
     loop {
         match r.read(buf) {
-            Ok(0) => {
-                return Ok(Hashed {
-                    digest: h.finish(),
-                    size,
-                    mode: perm.mode,
-                    owner: perm.owner,
-                })
-            }
+            Ok(0) => return Ok((h.finish(), size)),
             Ok(n) => {
                 h.update(&buf[..n]);
                 size += n as u64;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read", full(root, rel), e)),
+            Err(e) => return Err(Error::io("read", name, e)),
         }
     }
 }

@@ -20,10 +20,10 @@ use serde::Serialize;
 
 use crate::config::{Role, SetConfig};
 use crate::digest::{Digest, HashAlgo};
-use crate::durable::{hash_reader, CHUNK};
 use crate::error::{Error, Result};
 use crate::fs::{full, read_small, Fs, Kind, Meta};
 use crate::hashing;
+use crate::hashing::{hash_reader, CHUNK};
 use crate::manifest::{generation_hint, Manifest, Owner};
 use crate::names::{
     is_temp_name, DISPLACED_DIR, GOLDEN_MANIFEST, MANIFEST_MAX_BYTES, MANIFEST_SLOTS,
