@@ -715,7 +715,8 @@ fn choose<'s>(
                 fresh: false,
             })),
             None => Err(PlanError(format!(
-                "no intact manifest in any replica (golden manifest: {}); reflash the golden copy or reseal",
+                "no intact manifest in any replica (golden manifest in {}: {}); reflash the golden copy or reseal",
+                g.root.display(),
                 match g.slots.first() {
                     Some(SlotState::Damaged(why)) => why.clone(),
                     _ => "missing".into(),

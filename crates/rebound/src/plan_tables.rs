@@ -189,6 +189,7 @@ fn authority_upgrade_by_version_tag_adopts_the_upgraded_replicas_files() {
         }
     );
     assert_eq!((plan.generation, plan.tag), (3, Some(3)));
+    assert_eq!(findings(&plan), ["corrupt /a apps/x"]);
     assert_eq!(
         actions(&plan),
         [
@@ -205,17 +206,18 @@ fn authority_upgrade_by_version_tag_adopts_the_upgraded_replicas_files() {
 }
 
 #[test]
-fn authority_highest_manifest_and_nothing_to_do_when_all_holds_it() {
+fn authority_the_highest_manifest_wins_wherever_it_is() {
     let s = golden_set(&["/copy"]);
+    // The copy holds the newer generation (a cut left live behind).
     let live = writable(
         "/live",
-        Some(manifest(3, None, &[("x", "v2")])),
-        &[("x", file("v2"))],
+        Some(manifest(2, None, &[("x", "v1")])),
+        &[("x", file("v1"))],
     );
     let copy = writable(
         "/copy",
-        Some(manifest(2, None, &[("x", "v1")])),
-        &[("x", file("v1"))],
+        Some(manifest(3, None, &[("x", "v2")])),
+        &[("x", file("v2"))],
     );
     let gold = golden(
         Some(manifest(1, None, &[("x", "v0")])),
@@ -226,19 +228,18 @@ fn authority_highest_manifest_and_nothing_to_do_when_all_holds_it() {
     assert_eq!(
         plan.authority,
         Authority::Manifest {
-            root: "/live".into(),
+            root: "/copy".into(),
             generation: 3
         }
     );
     assert_eq!(plan.generation, 3);
-    // The copy is brought to generation 3: its file first, then its manifest.
-    assert_eq!(findings(&plan), ["corrupt /copy x"]);
+    assert_eq!(findings(&plan), ["corrupt /live x"]);
     assert_eq!(
         actions(&plan),
         [
-            "restore /copy x from /live (Writable)",
-            "write_manifest /copy slot 1 gen 3",
-            "write_manifest /copy slot 0 gen 3",
+            "restore /live x from /copy (Writable)",
+            "write_manifest /live slot 1 gen 3",
+            "write_manifest /live slot 0 gen 3",
         ]
     );
 }
@@ -329,6 +330,43 @@ fn authority_adopt_on_a_mirror_sets_first_run_takes_the_highest_tag() {
 }
 
 #[test]
+fn authority_adopt_without_tags_takes_the_first_replica_holding_a_file() {
+    let s = set("[[set]]\nname='s'\nmode='mirror'\nreplicas=['/a','/b','/c']\ninclude=['apps/**']\nhash='blake3'\n");
+    let a = writable("/a", None, &[("apps/x", FileState::Missing)]);
+    let b = writable("/b", None, &[("apps/x", file("b"))]);
+    let c = writable("/c", None, &[("apps/x", file("c"))]);
+    let plan = planned(&s, &state(vec![a, b, c]));
+    assert_eq!(plan.authority, Authority::Adopt { root: "/b".into() });
+    assert_eq!(findings(&plan), ["missing /a apps/x", "corrupt /c apps/x"]);
+    assert_eq!(
+        actions(&plan),
+        [
+            "write_manifest /b slot 0 gen 1",
+            "write_manifest /b slot 1 gen 1",
+            "restore /a apps/x from /b (Writable)",
+            "restore /c apps/x from /b (Writable)",
+            "write_manifest /a slot 0 gen 1",
+            "write_manifest /a slot 1 gen 1",
+            "write_manifest /c slot 0 gen 1",
+            "write_manifest /c slot 1 gen 1",
+        ]
+    );
+}
+
+#[test]
+fn authority_none_when_the_golden_manifest_is_damaged_and_nothing_else_has_one() {
+    let s = golden_set(&[]);
+    let live = writable("/live", None, &[("x", file("v0"))]);
+    let mut gold = golden(None, true, &[("x", file("v0"))]);
+    gold.slots = vec![SlotState::Damaged("bad checksum".into())];
+    let e = plan(&s, &state(vec![live, gold])).unwrap_err().0;
+    assert!(
+        e.contains("/gold") && e.contains("bad checksum") && e.contains("reseal"),
+        "{e}"
+    );
+}
+
+#[test]
 fn authority_empty_when_there_is_nothing_anywhere() {
     let s = mirror_set();
     let mut a = writable("/a", None, &[]);
@@ -337,6 +375,7 @@ fn authority_empty_when_there_is_nothing_anywhere() {
     b.tag = TagState::Missing;
     let plan = planned(&s, &state(vec![a, b]));
     assert_eq!(plan.authority, Authority::Empty);
+    assert!(plan.findings.is_empty(), "{plan:?}");
     assert!(plan.actions.is_empty(), "{plan:?}");
 }
 
@@ -358,6 +397,20 @@ fn a_damaged_slot_claiming_a_higher_generation_is_a_floor_for_the_next() {
     );
     let plan = planned(&s, &state(vec![live, gold]));
     assert_eq!(plan.generation, 6, "{plan:?}");
+    assert_eq!(
+        plan.authority,
+        Authority::Manifest {
+            root: "/live".into(),
+            generation: 3
+        }
+    );
+    assert_eq!(
+        actions(&plan),
+        [
+            "write_manifest /live slot 1 gen 6",
+            "write_manifest /live slot 0 gen 6"
+        ]
+    );
     assert!(
         findings(&plan).contains(&"manifest_damaged /live .rebound/s/manifest.1".to_string()),
         "{:?}",
@@ -410,18 +463,21 @@ fn path_staged_content_is_the_source_when_no_copy_holds_it() {
     let s = golden_set(&[]);
     let mut live = writable("/live", Some(committed_v2()), &[("x", FileState::Missing)]);
     live.staged.insert(ALGO.digest(b"v2"));
+    // Golden holds the same content: the staged copy still comes first.
     let gold = golden(
-        Some(manifest(1, None, &[("x", "v0")])),
+        Some(manifest(1, None, &[("x", "v2")])),
         true,
-        &[("x", file("v0"))],
+        &[("x", file("v2"))],
     );
     let plan = planned(&s, &state(vec![live, gold]));
     assert_eq!(findings(&plan), ["missing /live x"]);
-    let acts = actions(&plan);
-    assert_eq!(acts[0], "restore /live x from /live (Staged)", "{acts:?}");
-    assert!(
-        acts[1].starts_with("remove_staged /live .rebound/s/stage/"),
-        "{acts:?}"
+    let stage = format!(
+        "remove_staged /live .rebound/s/stage/{}",
+        ALGO.digest(b"v2")
+    );
+    assert_eq!(
+        actions(&plan),
+        ["restore /live x from /live (Staged)".to_string(), stage]
     );
 }
 
@@ -435,6 +491,7 @@ fn path_golden_is_the_source_when_it_holds_the_committed_content() {
         &[("x", file("v2"))],
     );
     let plan = planned(&s, &state(vec![live, gold]));
+    assert_eq!(findings(&plan), ["corrupt /live x"]);
     assert_eq!(actions(&plan), ["restore /live x from /gold (Golden)"]);
 }
 
@@ -474,11 +531,12 @@ fn path_lost_when_nothing_verifies_anywhere_and_the_file_is_left() {
     );
     let plan = planned(&s, &state(vec![live, gold]));
     assert_eq!(plan.lost, [p("x")]);
-    assert!(
-        !actions(&plan).iter().any(|a| a.starts_with("restore")),
-        "{:?}",
-        actions(&plan)
+    assert_eq!(
+        findings(&plan),
+        ["corrupt /live x", "golden_damaged /gold x", "lost /live x"]
     );
+    // The file is left exactly as it is; the manifest already says what it should be.
+    assert!(plan.actions.is_empty(), "{plan:?}");
 }
 
 #[test]
@@ -501,6 +559,7 @@ fn path_what_stands_in_the_way_is_moved_aside_before_the_restore() {
         &[("x", file("v2"))],
     );
     let plan = planned(&s, &state(vec![live, gold]));
+    assert_eq!(findings(&plan), ["not_a_file /live x"]);
     assert_eq!(
         actions(&plan),
         ["move_aside /live x", "restore /live x from /gold (Golden)"]
@@ -514,18 +573,27 @@ fn path_what_stands_in_the_way_is_moved_aside_before_the_restore() {
 fn slots_a_replica_without_the_target_gets_it_in_both_slots() {
     let s = golden_set(&["/copy"]);
     let live = writable("/live", Some(committed_v2()), &[("x", file("v2"))]);
-    let copy = writable("/copy", None, &[("x", file("v2"))]);
+    // The copy's current manifest (generation 2) is in slot 0 only: the new one goes
+    // to slot 1 first, so that a cut between the two writes leaves generation 2 whole.
+    let mut copy = writable(
+        "/copy",
+        Some(manifest(2, None, &[("x", "v2")])),
+        &[("x", file("v2"))],
+    );
+    copy.slots[1] = SlotState::Missing;
+    copy.slot_current = vec![true, false];
     let gold = golden(
         Some(manifest(1, None, &[("x", "v2")])),
         true,
         &[("x", file("v2"))],
     );
     let plan = planned(&s, &state(vec![live, gold, copy]));
+    assert!(plan.findings.is_empty(), "{plan:?}");
     assert_eq!(
         actions(&plan),
         [
-            "write_manifest /copy slot 0 gen 3",
             "write_manifest /copy slot 1 gen 3",
+            "write_manifest /copy slot 0 gen 3",
         ]
     );
 }
