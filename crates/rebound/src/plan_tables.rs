@@ -107,6 +107,15 @@ fn golden(m: Option<Manifest>, sealed: bool, list: &[(&str, FileState)]) -> Repl
     r
 }
 
+/// A sealed golden copy whose manifest (generation 1) and file `x` hold `content`.
+fn factory(content: &str) -> ReplicaState {
+    golden(
+        Some(manifest(1, None, &[("x", content)])),
+        true,
+        &[("x", file(content))],
+    )
+}
+
 fn state(replicas: Vec<ReplicaState>) -> SetState {
     SetState {
         set: "s".into(),
@@ -219,11 +228,7 @@ fn authority_the_highest_manifest_wins_wherever_it_is() {
         Some(manifest(3, None, &[("x", "v2")])),
         &[("x", file("v2"))],
     );
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v0")])),
-        true,
-        &[("x", file("v0"))],
-    );
+    let gold = factory("v0");
     let plan = planned(&s, &state(vec![live, gold, copy]));
     assert_eq!(
         plan.authority,
@@ -248,11 +253,7 @@ fn authority_the_highest_manifest_wins_wherever_it_is() {
 fn authority_golden_when_no_writable_replica_has_a_manifest() {
     let s = golden_set(&[]);
     let live = writable("/live", None, &[("x", FileState::Missing)]);
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v0")])),
-        true,
-        &[("x", file("v0"))],
-    );
+    let gold = factory("v0");
     let plan = planned(&s, &state(vec![live, gold]));
     assert_eq!(
         plan.authority,
@@ -296,11 +297,7 @@ fn authority_none_when_the_newest_manifest_uses_another_hash() {
         generation: 4,
         hash: HashAlgo::Sha256,
     };
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v0")])),
-        true,
-        &[("x", file("v0"))],
-    );
+    let gold = factory("v0");
     let e = plan(&s, &state(vec![live, gold])).unwrap_err().0;
     assert!(e.contains("sha256") && e.contains("blake3"), "{e}");
 }
@@ -390,11 +387,7 @@ fn a_damaged_slot_claiming_a_higher_generation_is_a_floor_for_the_next() {
     live.slots[1] = SlotState::Damaged("torn".into());
     live.slot_current = vec![true, false];
     live.generation_floor = Some(5);
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v0")])),
-        true,
-        &[("x", file("v0"))],
-    );
+    let gold = factory("v0");
     let plan = planned(&s, &state(vec![live, gold]));
     assert_eq!(plan.generation, 6, "{plan:?}");
     assert_eq!(
@@ -430,11 +423,7 @@ fn path_a_writable_copy_is_the_source_before_golden() {
     let s = golden_set(&["/copy"]);
     let live = writable("/live", Some(committed_v2()), &[("x", file("torn"))]);
     let copy = writable("/copy", Some(committed_v2()), &[("x", file("v2"))]);
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v2")])),
-        true,
-        &[("x", file("v2"))],
-    );
+    let gold = factory("v2");
     let plan = planned(&s, &state(vec![live, gold, copy]));
     assert_eq!(findings(&plan), ["corrupt /live x"]);
     assert_eq!(actions(&plan), ["restore /live x from /copy (Writable)"]);
@@ -448,11 +437,7 @@ fn path_intact_content_with_another_mode_gets_its_mode_back_not_its_content() {
         Some(committed_v2()),
         &[("x", file_mode("v2", 0o4755))],
     );
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v0")])),
-        true,
-        &[("x", file("v0"))],
-    );
+    let gold = factory("v0");
     let plan = planned(&s, &state(vec![live, gold]));
     assert_eq!(findings(&plan), ["wrong_mode /live x"]);
     assert_eq!(actions(&plan), ["set_meta /live x"]);
@@ -464,11 +449,7 @@ fn path_staged_content_is_the_source_when_no_copy_holds_it() {
     let mut live = writable("/live", Some(committed_v2()), &[("x", FileState::Missing)]);
     live.staged.insert(ALGO.digest(b"v2"));
     // Golden holds the same content: the staged copy still comes first.
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v2")])),
-        true,
-        &[("x", file("v2"))],
-    );
+    let gold = factory("v2");
     let plan = planned(&s, &state(vec![live, gold]));
     assert_eq!(findings(&plan), ["missing /live x"]);
     let stage = format!(
@@ -485,11 +466,7 @@ fn path_staged_content_is_the_source_when_no_copy_holds_it() {
 fn path_golden_is_the_source_when_it_holds_the_committed_content() {
     let s = golden_set(&[]);
     let live = writable("/live", Some(committed_v2()), &[("x", file("torn"))]);
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v2")])),
-        true,
-        &[("x", file("v2"))],
-    );
+    let gold = factory("v2");
     let plan = planned(&s, &state(vec![live, gold]));
     assert_eq!(findings(&plan), ["corrupt /live x"]);
     assert_eq!(actions(&plan), ["restore /live x from /gold (Golden)"]);
@@ -499,11 +476,7 @@ fn path_golden_is_the_source_when_it_holds_the_committed_content() {
 fn path_factory_fallback_restores_the_golden_version_at_a_new_generation() {
     let s = golden_set(&[]);
     let live = writable("/live", Some(committed_v2()), &[("x", file("torn"))]);
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v0")])),
-        true,
-        &[("x", file("v0"))],
-    );
+    let gold = factory("v0");
     let plan = planned(&s, &state(vec![live, gold]));
     assert_eq!(plan.generation, 4);
     assert_eq!(
@@ -553,11 +526,7 @@ fn path_what_stands_in_the_way_is_moved_aside_before_the_restore() {
         )],
     );
     live.blocked.insert(p("x"), p("x"));
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v2")])),
-        true,
-        &[("x", file("v2"))],
-    );
+    let gold = factory("v2");
     let plan = planned(&s, &state(vec![live, gold]));
     assert_eq!(findings(&plan), ["not_a_file /live x"]);
     assert_eq!(
@@ -582,11 +551,7 @@ fn slots_a_replica_without_the_target_gets_it_in_both_slots() {
     );
     copy.slots[1] = SlotState::Missing;
     copy.slot_current = vec![true, false];
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v2")])),
-        true,
-        &[("x", file("v2"))],
-    );
+    let gold = factory("v2");
     let plan = planned(&s, &state(vec![live, gold, copy]));
     assert!(plan.findings.is_empty(), "{plan:?}");
     assert_eq!(
@@ -604,11 +569,7 @@ fn slots_a_damaged_slot_is_reported_and_rewritten() {
     let mut live = writable("/live", Some(committed_v2()), &[("x", file("v2"))]);
     live.slots[1] = SlotState::Damaged("bad checksum".into());
     live.slot_current = vec![true, false];
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v2")])),
-        true,
-        &[("x", file("v2"))],
-    );
+    let gold = factory("v2");
     let plan = planned(&s, &state(vec![live, gold]));
     assert_eq!(
         findings(&plan),
@@ -623,11 +584,7 @@ fn slots_a_slot_left_behind_is_reported_and_rewritten() {
     let mut live = writable("/live", Some(committed_v2()), &[("x", file("v2"))]);
     live.slots[1] = SlotState::Intact(2);
     live.slot_current = vec![true, false];
-    let gold = golden(
-        Some(manifest(1, None, &[("x", "v2")])),
-        true,
-        &[("x", file("v2"))],
-    );
+    let gold = factory("v2");
     let plan = planned(&s, &state(vec![live, gold]));
     assert_eq!(
         findings(&plan),
