@@ -91,7 +91,7 @@ version_file = "app_ver.txt"
     write!(
         out,
         "{}",
-        render::report(&engine.seal(&config, &["config".into()], false)?)
+        render::report(&engine.seal(&config, &["config".into()], false, false)?)
     )?;
 
     step(
@@ -163,7 +163,7 @@ version_file = "app_ver.txt"
     write!(
         out,
         "{}",
-        render::report(&engine.commit(&config, &[usr.join("system_config.json")])?)
+        render::report(&engine.commit(&config, &[usr.join("system_config.json")], false)?)
     )?;
 
     step(

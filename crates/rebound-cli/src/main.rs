@@ -29,9 +29,14 @@ Exit status:
 
 Locking: boot, commit, update and seal lock every replica root of the sets they work on
 (an flock on the directory itself: no lock file); another writer on the same roots waits
-up to --wait seconds, saying who holds the lock. verify, status and boot --dry-run take
+up to --wait seconds, saying who holds the lock. verify, status and every --dry-run take
 no lock: every write is a rename of a complete file, so they see each file whole, old or
-new, but may report a state between two steps of a writer that is running.";
+new, but may report a state between two steps of a writer that is running.
+
+Dry runs: boot, commit, update and seal --dry-run print every action the real run
+would take, in order (--json gives them), and write nothing at all. For commit, update
+and seal the exit status says whether the change can be made (0), not whether
+something is damaged.";
 
 const STATUS_EXIT_HELP: &str = "\
 Exit status:
@@ -80,6 +85,9 @@ enum Command {
         /// Replace an existing seal (new factory state).
         #[arg(long)]
         force: bool,
+        /// Print every action the seal would take, in order; write nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -124,6 +132,9 @@ enum Command {
         /// manifest falls back to it and restores them.
         #[arg(long)]
         remove: bool,
+        /// Print every action the commit would take, in order; write nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -137,6 +148,9 @@ enum Command {
         /// Directory with the new files, at the same relative paths.
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
+        /// Print every action the update would take, in order; write nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -196,9 +210,14 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let engine = Engine::new(&fs);
     // Writers hold their locks until their work is done; readers take none.
     let (report, json, locks) = match command {
-        Command::Seal { sets, force, json } => {
-            let locks = lock(&config.select(&sets)?, wait)?;
-            (engine.seal(&config, &sets, force)?, json, Some(locks))
+        Command::Seal {
+            sets,
+            force,
+            dry_run,
+            json,
+        } => {
+            let locks = writer_lock(&config.select(&sets)?, wait, dry_run)?;
+            (engine.seal(&config, &sets, force, dry_run)?, json, locks)
         }
         Command::Boot {
             sets,
@@ -209,13 +228,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
             if full {
                 config.force_full_check();
             }
-            let selected = config.select(&sets)?;
-            let locks = if dry_run {
-                tell_writers(&selected);
-                None
-            } else {
-                Some(lock(&selected, wait)?)
-            };
+            let locks = writer_lock(&config.select(&sets)?, wait, dry_run)?;
             (engine.boot(&config, &sets, dry_run)?, json, locks)
         }
         Command::Verify { sets, json } => {
@@ -225,6 +238,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
         Command::Commit {
             paths,
             remove,
+            dry_run,
             json,
         } => {
             let cwd = std::env::current_dir().context("current directory")?;
@@ -236,21 +250,26 @@ fn run(args: Args) -> anyhow::Result<u8> {
                     sets.push(s);
                 }
             }
-            let locks = lock(&sets, wait)?;
+            let locks = writer_lock(&sets, wait, dry_run)?;
             let report = if remove {
-                engine.commit_remove(&config, &paths)?
+                engine.commit_remove(&config, &paths, dry_run)?
             } else {
-                engine.commit(&config, &paths)?
+                engine.commit(&config, &paths, dry_run)?
             };
-            (report, json, Some(locks))
+            (report, json, locks)
         }
-        Command::Update { set, from, json } => {
+        Command::Update {
+            set,
+            from,
+            dry_run,
+            json,
+        } => {
             let cwd = std::env::current_dir().context("current directory")?;
-            let locks = lock(&[config.set(&set)?], wait)?;
+            let locks = writer_lock(&[config.set(&set)?], wait, dry_run)?;
             (
-                engine.update(&config, &set, &cwd.join(from))?,
+                engine.update(&config, &set, &cwd.join(from), dry_run)?,
                 json,
-                Some(locks),
+                locks,
             )
         }
         Command::Status { sets, json } => {
@@ -287,6 +306,20 @@ fn roots<'c>(sets: &[&'c SetConfig]) -> Vec<&'c Path> {
     sets.iter()
         .flat_map(|s| s.replicas.iter().map(|r| r.root.as_path()))
         .collect()
+}
+
+/// A writer's locks ([`lock`]), or none for a dry run, which writes nothing: like a
+/// reader, it only says when a writer is running on the same roots.
+fn writer_lock(
+    sets: &[&SetConfig],
+    wait: Duration,
+    dry_run: bool,
+) -> anyhow::Result<Option<Locks>> {
+    if dry_run {
+        tell_writers(sets);
+        return Ok(None);
+    }
+    lock(sets, wait).map(Some)
 }
 
 /// Takes a writer's locks on every replica root of `sets` (rebound::lock), waiting

@@ -110,17 +110,22 @@ fn set_report(out: &mut Lines, command: Command, set: &SetReport) {
     // `seal` fills whole copies: one line per copy, where its first file was written,
     // not one per file.
     let mut filled: BTreeMap<&Path, usize> = BTreeMap::new();
-    let fills =
-        |o: &&Outcome| command == Command::Seal && o.error.is_none() && installed(&o.action);
+    let fills = |o: &&Outcome| {
+        command == Command::Seal
+            && o.error.is_none()
+            && (installed(&o.action) || matches!(o.action, Action::WriteGolden { .. }))
+    };
     for o in set.outcomes.iter().filter(fills) {
-        if let Action::Restore { root, .. } = &o.action {
+        if let Action::Restore { root, .. } | Action::WriteGolden { root, .. } = &o.action {
             *filled.entry(root.as_path()).or_default() += 1;
         }
     }
     if executed {
         for o in &set.outcomes {
             match (&o.error, &o.action) {
-                (None, Action::Restore { root, .. }) if fills(&o) => {
+                (None, Action::Restore { root, .. } | Action::WriteGolden { root, .. })
+                    if fills(&o) =>
+                {
                     if let Some(n) = filled.remove(root.as_path()) {
                         out.line(format_args!("  filled copy {}: {n} files", root.display()));
                     }

@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::{Config, Links, Mode, Role, SetConfig};
+use crate::change::{self, NewFile};
+use crate::config::{Config, Mode, Role, SetConfig};
 use crate::durable::{Breakage, Durable};
 use crate::error::{Error, Result};
 use crate::escape::escape;
-use crate::exec::{execute, write_manifest, write_manifest_guarded, Outcome};
+use crate::exec::{change_failed, execute, Outcome};
 use crate::fs::{full, Fs, Kind};
 use crate::hashing::{hash_reader, CHUNK};
-use crate::manifest::{Entry, Manifest};
-use crate::names::{GOLDEN_MANIFEST, LAST_REPAIR, SEALED_MARKER, STAGE_DIR};
+use crate::names::LAST_REPAIR;
 use crate::observe::{self, Depth, FileState, ReplicaState, SetState, SlotState, TagState};
-use crate::plan::{self, Action, Plan};
+use crate::plan::{self, Action, Plan, Source, SourceKind};
 use crate::relpath::RelPath;
 use crate::roots;
 use crate::statcache;
@@ -34,8 +34,7 @@ pub mod exit {
     pub const LOST: u8 = 3;
 }
 
-/// What [`Error::Changed`] says about a file `commit` refused to record.
-pub const CHANGED_WHILE_COMMITTING: &str = "while committing; retry";
+pub use crate::exec::CHANGED_WHILE_COMMITTING;
 
 /// The report for one set.
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +78,8 @@ enum Intent<'c> {
     Fill,
     /// Restores of these paths install the change (`commit`, `update`).
     Install(&'c BTreeSet<RelPath>),
+    /// The removal is intended (`commit --remove`); a restore on the way is a repair.
+    Remove,
 }
 
 impl Intent<'_> {
@@ -87,7 +88,7 @@ impl Intent<'_> {
             return None;
         };
         match self {
-            Intent::Repair => false,
+            Intent::Repair | Intent::Remove => false,
             Intent::Fill => true,
             Intent::Install(paths) => paths.contains(path),
         }
@@ -188,8 +189,9 @@ impl Report {
                         .any(|f| f.problem == plan::Problem::GoldenDamaged)
             })
         });
-        // `verify` and `boot --dry-run` change nothing: damage is their finding.
-        if self.dry_run && damage {
+        // `verify` and `boot --dry-run` change nothing: damage is their finding. (A
+        // dry run of an intentional change says only whether it can be made.)
+        if self.dry_run && damage && matches!(self.command, Command::Boot | Command::Verify) {
             return exit::DAMAGE;
         }
         exit::OK
@@ -228,27 +230,30 @@ impl<'a> Engine<'a> {
     /// Errors that make the set unreadable, or why no plan can be made.
     pub fn plan_set(&self, set: &SetConfig, depth: Depth) -> Result<(SetState, Plan)> {
         let mut state = observe::observe(self.fs(), set, depth)?;
-        let p = self.settle(set, &mut state, &|st| plan::plan(set, st))?;
+        let p = self.settle(
+            set,
+            &mut state,
+            &|st| plan::plan(set, st).map_err(|e| set_error(set, e)),
+            |p| p,
+        )?;
         Ok((state, p))
     }
 
-    /// Plans with `make` until the plan needs nothing more read.
-    fn settle(
+    /// Plans with `make` until the plan (`plan_of`) needs nothing more read.
+    fn settle<T>(
         &self,
         set: &SetConfig,
         state: &mut SetState,
-        make: &dyn Fn(&SetState) -> std::result::Result<Plan, plan::PlanError>,
-    ) -> Result<Plan> {
-        let to_err = |e: plan::PlanError| Error::Set {
-            set: set.name.clone(),
-            what: e.0,
-        };
-        let mut p = make(state).map_err(to_err)?;
+        make: &dyn Fn(&SetState) -> Result<T>,
+        plan_of: fn(&T) -> &Plan,
+    ) -> Result<T> {
+        let mut made = make(state)?;
         // Each round reads only what the plan asked for and the plan asks only for
         // what is not read yet, so this settles: at most a round of golden sources,
         // one for the golden manifest (a lazy golden replica, at boot), one for the
         // fallback's golden files. The bound is a guard, never reached.
         for _ in 0..8 {
+            let p = plan_of(&made);
             if p.need_golden {
                 observe::observe_golden(self.fs(), set, state)?;
             } else if !p.need_hash.is_empty() {
@@ -256,60 +261,74 @@ impl<'a> Engine<'a> {
             } else {
                 break;
             }
-            p = make(state).map_err(to_err)?;
+            made = make(state)?;
         }
+        let p = plan_of(&made);
         if p.need_golden || !p.need_hash.is_empty() {
             return Err(Error::Internal(
                 "the plan did not settle after the observation it asked for; nothing was done",
             ));
         }
-        Ok(p)
+        Ok(made)
     }
 
     fn reconcile(&self, set: &SetConfig, dry_run: bool, intent: Intent<'_>) -> SetReport {
-        let mut rep = SetReport::new(set);
         let started = statcache::now_ns();
         match self.plan_set(set, Depth::Boot) {
-            Err(e) => rep.error = Some(e.to_string()),
-            Ok((state, mut p)) => {
-                // What the run writes on purpose is reported as such, not as damage.
-                rep.installed = p
-                    .actions
-                    .iter()
-                    .filter_map(|a| intent.installs(a))
-                    .collect();
-                let installed: BTreeSet<(&Path, &RelPath)> = rep
-                    .installed
-                    .iter()
-                    .map(|i| (i.root.as_path(), &i.path))
-                    .collect();
-                p.findings
-                    .retain(|f| !installed.contains(&(f.root.as_path(), &f.path)));
-                let is_repair = |a: &Action| match a {
-                    Action::Restore { root, path, .. } => {
-                        !installed.contains(&(root.as_path(), path))
-                    }
-                    _ => matches!(intent, Intent::Repair) && !a.is_cleanup(),
-                };
-                if !dry_run && !p.actions.is_empty() {
-                    rep.outcomes = execute(&self.durable, &p);
-                    if p.actions.iter().any(is_repair) {
-                        let notes = self.record(set, &p, &rep.outcomes, &is_repair);
-                        rep.notes.extend(notes);
-                    }
-                }
-                // Changed-only sets: the stat cache only decides what is hashed;
-                // written after the plan is carried out, when it changed.
-                if set.changed_only {
-                    let seen = cache_seen(&state, &p);
-                    rep.notes.extend(statcache::describe(set, &seen));
-                    if let (false, Some(target)) = (dry_run, p.manifest.as_ref()) {
-                        statcache::save(&self.durable, set, &seen, target, started);
-                    }
-                }
-                rep.plan = Some(p);
+            Err(e) => SetReport::failed(set, e),
+            Ok((state, p)) => self.carry_out(set, &state, p, dry_run, intent, started),
+        }
+    }
+
+    /// Carries out a settled plan (unless `dry_run`) and reports it: what it writes on
+    /// purpose (`intent`) is not damage; repairs go to the repair record; a
+    /// `changed_only` set's stat cache is saved. An intentional change that failed
+    /// before its commit point is the set's error: nothing of it was made.
+    fn carry_out(
+        &self,
+        set: &SetConfig,
+        state: &SetState,
+        mut p: Plan,
+        dry_run: bool,
+        intent: Intent<'_>,
+        started: i128,
+    ) -> SetReport {
+        let mut rep = SetReport::new(set);
+        // What the run writes on purpose is reported as such, not as damage.
+        rep.installed = p
+            .actions
+            .iter()
+            .filter_map(|a| intent.installs(a))
+            .collect();
+        let installed: BTreeSet<(&Path, &RelPath)> = rep
+            .installed
+            .iter()
+            .map(|i| (i.root.as_path(), &i.path))
+            .collect();
+        p.findings
+            .retain(|f| !installed.contains(&(f.root.as_path(), &f.path)));
+        let is_repair = |a: &Action| match a {
+            Action::Restore { root, path, .. } => !installed.contains(&(root.as_path(), path)),
+            _ => matches!(intent, Intent::Repair) && !a.is_cleanup(),
+        };
+        if !dry_run && !p.actions.is_empty() {
+            rep.outcomes = execute(&self.durable, &p);
+            rep.error = change_failed(&p, &rep.outcomes);
+            if rep.error.is_none() && p.actions.iter().any(is_repair) {
+                let notes = self.record(set, &p, &rep.outcomes, &is_repair);
+                rep.notes.extend(notes);
             }
         }
+        // Changed-only sets: the stat cache only decides what is hashed; written after
+        // the plan is carried out, when it changed.
+        if set.changed_only {
+            let seen = cache_seen(state, &p);
+            rep.notes.extend(statcache::describe(set, &seen));
+            if let (false, None, Some(target)) = (dry_run, &rep.error, p.manifest.as_ref()) {
+                statcache::save(&self.durable, set, &seen, target, started);
+            }
+        }
+        rep.plan = Some(p);
         rep
     }
 
@@ -473,11 +492,12 @@ impl<'a> Engine<'a> {
     }
 
     /// Accepts the current content of protected files (the vendor's
-    /// `file_crc32.calc`), and brings it to the set's other writable copies.
+    /// `file_crc32.calc`), and brings it to the set's other writable copies. With
+    /// `dry_run`, plans it and writes nothing.
     ///
     /// # Errors
     /// [`Error::Usage`] for a path no set protects, or a file that is not there.
-    pub fn commit(&self, config: &Config, paths: &[PathBuf]) -> Result<Report> {
+    pub fn commit(&self, config: &Config, paths: &[PathBuf], dry_run: bool) -> Result<Report> {
         let mut by_set: BTreeMap<usize, Vec<(usize, RelPath)>> = BTreeMap::new();
         for p in paths {
             let (si, ri, rel) = config.locate(p)?;
@@ -512,21 +532,24 @@ impl<'a> Engine<'a> {
             }
             let changes = files
                 .into_iter()
-                .map(|(ri, rel)| Change {
-                    root: set.replicas[ri].root.clone(),
-                    src: rel.clone(),
+                .map(|(ri, rel)| Incoming {
+                    from: Source {
+                        root: set.replicas[ri].root.clone(),
+                        rel: rel.clone(),
+                        kind: SourceKind::Writable,
+                    },
                     path: rel,
                     origin: Some(ri),
                 })
                 .collect();
             reports.push(
-                self.transact(set, changes)
+                self.change(set, changes, dry_run)
                     .unwrap_or_else(|e| SetReport::failed(set, e)),
             );
         }
         Ok(Report {
             command: Command::Commit,
-            dry_run: false,
+            dry_run,
             sets: reports,
         })
     }
@@ -535,11 +558,17 @@ impl<'a> Engine<'a> {
     /// without them, and each removed from every writable copy where it still holds
     /// the recorded content (a copy with other content is left as it is, no longer
     /// protected). The golden manifest keeps naming them: only a boot that falls back
-    /// to it (every writable manifest lost) brings them back.
+    /// to it (every writable manifest lost) brings them back. With `dry_run`, plans it
+    /// and writes nothing.
     ///
     /// # Errors
     /// [`Error::Usage`] for a path no set protects, or one its set does not record.
-    pub fn commit_remove(&self, config: &Config, paths: &[PathBuf]) -> Result<Report> {
+    pub fn commit_remove(
+        &self,
+        config: &Config,
+        paths: &[PathBuf],
+        dry_run: bool,
+    ) -> Result<Report> {
         let mut by_set: BTreeMap<usize, Vec<(PathBuf, RelPath)>> = BTreeMap::new();
         for p in paths {
             let (si, _, rel) = config.locate(p)?;
@@ -553,13 +582,13 @@ impl<'a> Engine<'a> {
         for (si, files) in by_set {
             let set = &config.sets[si];
             reports.push(Self::held_back(&refused, set).unwrap_or_else(|| {
-                self.drop_files(set, &files)
+                self.drop_files(set, &files, dry_run)
                     .unwrap_or_else(|e| SetReport::failed(set, e))
             }));
         }
         Ok(Report {
             command: Command::Commit,
-            dry_run: false,
+            dry_run,
             sets: reports,
         })
     }
@@ -567,7 +596,13 @@ impl<'a> Engine<'a> {
     /// The removal as one plan ([`plan::plan_change`]): files are removed and
     /// manifests written in the order a boot uses, with the commit point where
     /// docs/design.md section 5.3 puts it.
-    fn drop_files(&self, set: &SetConfig, files: &[(PathBuf, RelPath)]) -> Result<SetReport> {
+    fn drop_files(
+        &self,
+        set: &SetConfig,
+        files: &[(PathBuf, RelPath)],
+        dry_run: bool,
+    ) -> Result<SetReport> {
+        let started = statcache::now_ns();
         let (mut state, p) = self.plan_set(set, Depth::Boot)?;
         let base = p.manifest.clone().ok_or_else(|| {
             Error::Usage(format!(
@@ -584,43 +619,51 @@ impl<'a> Engine<'a> {
                 )));
             }
         }
-        // IMPORTANT: generations never repeat, golden's included (see `transact`).
+        // IMPORTANT: generations never repeat, golden's included (see `change`).
         observe::observe_golden(self.fs(), set, &mut state)?;
         let mut next = base.clone();
         for (_, rel) in files {
             next.entries.remove(rel);
         }
         next.generation = plan::next_generation(&state)
-            .map_err(|e| Error::Set {
-                set: set.name.clone(),
-                what: e.0,
-            })?
+            .map_err(|e| set_error(set, e))?
             .max(base.generation.saturating_add(1));
         let generation = next.generation;
-        let p = self.settle(set, &mut state, &|st| {
-            plan::plan_change(set, st, next.clone())
-        })?;
-        let mut rep = SetReport::new(set);
-        rep.outcomes = execute(&self.durable, &p);
+        let p = self.settle(
+            set,
+            &mut state,
+            &|st| plan::plan_change(set, st, next.clone()).map_err(|e| set_error(set, e)),
+            |p| p,
+        )?;
         // The removal is intended, not a repair; a file restored on the way is one.
-        let is_repair = |a: &Action| matches!(a, Action::Restore { .. });
-        if p.actions.iter().any(is_repair) {
-            let notes = self.record(set, &p, &rep.outcomes, &is_repair);
-            rep.notes.extend(notes);
+        let removed: BTreeSet<(PathBuf, RelPath)> = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::RemoveStale { root, path, .. } => Some((root.clone(), path.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut rep = self.carry_out(set, &state, p, dry_run, Intent::Remove, started);
+        if rep.error.is_some() {
+            return Ok(rep);
         }
+        let (did, left) = if dry_run {
+            ("would remove", "would be left as it is")
+        } else {
+            ("removed", "left as it is")
+        };
         for (_, rel) in files {
             let Some(e) = base.entries.get(rel) else {
                 continue;
             };
             rep.notes.push(format!(
-                "removed {rel} from set `{}` at generation {generation}",
+                "{did} {rel} from set `{}` at generation {generation}",
                 set.name
             ));
             for r in state.replicas.iter().filter(|r| r.role == Role::Writable) {
                 let here = r.files.get(rel);
-                let planned = p.actions.iter().any(|a| {
-                    matches!(a, Action::RemoveStale { root, path, .. } if *root == r.root && path == rel)
-                });
+                let planned = removed.contains(&(r.root.clone(), rel.clone()));
                 if planned || matches!(here, None | Some(FileState::Missing)) {
                     continue;
                 }
@@ -630,22 +673,27 @@ impl<'a> Engine<'a> {
                     "it does not hold the recorded content"
                 };
                 rep.notes.push(format!(
-                    "{}: left as it is: {why} (no longer protected; delete it by hand if it is not wanted)",
+                    "{}: {left}: {why} (no longer protected; delete it by hand if it is not wanted)",
                     full(&r.root, rel).display()
                 ));
             }
         }
-        rep.plan = Some(p);
         Ok(rep)
     }
 
     /// The firmware-update step: the files under `from` replace or join the set's
-    /// files, all or nothing.
+    /// files, all or nothing. With `dry_run`, plans it and writes nothing.
     ///
     /// # Errors
     /// [`Error::Usage`] for an unknown set, an empty or unreadable `from`, or a file in
     /// it that the set's patterns do not select.
-    pub fn update(&self, config: &Config, set_name: &str, from: &Path) -> Result<Report> {
+    pub fn update(
+        &self,
+        config: &Config,
+        set_name: &str,
+        from: &Path,
+        dry_run: bool,
+    ) -> Result<Report> {
         let set = config.set(set_name)?;
         let files = list_tree(self.fs(), from)?;
         if files.is_empty() {
@@ -666,392 +714,183 @@ impl<'a> Engine<'a> {
         }
         let changes = files
             .into_iter()
-            .map(|f| Change {
-                root: from.to_path_buf(),
-                src: f.clone(),
+            .map(|f| Incoming {
+                from: Source {
+                    root: from.to_path_buf(),
+                    rel: f.clone(),
+                    kind: SourceKind::Incoming,
+                },
                 path: f,
                 origin: None,
             })
             .collect();
         let rep = Self::held_back(&self.refused(config), set).unwrap_or_else(|| {
-            self.transact(set, changes)
+            self.change(set, changes, dry_run)
                 .unwrap_or_else(|e| SetReport::failed(set, e))
         });
         Ok(Report {
             command: Command::Update,
-            dry_run: false,
+            dry_run,
             sets: vec![rep],
         })
     }
 
-    /// An intentional change: stage new content in every writable replica that needs
-    /// it, write the new generation's manifest (the commit point), then reconcile.
-    fn transact(&self, set: &SetConfig, changes: Vec<Change>) -> Result<SetReport> {
-        let (mut state, p) = self.plan_set(set, Depth::Boot)?;
-        let base = p
-            .manifest
-            .clone()
-            .unwrap_or_else(|| Manifest::new(&set.name, 0, set.hash, None));
-        let mut next = base.clone();
-        let mut buf = vec![0u8; CHUNK];
-        let mut staged: Vec<(Change, Entry)> = Vec::new();
-        // `lstat` of each committed file before it is hashed: it must be the same at
-        // the commit point, or the digest recorded could be of content that never
-        // existed whole (an application still appending).
-        let mut seen: Vec<(PathBuf, RelPath, crate::fs::Meta)> = Vec::new();
-        for c in changes {
-            let meta = self
-                .fs()
-                .metadata(&c.root, &c.src)?
-                .filter(|m| m.kind == Kind::File)
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "{}: not a regular file",
-                        full(&c.root, &c.src).display()
-                    ))
-                })?;
-            let mut r = self.fs().open_read(&c.root, &c.src)?;
-            let digest = hash_reader(&mut *r, &full(&c.root, &c.src), set.hash, &mut buf)?;
-            drop(r);
-            // The owner: a commit records the committed file's. An update records
-            // the owner the path already has (the update replaces content; its
-            // files belong to whoever unpacked them, often root, while the device's
-            // application may own the file), and the source's for a new path.
-            let owner = match (c.origin, base.entries.get(&c.path).and_then(|e| e.owner)) {
-                (None, Some(kept)) => kept,
-                _ => meta.owner(),
-            };
-            let e = Entry {
-                size: meta.size,
-                mode: meta.mode,
-                owner: Some(owner),
-                digest,
-            };
-            if c.origin.is_some() {
-                seen.push((c.root.clone(), c.src.clone(), meta));
-            }
-            next.entries.insert(c.path.clone(), e.clone());
-            staged.push((c, e));
-        }
-        let unchanged = || -> Result<()> {
-            for (root, rel, meta) in &seen {
-                if self.fs().metadata(root, rel)? != Some(*meta) {
-                    return Err(Error::Changed {
-                        path: full(root, rel),
-                        what: CHANGED_WHILE_COMMITTING,
-                    });
-                }
-            }
-            Ok(())
+    /// An intentional change (`commit`, `update`): observe the set and the new files,
+    /// plan the change and the boot after it ([`change::plan_commit`]), carry it out.
+    fn change(&self, set: &SetConfig, changes: Vec<Incoming>, dry_run: bool) -> Result<SetReport> {
+        let started = statcache::now_ns();
+        let mut state = observe::observe(self.fs(), set, Depth::Boot)?;
+        let files = self.observe_new(set, changes)?;
+        let ch = self.settle(
+            set,
+            &mut state,
+            &|st| change::plan_commit(set, st, &files),
+            |c| &c.plan,
+        )?;
+        let installs = ch.installs();
+        let generation = ch.plan.committed.as_ref().map(|m| m.generation);
+        let intent = if ch.recorded.is_empty() {
+            Intent::Repair
+        } else {
+            Intent::Install(&installs)
         };
-        unchanged()?;
-        // A format 1 manifest recorded no owners: this generation records them, from
-        // each file's verified copy.
-        plan::learn_owners(&mut next, &state);
-        let mut rep = SetReport::new(set);
-        if next.entries == base.entries && p.manifest.is_some() {
+        let mut rep = self.carry_out(set, &state, ch.plan, dry_run, intent, started);
+        if rep.error.is_some() {
+            return Ok(rep);
+        }
+        if ch.recorded.is_empty() {
             rep.notes
                 .push("already committed: the manifest records this content".into());
-            let mut r = self.reconcile(set, false, Intent::Repair);
-            r.notes.append(&mut rep.notes);
-            return Ok(r);
         }
-        // IMPORTANT: the new generation must exceed every replica's, golden's included
-        // (a reseal cut before its live manifest leaves golden ahead): read golden's
-        // manifest if the boot-depth observation left it lazy. Generations never repeat.
-        observe::observe_golden(self.fs(), set, &mut state)?;
-        next.generation = plan::next_generation(&state)
-            .map_err(|e| Error::Set {
-                set: set.name.clone(),
-                what: e.0,
-            })?
-            .max(base.generation.saturating_add(1));
-        // 1. Stage the new content durably wherever it is not already in place.
-        let stage_dir = RelPath::meta(&set.name, STAGE_DIR);
-        for (ri, r) in set.writable() {
-            for (c, e) in &staged {
-                if c.origin == Some(ri) {
-                    continue;
-                }
-                let here = state.replicas[ri]
-                    .files
-                    .get(&c.path)
-                    .and_then(FileState::digest);
-                if here == Some(e.digest) || state.replicas[ri].staged.contains(&e.digest) {
-                    continue;
-                }
-                let mut src = self.fs().open_read(&c.root, &c.src)?;
-                let rel = stage_dir
-                    .join(&e.digest.to_hex())
-                    .map_err(|e| Error::Usage(e.to_string()))?;
-                self.durable
-                    .write_file(
-                        &r.root,
-                        &rel,
-                        e.mode,
-                        // Staged content is rebound's own: no particular owner;
-                        // the restore from it gives the file its recorded one.
-                        None,
-                        &mut *src,
-                        &full(&c.root, &c.src),
-                        set.hash,
-                        Some(e.digest),
-                    )
-                    .map_err(|err| match err {
-                        // The committed file no longer hashes as it did: it changed.
-                        Error::Mismatch { .. } if c.origin.is_some() => Error::Changed {
-                            path: full(&c.root, &c.src),
-                            what: CHANGED_WHILE_COMMITTING,
-                        },
-                        other => other,
-                    })?;
-            }
-        }
-        // The committed file itself must be durable on its own partition before the
-        // manifest says it is the truth there (an application rarely fsyncs it).
-        for (c, _) in &staged {
-            if c.origin.is_some() {
-                self.durable.sync_file(&c.root, &c.src)?;
-            }
-        }
-        // 2. IMPORTANT: the commit point. Once this manifest is durable, the next boot
-        //    rolls the change forward; before it, the staged content is rolled back.
-        let (ci, _) = staged
-            .iter()
-            .find_map(|(c, _)| c.origin)
-            .and_then(|ri| set.replicas.get(ri).map(|r| (ri, r)))
-            .or_else(|| set.writable().next())
-            .ok_or(Error::Internal("set without a writable replica"))?;
-        // IMPORTANT: the committed files are checked unchanged right before the rename
-        // that makes this manifest the truth; a change refuses the whole commit. It
-        // goes to a slot that does not hold the current manifest, then to the other
-        // (docs/design.md section 4.1).
-        self.write_manifest_slots(&state.replicas[ci], &set.name, &next, &unchanged)?;
-        // 3. Bring every replica to it, exactly as a boot would.
-        let changed: BTreeSet<RelPath> = staged.iter().map(|(c, _)| c.path.clone()).collect();
-        let mut r = self.reconcile(set, false, Intent::Install(&changed));
-        for (c, e) in &staged {
-            r.notes.push(format!(
-                "recorded {} ({} bytes, {} {}) at generation {}",
-                c.path, e.size, set.hash, e.digest, next.generation
+        let did = if dry_run { "would record" } else { "recorded" };
+        for (path, e) in &ch.recorded {
+            rep.notes.push(format!(
+                "{did} {path} ({} bytes, {} {}) at generation {}",
+                e.size,
+                set.hash,
+                e.digest,
+                generation.unwrap_or_default()
             ));
         }
-        Ok(r)
+        Ok(rep)
     }
 
-    /// Writes `m` into every manifest slot of `r`, in [`ReplicaState::slot_order`].
-    /// The first write is the commit point (its error is the command's; `guard` is
-    /// called right before its rename). A failure
-    /// after it is not: the new generation is durable already, the reconcile that
-    /// follows plans the slot left behind again and reports what fails.
-    fn write_manifest_slots(
-        &self,
-        r: &ReplicaState,
-        set: &str,
-        m: &Manifest,
-        guard: &dyn Fn() -> Result<()>,
-    ) -> Result<()> {
-        let order = r.slot_order();
-        let Some((first, rest)) = order.split_first() else {
-            return Err(Error::Internal("a replica without manifest slots"));
-        };
-        write_manifest_guarded(&self.durable, &r.root, set, *first, m, guard)?;
-        for slot in rest {
-            if write_manifest(&self.durable, &r.root, set, *slot, m).is_err() {
-                break;
+    /// Reads the new content of a change: `lstat`, then hash, each file. A file
+    /// committed where an application writes it must still have that `lstat` once all
+    /// are hashed (and again at the commit point), or the digest could be of content
+    /// that never existed whole (an application still appending).
+    fn observe_new(&self, set: &SetConfig, changes: Vec<Incoming>) -> Result<Vec<NewFile>> {
+        let mut buf = vec![0u8; CHUNK];
+        let mut out = Vec::new();
+        for c in changes {
+            let (root, rel) = (&c.from.root, &c.from.rel);
+            let meta = self
+                .fs()
+                .metadata(root, rel)?
+                .filter(|m| m.kind == Kind::File)
+                .ok_or_else(|| {
+                    Error::Usage(format!("{}: not a regular file", full(root, rel).display()))
+                })?;
+            let mut r = self.fs().open_read(root, rel)?;
+            let digest = hash_reader(&mut *r, &full(root, rel), set.hash, &mut buf)?;
+            drop(r);
+            out.push(NewFile {
+                path: c.path,
+                from: c.from,
+                digest,
+                meta,
+                origin: c.origin,
+            });
+        }
+        for f in out.iter().filter(|f| f.origin.is_some()) {
+            if self.fs().metadata(&f.from.root, &f.from.rel)? != Some(f.meta) {
+                return Err(Error::Changed {
+                    path: full(&f.from.root, &f.from.rel),
+                    what: CHANGED_WHILE_COMMITTING,
+                });
             }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// The factory step: copy the live files into the golden replica and write the
-    /// manifests (golden mode); adopt the first replica (mirror mode).
+    /// manifests (golden mode); adopt the first replica (mirror mode). With `dry_run`,
+    /// plans it and writes nothing.
     ///
     /// # Errors
     /// [`Error::Usage`] for unknown sets; per-set problems are in the report.
-    pub fn seal(&self, config: &Config, names: &[String], force: bool) -> Result<Report> {
+    pub fn seal(
+        &self,
+        config: &Config,
+        names: &[String],
+        force: bool,
+        dry_run: bool,
+    ) -> Result<Report> {
         let sets = config.select(names)?;
         let refused = self.refused(config);
         let mut out = Vec::new();
         for s in sets {
             out.push(Self::held_back(&refused, s).unwrap_or_else(|| {
-                self.seal_set(s, force)
+                self.seal_set(s, force, dry_run)
                     .unwrap_or_else(|e| SetReport::failed(s, e))
             }));
         }
         Ok(Report {
             command: Command::Seal,
-            dry_run: false,
+            dry_run,
             sets: out,
         })
     }
 
-    fn seal_set(&self, set: &SetConfig, force: bool) -> Result<SetReport> {
+    fn seal_set(&self, set: &SetConfig, force: bool, dry_run: bool) -> Result<SetReport> {
+        let started = statcache::now_ns();
         let mut state = observe::observe(self.fs(), set, Depth::Boot)?;
         // Seal writes golden: its leftovers, marker and generation must be known.
         observe::observe_golden(self.fs(), set, &mut state)?;
-        let primary = &state.replicas[0];
-        if !primary.root_exists {
-            return Err(Error::io(
-                "seal",
-                &primary.root,
-                io::Error::new(io::ErrorKind::NotFound, "the first replica does not exist"),
-            ));
+        let sealing = self.settle(
+            set,
+            &mut state,
+            &|st| change::plan_seal(set, st, force),
+            |s| &s.plan,
+        )?;
+        let (files, generation) = sealing
+            .plan
+            .committed
+            .as_ref()
+            .map_or((0, 0), |m| (m.entries.len(), m.generation));
+        let mut rep = self.carry_out(set, &state, sealing.plan, dry_run, Intent::Fill, started);
+        if rep.error.is_some() {
+            return Ok(rep);
         }
-        let g = plan::next_generation(&state).map_err(|e| Error::Set {
-            set: set.name.clone(),
-            what: e.0,
-        })?;
-        let mut m = Manifest::new(&set.name, g, set.hash, None);
-        // Every selected path that cannot be sealed, and every link left alone with
-        // `links = "skip"`: all of them are named, not only the first.
-        let mut refused: Vec<String> = Vec::new();
-        let mut skipped: Vec<&RelPath> = Vec::new();
-        for (p, f) in &primary.files {
-            match f {
-                FileState::File {
-                    size,
-                    mode,
-                    owner,
-                    digest: Some(d),
-                } if set.selects(p) => {
-                    m.entries.insert(
-                        p.clone(),
-                        Entry {
-                            size: *size,
-                            mode: *mode,
-                            owner: Some(*owner),
-                            digest: *d,
-                        },
-                    );
-                }
-                FileState::Missing => {}
-                _ if !set.selects(p) => {}
-                FileState::NotFile { kind }
-                    if kind == "symbolic link" && set.links == Links::Skip =>
-                {
-                    skipped.push(p);
-                }
-                other => refused.push(format!(
-                    "{}: {}",
-                    full(&primary.root, p).display(),
-                    match other {
-                        FileState::NotFile { kind } => format!("is a {kind}"),
-                        FileState::Unreadable { error } => error.clone(),
-                        _ => "not hashed".into(),
-                    }
-                )),
-            }
-        }
-        if !refused.is_empty() {
-            return Err(Error::Usage(format!(
-                "{} selected path{} cannot be sealed (rebound protects regular files only, and never follows a link):\n    {}\nreplace or exclude {}{}, then seal again",
-                refused.len(),
-                if refused.len() == 1 { "" } else { "s" },
-                refused.join("\n    "),
-                if refused.len() == 1 { "it" } else { "them" },
-                if set.links == Links::Refuse {
-                    format!(", or set `links = \"skip\"` in set `{}` to leave symbolic links unprotected", set.name)
-                } else {
-                    String::new()
-                }
-            )));
-        }
-        if m.entries.is_empty() {
-            return Err(Error::Usage(format!(
-                "no file in {} matches the include patterns ({}); nothing to seal",
-                primary.root.display(),
-                set.include.join(", ")
-            )));
-        }
-        let mut rep = SetReport::new(set);
-        if !skipped.is_empty() {
-            let names: Vec<&str> = skipped.iter().map(|p| p.as_str()).collect();
+        if !sealing.skipped.is_empty() {
+            let names: Vec<&str> = sealing.skipped.iter().map(|p| p.as_str()).collect();
             rep.notes.push(format!(
                 "{} symbolic link{} left unprotected (links = \"skip\"): {}",
-                skipped.len(),
-                if skipped.len() == 1 { "" } else { "s" },
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
                 names.join(", ")
             ));
         }
-        match set.golden() {
-            Some(g) => {
-                let gs = state
-                    .replicas
-                    .iter()
-                    .find(|r| r.role == Role::Golden)
-                    .ok_or(Error::Internal("golden replica not observed"))?;
-                let marker = RelPath::meta(&set.name, SEALED_MARKER);
-                if gs.sealed {
-                    if !force {
-                        return Err(Error::Usage(format!(
-                            "golden copy {} is already sealed; use `seal --force` to replace the factory state",
-                            g.root.display()
-                        )));
-                    }
-                    // IMPORTANT: unseal first, so a crash in the middle of a reseal never
-                    // leaves a marker vouching for half-replaced golden files.
-                    self.durable.remove_file(&g.root, &marker)?;
-                }
-                // Leftovers of an interrupted seal: seal is the only writer of golden.
-                for j in &gs.junk {
-                    self.durable.remove_file(&g.root, j)?;
-                }
-                // Golden files get the recorded mode and owner too, so the golden
-                // image is a faithful copy (restores take both from the manifest).
-                for (p, e) in &m.entries {
-                    let mut src = self.fs().open_read(&primary.root, p)?;
-                    self.durable.write_file(
-                        &g.root,
-                        p,
-                        e.mode,
-                        e.owner,
-                        &mut *src,
-                        &full(&primary.root, p),
-                        set.hash,
-                        Some(e.digest),
-                    )?;
-                }
-                self.durable.write_bytes(
-                    &g.root,
-                    &RelPath::meta(&set.name, GOLDEN_MANIFEST),
-                    0o444,
-                    &m.encode(),
-                )?;
-                // IMPORTANT: lastly, the marker: the golden copy is complete only now.
-                self.durable.write_bytes(
-                    &g.root,
-                    &marker,
-                    0o444,
-                    format!("sealed generation {}\n", m.generation).as_bytes(),
-                )?;
-                rep.notes.push(format!(
-                    "sealed {} files into {} at generation {}",
-                    m.entries.len(),
-                    g.root.display(),
-                    m.generation
-                ));
-            }
-            None => {
-                // Mirror: the first replica is declared the truth; its tag, raised to the
-                // highest seen so that no other copy looks newer afterwards.
-                let tags = state.replicas.iter().filter_map(|r| match r.tag {
-                    TagState::Value(v) => Some(v),
-                    _ => None,
-                });
-                m.tag = tags.max();
-                rep.notes.push(format!(
-                    "adopted {} files from {} at generation {}",
-                    m.entries.len(),
-                    primary.root.display(),
-                    m.generation
-                ));
-            }
-        }
-        self.write_manifest_slots(primary, &set.name, &m, &|| Ok(()))?;
-        let mut r = self.reconcile(set, false, Intent::Fill);
-        r.notes.append(&mut rep.notes);
-        Ok(r)
+        let (primary, golden) = (&state.replicas[0].root, set.golden());
+        rep.notes.push(match (golden, dry_run) {
+            (Some(g), false) => format!(
+                "sealed {files} files into {} at generation {generation}",
+                g.root.display()
+            ),
+            (Some(g), true) => format!(
+                "would seal {files} files into {} at generation {generation}",
+                g.root.display()
+            ),
+            (None, false) => format!(
+                "adopted {files} files from {} at generation {generation}",
+                primary.display()
+            ),
+            (None, true) => format!(
+                "would adopt {files} files from {} at generation {generation}",
+                primary.display()
+            ),
+        });
+        Ok(rep)
     }
 
     /// What is protected, where, at which generation, and the last repairs. Reads
@@ -1081,14 +920,21 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// One change of an intentional update: the content of `root/src` becomes `path`.
+/// One file of an intentional change before it is read: the content at `from` becomes
+/// `path` ([`change::NewFile`] once hashed).
 #[derive(Debug, Clone)]
-struct Change {
-    root: PathBuf,
-    src: RelPath,
+struct Incoming {
+    from: Source,
     path: RelPath,
     /// The writable replica the content already sits in (commit), if any.
     origin: Option<usize>,
+}
+
+fn set_error(set: &SetConfig, e: plan::PlanError) -> Error {
+    Error::Set {
+        set: set.name.clone(),
+        what: e.0,
+    }
 }
 
 /// Every regular file below `root`, refusing links and non-UTF-8 names.
@@ -1151,8 +997,48 @@ pub fn describe_action(a: &Action) -> String {
                 plan::SourceKind::Golden => " (golden)",
                 plan::SourceKind::Staged => " (staged)",
                 plan::SourceKind::Writable => "",
+                plan::SourceKind::Incoming => " (update)",
             }
         ),
+        Action::SyncFile { root, path } => {
+            format!("sync {} to its storage", full(root, path).display())
+        }
+        Action::CommitManifest {
+            root,
+            slot,
+            generation,
+            checked,
+        } => format!(
+            "commit: write manifest generation {generation} to {} slot {slot}{}",
+            root.display(),
+            if checked.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " once {} committed file{} checked unchanged",
+                    checked.len(),
+                    if checked.len() == 1 { " is" } else { "s are" }
+                )
+            }
+        ),
+        Action::Unseal { root, rel } => format!(
+            "unseal the golden copy: remove {} before replacing its files",
+            full(root, rel).display()
+        ),
+        Action::WriteGolden {
+            root, path, from, ..
+        } => format!(
+            "copy {} into the golden copy as {}",
+            full(&from.root, &from.rel).display(),
+            full(root, path).display()
+        ),
+        Action::WriteGoldenManifest { root, generation } => format!(
+            "write golden manifest generation {generation} to {}",
+            root.display()
+        ),
+        Action::WriteSealMarker { root, rel, .. } => {
+            format!("seal the golden copy: write {}", full(root, rel).display())
+        }
         Action::SetMeta {
             root,
             path,
@@ -1180,9 +1066,16 @@ pub fn describe_action(a: &Action) -> String {
         Action::Stage {
             root, rel, from, ..
         } => format!(
-            "stage {} as {} (kept until the removal is committed)",
+            "stage {} as {} ({})",
             full(&from.root, &from.rel).display(),
-            full(root, rel).display()
+            full(root, rel).display(),
+            // Staged in its own copy: a file `commit --remove` removes; in another
+            // copy: the new content of a change.
+            if *root == from.root {
+                "kept until the removal is committed"
+            } else {
+                "the new content, kept until this copy holds it"
+            }
         ),
         Action::WriteTag { root, rel, value } => {
             format!("write version tag {value} to {}", full(root, rel).display())

@@ -28,7 +28,9 @@
 //!
 //! A failed `Stage` stops the whole plan: it belongs to an intentional change
 //! (`commit --remove`), which is all or nothing, and the removal it protects must
-//! never happen without it.
+//! never happen without it. So does any failure up to and including a plan's
+//! [`Action::CommitManifest`] (`commit`, `update`, `seal`): the change is made whole
+//! or not at all. After the commit point the plan is a boot's, best effort.
 
 use serde::Serialize;
 
@@ -40,13 +42,16 @@ use crate::error::{Error, Result};
 use crate::fs::{full, Fs, Kind};
 use crate::hashing::{hash_reader, CHUNK};
 use crate::manifest::Manifest;
-use crate::names::MANIFEST_SLOTS;
-use crate::plan::{Action, Plan, Prior};
+use crate::names::{GOLDEN_MANIFEST, MANIFEST_SLOTS};
+use crate::plan::{Action, Plan, Prior, SourceKind};
 use crate::relpath::RelPath;
 
 /// What [`Error::Changed`] says about a file a boot (or the reconcile of a commit)
 /// left alone.
 pub const CHANGED_DURING_RUN: &str = "during this run: left as it is, checked at the next run";
+
+/// What [`Error::Changed`] says about a file `commit` refused to record.
+pub const CHANGED_WHILE_COMMITTING: &str = "while committing; retry";
 
 /// What happened to one action.
 #[derive(Debug, Clone, Serialize)]
@@ -58,14 +63,19 @@ pub struct Outcome {
 
 /// Carries out `plan`, returning what happened to each action.
 pub fn execute(d: &Durable<'_>, plan: &Plan) -> Vec<Outcome> {
+    // An intentional change is all or nothing up to its commit point.
+    let commit_at = plan
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::CommitManifest { .. }));
     let mut out = Vec::new();
     let mut failed = false;
-    let mut stopped = false;
-    for a in &plan.actions {
-        if stopped {
+    let mut stopped: Option<&'static str> = None;
+    for (i, a) in plan.actions.iter().enumerate() {
+        if let Some(why) = stopped {
             out.push(Outcome {
                 action: a.clone(),
-                error: Some("skipped: staging failed, so nothing of this change was done".into()),
+                error: Some(why.into()),
             });
             continue;
         }
@@ -80,7 +90,15 @@ pub fn execute(d: &Durable<'_>, plan: &Plan) -> Vec<Outcome> {
         if r.is_err() {
             failed = true;
             // IMPORTANT: a removal after a failed stage could lose the last copy.
-            stopped |= matches!(a, Action::Stage { .. });
+            if matches!(a, Action::Stage { .. }) {
+                stopped = Some("skipped: staging failed, so nothing of this change was done");
+            }
+            // IMPORTANT: nothing of a change that did not reach its commit point may be
+            // carried out (its restores would install content no manifest records).
+            if commit_at.is_some_and(|c| i <= c) {
+                stopped =
+                    Some("skipped: the change failed before its commit point, so it was not made");
+            }
         }
         out.push(Outcome {
             action: a.clone(),
@@ -88,6 +106,17 @@ pub fn execute(d: &Durable<'_>, plan: &Plan) -> Vec<Outcome> {
         });
     }
     out
+}
+
+/// The first failure of an intentional change before (or at) its commit point: the
+/// change was not made, and this says why. `None` when the plan has no commit point
+/// or reached it.
+pub fn change_failed(plan: &Plan, outcomes: &[Outcome]) -> Option<String> {
+    let c = plan
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::CommitManifest { .. }))?;
+    outcomes.iter().take(c + 1).find_map(|o| o.error.clone())
 }
 
 fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
@@ -151,7 +180,80 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
                 Some(*digest),
             )
             .map(|_| ())
+            .map_err(|err| match err {
+                // A file taken from where an application writes it no longer
+                // hashes as it did: it changed.
+                Error::Mismatch { .. } if from.kind == SourceKind::Writable => Error::Changed {
+                    path: full(&from.root, &from.rel),
+                    what: CHANGED_WHILE_COMMITTING,
+                },
+                other => other,
+            })
         }
+        Action::SyncFile { root, path } => d.sync_file(root, path),
+        Action::CommitManifest {
+            root,
+            slot,
+            generation,
+            checked,
+        } => {
+            let m = committed(plan, *generation)?;
+            // IMPORTANT: the committed files are checked unchanged right before the
+            // rename that makes this manifest the truth.
+            let guard = || -> Result<()> {
+                for c in checked {
+                    if d.fs().metadata(&c.root, &c.path)? != Some(c.meta) {
+                        return Err(Error::Changed {
+                            path: full(&c.root, &c.path),
+                            what: CHANGED_WHILE_COMMITTING,
+                        });
+                    }
+                }
+                Ok(())
+            };
+            write_manifest_guarded(d, root, &plan.set, *slot, m, &guard)
+        }
+        Action::Unseal { root, rel } => d.remove_file(root, rel),
+        Action::WriteGolden {
+            root,
+            path,
+            from,
+            digest,
+            mode,
+            owner,
+        } => {
+            let mut src = d.fs().open_read(&from.root, &from.rel)?;
+            d.write_file(
+                root,
+                path,
+                *mode,
+                *owner,
+                &mut *src,
+                &full(&from.root, &from.rel),
+                plan_algo(plan)?,
+                Some(*digest),
+            )
+            .map(|_| ())
+        }
+        Action::WriteGoldenManifest { root, generation } => {
+            let m = committed(plan, *generation)?;
+            d.write_bytes(
+                root,
+                &RelPath::meta(&plan.set, GOLDEN_MANIFEST),
+                0o444,
+                &m.encode(),
+            )
+        }
+        Action::WriteSealMarker {
+            root,
+            rel,
+            generation,
+        } => d.write_bytes(
+            root,
+            rel,
+            0o444,
+            format!("sealed generation {generation}\n").as_bytes(),
+        ),
         Action::SetMeta {
             root,
             path,
@@ -167,7 +269,7 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
                 .manifest
                 .as_ref()
                 .filter(|m| m.generation == *generation)
-                .ok_or(Error::Internal("plan without its manifest"))?;
+                .map_or_else(|| committed(plan, *generation), Ok)?;
             write_manifest(d, root, &plan.set, *slot, m)
         }
         Action::WriteTag { root, rel, value } => {
@@ -210,6 +312,14 @@ fn unchanged(fs: &dyn Fs, root: &Path, rel: &RelPath, prior: Prior, algo: HashAl
             Ok(())
         }
     }
+}
+
+/// The manifest of generation `generation` that the plan's change commits.
+fn committed(plan: &Plan, generation: u64) -> Result<&Manifest> {
+    plan.committed
+        .as_ref()
+        .filter(|m| m.generation == generation)
+        .ok_or(Error::Internal("plan without the manifest it commits"))
 }
 
 fn plan_algo(plan: &Plan) -> Result<crate::digest::HashAlgo> {

@@ -15,6 +15,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+pub mod change;
 pub mod config;
 pub mod digest;
 pub mod durable;

@@ -55,6 +55,9 @@ pub enum SourceKind {
     Staged,
     /// The golden (factory) copy.
     Golden,
+    /// The new content of an `update`, in the directory it was given: outside every
+    /// replica, read only to stage it.
+    Incoming,
 }
 
 /// The JSON form reports have always had: `root`, `rel`, and the two flags `staged`
@@ -157,6 +160,42 @@ pub enum Action {
     },
     /// Remove staged content once every writable replica holds it in place.
     RemoveStaged { root: PathBuf, rel: RelPath },
+    /// Make a file durable where it is: the file a `commit` accepts, before the
+    /// manifest that records it is written (an application rarely fsyncs it).
+    SyncFile { root: PathBuf, path: RelPath },
+    /// The commit point of an intentional change (`commit`, `update`, `seal`): write
+    /// the new generation's manifest ([`Plan::committed`]) into this slot. Right
+    /// before its rename, every file the change takes from where an application
+    /// writes it (`checked`) must still have the metadata it had when it was hashed;
+    /// one that changed refuses it. If this action, or any before it, fails, nothing
+    /// more of the plan is done: the change is all or nothing.
+    CommitManifest {
+        root: PathBuf,
+        slot: usize,
+        generation: u64,
+        checked: Vec<Checked>,
+    },
+    /// `seal --force`: remove the golden copy's seal marker before any golden file is
+    /// replaced, so that no marker ever vouches for a half-replaced golden copy.
+    Unseal { root: PathBuf, rel: RelPath },
+    /// `seal`: copy a file into the golden copy, with its recorded mode and owner.
+    /// Seal is the only writer of the golden copy: nothing there is checked first.
+    WriteGolden {
+        root: PathBuf,
+        path: RelPath,
+        from: Source,
+        digest: Digest,
+        mode: u32,
+        owner: Option<Owner>,
+    },
+    /// `seal`: write the golden manifest ([`Plan::committed`]).
+    WriteGoldenManifest { root: PathBuf, generation: u64 },
+    /// `seal`: write the seal marker, last: the golden copy is complete only now.
+    WriteSealMarker {
+        root: PathBuf,
+        rel: RelPath,
+        generation: u64,
+    },
     /// Move what stands where a protected file or the version tag must be written (a
     /// directory at its path, a file at one of its parent directories' paths) to `to`,
     /// inside `.rebound/<set>/displaced/`, by a rename within the same root. Never
@@ -166,6 +205,16 @@ pub enum Action {
         path: RelPath,
         to: RelPath,
     },
+}
+
+/// A file a `commit` takes from where an application writes it, and what `lstat` said
+/// of it when it was hashed ([`Action::CommitManifest`] checks it again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checked {
+    pub root: PathBuf,
+    pub path: RelPath,
+    #[serde(skip)]
+    pub meta: crate::fs::Meta,
 }
 
 impl Action {
@@ -296,6 +345,10 @@ pub struct Plan {
     /// The authoritative manifest after this plan.
     #[serde(skip)]
     pub manifest: Option<Manifest>,
+    /// The manifest an intentional change commits ([`Action::CommitManifest`], and
+    /// the golden manifest a seal writes); most often the same as `manifest`.
+    #[serde(skip)]
+    pub committed: Option<Manifest>,
     /// Golden files that must be hashed before the plan can be final.
     #[serde(skip)]
     pub need_hash: Vec<(usize, RelPath)>,
@@ -321,6 +374,7 @@ impl Plan {
             actions: Vec::new(),
             golden,
             manifest: None,
+            committed: None,
             need_hash: Vec::new(),
             need_golden: false,
         }
@@ -1275,6 +1329,7 @@ fn plan_to(
         actions: ordered,
         golden,
         manifest: Some(target.into_owned()),
+        committed: None,
         need_hash,
         need_golden,
     })
@@ -1624,7 +1679,7 @@ fn find_source(
 
 #[cfg(test)]
 #[path = "plan_tables.rs"]
-mod tables;
+pub(crate) mod tables;
 
 #[cfg(test)]
 mod tests {

@@ -13,18 +13,18 @@ use crate::digest::HashAlgo;
 use crate::manifest::Entry;
 use crate::observe::{FileState, Observed, ReplicaState, SetState, SlotState, TagState};
 
-const ALGO: HashAlgo = HashAlgo::Blake3;
+pub(crate) const ALGO: HashAlgo = HashAlgo::Blake3;
 
-fn p(s: &str) -> RelPath {
+pub(crate) fn p(s: &str) -> RelPath {
     RelPath::new(s).unwrap()
 }
 
-fn set(text: &str) -> SetConfig {
+pub(crate) fn set(text: &str) -> SetConfig {
     let c = Config::parse(text, Path::new("/etc/rebound.toml")).unwrap();
     c.sets.into_iter().next().unwrap()
 }
 
-fn golden_set(copies: &[&str]) -> SetConfig {
+pub(crate) fn golden_set(copies: &[&str]) -> SetConfig {
     let copies: Vec<String> = copies.iter().map(|c| format!("'{c}'")).collect();
     set(&format!(
         "[[set]]\nname='s'\nmode='golden'\nlive='/live'\ngolden='/gold'\ncopies=[{}]\ninclude=['**']\nhash='blake3'\n",
@@ -32,11 +32,11 @@ fn golden_set(copies: &[&str]) -> SetConfig {
     ))
 }
 
-fn mirror_set() -> SetConfig {
+pub(crate) fn mirror_set() -> SetConfig {
     set("[[set]]\nname='s'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['apps/**']\nhash='blake3'\nversion_file='ver.txt'\n")
 }
 
-fn entry(content: &str, mode: u32) -> Entry {
+pub(crate) fn entry(content: &str, mode: u32) -> Entry {
     Entry {
         size: content.len() as u64,
         mode,
@@ -45,7 +45,7 @@ fn entry(content: &str, mode: u32) -> Entry {
     }
 }
 
-fn manifest(generation: u64, tag: Option<i64>, files: &[(&str, &str)]) -> Manifest {
+pub(crate) fn manifest(generation: u64, tag: Option<i64>, files: &[(&str, &str)]) -> Manifest {
     let mut m = Manifest::new("s", generation, ALGO, tag);
     for (path, content) in files {
         m.entries.insert(p(path), entry(content, 0o644));
@@ -53,11 +53,11 @@ fn manifest(generation: u64, tag: Option<i64>, files: &[(&str, &str)]) -> Manife
     m
 }
 
-fn file(content: &str) -> FileState {
+pub(crate) fn file(content: &str) -> FileState {
     file_mode(content, 0o644)
 }
 
-fn file_mode(content: &str, mode: u32) -> FileState {
+pub(crate) fn file_mode(content: &str, mode: u32) -> FileState {
     FileState::File {
         size: content.len() as u64,
         mode,
@@ -66,12 +66,16 @@ fn file_mode(content: &str, mode: u32) -> FileState {
     }
 }
 
-fn files(list: &[(&str, FileState)]) -> BTreeMap<RelPath, FileState> {
+pub(crate) fn files(list: &[(&str, FileState)]) -> BTreeMap<RelPath, FileState> {
     list.iter().map(|(k, v)| (p(k), v.clone())).collect()
 }
 
 /// A writable replica holding `m` in both slots (none if `None`), and `list`.
-fn writable(root: &str, m: Option<Manifest>, list: &[(&str, FileState)]) -> ReplicaState {
+pub(crate) fn writable(
+    root: &str,
+    m: Option<Manifest>,
+    list: &[(&str, FileState)],
+) -> ReplicaState {
     let mut r = ReplicaState::blank(Path::new(root), Role::Writable, true, Observed::Full);
     match m {
         Some(m) => {
@@ -92,7 +96,11 @@ fn writable(root: &str, m: Option<Manifest>, list: &[(&str, FileState)]) -> Repl
 }
 
 /// A golden replica, fully observed (as `verify` sees it), sealed or not.
-fn golden(m: Option<Manifest>, sealed: bool, list: &[(&str, FileState)]) -> ReplicaState {
+pub(crate) fn golden(
+    m: Option<Manifest>,
+    sealed: bool,
+    list: &[(&str, FileState)],
+) -> ReplicaState {
     let mut r = ReplicaState::blank(Path::new("/gold"), Role::Golden, true, Observed::Full);
     match m {
         Some(m) => {
@@ -108,7 +116,7 @@ fn golden(m: Option<Manifest>, sealed: bool, list: &[(&str, FileState)]) -> Repl
 }
 
 /// A sealed golden copy whose manifest (generation 1) and file `x` hold `content`.
-fn factory(content: &str) -> ReplicaState {
+pub(crate) fn factory(content: &str) -> ReplicaState {
     golden(
         Some(manifest(1, None, &[("x", content)])),
         true,
@@ -116,7 +124,7 @@ fn factory(content: &str) -> ReplicaState {
     )
 }
 
-fn state(replicas: Vec<ReplicaState>) -> SetState {
+pub(crate) fn state(replicas: Vec<ReplicaState>) -> SetState {
     SetState {
         set: "s".into(),
         hash: ALGO,
@@ -126,7 +134,7 @@ fn state(replicas: Vec<ReplicaState>) -> SetState {
 }
 
 /// The actions in order, each as `kind root path [from]`: what the tables name.
-fn actions(plan: &Plan) -> Vec<String> {
+pub(crate) fn actions(plan: &Plan) -> Vec<String> {
     plan.actions
         .iter()
         .map(|a| match a {
@@ -161,18 +169,39 @@ fn actions(plan: &Plan) -> Vec<String> {
             Action::WriteTag { root, value, .. } => {
                 format!("write_tag {} {value}", root.display())
             }
+            Action::SyncFile { root, path } => format!("sync_file {} {path}", root.display()),
+            Action::CommitManifest {
+                root,
+                slot,
+                generation,
+                checked,
+            } => format!(
+                "commit_manifest {} slot {slot} gen {generation} checked {}",
+                root.display(),
+                checked.len()
+            ),
+            Action::Unseal { root, .. } => format!("unseal {}", root.display()),
+            Action::WriteGolden { root, path, .. } => {
+                format!("write_golden {} {path}", root.display())
+            }
+            Action::WriteGoldenManifest { root, generation } => {
+                format!("write_golden_manifest {} gen {generation}", root.display())
+            }
+            Action::WriteSealMarker { root, .. } => {
+                format!("write_seal_marker {}", root.display())
+            }
         })
         .collect()
 }
 
-fn findings(plan: &Plan) -> Vec<String> {
+pub(crate) fn findings(plan: &Plan) -> Vec<String> {
     plan.findings
         .iter()
         .map(|f| format!("{} {} {}", f.problem, f.root.display(), f.path))
         .collect()
 }
 
-fn planned(set: &SetConfig, st: &SetState) -> Plan {
+pub(crate) fn planned(set: &SetConfig, st: &SetState) -> Plan {
     let plan = plan(set, st).unwrap();
     assert!(!plan.need_golden && plan.need_hash.is_empty(), "{plan:?}");
     plan

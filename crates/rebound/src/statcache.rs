@@ -387,7 +387,7 @@ mod tests {
         );
         let config = Config::parse(&text, Path::new("/test.toml")).unwrap();
         let fs = Counting::default();
-        let rep = Engine::new(&fs).seal(&config, &[], false).unwrap();
+        let rep = Engine::new(&fs).seal(&config, &[], false, false).unwrap();
         assert_eq!(rep.exit_code(), 0, "{rep:?}");
         fs.take(&live);
         Device {

@@ -92,7 +92,7 @@ fn put_all(fs: &SimFs, root: &str, files: Files) {
 }
 
 fn seal(e: &Engine, c: &Config) {
-    let r = e.seal(c, &[], false).unwrap();
+    let r = e.seal(c, &[], false, false).unwrap();
     assert_eq!(r.exit_code(), exit::OK, "setup seal: {r:#?}");
 }
 
@@ -150,7 +150,7 @@ fn all_scenarios() -> Vec<Scenario> {
             },
             run: seal,
             recover: |e, c| {
-                e.seal(c, &[], true).unwrap();
+                e.seal(c, &[], true, false).unwrap();
                 boot(e, c);
             },
             damage: None,
@@ -249,7 +249,7 @@ fn all_scenarios() -> Vec<Scenario> {
             },
             run: |e, c| {
                 let r = e
-                    .commit(c, &[PathBuf::from("/dev0/usr/system_config.json")])
+                    .commit(c, &[PathBuf::from("/dev0/usr/system_config.json")], false)
                     .unwrap();
                 assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
             },
@@ -274,7 +274,7 @@ fn all_scenarios() -> Vec<Scenario> {
                 put_all(fs, "/fota", &UPDATED[1..]);
             },
             run: |e, c| {
-                let r = e.update(c, "config", Path::new("/fota")).unwrap();
+                let r = e.update(c, "config", Path::new("/fota"), false).unwrap();
                 assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
             },
             recover: boot,
@@ -298,7 +298,7 @@ fn all_scenarios() -> Vec<Scenario> {
                 put_all(fs, "/fota", &UPDATED[1..]);
             },
             run: |e, c| {
-                e.update(c, "config", Path::new("/fota")).unwrap();
+                e.update(c, "config", Path::new("/fota"), false).unwrap();
             },
             recover: boot,
             damage: None,
@@ -425,7 +425,11 @@ fn all_scenarios() -> Vec<Scenario> {
             },
             run: |e, c| {
                 let r = e
-                    .commit(c, &[PathBuf::from("/dev1/appbackup/apps/params.cfg")])
+                    .commit(
+                        c,
+                        &[PathBuf::from("/dev1/appbackup/apps/params.cfg")],
+                        false,
+                    )
                     .unwrap();
                 assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
             },
@@ -457,7 +461,7 @@ fn all_scenarios() -> Vec<Scenario> {
                 );
             },
             run: |e, c| {
-                e.update(c, "apps", Path::new("/fota")).unwrap();
+                e.update(c, "apps", Path::new("/fota"), false).unwrap();
             },
             recover: boot,
             damage: None,
@@ -484,7 +488,7 @@ fn all_scenarios() -> Vec<Scenario> {
             },
             run: |e, c| {
                 let r = e
-                    .commit_remove(c, &[PathBuf::from("/dev0/usr/app/main.py")])
+                    .commit_remove(c, &[PathBuf::from("/dev0/usr/app/main.py")], false)
                     .unwrap();
                 assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
             },
@@ -509,12 +513,12 @@ fn all_scenarios() -> Vec<Scenario> {
                 // Committed after the seal: a rollback has no golden copy to fall
                 // back on, only the stage.
                 fs.put(Path::new("/dev0/usr/system_config.json"), b"sys v2\n");
-                e.commit(c, &[PathBuf::from("/dev0/usr/system_config.json")])
+                e.commit(c, &[PathBuf::from("/dev0/usr/system_config.json")], false)
                     .unwrap();
             },
             run: |e, c| {
                 let r = e
-                    .commit_remove(c, &[PathBuf::from("/dev0/usr/system_config.json")])
+                    .commit_remove(c, &[PathBuf::from("/dev0/usr/system_config.json")], false)
                     .unwrap();
                 assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
             },
@@ -537,7 +541,7 @@ fn all_scenarios() -> Vec<Scenario> {
                 let e = engine(fs);
                 seal(&e, c);
                 fs.put(Path::new("/dev0/usr/system_config.json"), b"sys v2\n");
-                e.commit(c, &[PathBuf::from("/dev0/usr/system_config.json")])
+                e.commit(c, &[PathBuf::from("/dev0/usr/system_config.json")], false)
                     .unwrap();
                 fs.put(Path::new("/dev0/usr/system_config.json"), b"rot\n");
             },
@@ -657,7 +661,7 @@ fn setup_edit2(fs: &SimFs, c: &Config) {
     seal(&e, c);
     fs.put(Path::new("/dev0/usr/system_config.json"), b"sys v2\n");
     let r = e
-        .commit(c, &[PathBuf::from("/dev0/usr/system_config.json")])
+        .commit(c, &[PathBuf::from("/dev0/usr/system_config.json")], false)
         .unwrap();
     assert_eq!(r.exit_code(), exit::OK, "setup commit: {r:#?}");
     fs.put(Path::new("/dev0/usr/system_config.json"), b"sys v3\n");
@@ -665,7 +669,7 @@ fn setup_edit2(fs: &SimFs, c: &Config) {
 
 fn commit_edit2(e: &Engine, c: &Config) {
     let r = e
-        .commit(c, &[PathBuf::from("/dev0/usr/system_config.json")])
+        .commit(c, &[PathBuf::from("/dev0/usr/system_config.json")], false)
         .unwrap();
     assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
 }

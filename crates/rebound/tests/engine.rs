@@ -92,14 +92,14 @@ impl Device {
 
     fn seal(&self) -> Report {
         Engine::new(&OsFs::new())
-            .seal(&self.config, &[], false)
+            .seal(&self.config, &[], false, false)
             .unwrap()
     }
 
     fn commit(&self, rels: &[&str]) -> Report {
         let paths: Vec<PathBuf> = rels.iter().map(|r| self.p(r)).collect();
         Engine::new(&OsFs::new())
-            .commit(&self.config, &paths)
+            .commit(&self.config, &paths, false)
             .unwrap()
     }
 
@@ -241,7 +241,7 @@ fn update_replaces_and_adds_files_all_at_once() {
     d.write("fota/app/main.py", "main v3\n");
     d.write("fota/app/new.py", "new v3\n");
     let r = Engine::new(&OsFs::new())
-        .update(&d.config, "config", &d.p("fota"))
+        .update(&d.config, "config", &d.p("fota"), false)
         .unwrap();
     assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
     for root in ["usr", "copy0"] {
@@ -262,7 +262,7 @@ fn update_refuses_a_file_outside_the_include_patterns() {
     d.write("fota/app/main.py", "main v3\n");
     d.write("fota/etc/shadow", "x\n");
     let e = Engine::new(&OsFs::new())
-        .update(&d.config, "config", &d.p("fota"))
+        .update(&d.config, "config", &d.p("fota"), false)
         .unwrap_err();
     assert!(e.to_string().contains("etc/shadow"), "{e}");
     assert_eq!(d.read("usr/app/main.py"), "main v1\n");
@@ -290,7 +290,7 @@ fn crash_after_commit_point_rolls_forward_from_stage() {
     d.seal();
     d.write("fota/app/main.py", "main v3\n");
     Engine::new(&OsFs::new())
-        .update(&d.config, "config", &d.p("fota"))
+        .update(&d.config, "config", &d.p("fota"), false)
         .unwrap();
     // Rebuild the state right after the commit point: old files in place, new ones staged.
     let new_hex = HashAlgo::Blake3.digest(b"main v3\n").to_hex();
@@ -668,7 +668,7 @@ fn failed_fsync_poisons_the_run_and_the_next_boot_repairs() {
     fs.put(Path::new("/d0/usr/a"), b"a1\n");
     fs.put(Path::new("/d0/usr/b"), b"b1\n");
     fs.mkdir_all(Path::new("/d1"));
-    Engine::new(&fs).seal(&config, &[], false).unwrap();
+    Engine::new(&fs).seal(&config, &[], false, false).unwrap();
     fs.remove(Path::new("/d0/usr/a"));
     fs.remove(Path::new("/d0/usr/b"));
     fs.sync_everything();
@@ -795,7 +795,7 @@ fn commit_after_an_interrupted_reseal_takes_a_generation_above_golden() {
         .filter_map(|r| fs::read(d.p(r)).ok().map(|b| (r.clone(), b)))
         .collect();
     Engine::new(&OsFs::new())
-        .seal(&d.config, &[], true)
+        .seal(&d.config, &[], true, false)
         .unwrap();
     for r in &slots {
         let _ = fs::remove_file(d.p(r));
@@ -892,7 +892,7 @@ fn kinds(r: &Report) -> Vec<&'static str> {
 fn commit_remove(d: &Device, rels: &[&str]) -> Report {
     let paths: Vec<PathBuf> = rels.iter().map(|r| d.p(r)).collect();
     Engine::new(&OsFs::new())
-        .commit_remove(&d.config, &paths)
+        .commit_remove(&d.config, &paths, false)
         .unwrap()
 }
 
@@ -945,7 +945,7 @@ fn commit_remove_of_an_unrecorded_path_is_refused() {
     d.seal();
     d.write("usr/app/extra.py", "x\n");
     let e = Engine::new(&OsFs::new())
-        .commit_remove(&d.config, &[d.p("usr/app/extra.py")])
+        .commit_remove(&d.config, &[d.p("usr/app/extra.py")], false)
         .unwrap();
     assert_eq!(e.exit_code(), exit::ERROR);
     assert!(e.sets[0]

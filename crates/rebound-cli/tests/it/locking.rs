@@ -3,7 +3,7 @@
 //! roots no longer run at once (the lock used to be on the configuration file); a
 //! waiting writer says who holds the lock and gives up after `--wait` seconds with exit
 //! status 2 (it used to wait forever, silently); readers (verify, status,
-//! boot --dry-run) take no lock and never wait.
+//! every --dry-run) take no lock and never wait.
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::OwnedFd;
@@ -105,11 +105,28 @@ fn readers_do_not_wait_behind_a_writer_and_say_that_it_is_running() {
     let holder = format!("pid {}", boot.pid());
     // Each finishes at once (they used to wait forever), with its real status, and says
     // on stderr that a writer is at work on those roots.
+    let sys = d.path("usr/system_config.json");
+    let sys = sys.to_str().unwrap();
+    let fota = d.path("fota");
+    d.write("fota/app/main.py", "print('v2')\n");
     for (args, code) in [
         (vec!["verify"], 1),
         (vec!["boot", "--dry-run"], 1),
         (vec!["status"], 0),
         (vec!["verify", "--json"], 1),
+        // A dry run writes nothing: a reader too.
+        (vec!["commit", "--dry-run", sys], 0),
+        (
+            vec![
+                "update",
+                "config",
+                "--dry-run",
+                "--from",
+                fota.to_str().unwrap(),
+            ],
+            0,
+        ),
+        (vec!["seal", "--dry-run", "--force"], 0),
     ] {
         let (r, _) = run_within(d.cmd(&args), SOON);
         let r = r.expect_code(code);

@@ -9,6 +9,8 @@
 //! - `mounts`: ENOSPC and a truly read-only golden copy (root and mounts; else skipped).
 //! - `mirror`: mirror mode on the vendor layout (issue 3), N copies, golden + copies.
 //! - `output`: `--dry-run`, `--json`, `status` and `demo`.
+//! - `dry_run`: `commit`, `update` and `seal --dry-run` write nothing and list what
+//!   the real run does.
 //! - `locking`: writers lock the replica roots, wait a bounded time and name the
 //!   holder; readers never wait.
 //! - `reports`: exit status of `boot --dry-run`, closed pipes, escaped names, wording,
@@ -32,6 +34,7 @@ mod bin;
 
 mod attacks;
 mod config;
+mod dry_run;
 mod golden;
 mod locking;
 mod malformed;
