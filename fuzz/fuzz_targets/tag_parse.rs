@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rebound::observe::parse_tag;
+use rebound::testing::parse_tag;
 
 fuzz_target!(|data: &[u8]| {
     let got = parse_tag(data);

@@ -6,9 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use rebound::engine::exit;
-use rebound::fs::os::OsFs;
-use rebound::{Config, Engine};
+use rebound::{exit, Config, Engine, OsFs};
 
 use crate::render;
 

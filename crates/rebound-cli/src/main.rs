@@ -12,12 +12,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rebound::config::SetConfig;
-use rebound::engine::exit;
-use rebound::escape::escape_controls;
-use rebound::fs::os::OsFs;
 use rebound::lock::{self, Holder, Locks};
-use rebound::{Config, Engine, Error};
+use rebound::{escape_controls, exit, Config, Engine, Error, OsFs, SetConfig};
 
 const EXIT_HELP: &str = "\
 Exit status:
@@ -191,7 +187,7 @@ fn config_path(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
             "REBOUND_CONFIG is set but empty; unset it or name the configuration file (or use -c FILE)"
         ),
         Some(v) => Ok(PathBuf::from(v)),
-        None => Ok(PathBuf::from(rebound::names::DEFAULT_CONFIG)),
+        None => Ok(PathBuf::from(rebound::DEFAULT_CONFIG)),
     }
 }
 

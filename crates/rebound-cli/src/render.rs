@@ -6,16 +6,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use rebound::config::{Mode, Role};
-use rebound::engine::{describe_action, Command, SetReport, SetStatus};
-use rebound::escape::{escape, escape_controls};
-use rebound::exec::Outcome;
-use rebound::fs::full;
-use rebound::observe::{SlotState, TagState};
-use rebound::plan::{Action, Authority, GoldenCheck, Problem};
-use rebound::Report;
+use rebound::{
+    describe_action, escape, escape_controls, Action, Authority, Command, GoldenCheck, Mode,
+    Outcome, Problem, RelPath, Report, Role, SetReport, SetStatus, SlotState, TagState,
+};
+
+/// The full path of `rel` under the replica root `root`, for messages.
+fn full(root: &Path, rel: &RelPath) -> PathBuf {
+    root.join(rel.as_str())
+}
 
 /// Text being rendered, one escaped line at a time.
 #[derive(Debug, Default)]
@@ -302,13 +303,12 @@ fn mode_name(m: Mode) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use rebound::plan::{Problem, Source, SourceKind};
-    use rebound::relpath::RelPath;
+    use rebound::{Problem, RelPath, Source, SourceKind};
 
     /// Each report's `command` keeps its JSON value, the command's name.
     #[test]
     fn each_command_keeps_its_json_name() {
-        use rebound::engine::Command;
+        use rebound::Command;
         for (c, name) in [
             (Command::Boot, "boot"),
             (Command::Verify, "verify"),

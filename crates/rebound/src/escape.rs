@@ -14,9 +14,9 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 }
 
 /// As [`escape`], leaving backslashes as they are: for text that is escaped in part
-/// already, such as a message naming a file whose name is not UTF-8
-/// ([`crate::fs::escape_name`] writes its bytes `\xNN`) or a `last-repair` record.
-/// Control characters still never reach the output.
+/// already, such as a message naming a file whose name is not UTF-8 (the filesystem
+/// layer's `escape_name` writes its bytes `\xNN`) or a `last-repair` record. Control
+/// characters still never reach the output.
 pub fn escape_controls(s: &str) -> Cow<'_, str> {
     escape_with(s, false)
 }

@@ -4,37 +4,96 @@
 //! A *set* of protected files is kept in two or more *replicas* (directory roots on
 //! different partitions). Golden mode keeps a writable live copy and a read-only
 //! golden (factory) copy; mirror mode keeps two or more writable copies where the
-//! newest wins. Both are one engine:
+//! newest wins. Both are one engine: `observe` reads every replica and writes nothing,
+//! `plan` is a pure function from that state to a [`Plan`] of [`Action`]s, and `exec`
+//! carries the plan out through `durable`, the only module that orders writes and
+//! syncs, over the [`Fs`] trait.
 //!
-//! - [`observe`] reads every replica (manifests, tags, file digests) and writes nothing;
-//! - [`plan`] is a pure function from that state to a [`plan::Plan`] of actions;
-//! - [`exec`] carries the plan out through [`durable::Durable`], the only module that
-//!   orders writes and syncs, over the [`fs::Fs`] trait (real or crash-simulating).
+//! # The API
 //!
-//! [`engine::Engine`] puts them together into the user's commands.
+//! The modules are private; the public API is the list of re-exports below (and the
+//! [`exit`] and [`lock`] namespaces). A run goes:
+//!
+//! 1. [`Config::load`] (or [`Config::parse`]) reads a configuration, [`DEFAULT_CONFIG`]
+//!    by default; [`Config::select`] picks sets by name;
+//! 2. [`Engine::new`]`(&`[`OsFs::new`]`())` makes an engine over the real filesystem;
+//! 3. [`Engine::boot`], [`Engine::verify`], [`Engine::commit`], [`Engine::commit_remove`],
+//!    [`Engine::update`] and [`Engine::seal`] each return a [`Report`] (one
+//!    [`SetReport`] per set: its [`Plan`], the [`Outcome`] of each action, notes);
+//!    [`Engine::status`] returns a [`SetStatus`] per set;
+//! 4. [`Report::exit_code`] sums a report up as one of the [`exit`] codes, and every
+//!    report and status is `serde::Serialize` (the CLI's `--json` is
+//!    `serde_json` of them).
+//!
+//! Writers (`boot`, `commit`, `update`, `seal`) of one set of roots are kept apart by
+//! [`lock::lock_roots`]; [`describe_action`], [`escape()`] and [`escape_controls`] are
+//! what the CLI renders text with.
+//!
+//! The hidden `testing` module gives the crash tests, the format tests and the fuzz
+//! targets the simulated filesystem and the internals they check; it is not part of
+//! the API.
 
 #![deny(clippy::unwrap_used)]
 
-pub mod change;
-pub mod config;
-pub mod digest;
-pub mod durable;
-pub mod engine;
-pub mod error;
-pub mod escape;
-pub mod exec;
-pub mod fs;
-pub mod hashing;
-pub mod lock;
-pub mod manifest;
-pub mod names;
-pub mod observe;
-pub mod plan;
-pub mod record;
-pub mod relpath;
-pub mod roots;
-pub mod statcache;
+mod change;
+mod config;
+mod digest;
+mod durable;
+mod engine;
+mod error;
+mod escape;
+mod exec;
+mod fs;
+mod hashing;
+mod manifest;
+mod names;
+mod observe;
+mod plan;
+mod record;
+mod relpath;
+mod roots;
+mod statcache;
 
-pub use config::Config;
-pub use engine::{Engine, Report};
+// Public as a module because its whole content is API (the writers' locks every
+// program that embeds the engine must take) and its names read best qualified:
+// `lock::lock_roots`, `lock::busy`.
+pub mod lock;
+
+// Configuration.
+pub use config::{Config, Links, Mode, Replica, Role, SetConfig};
+pub use names::DEFAULT_CONFIG;
+
+// Running the engine, and what it reports.
+pub use engine::{
+    describe_action, exit, Command, Engine, Installed, ReplicaStatus, Report, SetReport, SetStatus,
+};
+pub use exec::Outcome;
+pub use observe::{SlotState, TagState};
+pub use plan::{
+    Action, Authority, Checked, Finding, GoldenCheck, Plan, Prior, Problem, Source, SourceKind,
+};
+
+// The values reports hold.
+pub use digest::{Digest, HashAlgo};
+pub use manifest::Owner;
+pub use relpath::{RelPath, RelPathError};
+
+// The filesystem: the engine runs over `&dyn Fs`; `OsFs` is the real one. `Meta` and
+// `Kind` are what `lstat` said (`Checked::meta`).
+pub use fs::{os::OsFs, Fs, Kind, Meta};
+
+// Errors, and the text helpers the CLI renders with.
 pub use error::{Error, Result};
+pub use escape::{escape, escape_controls};
+
+/// For rebound's own tests only (the crash explorer, the format tests, the fuzz
+/// targets): the power-cut simulating filesystem, fault injection and internals. Not
+/// part of the API; anything here may change or go at any time.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::durable::{Breakage, Durable};
+    pub use crate::exec::execute;
+    pub use crate::fs::sim::{CrashState, SimFs};
+    pub use crate::manifest::{Entry, Manifest};
+    pub use crate::observe::{parse_tag, Depth, SetState};
+}

@@ -351,12 +351,12 @@ pub struct Plan {
     pub committed: Option<Manifest>,
     /// Golden files that must be hashed before the plan can be final.
     #[serde(skip)]
-    pub need_hash: Vec<(usize, RelPath)>,
+    pub(crate) need_hash: Vec<(usize, RelPath)>,
     /// The golden replica was observed lazily and the plan needs its manifest
     /// ([`crate::observe::observe_golden`]) before it can be final. A plan with
     /// this set (or `need_hash` not empty) is incomplete and must not be carried out.
     #[serde(skip)]
-    pub need_golden: bool,
+    pub(crate) need_golden: bool,
 }
 
 impl Plan {

@@ -25,11 +25,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rebound::durable::Breakage;
-use rebound::engine::exit;
-use rebound::fs::sim::SimFs;
-use rebound::manifest::{Manifest, Owner};
-use rebound::{Config, Engine};
+use rebound::testing::{Breakage, Manifest, SimFs};
+use rebound::{exit, Config, Engine, Owner};
 
 type Files = &'static [(&'static str, &'static str)];
 

@@ -8,11 +8,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rebound::digest::HashAlgo;
-use rebound::engine::exit;
-use rebound::fs::os::OsFs;
-use rebound::plan::{Action, Authority, GoldenCheck, Problem};
-use rebound::{Config, Engine, Report};
+use rebound::{
+    exit, Action, Authority, Config, Engine, GoldenCheck, HashAlgo, OsFs, Problem, Report,
+};
 
 struct Device {
     dir: tempfile::TempDir,
@@ -661,7 +659,7 @@ fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn failed_fsync_poisons_the_run_and_the_next_boot_repairs() {
-    use rebound::fs::sim::SimFs;
+    use rebound::testing::SimFs;
     let fs = SimFs::new();
     let text = "[[set]]\nname = \"config\"\nmode = \"golden\"\nlive = \"/d0/usr\"\ngolden = \"/d1/bak\"\ninclude = [\"a\", \"b\"]\n";
     let config = Config::parse(text, Path::new("/etc/rebound.toml")).unwrap();
@@ -964,18 +962,18 @@ fn restore_over_a_file_changed_after_it_was_observed_is_skipped() {
     let fs_ = OsFs::new();
     let e = Engine::new(&fs_);
     let set = &d.config.sets[0];
-    let (_, plan) = e.plan_set(set, rebound::observe::Depth::Boot).unwrap();
+    let (_, plan) = e.plan_set(set, rebound::testing::Depth::Boot).unwrap();
     assert_eq!(plan.actions.len(), 1, "{:#?}", plan.actions);
     // An application writes the file after observe, before the restore.
     d.write("usr/apn_cfg.json", "apn mine\n");
-    let out = rebound::exec::execute(&rebound::durable::Durable::new(&fs_), &plan);
+    let out = rebound::testing::execute(&rebound::testing::Durable::new(&fs_), &plan);
     let err = out[0].error.as_deref().unwrap();
     assert!(err.contains("changed during this run"), "{err}");
     assert_eq!(d.read("usr/apn_cfg.json"), "apn mine\n");
     // A file that did not change is restored as before.
     d.write("usr/apn_cfg.json", "rot\n");
-    let (_, plan) = e.plan_set(set, rebound::observe::Depth::Boot).unwrap();
-    let out = rebound::exec::execute(&rebound::durable::Durable::new(&fs_), &plan);
+    let (_, plan) = e.plan_set(set, rebound::testing::Depth::Boot).unwrap();
+    let out = rebound::testing::execute(&rebound::testing::Durable::new(&fs_), &plan);
     assert!(out.iter().all(|o| o.error.is_none()), "{out:#?}");
     assert_eq!(d.read("usr/apn_cfg.json"), "apn v1\n");
 }
@@ -989,7 +987,7 @@ fn stale_file_edited_after_it_was_observed_is_not_removed() {
     let fs_ = OsFs::new();
     let e = Engine::new(&fs_);
     let (_, plan) = e
-        .plan_set(&d.config.sets[0], rebound::observe::Depth::Boot)
+        .plan_set(&d.config.sets[0], rebound::testing::Depth::Boot)
         .unwrap();
     assert!(
         plan.actions
@@ -1000,7 +998,7 @@ fn stale_file_edited_after_it_was_observed_is_not_removed() {
     );
     // Someone edits the backup's copy after observe, before the removal.
     d.write(&format!("{BAK}/apps/params.cfg"), "params mine\n");
-    let out = rebound::exec::execute(&rebound::durable::Durable::new(&fs_), &plan);
+    let out = rebound::testing::execute(&rebound::testing::Durable::new(&fs_), &plan);
     let stale = out
         .iter()
         .find(|o| matches!(o.action, Action::RemoveStale { .. }))

@@ -4,9 +4,8 @@
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use rebound::digest::HashAlgo;
-use rebound::manifest::{Manifest, Owner};
-use rebound::relpath::RelPath;
+use rebound::testing::Manifest;
+use rebound::{HashAlgo, Owner, RelPath};
 
 #[test]
 fn manifest_format_1_fixture_decodes_without_owners_and_is_rewritten_as_format_2() {

@@ -6,7 +6,7 @@
 
 use std::os::unix::fs::symlink;
 
-use rebound::digest::HashAlgo;
+use rebound::HashAlgo;
 
 use crate::util::{Dir, Run, DATA, SYS};
 

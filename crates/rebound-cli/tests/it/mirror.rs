@@ -4,9 +4,8 @@
 //! methods 1-4, invalid tags, content (not only version) verification, commit, a copy
 //! cut off half way, sets of three copies, and a golden set with an extra writable copy.
 
-use rebound::digest::HashAlgo;
-use rebound::manifest::{Entry, Manifest};
-use rebound::relpath::RelPath;
+use rebound::testing::{Entry, Manifest};
+use rebound::{HashAlgo, RelPath};
 
 use crate::util::{Dir, DATA, SYS};
 

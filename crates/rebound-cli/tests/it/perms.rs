@@ -251,7 +251,7 @@ fn downgrade_to_format_1(path: &Path) {
         body.push_str(&line);
         body.push('\n');
     }
-    let sum = rebound::digest::HashAlgo::Blake3.digest(body.as_bytes());
+    let sum = rebound::HashAlgo::Blake3.digest(body.as_bytes());
     let out = format!("{body}end {sum}\n");
     assert!(out.starts_with("rebound-manifest 1\n") && !out.contains(" - - "));
     let _ = std::fs::remove_file(path);

@@ -286,7 +286,7 @@ pub trait Fs: Sync {
         false
     }
 
-    /// A [`Cursor`] for reading many files below `root` in a row. The default makes
+    /// A `Cursor` for reading many files below `root` in a row. The default makes
     /// each call separately; [`os::OsFs`] keeps the last directory open, which saves
     /// opening every parent directory again for each file (most of the system calls
     /// of a verification pass over small files).
