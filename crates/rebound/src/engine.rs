@@ -228,6 +228,7 @@ impl<'a> Engine<'a> {
     ///
     /// # Errors
     /// Errors that make the set unreadable, or why no plan can be made.
+    #[doc(hidden)]
     pub fn plan_set(&self, set: &SetConfig, depth: Depth) -> Result<(SetState, Plan)> {
         let mut state = observe::observe(self.fs(), set, depth)?;
         let p = self.settle(
