@@ -304,7 +304,7 @@ fn roots<'c>(sets: &[&'c SetConfig]) -> Vec<&'c Path> {
         .collect()
 }
 
-/// A writer's locks ([`lock`]), or none for a dry run, which writes nothing: like a
+/// A writer's locks ([`lock()`]), or none for a dry run, which writes nothing: like a
 /// reader, it only says when a writer is running on the same roots.
 fn writer_lock(
     sets: &[&SetConfig],
