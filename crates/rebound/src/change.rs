@@ -25,7 +25,7 @@ use crate::fs::{full, Meta};
 use crate::manifest::{Entry, Manifest};
 use crate::names::{SEALED_MARKER, STAGE_DIR};
 use crate::observe::{FileState, Observed, SetState, SlotState, TagState};
-use crate::plan::{self, Action, Checked, Plan, PlanError, Source, SourceKind};
+use crate::plan::{self, Action, Checked, Need, Plan, PlanError, Planned, Source, SourceKind};
 use crate::relpath::RelPath;
 
 /// One file of a `commit` or `update`, as observed before planning.
@@ -78,21 +78,20 @@ fn set_error(set: &SetConfig) -> impl Fn(PlanError) -> Error + '_ {
     }
 }
 
-/// Plans a `commit` or `update` of `files` over the observed `state`. The plan asks
-/// for more observation ([`Plan::need_golden`], [`Plan::need_hash`]) like a boot's;
-/// the engine reads that and plans again.
+/// Plans a `commit` or `update` of `files` over the observed `state`: complete, or
+/// what must be read first ([`Planned::Need`]), like a boot's plan.
 ///
 /// # Errors
 /// As [`plan::plan`], and a generation that cannot grow.
-pub fn plan_commit(set: &SetConfig, state: &SetState, files: &[NewFile]) -> Result<Change> {
-    let boot = plan::plan(set, state).map_err(set_error(set))?;
-    let unsettled = |p: Plan| Change {
-        plan: p,
-        recorded: Vec::new(),
+pub fn plan_commit(
+    set: &SetConfig,
+    state: &SetState,
+    files: &[NewFile],
+) -> Result<Planned<Change>> {
+    let boot = match plan::plan(set, state).map_err(set_error(set))? {
+        Planned::Complete(p) => p,
+        Planned::Need(n) => return Ok(Planned::Need(n)),
     };
-    if boot.need_golden || !boot.need_hash.is_empty() {
-        return Ok(unsettled(boot));
-    }
     let base = boot
         .manifest
         .clone()
@@ -119,15 +118,18 @@ pub fn plan_commit(set: &SetConfig, state: &SetState, files: &[NewFile]) -> Resu
     // file's verified copy.
     plan::learn_owners(&mut next, state);
     if next.entries == base.entries && boot.manifest.is_some() {
-        return Ok(unsettled(boot));
+        return Ok(Planned::Complete(Change {
+            plan: boot,
+            recorded: Vec::new(),
+        }));
     }
     // IMPORTANT: the new generation must exceed every replica's, golden's included (a
     // reseal cut before its live manifest leaves golden ahead): read golden's manifest
     // first if it is not read yet. Generations never repeat.
     if golden_unread(state) {
-        return Ok(unsettled(Plan {
-            need_golden: true,
-            ..boot
+        return Ok(Planned::Need(Need {
+            hash: Vec::new(),
+            golden: true,
         }));
     }
     next.generation = plan::next_generation(state)
@@ -171,8 +173,7 @@ pub fn plan_commit(set: &SetConfig, state: &SetState, files: &[NewFile]) -> Resu
         })
         .collect();
     let after = predict(state, &change, &next, files);
-    let plan = then_boot(set, &after, change, next)?;
-    Ok(Change { plan, recorded })
+    Ok(then_boot(set, &after, change, next)?.map(|plan| Change { plan, recorded }))
 }
 
 /// Stages the new content in every writable replica that does not hold it at its
@@ -256,13 +257,16 @@ fn then_boot(
     after: &SetState,
     change: Vec<Action>,
     committed: Manifest,
-) -> Result<Plan> {
-    let mut p = plan::plan(set, after).map_err(set_error(set))?;
-    let mut actions = change;
-    actions.append(&mut p.actions);
-    p.actions = actions;
-    p.committed = Some(committed);
-    Ok(p)
+) -> Result<Planned> {
+    Ok(plan::plan(set, after)
+        .map_err(set_error(set))?
+        .map(|mut p| {
+            let mut actions = change;
+            actions.append(&mut p.actions);
+            p.actions = actions;
+            p.committed = Some(committed);
+            p
+        }))
 }
 
 fn golden_unread(state: &SetState) -> bool {
@@ -281,7 +285,7 @@ fn golden_unread(state: &SetState) -> bool {
 /// [`Error::Usage`] for what cannot be sealed (nothing selected, a selected path that
 /// is not a regular file, a golden copy sealed already without `force`);
 /// [`Error::Io`] for a first replica that does not exist.
-pub fn plan_seal(set: &SetConfig, state: &SetState, force: bool) -> Result<Sealing> {
+pub fn plan_seal(set: &SetConfig, state: &SetState, force: bool) -> Result<Planned<Sealing>> {
     let primary = state
         .replicas
         .first()
@@ -365,8 +369,7 @@ pub fn plan_seal(set: &SetConfig, state: &SetState, force: bool) -> Result<Seali
     }
     change.extend(commit_manifest(state, 0, m.generation, Vec::new())?);
     let after = predict(state, &change, &m, &[]);
-    let plan = then_boot(set, &after, change, m)?;
-    Ok(Sealing { plan, skipped })
+    Ok(then_boot(set, &after, change, m)?.map(|plan| Sealing { plan, skipped }))
 }
 
 /// Fills `m` with the first replica's selected regular files. Every selected path

@@ -515,6 +515,63 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
             "name must be 1-64 characters of A-Z a-z 0-9 . _ - (and not `.` or `..`)".into(),
         );
     }
+    let replicas = resolve_replicas(&s)?;
+    if s.include.is_empty() {
+        return Err("`include` is empty: nothing to protect".into());
+    }
+    let include_set = globs("include", &s.include)?;
+    let exclude_set = globs("exclude", &s.exclude)?;
+    let dir_patterns: Vec<String> = s
+        .exclude
+        .iter()
+        .filter_map(|p| p.strip_suffix("/**"))
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    let exclude_dirs = globs("exclude", &dir_patterns)?;
+    let hash = match &s.hash {
+        Some(h) => h.parse()?,
+        None => HashAlgo::default(),
+    };
+    let version_file = match &s.version_file {
+        None => None,
+        Some(v) => {
+            if s.mode != Mode::Mirror {
+                return Err("`version_file` is for mirror sets".into());
+            }
+            let rel = RelPath::new(v).map_err(|e| format!("version_file `{v}`: {e}"))?;
+            if rel.is_meta() || include_set.is_match(rel.as_str()) {
+                return Err(format!(
+                    "version_file `{v}` must lie outside the included files and rebound's .rebound directory"
+                ));
+            }
+            Some(rel)
+        }
+    };
+    let full_check_every = resolve_full_check_every(&s)?;
+    Ok(SetConfig {
+        name: s.name,
+        mode: s.mode,
+        replicas,
+        include: s.include,
+        exclude: s.exclude,
+        include_set,
+        exclude_set,
+        exclude_dirs,
+        hash,
+        version_file,
+        threads: 1,
+        changed_only: s.changed_only,
+        full_check_every,
+        force_full: false,
+        links: s.links.unwrap_or_default(),
+    })
+}
+
+/// A set's replica roots, in order: golden mode's live copy, its extra copies, then
+/// golden; mirror mode's replicas. Refuses the other mode's keys and roots that
+/// overlap.
+fn resolve_replicas(s: &RawSet) -> std::result::Result<Vec<Replica>, String> {
     let mut replicas = Vec::new();
     match s.mode {
         Mode::Golden => {
@@ -567,39 +624,11 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
             }
         }
     }
-    if s.include.is_empty() {
-        return Err("`include` is empty: nothing to protect".into());
-    }
-    let include_set = globs("include", &s.include)?;
-    let exclude_set = globs("exclude", &s.exclude)?;
-    let dir_patterns: Vec<String> = s
-        .exclude
-        .iter()
-        .filter_map(|p| p.strip_suffix("/**"))
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect();
-    let exclude_dirs = globs("exclude", &dir_patterns)?;
-    let hash = match &s.hash {
-        Some(h) => h.parse()?,
-        None => HashAlgo::default(),
-    };
-    let version_file = match &s.version_file {
-        None => None,
-        Some(v) => {
-            if s.mode != Mode::Mirror {
-                return Err("`version_file` is for mirror sets".into());
-            }
-            let rel = RelPath::new(v).map_err(|e| format!("version_file `{v}`: {e}"))?;
-            if rel.is_meta() || include_set.is_match(rel.as_str()) {
-                return Err(format!(
-                    "version_file `{v}` must lie outside the included files and rebound's .rebound directory"
-                ));
-            }
-            Some(rel)
-        }
-    };
-    let full_check_every = match s.full_check_every {
+    Ok(replicas)
+}
+
+fn resolve_full_check_every(s: &RawSet) -> std::result::Result<u32, String> {
+    Ok(match s.full_check_every {
         None => DEFAULT_FULL_CHECK_EVERY,
         Some(0) => {
             return Err(
@@ -612,23 +641,6 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
             ))
         }
         Some(n) => n,
-    };
-    Ok(SetConfig {
-        name: s.name,
-        mode: s.mode,
-        replicas,
-        include: s.include,
-        exclude: s.exclude,
-        include_set,
-        exclude_set,
-        exclude_dirs,
-        hash,
-        version_file,
-        threads: 1,
-        changed_only: s.changed_only,
-        full_check_every,
-        force_full: false,
-        links: s.links.unwrap_or_default(),
     })
 }
 

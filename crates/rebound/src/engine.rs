@@ -17,7 +17,7 @@ use crate::fs::{full, Fs, Kind};
 use crate::hashing::{hash_reader, CHUNK};
 use crate::names::LAST_REPAIR;
 use crate::observe::{self, Depth, FileState, ReplicaState, SetState, SlotState, TagState};
-use crate::plan::{self, Action, Plan, Source, SourceKind};
+use crate::plan::{self, Action, Plan, Planned, Source, SourceKind};
 use crate::relpath::RelPath;
 use crate::roots;
 use crate::statcache;
@@ -231,46 +231,33 @@ impl<'a> Engine<'a> {
     #[doc(hidden)]
     pub fn plan_set(&self, set: &SetConfig, depth: Depth) -> Result<(SetState, Plan)> {
         let mut state = observe::observe(self.fs(), set, depth)?;
-        let p = self.settle(
-            set,
-            &mut state,
-            &|st| plan::plan(set, st).map_err(|e| set_error(set, e)),
-            |p| p,
-        )?;
+        let p = self.settle(set, &mut state, &|st| {
+            plan::plan(set, st).map_err(|e| set_error(set, e))
+        })?;
         Ok((state, p))
     }
 
-    /// Plans with `make` until the plan (`plan_of`) needs nothing more read.
+    /// Plans with `make` until the plan is complete, reading what it asks for.
     fn settle<T>(
         &self,
         set: &SetConfig,
         state: &mut SetState,
-        make: &dyn Fn(&SetState) -> Result<T>,
-        plan_of: fn(&T) -> &Plan,
+        make: &dyn Fn(&SetState) -> Result<Planned<T>>,
     ) -> Result<T> {
-        let mut made = make(state)?;
         // Each round reads only what the plan asked for and the plan asks only for
         // what is not read yet, so this settles: at most a round of golden sources,
         // one for the golden manifest (a lazy golden replica, at boot), one for the
         // fallback's golden files. The bound is a guard, never reached.
         for _ in 0..8 {
-            let p = plan_of(&made);
-            if p.need_golden {
-                observe::observe_golden(self.fs(), set, state)?;
-            } else if !p.need_hash.is_empty() {
-                observe::hash_on_demand(self.fs(), state, &p.need_hash);
-            } else {
-                break;
+            match make(state)? {
+                Planned::Complete(t) => return Ok(t),
+                Planned::Need(n) if n.golden => observe::observe_golden(self.fs(), set, state)?,
+                Planned::Need(n) => observe::hash_on_demand(self.fs(), state, &n.hash),
             }
-            made = make(state)?;
         }
-        let p = plan_of(&made);
-        if p.need_golden || !p.need_hash.is_empty() {
-            return Err(Error::Internal(
-                "the plan did not settle after the observation it asked for; nothing was done",
-            ));
-        }
-        Ok(made)
+        Err(Error::Internal(
+            "the plan did not settle after the observation it asked for; nothing was done",
+        ))
     }
 
     fn reconcile(&self, set: &SetConfig, dry_run: bool, intent: Intent<'_>) -> SetReport {
@@ -630,12 +617,9 @@ impl<'a> Engine<'a> {
             .map_err(|e| set_error(set, e))?
             .max(base.generation.saturating_add(1));
         let generation = next.generation;
-        let p = self.settle(
-            set,
-            &mut state,
-            &|st| plan::plan_change(set, st, next.clone()).map_err(|e| set_error(set, e)),
-            |p| p,
-        )?;
+        let p = self.settle(set, &mut state, &|st| {
+            plan::plan_change(set, st, next.clone()).map_err(|e| set_error(set, e))
+        })?;
         // The removal is intended, not a repair; a file restored on the way is one.
         let removed: BTreeSet<(PathBuf, RelPath)> = p
             .actions
@@ -742,12 +726,7 @@ impl<'a> Engine<'a> {
         let started = statcache::now_ns();
         let mut state = observe::observe(self.fs(), set, Depth::Boot)?;
         let files = self.observe_new(set, changes)?;
-        let ch = self.settle(
-            set,
-            &mut state,
-            &|st| change::plan_commit(set, st, &files),
-            |c| &c.plan,
-        )?;
+        let ch = self.settle(set, &mut state, &|st| change::plan_commit(set, st, &files))?;
         let installs = ch.installs();
         let generation = ch.plan.committed.as_ref().map(|m| m.generation);
         let intent = if ch.recorded.is_empty() {
@@ -848,12 +827,7 @@ impl<'a> Engine<'a> {
         let mut state = observe::observe(self.fs(), set, Depth::Boot)?;
         // Seal writes golden: its leftovers, marker and generation must be known.
         observe::observe_golden(self.fs(), set, &mut state)?;
-        let sealing = self.settle(
-            set,
-            &mut state,
-            &|st| change::plan_seal(set, st, force),
-            |s| &s.plan,
-        )?;
+        let sealing = self.settle(set, &mut state, &|st| change::plan_seal(set, st, force))?;
         let (files, generation) = sealing
             .plan
             .committed

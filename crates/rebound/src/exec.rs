@@ -36,6 +36,7 @@ use serde::Serialize;
 
 use std::path::Path;
 
+use crate::digest::Digest;
 use crate::digest::HashAlgo;
 use crate::durable::Durable;
 use crate::error::{Error, Result};
@@ -43,7 +44,7 @@ use crate::fs::{full, Fs, Kind};
 use crate::hashing::{hash_reader, CHUNK};
 use crate::manifest::Manifest;
 use crate::names::{GOLDEN_MANIFEST, MANIFEST_SLOTS};
-use crate::plan::{Action, Plan, Prior, SourceKind};
+use crate::plan::{Action, Checked, Plan, Prior, Source, SourceKind};
 use crate::relpath::RelPath;
 
 /// What [`Error::Changed`] says about a file a boot (or the reconcile of a commit)
@@ -120,10 +121,11 @@ pub fn change_failed(plan: &Plan, outcomes: &[Outcome]) -> Option<String> {
 }
 
 fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
+    let no_guard = || Ok(());
     match a {
-        Action::RemoveJunk { root, rel } | Action::RemoveStaged { root, rel } => {
-            d.remove_file(root, rel)
-        }
+        Action::RemoveJunk { root, rel }
+        | Action::RemoveStaged { root, rel }
+        | Action::Unseal { root, rel } => d.remove_file(root, rel),
         Action::RemoveStale { root, path, digest } => {
             let algo = plan_algo(plan)?;
             let prior = Prior::File { digest: *digest };
@@ -145,51 +147,45 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
             ..
         } => {
             let algo = plan_algo(plan)?;
-            let mut src = d.fs().open_read(&from.root, &from.rel)?;
-            d.write_file_guarded(
-                root,
-                path,
-                *mode,
-                *owner,
-                &mut *src,
-                &full(&from.root, &from.rel),
-                algo,
-                Some(*digest),
-                &|| unchanged(d.fs(), root, path, *prior, algo),
-            )
-            .map(|_| ())
+            let to = (root.as_path(), path, *mode, *owner);
+            copy(d, plan, from, *digest, to, &|| {
+                unchanged(d.fs(), root, path, *prior, algo)
+            })
         }
+        // Staged content is rebound's own: it gets the mode, and its owner only when
+        // the restore from it gives the file its place.
         Action::Stage {
             root,
             rel,
             from,
             digest,
             mode,
-        } => {
-            let mut src = d.fs().open_read(&from.root, &from.rel)?;
-            // Staged content is rebound's own: it gets the mode, and its owner only
-            // when the restore from it gives the file its place.
-            d.write_file(
-                root,
-                rel,
-                *mode,
-                None,
-                &mut *src,
-                &full(&from.root, &from.rel),
-                plan_algo(plan)?,
-                Some(*digest),
-            )
-            .map(|_| ())
-            .map_err(|err| match err {
-                // A file taken from where an application writes it no longer
-                // hashes as it did: it changed.
+        } => copy(d, plan, from, *digest, (root, rel, *mode, None), &no_guard).map_err(|err| {
+            match err {
+                // A file taken from where an application writes it no longer hashes
+                // as it did: it changed.
                 Error::Mismatch { .. } if from.kind == SourceKind::Writable => Error::Changed {
                     path: full(&from.root, &from.rel),
                     what: CHANGED_WHILE_COMMITTING,
                 },
                 other => other,
-            })
-        }
+            }
+        }),
+        Action::WriteGolden {
+            root,
+            path,
+            from,
+            digest,
+            mode,
+            owner,
+        } => copy(
+            d,
+            plan,
+            from,
+            *digest,
+            (root, path, *mode, *owner),
+            &no_guard,
+        ),
         Action::SyncFile { root, path } => d.sync_file(root, path),
         Action::CommitManifest {
             root,
@@ -200,50 +196,15 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
             let m = committed(plan, *generation)?;
             // IMPORTANT: the committed files are checked unchanged right before the
             // rename that makes this manifest the truth.
-            let guard = || -> Result<()> {
-                for c in checked {
-                    if d.fs().metadata(&c.root, &c.path)? != Some(c.meta) {
-                        return Err(Error::Changed {
-                            path: full(&c.root, &c.path),
-                            what: CHANGED_WHILE_COMMITTING,
-                        });
-                    }
-                }
-                Ok(())
-            };
+            let guard = || still_as_hashed(d.fs(), checked);
             write_manifest_guarded(d, root, &plan.set, *slot, m, &guard)
         }
-        Action::Unseal { root, rel } => d.remove_file(root, rel),
-        Action::WriteGolden {
+        Action::WriteGoldenManifest { root, generation } => d.write_bytes(
             root,
-            path,
-            from,
-            digest,
-            mode,
-            owner,
-        } => {
-            let mut src = d.fs().open_read(&from.root, &from.rel)?;
-            d.write_file(
-                root,
-                path,
-                *mode,
-                *owner,
-                &mut *src,
-                &full(&from.root, &from.rel),
-                plan_algo(plan)?,
-                Some(*digest),
-            )
-            .map(|_| ())
-        }
-        Action::WriteGoldenManifest { root, generation } => {
-            let m = committed(plan, *generation)?;
-            d.write_bytes(
-                root,
-                &RelPath::meta(&plan.set, GOLDEN_MANIFEST),
-                0o444,
-                &m.encode(),
-            )
-        }
+            &RelPath::meta(&plan.set, GOLDEN_MANIFEST),
+            0o444,
+            &committed(plan, *generation)?.encode(),
+        ),
         Action::WriteSealMarker {
             root,
             rel,
@@ -276,6 +237,50 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
             d.write_bytes(root, rel, 0o644, format!("{value}\n").as_bytes())
         }
     }
+}
+
+/// Where a copy goes: root, path, mode and owner.
+type Target<'a> = (&'a Path, &'a RelPath, u32, Option<crate::manifest::Owner>);
+
+/// Copies `from` (which must hash to `digest`) to `to` through the write protocol,
+/// calling `guard` right before the rename.
+fn copy(
+    d: &Durable<'_>,
+    plan: &Plan,
+    from: &Source,
+    digest: Digest,
+    to: Target<'_>,
+    guard: &dyn Fn() -> Result<()>,
+) -> Result<()> {
+    let (root, rel, mode, owner) = to;
+    let mut src = d.fs().open_read(&from.root, &from.rel)?;
+    let name = full(&from.root, &from.rel);
+    let algo = plan_algo(plan)?;
+    d.write_file_guarded(
+        root,
+        rel,
+        mode,
+        owner,
+        &mut *src,
+        &name,
+        algo,
+        Some(digest),
+        guard,
+    )
+    .map(|_| ())
+}
+
+/// `Ok` if every committed file still has the `lstat` it had when it was hashed.
+fn still_as_hashed(fs: &dyn Fs, checked: &[Checked]) -> Result<()> {
+    for c in checked {
+        if fs.metadata(&c.root, &c.path)? != Some(c.meta) {
+            return Err(Error::Changed {
+                path: full(&c.root, &c.path),
+                what: CHANGED_WHILE_COMMITTING,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `Ok` if nobody changed `rel` during the run, as far as the change journal knows,

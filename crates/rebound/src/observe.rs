@@ -536,6 +536,32 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
         }
         return Ok(st);
     }
+    read_slots(fs, set, root, &mut st);
+    if role == Role::Golden {
+        st.sealed = matches!(
+            fs.metadata(root, &RelPath::meta(&set.name, SEALED_MARKER)),
+            Ok(Some(m)) if m.kind == Kind::File
+        );
+    }
+    if let Some(vf) = &set.version_file {
+        st.tag = match read_small(fs, root, vf, TAG_MAX_BYTES) {
+            Ok(None) => TagState::Missing,
+            Ok(Some(b)) => match parse_tag(&b) {
+                Ok(v) => TagState::Value(v),
+                Err(e) => TagState::Invalid(format!("{}: {e}", full(root, vf).display())),
+            },
+            Err(e) => TagState::Invalid(e.to_string()),
+        };
+    }
+    read_meta_dir(fs, set, root, &mut st);
+    read_stage(fs, set, root, &mut st);
+    Ok(st)
+}
+
+/// Reads every manifest slot of a replica once: their states, the current manifest
+/// and which slots hold it, and (writable replicas) the generation floor.
+fn read_slots(fs: &dyn Fs, set: &SetConfig, root: &Path, st: &mut ReplicaState) {
+    let role = st.role;
     let names: Vec<&str> = match role {
         Role::Writable => MANIFEST_SLOTS.to_vec(),
         Role::Golden => vec![GOLDEN_MANIFEST],
@@ -568,24 +594,12 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
         st.manifest = Some(m);
     }
     st.slot_current = current;
-    if role == Role::Golden {
-        st.sealed = matches!(
-            fs.metadata(root, &RelPath::meta(&set.name, SEALED_MARKER)),
-            Ok(Some(m)) if m.kind == Kind::File
-        );
-    }
-    if let Some(vf) = &set.version_file {
-        st.tag = match read_small(fs, root, vf, TAG_MAX_BYTES) {
-            Ok(None) => TagState::Missing,
-            Ok(Some(b)) => match parse_tag(&b) {
-                Ok(v) => TagState::Value(v),
-                Err(e) => TagState::Invalid(format!("{}: {e}", full(root, vf).display())),
-            },
-            Err(e) => TagState::Invalid(e.to_string()),
-        };
-    }
-    // Rebound's own junk in the metadata directory: temp files of manifest writes.
-    // (Leftovers beside protected files and the tag are found by [`collect_temps`].)
+}
+
+/// Rebound's own junk in the metadata directory (temp files of manifest writes; the
+/// leftovers beside protected files and the tag are found by [`collect_temps`]), and
+/// the names used in `displaced/`.
+fn read_meta_dir(fs: &dyn Fs, set: &SetConfig, root: &Path, st: &mut ReplicaState) {
     let meta = RelPath::meta_dir(&set.name);
     if let Ok(entries) = fs.read_dir(root, Some(&meta)) {
         for e in entries {
@@ -604,7 +618,10 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
             }
         }
     }
-    // Staged content: keep what verifies, remove the rest.
+}
+
+/// Staged content: keeps what verifies against its name, marks the rest as junk.
+fn read_stage(fs: &dyn Fs, set: &SetConfig, root: &Path, st: &mut ReplicaState) {
     let stage = RelPath::meta(&set.name, STAGE_DIR);
     if let Ok(entries) = fs.read_dir(root, Some(&stage)) {
         let mut buf = vec![0u8; CHUNK];
@@ -631,7 +648,6 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
             }
         }
     }
-    Ok(st)
 }
 
 fn observe_files(
@@ -962,6 +978,81 @@ pub fn watch(fs: &dyn Fs, set: &SetConfig, root: &Path) {
     }
 }
 
+/// Where a walk starts below the root (`p`, a protected path's directory or the path
+/// itself): the directory to list, if it is one; a file there is recorded at once.
+fn walk_start(
+    fs: &dyn Fs,
+    set: &SetConfig,
+    st: &mut ReplicaState,
+    p: &RelPath,
+    found: &mut BTreeMap<RelPath, FileState>,
+) -> Option<Option<RelPath>> {
+    let m = match fs.metadata(&st.root, p) {
+        Ok(Some(m)) if m.kind == Kind::Dir => {
+            return (!set.excludes_below(p)).then(|| Some(p.clone()));
+        }
+        Ok(m) => m,
+        Err(e) => {
+            st.problems.push(e.to_string());
+            return None;
+        }
+    };
+    if st.watch {
+        fs.watch_dir(&st.root, p.parent().as_ref());
+    }
+    if let Some(m) = m.filter(|_| set.selects(p)) {
+        found.insert(p.clone(), file_state(&m));
+        if m.kind == Kind::File && st.stat_cache.is_some() {
+            st.stats.insert(p.clone(), m);
+        }
+    }
+    None
+}
+
+/// The path of directory entry `e` of `dir`. A name rebound cannot hold as a path
+/// (not UTF-8, or the path would be longer than 4096 bytes) is reported where it could
+/// be protected, never skipped in silence (`e.display` escapes invalid bytes as
+/// `\xNN`): `None` then.
+fn entry_path(
+    set: &SetConfig,
+    st: &mut ReplicaState,
+    dir: Option<&RelPath>,
+    e: &crate::fs::DirEntry,
+) -> Option<RelPath> {
+    let rel = match e.name.as_deref() {
+        None => Err("its name is not UTF-8"),
+        Some(name) => match dir {
+            None => RelPath::new(name),
+            Some(d) => d.join(name),
+        }
+        .map_err(|_| "its path is longer than 4096 bytes"),
+    };
+    let why = match rel {
+        Ok(rel) => return Some(rel),
+        Err(why) => why,
+    };
+    let path = match dir {
+        None => e.display.clone(),
+        Some(d) => format!("{d}/{}", e.display),
+    };
+    let relevant = match e.kind {
+        Kind::Dir => set.may_select_below(&path),
+        _ => RelPath::new(&path).map_or(true, |p| set.selects(&p)),
+    };
+    if relevant {
+        st.problems.push(format!(
+            "{}: not protected: {why}{} (rename it)",
+            st.root.join(&path).display(),
+            if e.kind == Kind::Dir {
+                "; nothing below it is protected"
+            } else {
+                ""
+            }
+        ));
+    }
+    None
+}
+
 /// Walks `start` (a directory or a single file) collecting selected files and junk.
 ///
 /// With `hash` (every listed file is hashed in this same pass) and no stat cache, a
@@ -981,36 +1072,9 @@ fn walk(
 ) {
     let by_type = hash && st.stat_cache.is_none();
     let mut stack: Vec<Option<RelPath>> = Vec::new();
-    let shown = |dir: &Option<RelPath>, name: &str| match dir {
-        None => name.to_string(),
-        Some(d) => format!("{d}/{name}"),
-    };
     match start {
         None => stack.push(None),
-        Some(p) => match fs.metadata(&st.root, p) {
-            Ok(None) => {
-                if st.watch {
-                    fs.watch_dir(&st.root, p.parent().as_ref());
-                }
-            }
-            Ok(Some(m)) if m.kind == Kind::Dir => {
-                if !set.excludes_below(p) {
-                    stack.push(Some(p.clone()));
-                }
-            }
-            Ok(Some(m)) => {
-                if st.watch {
-                    fs.watch_dir(&st.root, p.parent().as_ref());
-                }
-                if set.selects(p) {
-                    found.insert(p.clone(), file_state(&m));
-                    if m.kind == Kind::File && st.stat_cache.is_some() {
-                        st.stats.insert(p.clone(), m);
-                    }
-                }
-            }
-            Err(e) => st.problems.push(e.to_string()),
-        },
+        Some(p) => stack.extend(walk_start(fs, set, st, p, found)),
     }
     while let Some(dir) = stack.pop() {
         if st.watch {
@@ -1028,35 +1092,8 @@ fn walk(
             // A name rebound cannot hold as a path (not UTF-8, or the path would be
             // longer than 4096 bytes) is reported where it could be protected, never
             // skipped in silence (`e.display` escapes invalid bytes as `\xNN`).
-            let rel = match e.name.as_deref() {
-                None => Err("its name is not UTF-8"),
-                Some(name) => match &dir {
-                    None => RelPath::new(name),
-                    Some(d) => d.join(name),
-                }
-                .map_err(|_| "its path is longer than 4096 bytes"),
-            };
-            let rel = match rel {
-                Ok(rel) => rel,
-                Err(why) => {
-                    let path = shown(&dir, &e.display);
-                    let relevant = match e.kind {
-                        Kind::Dir => set.may_select_below(&path),
-                        _ => RelPath::new(&path).map_or(true, |p| set.selects(&p)),
-                    };
-                    if relevant {
-                        st.problems.push(format!(
-                            "{}: not protected: {why}{} (rename it)",
-                            st.root.join(&path).display(),
-                            if e.kind == Kind::Dir {
-                                "; nothing below it is protected"
-                            } else {
-                                ""
-                            }
-                        ));
-                    }
-                    continue;
-                }
+            let Some(rel) = entry_path(set, st, dir.as_ref(), &e) else {
+                continue;
             };
             if rel.is_meta() {
                 continue;

@@ -349,14 +349,6 @@ pub struct Plan {
     /// the golden manifest a seal writes); most often the same as `manifest`.
     #[serde(skip)]
     pub committed: Option<Manifest>,
-    /// Golden files that must be hashed before the plan can be final.
-    #[serde(skip)]
-    pub(crate) need_hash: Vec<(usize, RelPath)>,
-    /// The golden replica was observed lazily and the plan needs its manifest
-    /// ([`crate::observe::observe_golden`]) before it can be final. A plan with
-    /// this set (or `need_hash` not empty) is incomplete and must not be carried out.
-    #[serde(skip)]
-    pub(crate) need_golden: bool,
 }
 
 impl Plan {
@@ -375,8 +367,6 @@ impl Plan {
             golden,
             manifest: None,
             committed: None,
-            need_hash: Vec::new(),
-            need_golden: false,
         }
     }
 
@@ -643,96 +633,39 @@ fn describe(s: &FileState) -> String {
     }
 }
 
+/// The writable replica holding the intact manifest with the highest generation (the
+/// first of equals), and that manifest.
+fn highest_manifest(state: &SetState) -> Option<(&ReplicaState, &Manifest)> {
+    state
+        .replicas
+        .iter()
+        .filter(|r| r.role == Role::Writable)
+        .filter_map(|r| r.manifest.as_ref().map(|m| (r, m)))
+        .fold(
+            None,
+            |acc: Option<(&ReplicaState, &Manifest)>, (r, m)| match acc {
+                Some((_, am)) if am.generation >= m.generation => acc,
+                _ => Some((r, m)),
+            },
+        )
+}
+
+/// Chooses the authority: one case after the other, as the first table of
+/// docs/design.md section 3 lists them. The first that applies decides.
 fn choose<'s>(
     set: &SetConfig,
     state: &'s SetState,
     warnings: &mut Vec<String>,
 ) -> Result<Choice<'s>, PlanError> {
     refuse_other_hash(set, state)?;
-    let writable: Vec<&ReplicaState> = state
-        .replicas
-        .iter()
-        .filter(|r| r.role == Role::Writable)
-        .collect();
-    let best = writable
-        .iter()
-        .filter_map(|r| r.manifest.as_ref().map(|m| (r, m)))
-        .fold(
-            None::<(&&ReplicaState, &Manifest)>,
-            |acc, (r, m)| match acc {
-                Some((_, am)) if am.generation >= m.generation => acc,
-                _ => Some((r, m)),
-            },
-        );
-    for r in &writable {
+    for r in state.replicas.iter().filter(|r| r.role == Role::Writable) {
         if let TagState::Invalid(why) = &r.tag {
             warnings.push(format!("version tag ignored: {why}"));
         }
     }
-    if set.version_file.is_some() {
-        let tag_a = best.and_then(|(_, m)| m.tag).unwrap_or(-1);
-        let upgraded = writable
-            .iter()
-            .filter_map(|r| match r.tag {
-                TagState::Value(t) if t > tag_a => Some((*r, t)),
-                _ => None,
-            })
-            .fold(None::<(&ReplicaState, i64)>, |acc, (r, t)| match acc {
-                Some((_, at)) if at >= t => acc,
-                _ => Some((r, t)),
-            });
-        if let Some((r, t)) = upgraded {
-            if !r
-                .files
-                .values()
-                .any(|f| matches!(f, FileState::File { .. }))
-            {
-                // A tag with no files: with no manifest anywhere, nothing to adopt yet.
-                // IMPORTANT: with a manifest, this is a copy cut off before its files
-                // (the vendor's note 1: the tag reached the flash, the files did not).
-                // Adopting it would remove every file of the other copies, the last
-                // intact ones; the manifest stays the authority and the copy is refilled.
-                if best.is_some() {
-                    warnings.push(format!(
-                        "version tag {t} in {} not adopted: that copy holds none of the protected files (a copy or upgrade cut off before its files were written); it is refilled from the manifest instead",
-                        r.root.display()
-                    ));
-                }
-            } else {
-                let mut m = Manifest::new(&set.name, next_generation(state)?, set.hash, Some(t));
-                m.entries = adopt_files(set, r, warnings);
-                // IMPORTANT: a file the upgraded copy holds but cannot offer (a link, a
-                // directory, an unreadable file) is not dropped by the upgrade: dropping
-                // it would remove the other copies' intact ones, maybe the last. The
-                // previous entry stays, and the copy is repaired from the others.
-                if let Some((_, bm)) = best {
-                    for (p, e) in &bm.entries {
-                        if matches!(
-                            r.files.get(p),
-                            Some(FileState::NotFile { .. } | FileState::Unreadable { .. })
-                        ) {
-                            m.entries.entry(p.clone()).or_insert_with(|| e.clone());
-                        }
-                    }
-                    drop_entries_below_files(&mut m.entries, &r.root, warnings);
-                    warnings.push(upgrade_summary(&bm.entries, &m.entries, &r.root, t));
-                }
-                return Ok(Choice::Chosen(Chosen {
-                    authority: if best.is_some() {
-                        Authority::Upgrade {
-                            root: r.root.clone(),
-                            tag: t,
-                        }
-                    } else {
-                        Authority::Adopt {
-                            root: r.root.clone(),
-                        }
-                    },
-                    manifest: Cow::Owned(m),
-                    fresh: true,
-                }));
-            }
-        }
+    let best = highest_manifest(state);
+    if let Some(c) = upgrade_by_tag(set, state, best, warnings)? {
+        return Ok(Choice::Chosen(c));
     }
     if let Some((r, m)) = best {
         return Ok(Choice::Chosen(Chosen {
@@ -744,68 +677,161 @@ fn choose<'s>(
             fresh: false,
         }));
     }
-    if let Some(g) = state.replicas.iter().find(|r| r.role == Role::Golden) {
-        if !g.root_exists {
-            return Err(PlanError(format!(
-                "no intact manifest in any writable replica, and the golden copy {} does not exist (is its partition mounted?)",
-                g.root.display()
-            )));
-        }
-        if !g.sealed {
-            return Err(PlanError(format!(
-                "golden copy {} is not sealed (no {} marker): run `rebound seal {}` at the factory step",
-                g.root.display(),
-                crate::names::SEALED_MARKER,
-                set.name
-            )));
-        }
-        if g.observed == Observed::Lazy {
-            return Ok(Choice::NeedGolden);
-        }
-        return match &g.manifest {
-            Some(m) => Ok(Choice::Chosen(Chosen {
-                authority: Authority::Golden { root: g.root.clone() },
-                manifest: Cow::Borrowed(m),
-                fresh: false,
-            })),
-            None => Err(PlanError(format!(
-                "no intact manifest in any replica (golden manifest in {}: {}); reflash the golden copy or reseal",
-                g.root.display(),
-                match g.slots.first() {
-                    Some(SlotState::Damaged(why)) => why.clone(),
-                    _ => "missing".into(),
-                }
-            ))),
-        };
+    if let Some(c) = golden_fallback(set, state)? {
+        return Ok(c);
     }
-    // Mirror set, first run: adopt the replica with the highest tag, else the first
-    // one holding any file.
-    let has_files = |r: &ReplicaState| {
-        r.files
-            .values()
-            .any(|f| matches!(f, FileState::File { .. }))
-    };
-    let pick = writable
+    adopt_first_run(set, state, warnings)
+}
+
+/// Case "upgrade by tag" (mirror sets with a version file): a writable replica whose
+/// tag is above the authoritative manifest's had an external upgrade; its files become
+/// the truth at a new generation. `None` if no tag is higher, or the replica with the
+/// higher tag holds no file at all.
+fn upgrade_by_tag<'s>(
+    set: &SetConfig,
+    state: &'s SetState,
+    best: Option<(&'s ReplicaState, &'s Manifest)>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Chosen<'s>>, PlanError> {
+    if set.version_file.is_none() {
+        return Ok(None);
+    }
+    let tag_a = best.and_then(|(_, m)| m.tag).unwrap_or(-1);
+    let upgraded = state
+        .replicas
         .iter()
-        .filter(|r| has_files(r))
-        .fold(None::<&&ReplicaState>, |acc, r| {
-            let t = |r: &ReplicaState| match r.tag {
-                TagState::Value(v) => v,
-                _ => -1,
-            };
-            match acc {
-                Some(a) if t(a) >= t(r) => acc,
-                _ => Some(r),
+        .filter(|r| r.role == Role::Writable)
+        .filter_map(|r| match r.tag {
+            TagState::Value(t) if t > tag_a => Some((r, t)),
+            _ => None,
+        })
+        .fold(None::<(&ReplicaState, i64)>, |acc, (r, t)| match acc {
+            Some((_, at)) if at >= t => acc,
+            _ => Some((r, t)),
+        });
+    let Some((r, t)) = upgraded else {
+        return Ok(None);
+    };
+    if !holds_files(r) {
+        // A tag with no files: with no manifest anywhere, nothing to adopt yet.
+        // IMPORTANT: with a manifest, this is a copy cut off before its files (the
+        // vendor's note 1: the tag reached the flash, the files did not). Adopting it
+        // would remove every file of the other copies, the last intact ones; the
+        // manifest stays the authority and the copy is refilled.
+        if best.is_some() {
+            warnings.push(format!(
+                "version tag {t} in {} not adopted: that copy holds none of the protected files (a copy or upgrade cut off before its files were written); it is refilled from the manifest instead",
+                r.root.display()
+            ));
+        }
+        return Ok(None);
+    }
+    let mut m = Manifest::new(&set.name, next_generation(state)?, set.hash, Some(t));
+    m.entries = adopt_files(set, r, warnings);
+    // IMPORTANT: a file the upgraded copy holds but cannot offer (a link, a directory,
+    // an unreadable file) is not dropped by the upgrade: dropping it would remove the
+    // other copies' intact ones, maybe the last. The previous entry stays, and the
+    // copy is repaired from the others.
+    if let Some((_, bm)) = best {
+        for (p, e) in &bm.entries {
+            if matches!(
+                r.files.get(p),
+                Some(FileState::NotFile { .. } | FileState::Unreadable { .. })
+            ) {
+                m.entries.entry(p.clone()).or_insert_with(|| e.clone());
             }
+        }
+        drop_entries_below_files(&mut m.entries, &r.root, warnings);
+        warnings.push(upgrade_summary(&bm.entries, &m.entries, &r.root, t));
+    }
+    let root = r.root.clone();
+    Ok(Some(Chosen {
+        authority: if best.is_some() {
+            Authority::Upgrade { root, tag: t }
+        } else {
+            Authority::Adopt { root }
+        },
+        manifest: Cow::Owned(m),
+        fresh: true,
+    }))
+}
+
+fn holds_files(r: &ReplicaState) -> bool {
+    r.files
+        .values()
+        .any(|f| matches!(f, FileState::File { .. }))
+}
+
+/// Case "golden fallback": no writable replica has an intact manifest; the golden
+/// manifest is the authority (the seed's "copy checksum.json from the backup
+/// partition"). `None` for a set without a golden copy.
+fn golden_fallback<'s>(
+    set: &SetConfig,
+    state: &'s SetState,
+) -> Result<Option<Choice<'s>>, PlanError> {
+    let Some(g) = state.replicas.iter().find(|r| r.role == Role::Golden) else {
+        return Ok(None);
+    };
+    if !g.root_exists {
+        return Err(PlanError(format!(
+            "no intact manifest in any writable replica, and the golden copy {} does not exist (is its partition mounted?)",
+            g.root.display()
+        )));
+    }
+    if !g.sealed {
+        return Err(PlanError(format!(
+            "golden copy {} is not sealed (no {} marker): run `rebound seal {}` at the factory step",
+            g.root.display(),
+            crate::names::SEALED_MARKER,
+            set.name
+        )));
+    }
+    if g.observed == Observed::Lazy {
+        return Ok(Some(Choice::NeedGolden));
+    }
+    match &g.manifest {
+        Some(m) => Ok(Some(Choice::Chosen(Chosen {
+            authority: Authority::Golden {
+                root: g.root.clone(),
+            },
+            manifest: Cow::Borrowed(m),
+            fresh: false,
+        }))),
+        None => Err(PlanError(format!(
+            "no intact manifest in any replica (golden manifest in {}: {}); reflash the golden copy or reseal",
+            g.root.display(),
+            match g.slots.first() {
+                Some(SlotState::Damaged(why)) => why.clone(),
+                _ => "missing".into(),
+            }
+        ))),
+    }
+}
+
+/// Case "adopt" (a mirror set's first run): the replica with the highest tag, else
+/// the first one holding any file, becomes the truth. [`Choice::Nothing`] when no
+/// replica holds a file.
+fn adopt_first_run<'s>(
+    set: &SetConfig,
+    state: &'s SetState,
+    warnings: &mut Vec<String>,
+) -> Result<Choice<'s>, PlanError> {
+    let tag = |r: &ReplicaState| match r.tag {
+        TagState::Value(v) => Some(v),
+        _ => None,
+    };
+    let pick = state
+        .replicas
+        .iter()
+        .filter(|r| r.role == Role::Writable && holds_files(r))
+        .fold(None::<&ReplicaState>, |acc, r| match acc {
+            Some(a) if tag(a).unwrap_or(-1) >= tag(r).unwrap_or(-1) => acc,
+            _ => Some(r),
         });
     let Some(r) = pick else {
         return Ok(Choice::Nothing);
     };
-    let tag = match r.tag {
-        TagState::Value(v) => Some(v),
-        _ => None,
-    };
-    let mut m = Manifest::new(&set.name, next_generation(state)?, set.hash, tag);
+    let mut m = Manifest::new(&set.name, next_generation(state)?, set.hash, tag(r));
     m.entries = adopt_files(set, r, warnings);
     Ok(Choice::Chosen(Chosen {
         authority: Authority::Adopt {
@@ -816,39 +842,60 @@ fn choose<'s>(
     }))
 }
 
-/// Makes the plan for a set. Pure: reads only `state`.
-///
-/// If [`Plan::need_hash`] is not empty, hash those golden files
-/// ([`crate::observe::hash_on_demand`]) and plan again.
+/// What a plan still needs read before it can be made: golden files to hash
+/// ([`crate::observe::hash_on_demand`]) and the golden manifest
+/// ([`crate::observe::observe_golden`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Need {
+    pub hash: Vec<(usize, RelPath)>,
+    pub golden: bool,
+}
+
+/// A plan, or what must be read before it can be made. Only a complete plan can be
+/// carried out: an incomplete one does not exist.
+#[derive(Debug, Clone)]
+pub enum Planned<T = Plan> {
+    Complete(T),
+    Need(Need),
+}
+
+impl<T> Planned<T> {
+    /// The complete plan turned into something else (a change's plan around it).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Planned<U> {
+        match self {
+            Planned::Complete(t) => Planned::Complete(f(t)),
+            Planned::Need(n) => Planned::Need(n),
+        }
+    }
+}
+
+/// Makes the plan for a set. Pure: reads only `state`. The plan is complete, or says
+/// what must be read first ([`Planned::Need`]): read it and plan again.
 ///
 /// # Errors
 /// [`PlanError`] when no authoritative manifest can be chosen (golden not sealed,
 /// every manifest damaged).
-pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
+pub fn plan(set: &SetConfig, state: &SetState) -> Result<Planned, PlanError> {
     let mut warnings = observed_problems(state);
     let golden = golden_check(state);
-    let chosen = match choose(set, state, &mut warnings)? {
-        Choice::Chosen(c) => c,
-        Choice::NeedGolden => {
-            return Ok(Plan {
-                warnings,
-                need_golden: true,
-                ..Plan::nothing(set, golden)
-            })
-        }
+    match choose(set, state, &mut warnings)? {
+        Choice::Chosen(c) => plan_to(set, state, c, warnings, golden),
+        Choice::NeedGolden => Ok(Planned::Need(Need {
+            hash: Vec::new(),
+            golden: true,
+        })),
         Choice::Nothing => {
             warnings.push(format!(
                 "set `{}`: no manifest and no included file in any replica; nothing is protected yet",
                 set.name
             ));
-            return Ok(Plan {
+            Ok(Planned::Complete(Plan {
                 warnings,
                 actions: state_junk(state),
                 ..Plan::nothing(set, golden)
-            });
+            }))
         }
-    };
-    plan_to(set, state, chosen, warnings, golden)
+    }
 }
 
 /// The plan that makes `target` the truth: an intentional change (`commit --remove`)
@@ -858,7 +905,11 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Plan, PlanError> {
 ///
 /// # Errors
 /// As [`next_generation`], when the plan needs a newer generation than `target`'s.
-pub fn plan_change(set: &SetConfig, state: &SetState, target: Manifest) -> Result<Plan, PlanError> {
+pub fn plan_change(
+    set: &SetConfig,
+    state: &SetState,
+    target: Manifest,
+) -> Result<Planned, PlanError> {
     let chosen = Chosen {
         authority: Authority::Change {
             generation: target.generation,
@@ -875,305 +926,361 @@ pub fn plan_change(set: &SetConfig, state: &SetState, target: Manifest) -> Resul
     )
 }
 
-/// Plans toward the chosen authority.
-fn plan_to(
+/// Entries that the include/exclude patterns no longer select (the configuration was
+/// narrowed since they were recorded) are released: the new generation drops them,
+/// their files are left exactly as they are (never restored, never removed), and the
+/// golden copy is never used for them. Reported once: the next generation does not
+/// name them. Returns whether any was released.
+fn release_unselected(
     set: &SetConfig,
-    state: &SetState,
-    chosen: Chosen<'_>,
-    mut warnings: Vec<String>,
-    golden: Option<GoldenCheck>,
-) -> Result<Plan, PlanError> {
-    let mut findings = Vec::new();
-    let Chosen {
-        authority,
-        manifest: base,
-        mut fresh,
-    } = chosen;
-    // A copy-on-write view of `base`: copied only if the plan changes an entry.
-    let mut target: Cow<'_, Manifest> = match &base {
-        Cow::Borrowed(m) => Cow::Borrowed(*m),
-        Cow::Owned(m) => Cow::Borrowed(m),
-    };
-    // Entries that the include/exclude patterns no longer select (the configuration was
-    // narrowed since they were recorded) are released: the new generation drops them,
-    // their files are left exactly as they are (never restored, never removed), and
-    // the golden copy is never used for them (the loop below skips them, whichever
-    // manifest is the authority). Reported once: the next generation does not name them.
-    let released: Vec<&RelPath> = base.entries.keys().filter(|p| !set.selects(p)).collect();
-    if !released.is_empty() {
-        const SHOWN: usize = 10;
-        let names: Vec<&str> = released.iter().take(SHOWN).map(|p| p.as_str()).collect();
-        warnings.push(format!(
-            "released {} file(s) that the include/exclude patterns no longer select: {}{}; they are left as they are and no longer protected",
-            released.len(),
-            names.join(", "),
-            if released.len() > SHOWN {
-                format!(", and {} more", released.len() - SHOWN)
-            } else {
-                String::new()
-            }
-        ));
-        let t = target.to_mut();
-        for p in &released {
-            t.entries.remove(*p);
-        }
-        fresh = true;
+    target: &mut Cow<'_, Manifest>,
+    warnings: &mut Vec<String>,
+) -> bool {
+    let released: Vec<RelPath> = target
+        .entries
+        .keys()
+        .filter(|p| !set.selects(p))
+        .cloned()
+        .collect();
+    if released.is_empty() {
+        return false;
     }
-    let golden_idx = state.replicas.iter().position(|r| r.role == Role::Golden);
-    let golden_manifest = golden_idx.and_then(|i| state.replicas[i].manifest.as_ref());
-    let golden_lazy = golden_idx.is_some_and(|i| state.replicas[i].observed == Observed::Lazy);
-    // A golden copy that was read but whose manifest is damaged or gone has lost the
-    // factory fallback, even while every writable copy is intact: say so (verify exits
-    // 1 on it). Nothing is written to golden; only reflashing it repairs this.
-    if let Some(g) = golden_idx.map(|i| &state.replicas[i]) {
-        if !g.root_exists {
-            findings.push(Finding {
-                root: g.root.clone(),
-                path: RelPath::meta(&set.name, GOLDEN_MANIFEST),
-                problem: Problem::GoldenDamaged,
-                detail: "the golden copy does not exist (is its partition mounted?): there is no factory fallback".into(),
-            });
-        } else if g.observed == Observed::Full && g.manifest.is_none() {
-            let why = match g.slots.first() {
-                Some(SlotState::Damaged(d)) => format!("damaged ({d})"),
-                Some(SlotState::OtherHash { hash, .. }) => format!(
-                    "of another hash algorithm ({hash}, the set is configured for {})",
-                    set.hash
-                ),
-                _ => "missing".to_string(),
-            };
-            findings.push(Finding {
-                root: g.root.clone(),
-                path: RelPath::meta(&set.name, GOLDEN_MANIFEST),
-                problem: Problem::GoldenDamaged,
-                detail: format!(
-                    "the golden manifest is {why}: the factory copy cannot be verified or used (reflash the golden image)"
-                ),
-            });
+    const SHOWN: usize = 10;
+    let names: Vec<&str> = released.iter().take(SHOWN).map(|p| p.as_str()).collect();
+    warnings.push(format!(
+        "released {} file(s) that the include/exclude patterns no longer select: {}{}; they are left as they are and no longer protected",
+        released.len(),
+        names.join(", "),
+        if released.len() > SHOWN {
+            format!(", and {} more", released.len() - SHOWN)
+        } else {
+            String::new()
         }
+    ));
+    let t = target.to_mut();
+    for p in &released {
+        t.entries.remove(p);
     }
-    let mut restores = Vec::new();
-    let mut lost = Vec::new();
-    let mut need_hash = Vec::new();
-    let mut need_golden = false;
-    // What was already planned to be moved aside, per replica root.
-    let mut aside: BTreeSet<(PathBuf, RelPath)> = BTreeSet::new();
+    true
+}
 
+/// A golden copy that was read but whose manifest is damaged or gone has lost the
+/// factory fallback, even while every writable copy is intact: say so (verify exits
+/// 1 on it). Nothing is written to golden; only reflashing it repairs this.
+fn golden_manifest_findings(set: &SetConfig, state: &SetState) -> Vec<Finding> {
+    let Some(g) = state.replicas.iter().find(|r| r.role == Role::Golden) else {
+        return Vec::new();
+    };
+    let detail = if !g.root_exists {
+        "the golden copy does not exist (is its partition mounted?): there is no factory fallback"
+            .to_string()
+    } else if g.observed == Observed::Full && g.manifest.is_none() {
+        let why = match g.slots.first() {
+            Some(SlotState::Damaged(d)) => format!("damaged ({d})"),
+            Some(SlotState::OtherHash { hash, .. }) => format!(
+                "of another hash algorithm ({hash}, the set is configured for {})",
+                set.hash
+            ),
+            _ => "missing".to_string(),
+        };
+        format!(
+            "the golden manifest is {why}: the factory copy cannot be verified or used (reflash the golden image)"
+        )
+    } else {
+        return Vec::new();
+    };
+    vec![Finding {
+        root: g.root.clone(),
+        path: RelPath::meta(&set.name, GOLDEN_MANIFEST),
+        problem: Problem::GoldenDamaged,
+        detail,
+    }]
+}
+
+/// What a path's decision reads besides the path's own row: the set, the state, and
+/// where the golden copy stands.
+struct PathContext<'s> {
+    set: &'s SetConfig,
+    state: &'s SetState,
+    golden_idx: Option<usize>,
+    golden_manifest: Option<&'s Manifest>,
+    golden_lazy: bool,
+    /// The authority's entries and generation (what may be moved aside, and where to).
+    names: &'s BTreeMap<RelPath, Entry>,
+    generation: u64,
+}
+
+/// What the plan does about one path of the authority: a pure function of that path's
+/// states across the replicas ([`decide_path`]).
+#[derive(Debug, Default)]
+struct PathDecision {
+    /// The factory entry the target takes instead of the authority's (no intact copy
+    /// of the committed version is left).
+    fallback: Option<Entry>,
+    findings: Vec<Finding>,
+    /// Moves aside, restores and metadata fixes, in replica order.
+    actions: Vec<Action>,
+    need: Need,
+    lost: bool,
+}
+
+/// Decides one path: where its content comes from (a verified writable copy, staged
+/// content, golden; else the factory version; else it is lost), what is wrong with it
+/// in each replica, and the writes that repair it. `row` holds each replica's state of
+/// the path (`None`: not in its map).
+fn decide_path(
+    cx: &PathContext<'_>,
+    path: &RelPath,
+    entry: &Entry,
+    row: &[Option<&FileState>],
+) -> PathDecision {
+    let mut d = PathDecision::default();
+    let source = find_source(cx.state, cx.set, row, path, entry, &mut d.need.hash);
+    let (entry, source) = match source {
+        Some(s) => (entry.clone(), Some(s)),
+        // The fallback needs the golden manifest: ask for it, unless a golden file
+        // still waits to be hashed (it may turn out to be the source).
+        None if cx.golden_lazy => {
+            d.need.golden = d.need.hash.is_empty();
+            (entry.clone(), None)
+        }
+        // The seed's behaviour: fall back to the factory version.
+        None => match factory_version(cx, row, path, &mut d.need.hash) {
+            Some((ge, src)) if ge != *entry => {
+                d.findings.push(Finding {
+                    root: src.root.clone(),
+                    path: path.clone(),
+                    problem: Problem::FactoryFallback,
+                    detail: "no copy of the committed version is intact; restoring the factory (golden) version".into(),
+                });
+                d.fallback = Some(ge.clone());
+                (ge, Some(src))
+            }
+            Some((ge, src)) => (ge, Some(src)),
+            None => (entry.clone(), None),
+        },
+    };
+    for (r, fs) in cx.state.replicas.iter().zip(row) {
+        let fs = fs.cloned().unwrap_or(FileState::Missing);
+        if r.role == Role::Golden {
+            // A lazily read golden copy was read only as a source: nothing to say.
+            if r.observed != Observed::Lazy {
+                let ge = cx.golden_manifest.and_then(|m| m.entries.get(path));
+                d.findings.extend(golden_file_finding(r, path, ge, &fs));
+            }
+            continue;
+        }
+        if fs.digest() == Some(entry.digest) {
+            // Intact content; its permission bits and owner must be the recorded ones
+            // too (a setuid bit added, a file made unreadable, a config handed to
+            // root). An owner not recorded (format 1) is not checked.
+            d.actions
+                .extend(fix_meta(r, path, &entry, &fs, &mut d.findings));
+            continue;
+        }
+        d.findings.push(damage_finding(r, path, &entry, &fs));
+        if let Some(src) = &source {
+            d.actions
+                .extend(move_aside(cx.set, r, path, cx.names, cx.generation));
+            d.actions.push(Action::Restore {
+                root: r.root.clone(),
+                path: path.clone(),
+                from: src.clone(),
+                digest: entry.digest,
+                size: entry.size,
+                mode: entry.mode,
+                prior: Prior::of(Some(&fs)),
+                owner: entry.owner,
+            });
+        }
+    }
+    // Lost only once nothing about this path is still to be read.
+    if source.is_none() && d.need.hash.is_empty() && !cx.golden_lazy {
+        d.lost = true;
+        d.findings.push(Finding {
+            root: cx.state.replicas[0].root.clone(),
+            path: path.clone(),
+            problem: Problem::Lost,
+            detail: "no replica holds an intact copy; left as it is".into(),
+        });
+    }
+    d
+}
+
+/// The factory version of `path`: golden's entry and the golden file as source, if it
+/// verifies against it. A golden file not hashed yet is asked for (`need_hash`).
+fn factory_version(
+    cx: &PathContext<'_>,
+    row: &[Option<&FileState>],
+    path: &RelPath,
+    need_hash: &mut Vec<(usize, RelPath)>,
+) -> Option<(Entry, Source)> {
+    let gi = cx.golden_idx?;
+    let ge = cx.golden_manifest?.entries.get(path)?;
+    match row[gi] {
+        Some(FileState::File { digest: None, .. }) => {
+            need_hash.push((gi, path.clone()));
+            None
+        }
+        Some(FileState::File {
+            digest: Some(d), ..
+        }) if *d == ge.digest => Some((ge.clone(), golden_source(&cx.state.replicas[gi], path))),
+        _ => None,
+    }
+}
+
+/// What is wrong with golden's copy of a file its manifest names (`ge`), if anything.
+fn golden_file_finding(
+    g: &ReplicaState,
+    path: &RelPath,
+    ge: Option<&Entry>,
+    fs: &FileState,
+) -> Option<Finding> {
+    let detail = match (ge?, fs) {
+        (
+            ge,
+            FileState::File {
+                digest: Some(d), ..
+            },
+        ) if *d != ge.digest => "the golden copy does not match the golden manifest; it is not used (reflash the golden image)".to_string(),
+        (_, FileState::Missing) => "missing from the golden copy".to_string(),
+        // A link (never followed), a directory or an unreadable file in the golden
+        // copy is as unusable as a corrupt one: report it, never use it.
+        (_, FileState::NotFile { .. } | FileState::Unreadable { .. }) => format!(
+            "unusable in the golden copy ({}); it is not used (reflash the golden image)",
+            describe(fs)
+        ),
+        _ => return None,
+    };
+    Some(Finding {
+        root: g.root.clone(),
+        path: path.clone(),
+        problem: Problem::GoldenDamaged,
+        detail,
+    })
+}
+
+/// The finding for a writable replica's copy of a file that does not hold `entry`.
+fn damage_finding(r: &ReplicaState, path: &RelPath, entry: &Entry, fs: &FileState) -> Finding {
+    let (problem, detail) = match fs {
+        FileState::Missing => (Problem::Missing, "file is missing".to_string()),
+        FileState::File {
+            digest: Some(d), ..
+        } => (
+            Problem::Corrupt,
+            format!(
+                "content does not match the manifest (expected {}, found {d})",
+                entry.digest
+            ),
+        ),
+        FileState::File { digest: None, .. } => (Problem::Unreadable, "not hashed".to_string()),
+        FileState::NotFile { kind } => (
+            Problem::NotAFile,
+            format!("is a {kind}, not a regular file"),
+        ),
+        FileState::Unreadable { error } => (Problem::Unreadable, error.clone()),
+    };
+    Finding {
+        root: r.root.clone(),
+        path: path.clone(),
+        problem,
+        detail,
+    }
+}
+
+/// Every path of the authority decided: the findings, the content actions (in path
+/// order), the lost paths, what must still be read, and the target after factory
+/// fallbacks (`fresh` when one changed it).
+struct Content {
+    findings: Vec<Finding>,
+    actions: Vec<Action>,
+    lost: Vec<RelPath>,
+    need: Need,
+    fallbacks: Vec<(RelPath, Entry)>,
+}
+
+fn decide_paths(cx: &PathContext<'_>, base: &Manifest) -> Content {
+    let mut out = Content {
+        findings: Vec::new(),
+        actions: Vec::new(),
+        lost: Vec::new(),
+        need: Need::default(),
+        fallbacks: Vec::new(),
+    };
     // Every map here is sorted by path, and the authority's entries are visited in
     // that order: one forward cursor per replica finds each path's state in a step or
     // two instead of a tree lookup per replica per path.
-    let mut cursors: Vec<Seek<'_, FileState>> =
-        state.replicas.iter().map(|r| Seek::new(&r.files)).collect();
-    let mut row: Vec<Option<&FileState>> = vec![None; state.replicas.len()];
-    for (path, entry) in &base.entries {
-        if !set.selects(path) {
-            continue; // released above
-        }
+    let mut cursors: Vec<Seek<'_, FileState>> = cx
+        .state
+        .replicas
+        .iter()
+        .map(|r| Seek::new(&r.files))
+        .collect();
+    let mut row: Vec<Option<&FileState>> = vec![None; cx.state.replicas.len()];
+    // Released paths (no longer selected) are skipped: see `release_unselected`.
+    for (path, entry) in base.entries.iter().filter(|(p, _)| cx.set.selects(p)) {
         for (slot, c) in row.iter_mut().zip(cursors.iter_mut()) {
             *slot = c.seek(path);
         }
-        let asked = need_hash.len();
-        let source = find_source(state, set, &row, path, entry, &mut need_hash);
-        let (entry, source) = match source {
-            Some(s) => (entry.clone(), Some(s)),
-            // The fallback needs the golden manifest: ask for it, unless a golden
-            // file still waits to be hashed (it may turn out to be the source).
-            None if golden_lazy => {
-                if need_hash.len() == asked {
-                    need_golden = true;
-                }
-                (entry.clone(), None)
-            }
-            None => {
-                // The seed's behaviour: fall back to the factory version.
-                let fallback = golden_idx
-                    .zip(golden_manifest.and_then(|m| m.entries.get(path)))
-                    .and_then(|(gi, ge)| {
-                        let g = &state.replicas[gi];
-                        match row[gi] {
-                            Some(FileState::File { digest: None, .. }) => {
-                                need_hash.push((gi, path.clone()));
-                                None
-                            }
-                            Some(FileState::File {
-                                digest: Some(d), ..
-                            }) if *d == ge.digest => Some((ge.clone(), golden_source(g, path))),
-                            _ => None,
-                        }
-                    });
-                match fallback {
-                    Some((ge, src)) if ge != *entry => {
-                        findings.push(Finding {
-                            root: src.root.clone(),
-                            path: path.clone(),
-                            problem: Problem::FactoryFallback,
-                            detail: "no copy of the committed version is intact; restoring the factory (golden) version".into(),
-                        });
-                        target.to_mut().entries.insert(path.clone(), ge.clone());
-                        fresh = true;
-                        (ge, Some(src))
-                    }
-                    Some((ge, src)) => (ge, Some(src)),
-                    None => (entry.clone(), None),
-                }
-            }
-        };
-        for (r, fs) in state.replicas.iter().zip(&row) {
-            let fs = fs.cloned().unwrap_or(FileState::Missing);
-            let ok = fs.digest() == Some(entry.digest);
-            if r.role == Role::Golden && r.observed == Observed::Lazy {
-                // Not read (or only as a source): nothing to say about it.
-                continue;
-            }
-            if r.role == Role::Golden {
-                if let (
-                    Some(ge),
-                    FileState::File {
-                        digest: Some(d), ..
-                    },
-                ) = (golden_manifest.and_then(|m| m.entries.get(path)), &fs)
-                {
-                    if *d != ge.digest {
-                        findings.push(Finding {
-                            root: r.root.clone(),
-                            path: path.clone(),
-                            problem: Problem::GoldenDamaged,
-                            detail: "the golden copy does not match the golden manifest; it is not used (reflash the golden image)".into(),
-                        });
-                    }
-                } else if let (Some(_), FileState::Missing) =
-                    (golden_manifest.and_then(|m| m.entries.get(path)), &fs)
-                {
-                    findings.push(Finding {
-                        root: r.root.clone(),
-                        path: path.clone(),
-                        problem: Problem::GoldenDamaged,
-                        detail: "missing from the golden copy".into(),
-                    });
-                } else if let (Some(_), FileState::NotFile { .. } | FileState::Unreadable { .. }) =
-                    (golden_manifest.and_then(|m| m.entries.get(path)), &fs)
-                {
-                    // A link (never followed), a directory or an unreadable file in the
-                    // golden copy is as unusable as a corrupt one: report it, never use it.
-                    findings.push(Finding {
-                        root: r.root.clone(),
-                        path: path.clone(),
-                        problem: Problem::GoldenDamaged,
-                        detail: format!(
-                            "unusable in the golden copy ({}); it is not used (reflash the golden image)",
-                            describe(&fs)
-                        ),
-                    });
-                }
-                continue;
-            }
-            if ok {
-                // Intact content; its permission bits and owner must be the recorded
-                // ones too (a setuid bit added, a file made unreadable, a config
-                // handed to root). An owner not recorded (format 1) is not checked.
-                if let Some(a) = fix_meta(r, path, &entry, &fs, &mut findings) {
-                    restores.push(a);
-                }
-                continue;
-            }
-            let (problem, detail) = match &fs {
-                FileState::Missing => (Problem::Missing, "file is missing".to_string()),
-                FileState::File {
-                    digest: Some(d), ..
-                } => (
-                    Problem::Corrupt,
-                    format!(
-                        "content does not match the manifest (expected {}, found {d})",
-                        entry.digest
-                    ),
-                ),
-                FileState::File { digest: None, .. } => {
-                    (Problem::Unreadable, "not hashed".to_string())
-                }
-                FileState::NotFile { kind } => (
-                    Problem::NotAFile,
-                    format!("is a {kind}, not a regular file"),
-                ),
-                FileState::Unreadable { error } => (Problem::Unreadable, error.clone()),
-            };
-            findings.push(Finding {
-                root: r.root.clone(),
-                path: path.clone(),
-                problem,
-                detail,
-            });
-            if let Some(src) = &source {
-                if let Some(a) =
-                    move_aside(set, r, path, &base.entries, base.generation, &mut aside)
-                {
-                    restores.push(a);
-                }
-                restores.push(Action::Restore {
-                    root: r.root.clone(),
-                    path: path.clone(),
-                    from: src.clone(),
-                    digest: entry.digest,
-                    size: entry.size,
-                    mode: entry.mode,
-                    prior: Prior::of(Some(&fs)),
-                    owner: entry.owner,
-                });
-            }
+        let d = decide_path(cx, path, entry, &row);
+        out.findings.extend(d.findings);
+        out.actions.extend(d.actions);
+        out.need.hash.extend(d.need.hash);
+        out.need.golden |= d.need.golden;
+        if d.lost {
+            out.lost.push(path.clone());
         }
-        // Lost only once nothing about this path is still to be read.
-        let pending = need_hash.len() > asked || golden_lazy;
-        if source.is_none() && !pending {
-            lost.push(path.clone());
-            findings.push(Finding {
-                root: state.replicas[0].root.clone(),
-                path: path.clone(),
-                problem: Problem::Lost,
-                detail: "no replica holds an intact copy; left as it is".into(),
-            });
+        if let Some(e) = d.fallback {
+            out.fallbacks.push((path.clone(), e));
         }
     }
+    out
+}
 
-    // IMPORTANT: a damaged slot that claims a generation above the authority's may have
-    // held a newer manifest (two faults: a cut between the two slot writes, then damage
-    // to the slot written first). Rewriting it with the older generation would erase the
-    // claim, and a later commit would reuse that generation for different content: the
-    // authority is written again at a generation above the claim.
-    let claimed = state
+/// IMPORTANT: a damaged slot that claims a generation above the authority's may have
+/// held a newer manifest (two faults: a cut between the two slot writes, then damage
+/// to the slot written first). Rewriting it with the older generation would erase the
+/// claim, and a later commit would reuse that generation for different content: the
+/// authority is written again at a generation above the claim. Returns the warning.
+fn claimed_above(state: &SetState, generation: u64) -> Option<String> {
+    let (r, g) = state
         .replicas
         .iter()
         .filter(|r| r.role == Role::Writable)
         .filter_map(|r| r.generation_floor.map(|g| (r, g)))
-        .max_by_key(|(_, g)| *g);
-    if let Some((r, g)) = claimed.filter(|(_, g)| *g > target.generation) {
-        warnings.push(format!(
-            "a damaged manifest slot in {} claims generation {g}, above the newest intact one ({}): a newer generation may have been lost with it; the intact content is written again under a newer generation, so that {g} is never reused",
-            r.root.display(),
-            target.generation
-        ));
-        fresh = true;
-    }
-    // A new generation must exceed golden's too: a lazily observed golden copy is read
-    // first (its generation is not known yet).
-    if fresh && golden_lazy {
-        need_golden = true;
-    }
-    if fresh {
-        let g = target.generation.max(next_generation(state)?);
-        if g != target.generation {
-            target.to_mut().generation = g;
-        }
-    }
+        .max_by_key(|(_, g)| *g)
+        .filter(|(_, g)| *g > generation)?;
+    Some(format!(
+        "a damaged manifest slot in {} claims generation {g}, above the newest intact one ({generation}): a newer generation may have been lost with it; the intact content is written again under a newer generation, so that {g} is never reused",
+        r.root.display()
+    ))
+}
 
-    // Manifests, and removal of files a new generation dropped.
-    let mut stale: BTreeMap<usize, Vec<Action>> = BTreeMap::new();
-    let mut manifests: Vec<(usize, Vec<Action>)> = Vec::new();
-    // Slots rewritten in replicas that already hold the target (damaged, missing or
-    // behind): not a change of generation, only its second copy.
-    let mut refresh: Vec<Action> = Vec::new();
+/// The manifest writes and removals of one writable replica.
+struct ReplicaWrites {
+    ri: usize,
+    /// It holds the target already: only its slots that do not are rewritten.
+    same: bool,
+    writes: Vec<Action>,
+    /// Files its own manifest names that the target drops, holding the recorded
+    /// content: removed (after a manifest of the target is durable somewhere).
+    stale: Vec<Action>,
+}
+
+/// Per writable replica: the slots to write, the files to remove, and findings about
+/// its slots.
+fn replica_writes(
+    set: &SetConfig,
+    state: &SetState,
+    target: &Manifest,
+    findings: &mut Vec<Finding>,
+) -> Vec<ReplicaWrites> {
+    let mut out = Vec::new();
     for (ri, r) in state.replicas.iter().enumerate() {
         if r.role != Role::Writable {
             continue;
         }
+        let mut stale = Vec::new();
         if let Some(own) = &r.manifest {
             let mut in_target = Seek::new(&target.entries);
             for (p, e) in &own.entries {
@@ -1183,7 +1290,7 @@ fn plan_to(
                     continue;
                 }
                 if r.files.get(p).and_then(FileState::digest) == Some(e.digest) {
-                    stale.entry(ri).or_default().push(Action::RemoveStale {
+                    stale.push(Action::RemoveStale {
                         root: r.root.clone(),
                         path: p.clone(),
                         digest: e.digest,
@@ -1195,160 +1302,306 @@ fn plan_to(
         let same = r
             .manifest
             .as_ref()
-            .is_some_and(|m| std::ptr::eq(m, &*target) || *m == *target);
-        slot_findings(set, r, same, target.generation, &mut findings);
+            .is_some_and(|m| std::ptr::eq(m, target) || *m == *target);
+        slot_findings(set, r, same, target.generation, findings);
         let writes = slot_writes(r, same)
             .into_iter()
             .map(|slot| Action::WriteManifest {
                 root: r.root.clone(),
                 slot,
                 generation: target.generation,
-            });
-        if same {
-            refresh.extend(writes);
-        } else {
-            manifests.push((ri, writes.collect()));
+            })
+            .collect();
+        out.push(ReplicaWrites {
+            ri,
+            same,
+            writes,
+            stale,
+        });
+    }
+    out
+}
+
+/// The phases of a plan, in the order their actions are carried out (docs/design.md
+/// section 3.1). Within a phase, actions keep the order they were decided in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Staged content the target does not name: frees space first.
+    UnneededStaged,
+    /// Leftover temporary files.
+    Junk,
+    /// Files this plan removes, staged before any removal (no manifest of the target
+    /// can be written before them).
+    StageRemovals,
+    /// The second slot of replicas that hold the target already.
+    RefreshSlots,
+    /// Manifests of replicas that hold every file of the target and remove nothing:
+    /// the commit point of a new generation.
+    EarlyManifests,
+    /// Moves aside, restores and metadata fixes, path by path.
+    Content,
+    /// The other replicas' removals and manifests, replica by replica.
+    LateManifests,
+    /// Removals left for after every manifest.
+    Stale,
+    /// Version tags, last of what the user sees.
+    Tags,
+    /// Staged content of earlier changes, now held in place.
+    StagedDone,
+    /// What this plan staged for its removals.
+    Unstage,
+}
+
+/// Actions gathered by phase and put in [`Phase`] order.
+#[derive(Default)]
+struct Phased(BTreeMap<Phase, Vec<Action>>);
+
+impl Phased {
+    fn add(&mut self, phase: Phase, actions: impl IntoIterator<Item = Action>) {
+        self.0.entry(phase).or_default().extend(actions);
+    }
+
+    /// The actions in phase order. A thing in the way is moved aside once, before the
+    /// first write that needs it.
+    fn into_actions(self) -> Vec<Action> {
+        let mut moved: BTreeSet<(PathBuf, RelPath)> = BTreeSet::new();
+        self.0
+            .into_values()
+            .flatten()
+            .filter(|a| match a {
+                Action::MoveAside { root, path, .. } => moved.insert((root.clone(), path.clone())),
+                _ => true,
+            })
+            .collect()
+    }
+}
+
+/// The manifest writes and removals in their order: before, among or after the
+/// content, so that a crash never leaves a removal without a manifest that explains
+/// it, nor a half-filled replica looking like the source.
+fn order_manifests(
+    set: &SetConfig,
+    state: &SetState,
+    content: &[Action],
+    replicas: Vec<ReplicaWrites>,
+    phased: &mut Phased,
+) {
+    let (same, manifests): (Vec<_>, Vec<_>) = replicas.into_iter().partition(|w| w.same);
+    let durable_somewhere = !same.is_empty();
+    let mut stale: BTreeMap<usize, Vec<Action>> = BTreeMap::new();
+    for w in same {
+        // The target is already durable in these replicas: restoring its second copy
+        // first keeps the window in which one more damaged slot could cost it short.
+        phased.add(Phase::RefreshSlots, w.writes);
+        if !w.stale.is_empty() {
+            stale.insert(w.ri, w.stale);
         }
     }
-    let durable_somewhere = manifests.len()
-        < state
-            .replicas
-            .iter()
-            .filter(|r| r.role == Role::Writable)
-            .count();
-    // A replica that already holds every file of the target and removes nothing gets its
-    // manifest *before* the restores: that write is then the commit point of a new
-    // generation (an adoption or an upgrade is decided once, and a crash while copying
-    // to the other replicas cannot make a half-filled replica look like the source).
-    let restored: BTreeSet<PathBuf> = restores
+    let restored: BTreeSet<&PathBuf> = content
         .iter()
         .filter_map(|a| match a {
-            Action::Restore { root, .. } => Some(root.clone()),
+            Action::Restore { root, .. } => Some(root),
             _ => None,
         })
         .collect();
-    let (early, mut late): (Vec<_>, Vec<_>) = manifests.into_iter().partition(|(ri, _)| {
-        !stale.contains_key(ri) && !restored.contains(&state.replicas[*ri].root)
-    });
-    // IMPORTANT: otherwise the first manifest written is the commit point; it must go to
-    // a replica that removes nothing, so that a crash right after it never leaves a
+    // A replica that already holds every file of the target and removes nothing gets
+    // its manifest *before* the restores: that write is then the commit point of a new
+    // generation (an adoption or an upgrade is decided once, and a crash while copying
+    // to the other replicas cannot make a half-filled replica look like the source).
+    let (early, mut late): (Vec<_>, Vec<_>) = manifests
+        .into_iter()
+        .partition(|w| w.stale.is_empty() && !restored.contains(&state.replicas[w.ri].root));
+    // IMPORTANT: otherwise the first manifest written is the commit point; it must go
+    // to a replica that removes nothing, so that a crash right after it never leaves a
     // removal without a manifest that explains it.
-    late.sort_by_key(|(ri, _)| stale.contains_key(ri));
-    let can_remove = durable_somewhere
-        || !early.is_empty()
-        || late.first().is_some_and(|(ri, _)| !stale.contains_key(ri));
-    // IMPORTANT: every writable replica removes something and none holds the target
-    // yet (`commit --remove` of a file every copy holds): the first replica's files are
-    // staged in it, then removed, then its manifest is written, the commit point. A
-    // cut before that manifest finds the removed files missing and restores them from
-    // the stage (rolled back); after it, the other replicas' own manifests still name
-    // them and they are removed as stale (rolled forward).
-    let (stages, first_removes) = if can_remove {
-        (Vec::new(), None)
-    } else {
-        stage_removals(set, state, late.first().map(|(ri, _)| *ri), &stale)
-    };
-    let mut unstage = Vec::new();
-    let mut ordered = state_junk(state);
-    for a in stages {
-        if let Action::Stage { root, rel, .. } = &a {
-            unstage.push(Action::RemoveStaged {
-                root: root.clone(),
-                rel: rel.clone(),
-            });
-        }
-        ordered.push(a);
+    late.sort_by_key(|w| !w.stale.is_empty());
+    let can_remove =
+        durable_somewhere || !early.is_empty() || late.first().is_some_and(|w| w.stale.is_empty());
+    for w in early {
+        phased.add(Phase::EarlyManifests, w.writes);
     }
-    // The target is already durable in these replicas: restoring its second copy first
-    // keeps the window in which one more damaged slot could cost it short.
-    ordered.extend(refresh);
-    ordered.extend(early.into_iter().flat_map(|(_, a)| a));
-    ordered.extend(restores);
+    // IMPORTANT: every writable replica removes something and none holds the target
+    // yet (`commit --remove` of a file every copy holds): the first replica's files
+    // are staged in it, then removed, then its manifest is written, the commit point.
+    // A cut before that manifest finds the removed files missing and restores them
+    // from the stage (rolled back); after it, the other replicas' own manifests still
+    // name them and they are removed as stale (rolled forward).
+    let staged = match late.first() {
+        Some(w) if !can_remove => stage_removals(set, state, w.ri, &w.stale).map(|s| (w.ri, s)),
+        _ => None,
+    };
+    let first_removes = staged.as_ref().map(|(ri, _)| *ri);
+    if let Some((_, stages)) = staged {
+        phased.add(
+            Phase::Unstage,
+            stages.iter().filter_map(|a| match a {
+                Action::Stage { root, rel, .. } => Some(Action::RemoveStaged {
+                    root: root.clone(),
+                    rel: rel.clone(),
+                }),
+                _ => None,
+            }),
+        );
+        phased.add(Phase::StageRemovals, stages);
+    }
     let mut removable = can_remove;
-    for (ri, a) in late {
-        if removable || first_removes == Some(ri) {
-            if let Some(s) = stale.remove(&ri) {
-                ordered.extend(s);
-            }
+    for w in late {
+        if removable || first_removes == Some(w.ri) {
+            phased.add(Phase::LateManifests, w.stale);
+        } else {
+            stale.insert(w.ri, w.stale);
         }
-        ordered.extend(a);
+        phased.add(Phase::LateManifests, w.writes);
         // A manifest of the target is written from here on: it explains removals.
         removable |= first_removes.is_some();
     }
     if removable {
-        for (_, s) in stale {
-            ordered.extend(s);
+        phased.add(Phase::Stale, stale.into_values().flatten());
+    }
+}
+
+/// Plans toward the chosen authority, phase by phase: release what is no longer
+/// selected, decide every path, choose the generation, then the manifests, removals,
+/// tags and staged content, each in its [`Phase`].
+fn plan_to(
+    set: &SetConfig,
+    state: &SetState,
+    chosen: Chosen<'_>,
+    mut warnings: Vec<String>,
+    golden: Option<GoldenCheck>,
+) -> Result<Planned, PlanError> {
+    let Chosen {
+        authority,
+        manifest: base,
+        mut fresh,
+    } = chosen;
+    // A copy-on-write view of `base`: copied only if the plan changes an entry.
+    let mut target: Cow<'_, Manifest> = match &base {
+        Cow::Borrowed(m) => Cow::Borrowed(*m),
+        Cow::Owned(m) => Cow::Borrowed(m),
+    };
+    fresh |= release_unselected(set, &mut target, &mut warnings);
+    let golden_idx = state.replicas.iter().position(|r| r.role == Role::Golden);
+    let golden_lazy = golden_idx.is_some_and(|i| state.replicas[i].observed == Observed::Lazy);
+    let cx = PathContext {
+        set,
+        state,
+        golden_idx,
+        golden_manifest: golden_idx.and_then(|i| state.replicas[i].manifest.as_ref()),
+        golden_lazy,
+        names: &base.entries,
+        generation: base.generation,
+    };
+    let content = decide_paths(&cx, &base);
+    let mut findings = golden_manifest_findings(set, state);
+    findings.extend(content.findings);
+    if !content.fallbacks.is_empty() {
+        let t = target.to_mut();
+        t.entries.extend(content.fallbacks);
+        fresh = true;
+    }
+    if let Some(w) = claimed_above(state, target.generation) {
+        warnings.push(w);
+        fresh = true;
+    }
+    let mut need = content.need;
+    // A new generation must exceed golden's too: a lazily observed golden copy is read
+    // first (its generation is not known yet).
+    need.golden |= fresh && golden_lazy;
+    need.hash.sort();
+    need.hash.dedup();
+    if need.golden || !need.hash.is_empty() {
+        return Ok(Planned::Need(need));
+    }
+    if fresh {
+        let g = target.generation.max(next_generation(state)?);
+        if g != target.generation {
+            target.to_mut().generation = g;
         }
     }
-    if let (Some(vf), Some(t)) = (&set.version_file, target.tag) {
-        for r in state.replicas.iter().filter(|r| r.role == Role::Writable) {
-            if r.tag != TagState::Value(t) {
-                if let Some(a) =
-                    move_aside(set, r, vf, &target.entries, base.generation, &mut aside)
-                {
-                    ordered.push(a);
-                }
-                ordered.push(Action::WriteTag {
-                    root: r.root.clone(),
-                    rel: vf.clone(),
-                    value: t,
-                });
-            }
-        }
-    }
-    // Staged content: unneeded now, or needed only until this plan has run.
-    let named: BTreeSet<Digest> = target.entries.values().map(|e| e.digest).collect();
-    for r in state.replicas.iter().filter(|r| r.role == Role::Writable) {
-        for d in &r.staged {
-            if let Ok(rel) = RelPath::meta(&set.name, STAGE_DIR).join(&d.to_hex()) {
-                let a = Action::RemoveStaged {
-                    root: r.root.clone(),
-                    rel,
-                };
-                if named.contains(d) {
-                    ordered.push(a);
-                } else {
-                    ordered.insert(0, a);
-                }
-            }
-        }
-    }
-    // Staged for this plan's removals: removed last, once everything else succeeded.
-    ordered.extend(unstage);
-    need_hash.sort();
-    need_hash.dedup();
-    Ok(Plan {
+    let mut phased = Phased::default();
+    let replicas = replica_writes(set, state, &target, &mut findings);
+    order_manifests(set, state, &content.actions, replicas, &mut phased);
+    phased.add(Phase::Junk, state_junk(state));
+    phased.add(Phase::Content, content.actions);
+    phased.add(Phase::Tags, tag_writes(set, state, &target, &base));
+    staged_content(set, state, &target, &mut phased);
+    Ok(Planned::Complete(Plan {
         set: set.name.clone(),
         authority,
         generation: target.generation,
         tag: target.tag,
         files: target.entries.len(),
         findings,
-        lost,
+        lost: content.lost,
         warnings,
-        actions: ordered,
+        actions: phased.into_actions(),
         golden,
         manifest: Some(target.into_owned()),
         committed: None,
-        need_hash,
-        need_golden,
-    })
+    }))
 }
 
-/// The `Stage` actions that must precede the removals in replica `first` when no
-/// manifest of the target can be written before them (see [`plan_to`]), and the
-/// replica whose removals they cover. Content already staged there, or held at the
-/// same path by another writable copy (removed only after the commit point), is not
-/// staged.
+/// The version tag written (after moving aside what is in its way) into every
+/// writable replica that does not hold the target's.
+fn tag_writes(
+    set: &SetConfig,
+    state: &SetState,
+    target: &Manifest,
+    base: &Manifest,
+) -> Vec<Action> {
+    let (Some(vf), Some(t)) = (&set.version_file, target.tag) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for r in state.replicas.iter().filter(|r| r.role == Role::Writable) {
+        if r.tag != TagState::Value(t) {
+            out.extend(move_aside(set, r, vf, &target.entries, base.generation));
+            out.push(Action::WriteTag {
+                root: r.root.clone(),
+                rel: vf.clone(),
+                value: t,
+            });
+        }
+    }
+    out
+}
+
+/// Staged content of earlier changes: removed first when the target does not name
+/// it, last (once everything else is done) when it does.
+fn staged_content(set: &SetConfig, state: &SetState, target: &Manifest, phased: &mut Phased) {
+    let named: BTreeSet<Digest> = target.entries.values().map(|e| e.digest).collect();
+    for r in state.replicas.iter().filter(|r| r.role == Role::Writable) {
+        for d in &r.staged {
+            if let Ok(rel) = RelPath::meta(&set.name, STAGE_DIR).join(&d.to_hex()) {
+                let phase = if named.contains(d) {
+                    Phase::StagedDone
+                } else {
+                    Phase::UnneededStaged
+                };
+                phased.add(
+                    phase,
+                    [Action::RemoveStaged {
+                        root: r.root.clone(),
+                        rel,
+                    }],
+                );
+            }
+        }
+    }
+}
+
+/// The `Stage` actions that must precede the removals (`removes`) in replica `ri` when
+/// no manifest of the target can be written before them (see [`order_manifests`]).
+/// Content already staged there, or held at the same path by another writable copy
+/// (removed only after the commit point), is not staged. `None` if a stage cannot be
+/// named: then the removals must wait for the commit point.
 fn stage_removals(
     set: &SetConfig,
     state: &SetState,
-    first: Option<usize>,
-    stale: &BTreeMap<usize, Vec<Action>>,
-) -> (Vec<Action>, Option<usize>) {
-    let Some((ri, removes)) = first.and_then(|ri| stale.get(&ri).map(|s| (ri, s))) else {
-        return (Vec::new(), None);
-    };
+    ri: usize,
+    removes: &[Action],
+) -> Option<Vec<Action>> {
     let r = &state.replicas[ri];
     let mut done: BTreeSet<Digest> = BTreeSet::new();
     let mut out = Vec::new();
@@ -1366,11 +1619,10 @@ fn stage_removals(
         if elsewhere || r.staged.contains(digest) || !done.insert(*digest) {
             continue;
         }
-        let Ok(rel) = RelPath::meta(&set.name, STAGE_DIR).join(&digest.to_hex()) else {
-            // Never reached (a hex name is a valid component); without its stage the
-            // removal must not happen before the commit point.
-            return (Vec::new(), None);
-        };
+        // Never fails (a hex name is a valid component).
+        let rel = RelPath::meta(&set.name, STAGE_DIR)
+            .join(&digest.to_hex())
+            .ok()?;
         let mode = r
             .manifest
             .as_ref()
@@ -1388,12 +1640,11 @@ fn stage_removals(
             mode,
         });
     }
-    (out, Some(ri))
+    Some(out)
 }
 
 /// The action that moves aside what stands where `path` must be written in writable
-/// replica `r` ([`ReplicaState::blocked`]), unless it is already planned, or it is
-/// itself a protected file, or a directory holding protected files (`names`): moving
+/// replica `r` ([`ReplicaState::blocked`]), unless it is itself a protected file, or a directory holding protected files (`names`): moving
 /// those would only move the conflict, so the write fails instead, naming it. The destination is
 /// `.rebound/<set>/displaced/<generation>[-<k>]/<what>`, a name not used yet.
 fn move_aside(
@@ -1402,12 +1653,8 @@ fn move_aside(
     path: &RelPath,
     names: &BTreeMap<RelPath, Entry>,
     generation: u64,
-    aside: &mut BTreeSet<(PathBuf, RelPath)>,
 ) -> Option<Action> {
     let what = r.blocked.get(path)?;
-    if aside.contains(&(r.root.clone(), what.clone())) {
-        return None;
-    }
     // A file in the way must not be a protected file itself; a directory at the path
     // must not hold protected files (an inconsistent manifest: leave it to fail).
     let conflict = if what == path {
@@ -1427,7 +1674,6 @@ fn move_aside(
         RelPath::meta_dir(&set.name)
     ))
     .ok()?;
-    aside.insert((r.root.clone(), what.clone()));
     Some(Action::MoveAside {
         root: r.root.clone(),
         path: what.clone(),
