@@ -127,8 +127,13 @@ fn set_report(out: &mut Lines, command: Command, set: &SetReport) {
                 (None, Action::Restore { root, .. } | Action::WriteGolden { root, .. })
                     if fills(&o) =>
                 {
+                    let golden = matches!(o.action, Action::WriteGolden { .. });
                     if let Some(n) = filled.remove(root.as_path()) {
-                        out.line(format_args!("  filled copy {}: {n} files", root.display()));
+                        out.line(format_args!(
+                            "  filled {}copy {}: {n} files",
+                            if golden { "golden " } else { "" },
+                            root.display()
+                        ));
                     }
                 }
                 (None, Action::Restore { root, path, .. }) if installed(&o.action) => {

@@ -135,6 +135,7 @@ fn seal_filling_extra_copies_says_filled_once_per_copy_and_records_no_repair() {
     r.says(&[
         &format!("filled copy {}: 4 files", d.path("copy").display()),
         &format!("filled copy {}: 4 files", d.path("copy2").display()),
+        &format!("filled golden copy {}: 4 files", d.path("bak").display()),
         "result: sealed",
     ]);
     assert!(
