@@ -7,8 +7,8 @@
 //!
 //! At [`Depth::Boot`] a golden replica is observed lazily ([`Observed::Lazy`]): only
 //! its seal marker is read, and its manifest is not even decoded. The planner asks
-//! for more when it needs it ([`crate::plan::Plan::need_hash`] for the files it would
-//! restore from, [`crate::plan::Plan::need_golden`] for the golden manifest), the
+//! for more when it needs it ([`crate::plan::Planned::Need`]: golden files it would
+//! restore from, or the golden manifest), the
 //! engine reads it ([`hash_on_demand`], [`observe_golden`]) and plans again. A boot
 //! with nothing to restore from golden therefore never reads the golden copy.
 
