@@ -486,7 +486,11 @@ fn apply(st: &mut SetState, a: &Action, committed: &Manifest) {
     };
     r.root_exists = true;
     match a {
-        Action::Stage { digest, .. } => {
+        Action::Stage { digest, rel, .. } => {
+            // IMPORTANT: a damaged file at the stage's name was observed as junk; the
+            // stage replaces it, and its removal after the commit point would take
+            // the only source of the restores that follow.
+            r.junk.retain(|j| j != rel);
             r.staged.insert(*digest);
         }
         Action::CommitManifest {

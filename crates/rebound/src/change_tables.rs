@@ -248,3 +248,35 @@ fn a_mirror_seal_adopts_the_first_replica_at_the_highest_tag() {
         ]
     );
 }
+
+#[test]
+fn a_damaged_file_at_the_stage_name_is_replaced_by_the_stage_never_removed_after_it() {
+    // Bit rot in a stage an earlier update left (it failed before its commit point):
+    // observe lists it as junk. The new stage replaces it; removing it after the
+    // commit point would take the only source of the restore (the file would then be
+    // rolled back to the factory version by the next boot).
+    let s = golden_set(&[]);
+    let m = manifest(1, None, &[("x", "v1")]);
+    let mut live = writable("/live", Some(m), &[("x", file("v1"))]);
+    let staged = stage("v2");
+    live.junk.push(p(&staged));
+    let st = state(vec![live, factory("v1")]);
+    let c = complete(
+        plan_commit(
+            &s,
+            &st,
+            &[new_file("/upd", "x", "v2", SourceKind::Incoming, None)],
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        actions(&c.plan),
+        [
+            format!("stage /live {staged}"),
+            "commit_manifest /live slot 1 gen 2 checked 0".into(),
+            "write_manifest /live slot 0 gen 2".into(),
+            "restore /live x from /live (Staged)".into(),
+            format!("remove_staged /live {staged}"),
+        ]
+    );
+}

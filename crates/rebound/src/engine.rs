@@ -725,6 +725,8 @@ impl<'a> Engine<'a> {
     fn change(&self, set: &SetConfig, changes: Vec<Incoming>, dry_run: bool) -> Result<SetReport> {
         let started = statcache::now_ns();
         let mut state = observe::observe(self.fs(), set, Depth::Boot)?;
+        let paths: Vec<RelPath> = changes.iter().map(|c| c.path.clone()).collect();
+        observe::observe_paths(self.fs(), set, &mut state, &paths);
         let files = self.observe_new(set, changes)?;
         let ch = self.settle(set, &mut state, &|st| change::plan_commit(set, st, &files))?;
         let installs = ch.installs();
@@ -827,6 +829,14 @@ impl<'a> Engine<'a> {
         let mut state = observe::observe(self.fs(), set, Depth::Boot)?;
         // Seal writes golden: its leftovers, marker and generation must be known.
         observe::observe_golden(self.fs(), set, &mut state)?;
+        // The other copies are filled at every path the seal records: what they hold
+        // there (a directory in the way) must be known before it is planned.
+        let recorded: Vec<RelPath> = state
+            .replicas
+            .first()
+            .map(|r| r.files.keys().filter(|p| set.selects(p)).cloned().collect())
+            .unwrap_or_default();
+        observe::observe_paths(self.fs(), set, &mut state, &recorded);
         let sealing = self.settle(set, &mut state, &|st| change::plan_seal(set, st, force))?;
         let (files, generation) = sealing
             .plan

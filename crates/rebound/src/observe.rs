@@ -517,6 +517,43 @@ pub fn observe_golden(fs: &dyn Fs, set: &SetConfig, state: &mut SetState) -> Res
     Ok(())
 }
 
+/// Looks up, in every writable replica that has not met them, the paths an intentional
+/// change is about to name (`commit`, `update`), as [`observe_golden`] does for the
+/// golden manifest's: what a replica holds at a new path (a directory in the way, a
+/// file at a parent path, or the content already) must be known before the change is
+/// planned, or its restore there would fail, or find a "change" that is not one.
+pub fn observe_paths(fs: &dyn Fs, set: &SetConfig, state: &mut SetState, paths: &[RelPath]) {
+    let wanted: BTreeSet<RelPath> = paths.iter().cloned().collect();
+    let mut added = false;
+    for r in state
+        .replicas
+        .iter_mut()
+        .filter(|r| r.role == Role::Writable && r.observed == Observed::Full)
+    {
+        let extra: Vec<RelPath> = not_in(&wanted, &r.files).into_iter().cloned().collect();
+        if extra.is_empty() {
+            continue;
+        }
+        added = true;
+        if !r.root_exists {
+            for p in extra {
+                r.files.insert(p, FileState::Missing);
+            }
+            continue;
+        }
+        let mut found = std::mem::take(&mut r.files);
+        add_named(fs, r, &mut found, extra.iter());
+        r.files = found;
+        hash_listed(fs, set, r);
+    }
+    if added {
+        collect_temps(fs, set, &mut state.replicas);
+        for r in &mut state.replicas {
+            find_blocked(fs, set, r);
+        }
+    }
+}
+
 /// Observes one replica's metadata only: manifests, seal marker, tag, staging, junk.
 /// Hashes no protected file.
 ///

@@ -178,3 +178,17 @@ fn a_change_refused_at_planning_is_refused_by_its_dry_run_too() {
     .says(&["not selected by set `config`"]);
     assert_eq!(before.len() + 3, d.snapshot("").len());
 }
+
+/// Seal fills an extra copy where a directory stands at a protected file's path: the
+/// copy was looked up at every path the seal records before the seal was planned, so
+/// the directory is moved aside (kept) and the file written in the same run.
+#[test]
+fn seal_moves_aside_what_stands_in_an_extra_copy() {
+    let d = Dir::golden_device("seal-blocked", &["copy"]);
+    std::fs::create_dir_all(d.path("copy/app/main.py")).unwrap();
+    d.write("copy/app/main.py/notes.txt", "someone's data");
+    let (text, _) = dry_then_real(&d, &["seal"]);
+    assert!(text.contains("would: move "), "{text}");
+    assert_eq!(d.read("copy/app/main.py"), "print('v1')\n");
+    d.run(["verify"], 0);
+}

@@ -383,3 +383,66 @@ fn boot_killed_at_every_mutation_is_finished_by_the_next_boot() {
         &|d| intact(d),
     );
 }
+
+/// An update that adds a file where an extra copy has a directory: the directory is
+/// moved aside (kept, under `.rebound/config/displaced/`) and the file installed in
+/// the same run, as a boot would; the copy was looked up at the new path before the
+/// update was planned.
+#[test]
+fn an_update_adding_a_path_moves_aside_what_stands_there_in_a_copy() {
+    let d = Dir::golden_device("update-blocked", &["copy"]);
+    d.run(["seal"], 0);
+    std::fs::create_dir_all(d.path("copy/app/new.py/sub")).unwrap();
+    d.write("copy/app/new.py/sub/keep.txt", "someone's data");
+    d.write("fota/app/new.py", "print('new')\n");
+    let from = d.path("fota");
+    d.run(["update", "config", "--from", from.to_str().unwrap()], 0)
+        .says(&["move ", "installed: "]);
+    assert_eq!(d.read("copy/app/new.py"), "print('new')\n");
+    let kept = walk_files(&d.path("copy/.rebound/config/displaced"));
+    assert!(
+        kept.iter().any(|p| p.ends_with("app/new.py/sub/keep.txt")),
+        "{kept:?}"
+    );
+    d.run(["verify"], 0);
+}
+
+/// A damaged stage file at the new content's name (an earlier update failed before
+/// its commit point, then bit rot): the update replaces it and installs from it; the
+/// committed version is never rolled back to the factory one.
+#[test]
+fn an_update_over_a_damaged_stage_file_installs_and_keeps_it() {
+    let d = Dir::golden_device("update-bad-stage", &[]);
+    d.run(["seal"], 0);
+    d.write("usr/app/main.py", "print('v1.5')\n");
+    let f = d.path("usr/app/main.py");
+    d.run(["commit", f.to_str().unwrap()], 0);
+    let hex = rebound::HashAlgo::Blake3.digest(b"print('v2')\n").to_hex();
+    d.write(&format!("usr/.rebound/config/stage/{hex}"), "print('v2'\n");
+    d.write("fota/app/main.py", "print('v2')\n");
+    let from = d.path("fota");
+    d.run(["update", "config", "--from", from.to_str().unwrap()], 0);
+    assert_eq!(d.read("usr/app/main.py"), "print('v2')\n");
+    d.wipe("fota");
+    d.run(["boot"], 0).says(&["result: intact"]);
+    assert_eq!(d.read("usr/app/main.py"), "print('v2')\n");
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&p) else {
+            continue;
+        };
+        for e in rd {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}

@@ -169,8 +169,9 @@ impl Dir {
         self.cmd(args).run().expect_code(code)
     }
 
-    /// Every file and symlink below `rel` (relative paths -> content or link target),
-    /// directories listed too, for before/after comparisons.
+    /// Every file and symlink below `rel` (relative paths -> content, modification time
+    /// and permission bits, or link target), directories listed too with their
+    /// permission bits, for before/after comparisons.
     pub fn snapshot(&self, rel: &str) -> BTreeMap<PathBuf, Snap> {
         let mut out = BTreeMap::new();
         let base = self.path(rel);
@@ -183,7 +184,8 @@ impl Dir {
             if m.is_symlink() {
                 out.insert(key, Snap::Link(std::fs::read_link(&p).unwrap()));
             } else if m.is_dir() {
-                out.insert(key, Snap::Dir);
+                use std::os::unix::fs::PermissionsExt;
+                out.insert(key, Snap::Dir(m.permissions().mode() & 0o7777));
                 for e in std::fs::read_dir(&p).unwrap() {
                     stack.push(e.unwrap().path());
                 }
@@ -191,7 +193,12 @@ impl Dir {
                 use std::os::unix::fs::MetadataExt;
                 out.insert(
                     key,
-                    Snap::File(std::fs::read(&p).unwrap(), m.mtime(), m.mtime_nsec()),
+                    Snap::File(
+                        std::fs::read(&p).unwrap(),
+                        m.mtime(),
+                        m.mtime_nsec(),
+                        m.mode() & 0o7777,
+                    ),
                 );
             }
         }
@@ -200,13 +207,19 @@ impl Dir {
 }
 
 impl Dir {
-    /// As [`Dir::snapshot`], without modification times: what a reader would see.
+    /// As [`Dir::snapshot`], without modification times and permission bits: the
+    /// names and bytes a reader would see.
     pub fn contents(&self, rel: &str) -> BTreeMap<PathBuf, Snap> {
         let mut s = self.snapshot(rel);
         for v in s.values_mut() {
-            if let Snap::File(_, t, n) = v {
-                *t = 0;
-                *n = 0;
+            match v {
+                Snap::File(_, t, n, m) => {
+                    *t = 0;
+                    *n = 0;
+                    *m = 0;
+                }
+                Snap::Dir(m) => *m = 0,
+                Snap::Link(_) => {}
             }
         }
         s
@@ -216,10 +229,11 @@ impl Dir {
 /// One entry of a [`Dir::snapshot`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Snap {
-    Dir,
+    /// A directory and its permission bits.
+    Dir(u32),
     Link(PathBuf),
-    /// Content and modification time (seconds, nanoseconds).
-    File(Vec<u8>, i64, i64),
+    /// Content, modification time (seconds, nanoseconds) and permission bits.
+    File(Vec<u8>, i64, i64, u32),
 }
 
 /// One run of the binary.
