@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rebound::testing::{Breakage, Manifest, SimFs};
-use rebound::{exit, Config, Engine, Owner};
+use rebound::{exit, Config, Engine, HashAlgo, Owner};
 
 type Files = &'static [(&'static str, &'static str)];
 
@@ -283,6 +283,38 @@ fn all_scenarios() -> Vec<Scenario> {
             atomic: true,
             atomic_rename: true,
             user: &[],
+        },
+        Scenario {
+            // An earlier update failed before its commit point and left a stage that
+            // rotted since (observed as junk, replaced by this update's stage, never
+            // removed after the commit point); the extra copy holds a directory of the
+            // user's where the update's new file goes (moved aside, kept).
+            name: "update: rotten stage, a directory in the way",
+            config: golden_config(true),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                fs.mkdir_all(Path::new("/dev1"));
+                fs.mkdir_all(Path::new("/dev2"));
+                seal(&engine(fs), c);
+                put_all(fs, "/fota", &UPDATED[1..]);
+                let hex = HashAlgo::Blake3.digest(b"main v3\n").to_hex();
+                let stage = format!("/dev0/usr/.rebound/config/stage/{hex}");
+                fs.put(Path::new(&stage), b"main v3 rotten\n");
+                fs.put(Path::new("/dev2/copy/app/new.py/keep.txt"), b"user data\n");
+            },
+            run: |e, c| {
+                let r = e.update(c, "config", Path::new("/fota"), false).unwrap();
+                assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+            },
+            recover: boot,
+            damage: None,
+            writable: golden3.clone(),
+            golden: Some("/dev1/bak".into()),
+            old: PRISTINE,
+            new: UPDATED,
+            atomic: true,
+            atomic_rename: true,
+            user: &[("/dev2/copy", "/app/new.py/keep.txt", "user data\n")],
         },
         Scenario {
             name: "update, vfat (rename not atomic)",
