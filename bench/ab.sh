@@ -50,7 +50,7 @@ include = ["**"]
 hash = "blake3"
 EOF
     "$new" -c "$d/rebound.toml" seal >/dev/null
-    one=$(find "$d/live" -type f -not -path '*/.rebound/*' | sort | head -1)
+    one=$(find "$d/live" -type f -not -path '*/.rebound/*' -print -quit)
     for threads in 2 1; do
         echo "== $corpus, $threads thread(s)"
         hyperfine -N -w 1 -r "$RUNS" --style basic \
