@@ -384,21 +384,10 @@ fn sealed_entries(set: &SetConfig, state: &SetState, m: &mut Manifest) -> Result
     let mut skipped: Vec<RelPath> = Vec::new();
     for (p, f) in primary.files.iter().filter(|(p, _)| set.selects(p)) {
         match f {
-            FileState::File {
-                size,
-                mode,
-                owner,
-                digest: Some(d),
+            f @ FileState::File {
+                digest: Some(_), ..
             } => {
-                m.entries.insert(
-                    p.clone(),
-                    Entry {
-                        size: *size,
-                        mode: *mode,
-                        owner: Some(*owner),
-                        digest: *d,
-                    },
-                );
+                m.entries.extend(f.entry().map(|e| (p.clone(), e)));
             }
             FileState::Missing => {}
             FileState::NotFile { kind } if kind == "symbolic link" && set.links == Links::Skip => {

@@ -86,6 +86,25 @@ pub enum FileState {
 }
 
 impl FileState {
+    /// The manifest entry that records this file as it is: a hashed regular file's
+    /// size, mode, owner and digest (what `seal` and an adoption record).
+    pub fn entry(&self) -> Option<crate::manifest::Entry> {
+        match self {
+            FileState::File {
+                size,
+                mode,
+                owner,
+                digest: Some(d),
+            } => Some(crate::manifest::Entry {
+                size: *size,
+                mode: *mode,
+                owner: Some(*owner),
+                digest: *d,
+            }),
+            _ => None,
+        }
+    }
+
     /// The digest, if this is a hashed regular file.
     pub fn digest(&self) -> Option<Digest> {
         match self {

@@ -507,21 +507,10 @@ fn adopt_files(
             continue;
         }
         match s {
-            FileState::File {
-                size,
-                mode,
-                owner,
-                digest: Some(d),
+            f @ FileState::File {
+                digest: Some(_), ..
             } => {
-                entries.insert(
-                    p.clone(),
-                    Entry {
-                        size: *size,
-                        mode: *mode,
-                        owner: Some(*owner),
-                        digest: *d,
-                    },
-                );
+                entries.extend(f.entry().map(|e| (p.clone(), e)));
             }
             FileState::Missing => {}
             FileState::NotFile { kind } if kind == "symbolic link" && set.links == Links::Skip => {
