@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Release artifacts for rebound: static, stripped `rebound` binaries for the devices' own
 # CPUs, each packed with the example configurations as
-#   dist/rebound-<version>-<triple>.tar.gz
-# plus dist/SHA256SUMS. See README.md, "Installing on a device".
+#   target/artifacts/rebound-<version>-<triple>.tar.gz
+# plus target/artifacts/SHA256SUMS (dist/ holds the integration files: units, init
+# script, OTA hooks). See README.md, "Installing on a device".
 #
 # Usage:
 #   tools/dist.sh                    # all three targets
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
         --targets) TARGETS="$2"; shift ;;
         --no-install) INSTALL=0 ;;
         --check) CHECK_ONLY=1 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "dist.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -62,7 +63,7 @@ VERSION="$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' 
 [ -n "$VERSION" ] || { echo "dist.sh: no version in Cargo.toml [workspace.package]" >&2; exit 1; }
 # Reproducible archives: file times are the last commit's time.
 EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
-OUT="$REPO/dist"
+OUT="$REPO/target/artifacts"
 TDIR="$REPO/target/dist"
 mkdir -p "$OUT"
 
@@ -100,7 +101,7 @@ for a in "${ARCHES[@]}"; do
     mv "$OUT/$name.tar.gz.tmp" "$OUT/$name.tar.gz"
 done
 
-# Checksums of every tarball of this version present in dist/.
+# Checksums of every tarball of this version present in target/artifacts/.
 (cd "$OUT" && sha256sum "rebound-$VERSION-"*.tar.gz > SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS)
-log "dist/:"
+log "target/artifacts/:"
 (cd "$OUT" && ls -l rebound-"$VERSION"-*.tar.gz SHA256SUMS | awk '{print "   " $5 "  " $9}')
