@@ -4,167 +4,19 @@
 
 mod demo;
 mod render;
+mod setup;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use rebound::lock::{self, Holder, Locks};
 use rebound::{escape_controls, exit, Config, Engine, Error, OsFs, SetConfig};
-
-const EXIT_HELP: &str = "\
-Exit status:
-  0  every protected file is intact (for boot: after its repairs)
-  1  verify and boot --dry-run only: damage found that boot would repair (or a damaged
-     golden copy)
-  2  usage, configuration or I/O error, or the lock still held after --wait
-  3  some file has no intact copy left (it is left as it is and named in the report)
-
-Locking: boot, commit, update and seal lock every replica root of the sets they work on
-(an flock on the directory itself: no lock file); another writer on the same roots waits
-up to --wait seconds, saying who holds the lock. verify, status and every --dry-run take
-no lock: every write is a rename of a complete file, so they see each file whole, old or
-new, but may report a state between two steps of a writer that is running.
-
-Dry runs: boot, commit, update and seal --dry-run print every action the real run
-would take, in order (--json gives them), and write nothing at all. For commit, update
-and seal the exit status says whether the change can be made (0), not whether
-something is damaged.";
-
-const STATUS_EXIT_HELP: &str = "\
-Exit status:
-  0  the status was printed (it hashes no protected file: verify checks them)
-  2  usage, configuration or I/O error
-
-status takes no lock: while a writer runs it may show a generation before or after it.";
-
-const DEMO_EXIT_HELP: &str = "\
-Exit status:
-  0  the demo device ended intact, as it should
-  2  the demo could not run (for example, no writable temporary directory)
-  other: as for verify, if the demo device did not end intact";
-
-/// How long a writer waits for another run's lock by default: a boot must not hang
-/// behind a stuck process, yet should outlast a commit or a boot check that is running.
-const DEFAULT_WAIT_SECS: u64 = 60;
-
-/// Keeps critical files intact across deletion, corruption and power loss.
-#[derive(Debug, Parser)]
-#[command(name = "rebound", version, about, after_help = EXIT_HELP)]
-struct Args {
-    /// Configuration file [default: $REBOUND_CONFIG if set, else /etc/rebound.toml].
-    #[arg(short, long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// How long boot, commit, update and seal wait for another run's lock on the same
-    /// replica roots before giving up with exit status 2 (0: give up at once).
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = DEFAULT_WAIT_SECS)]
-    wait: u64,
-    /// Threads for hashing (overrides the configuration's `threads`; default: the
-    /// CPUs available, at most 4).
-    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    threads: Option<u16>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Factory step: copy the live files into the golden copy and write the manifests
-    /// (golden sets); adopt the first replica (mirror sets).
-    #[command(after_help = EXIT_HELP)]
-    Seal {
-        /// Sets to seal (default: all).
-        sets: Vec<String>,
-        /// Replace an existing seal (new factory state).
-        #[arg(long)]
-        force: bool,
-        /// Print every action the seal would take, in order; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Boot-time run: verify every protected file and repair what is damaged. Safe to
-    /// run at every boot and to rerun after a crash at any point.
-    #[command(after_help = EXIT_HELP)]
-    Boot {
-        /// Sets to check (default: all).
-        sets: Vec<String>,
-        /// Print what would be done, change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Hash every file, even in `changed_only` sets.
-        #[arg(long)]
-        full: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Read-only check of every copy, golden included. Writes nothing anywhere.
-    #[command(after_help = EXIT_HELP)]
-    Verify {
-        /// Sets to check (default: all).
-        sets: Vec<String>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Accept the current content of protected files (an intentional change), so the
-    /// next boot keeps it; in sets with several writable copies it is brought to all.
-    /// With --remove, drop the files from their sets instead (an intended deletion).
-    #[command(after_help = EXIT_HELP)]
-    Commit {
-        /// Absolute paths (or relative to the current directory) of protected files.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// Drop these files from their sets at a new generation: each is removed from
-        /// every writable copy that still holds the recorded content (a copy with
-        /// other content is left as it is) and is not restored at the next boot. The
-        /// golden manifest keeps naming them: a boot that has lost every writable
-        /// manifest falls back to it and restores them.
-        #[arg(long)]
-        remove: bool,
-        /// Print every action the commit would take, in order; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Firmware-update step: the files under DIR replace or join the set's files, all
-    /// or nothing, and their hashes are recorded.
-    #[command(after_help = EXIT_HELP)]
-    Update {
-        /// The set to update.
-        set: String,
-        /// Directory with the new files, at the same relative paths.
-        #[arg(long, value_name = "DIR")]
-        from: PathBuf,
-        /// Print every action the update would take, in order; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// What is protected, where, at which generation, and the last repairs.
-    #[command(after_help = STATUS_EXIT_HELP)]
-    Status {
-        /// Sets to show (default: all).
-        sets: Vec<String>,
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Build a throwaway device in a temporary directory, damage it the ways the
-    /// vendor documents list, and show what the boot check finds and does.
-    #[command(after_help = DEMO_EXIT_HELP)]
-    Demo,
-}
+use rebound_cli::{Args, Command};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -276,6 +128,21 @@ fn run(args: Args) -> anyhow::Result<u8> {
             } else {
                 emit(&render::status(&st));
             }
+            return Ok(exit::OK);
+        }
+        Command::CheckConfig { json } => {
+            if json {
+                emit(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&setup::check_config_json(&config))?
+                ));
+            } else {
+                emit(&setup::check_config(&config));
+            }
+            return Ok(exit::OK);
+        }
+        Command::SystemdMounts => {
+            emit(&setup::systemd_mounts(&config)?);
             return Ok(exit::OK);
         }
         Command::Demo => return run_demo(),

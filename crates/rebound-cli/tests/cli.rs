@@ -34,7 +34,15 @@ fn help_documents_every_command_and_the_exit_statuses() {
     assert!(o.status.success());
     let t = text(&o);
     for cmd in [
-        "seal", "boot", "verify", "commit", "update", "status", "demo",
+        "seal",
+        "boot",
+        "verify",
+        "commit",
+        "update",
+        "status",
+        "check-config",
+        "systemd-mounts",
+        "demo",
     ] {
         assert!(t.contains(cmd), "{cmd} missing from --help");
     }
@@ -138,5 +146,154 @@ fn demo_runs_and_ends_intact() {
             && t.contains("mirror mode")
             && t.contains("all protected files intact"),
         "{t}"
+    );
+}
+
+/// A configuration whose roots are FIFOs: opening, listing or locking one would block
+/// (or fail), so a command that returns at once with exit 0 touched no replica.
+fn config_with_fifo_roots(d: &Path) -> std::path::PathBuf {
+    for name in ["live", "golden", "copy", "my apps 100%", "backup"] {
+        let p = d.join(name);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
+    let cfg = d.join("r.toml");
+    let r = |n: &str| d.join(n).display().to_string();
+    std::fs::write(
+        &cfg,
+        format!(
+            "threads = 1\n\
+             [[set]]\nname = \"cfg\"\nmode = \"golden\"\nlive = \"{}\"\ngolden = \"{}\"\n\
+             copies = [\"{}\"]\ninclude = [\"*.json\"]\nexclude = [\"tmp/**\"]\n\
+             [[set]]\nname = \"apps\"\nmode = \"mirror\"\nreplicas = [\"{}\", \"{}\"]\n\
+             include = [\"apps/**\"]\nversion_file = \"ver.txt\"\nchanged_only = true\n",
+            r("live"),
+            r("golden"),
+            r("copy"),
+            r("my apps 100%"),
+            r("backup"),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// Runs the binary, killing it after 20 s (a FIFO root opened by mistake blocks).
+fn rebound_bounded(config: &Path, args: &[&str]) -> Output {
+    let mut c = bin_command();
+    c.env_remove("REBOUND_CONFIG")
+        .arg("-c")
+        .arg(config)
+        .args(args);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("rebound {args:?} did not return: it opened a replica root");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn check_config_prints_the_resolved_sets_and_touches_no_replica() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config_with_fifo_roots(d.path());
+    let o = rebound_bounded(&cfg, &["check-config"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let t = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(t.contains("valid (2 sets, 1 hashing thread)"), "{t}");
+    assert!(t.contains("set cfg (golden mode, hash blake3"), "{t}");
+    assert!(t.contains("set apps (mirror mode"), "{t}");
+    let live = d.path().join("live").display().to_string();
+    let golden = d.path().join("golden").display().to_string();
+    assert!(
+        t.lines()
+            .any(|l| l.contains(&format!("live    {live}: mounted read-write"))),
+        "{t}"
+    );
+    assert!(
+        t.lines()
+            .any(|l| l.contains(&format!("golden  {golden}: mounted before"))
+                && l.contains("read-only is enough")),
+        "{t}"
+    );
+    assert!(
+        t.contains("exclude tmp/**") && t.contains("version tag ver.txt"),
+        "{t}"
+    );
+    assert!(t.contains("changed_only"), "{t}");
+    // Every root once, in the mounts list at the end.
+    let tail = t.split("rebound systemd-mounts`):").nth(1).unwrap();
+    assert_eq!(
+        tail.lines().filter(|l| !l.trim().is_empty()).count(),
+        5,
+        "{t}"
+    );
+
+    let o = rebound_bounded(&cfg, &["check-config", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["valid"], true);
+    assert_eq!(j["sets"][0]["replicas"][0]["as"], "live");
+    assert_eq!(j["sets"][0]["replicas"][2]["mount"], "read-only");
+    assert_eq!(j["sets"][1]["version_file"], "ver.txt");
+    assert_eq!(j["mounts"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn check_config_refuses_a_bad_configuration_with_exit_2_naming_it() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[[set]]\nname = \"x\"\nmode = \"golden\"\nlive = \"/a\"\ngolden = \"/a/g\"\ninclude = [\"*\"]\n",
+    )
+    .unwrap();
+    for cmd in ["check-config", "systemd-mounts"] {
+        let o = rebound(Some(&cfg), &[cmd]);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {}", text(&o));
+        assert!(o.stdout.is_empty(), "{cmd} printed a result for a bad file");
+        let t = text(&o);
+        assert!(
+            t.contains("bad.toml") && !t.contains("panicked"),
+            "{cmd}: {t}"
+        );
+    }
+}
+
+#[test]
+fn systemd_mounts_is_a_drop_in_naming_every_root_as_systemd_reads_it() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config_with_fifo_roots(d.path());
+    let o = rebound_bounded(&cfg, &["systemd-mounts"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let t = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = t.lines().filter(|l| !l.starts_with('#')).collect();
+    let r = |n: &str| d.path().join(n).display().to_string();
+    // `%` is a specifier in unit files, and a path with a space is quoted.
+    let spaced = format!("\"{}\"", r("my apps 100%").replace('%', "%%"));
+    assert_eq!(
+        lines,
+        [
+            "[Unit]".to_string(),
+            format!(
+                "RequiresMountsFor={} {} {} {spaced} {}",
+                r("live"),
+                r("copy"),
+                r("golden"),
+                r("backup")
+            )
+        ]
     );
 }
