@@ -152,6 +152,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replace a protected file with new content and commit it, as one power-fail
+    /// safe change: the content comes from standard input (or --from FILE), is made
+    /// durable in every writable copy first, then recorded. After a power cut at any
+    /// point the next boot keeps the old content or the new, never a torn file.
+    #[command(after_help = EXIT_HELP)]
+    Write {
+        /// Absolute path (or relative to the current directory) of the protected file;
+        /// it may be new if its set's patterns select it.
+        path: PathBuf,
+        /// Read the new content from FILE instead of standard input.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// Permission bits to record, in octal (default: keep the file's recorded
+        /// mode; a new file gets 644, or FILE's with --from).
+        #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
+        mode: Option<u32>,
+        /// Print every action the write would take, in order; write nothing (the new
+        /// content is still read).
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// What is protected, where, at which generation, and the last repairs.
     #[command(after_help = STATUS_EXIT_HELP)]
     Status {
@@ -180,4 +204,14 @@ pub enum Command {
     /// vendor documents list, and show what the boot check finds and does.
     #[command(after_help = DEMO_EXIT_HELP)]
     Demo,
+}
+
+/// `--mode`: permission bits in octal, at most 7777.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    match u32::from_str_radix(s, 8) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => Err(format!(
+            "`{s}` is not a mode: give permission bits in octal, e.g. 644 or 0600"
+        )),
+    }
 }

@@ -120,6 +120,30 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 locks,
             )
         }
+        Command::Write {
+            path,
+            from,
+            mode,
+            dry_run,
+            json,
+        } => {
+            let cwd = std::env::current_dir().context("current directory")?;
+            let path = cwd.join(path);
+            let (si, _, _) = config.locate(&path)?;
+            // The new content is read whole before any lock is taken: a writer that
+            // is slow to send it must not hold back a boot.
+            let spool = match from {
+                Some(f) => Spool::File(cwd.join(f)),
+                None => Spool::stdin(mode)?,
+            };
+            let sets: Vec<&SetConfig> = config.sets.get(si).into_iter().collect();
+            let locks = writer_lock(&sets, wait, dry_run)?;
+            (
+                engine.write(&config, &path, spool.path(), mode, dry_run)?,
+                json,
+                locks,
+            )
+        }
         Command::Status { sets, json } => {
             tell_writers(&config.select(&sets)?);
             let st = engine.status(&config, &sets)?;
@@ -156,6 +180,55 @@ fn run(args: Args) -> anyhow::Result<u8> {
         emit(&render::report(&report));
     }
     Ok(report.exit_code())
+}
+
+/// Where `rebound write` reads the new content: a file named with --from, or a copy
+/// of standard input in a private temporary directory (removed when dropped).
+enum Spool {
+    File(PathBuf),
+    /// The directory lives as long as the spool: dropping it removes the copy.
+    Stdin {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+}
+
+impl Spool {
+    /// Copies standard input to `$TMPDIR/.tmpXXXX/content`, with mode `mode` or 644
+    /// (the mode a new protected file gets).
+    fn stdin(mode: Option<u32>) -> anyhow::Result<Spool> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("rebound-write.")
+            .tempdir()
+            .context("a temporary directory for the new content (set TMPDIR to a writable directory, or use --from FILE)")?;
+        let path = dir.path().join("content");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("{}", path.display()))?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut f).with_context(|| {
+            format!(
+                "reading the new content from standard input into {}",
+                path.display()
+            )
+        })?;
+        // Set after the write: the umask does not narrow it.
+        std::fs::set_permissions(
+            &path,
+            std::os::unix::fs::PermissionsExt::from_mode(mode.unwrap_or(0o644)),
+        )
+        .with_context(|| format!("{}", path.display()))?;
+        Ok(Spool::Stdin { _dir: dir, path })
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Spool::File(path) | Spool::Stdin { path, .. } => path,
+        }
+    }
 }
 
 fn run_demo() -> anyhow::Result<u8> {

@@ -163,6 +163,7 @@ fn set_report(out: &mut Lines, command: Command, set: &SetReport) {
         Command::Seal => Some("sealed"),
         Command::Commit => Some("committed"),
         Command::Update => Some("updated"),
+        Command::Write => Some("written"),
         Command::Boot | Command::Verify => None,
     };
     let verdict = if !p.lost.is_empty() {
@@ -319,6 +320,7 @@ mod tests {
             (Command::Verify, "verify"),
             (Command::Commit, "commit"),
             (Command::Update, "update"),
+            (Command::Write, "write"),
             (Command::Seal, "seal"),
         ] {
             assert_eq!(serde_json::to_value(c).ok(), Some(serde_json::json!(name)));

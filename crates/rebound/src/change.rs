@@ -28,7 +28,19 @@ use crate::observe::{FileState, Observed, SetState, SlotState, TagState};
 use crate::plan::{self, Action, Checked, Need, Plan, PlanError, Planned, Source, SourceKind};
 use crate::relpath::RelPath;
 
-/// One file of a `commit` or `update`, as observed before planning.
+/// Which mode a new generation records for a changed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeRule {
+    /// The source's (`commit`: the committed file's; `update`: the file's under DIR).
+    Source,
+    /// The mode the manifest records for the path, else the source's (`write`: the
+    /// new content replaces the file's bytes, not its permissions).
+    Kept,
+    /// This one (`write --mode`).
+    Given(u32),
+}
+
+/// One file of a `commit`, `update` or `write`, as observed before planning.
 #[derive(Debug, Clone)]
 pub struct NewFile {
     /// Where it goes in the set.
@@ -43,6 +55,8 @@ pub struct NewFile {
     /// The writable replica it already sits in (`commit`), as an index into the
     /// set's replicas.
     pub origin: Option<usize>,
+    /// Which mode the new generation records for it.
+    pub mode: ModeRule,
 }
 
 /// A planned `commit` or `update`.
@@ -106,9 +120,14 @@ pub fn plan_commit(
             (None, Some(kept)) => kept,
             _ => f.meta.owner(),
         };
+        let mode = match f.mode {
+            ModeRule::Source => f.meta.mode,
+            ModeRule::Given(m) => m,
+            ModeRule::Kept => base.entries.get(&f.path).map_or(f.meta.mode, |e| e.mode),
+        };
         let e = Entry {
             size: f.meta.size,
-            mode: f.meta.mode,
+            mode,
             owner: Some(owner),
             digest: f.digest,
         };

@@ -44,6 +44,7 @@ fn new_file(
         },
         digest: ALGO.digest(content.as_bytes()),
         meta: meta(content),
+        mode: ModeRule::Source,
         origin,
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::change::{self, NewFile};
+use crate::change::{self, ModeRule, NewFile};
 use crate::config::{Config, Mode, Role, SetConfig};
 use crate::durable::{Breakage, Durable};
 use crate::error::{Error, Result};
@@ -140,6 +140,7 @@ pub enum Command {
     Verify,
     Commit,
     Update,
+    Write,
     Seal,
 }
 
@@ -151,6 +152,7 @@ impl Command {
             Command::Verify => "verify",
             Command::Commit => "commit",
             Command::Update => "update",
+            Command::Write => "write",
             Command::Seal => "seal",
         }
     }
@@ -528,6 +530,7 @@ impl<'a> Engine<'a> {
                     },
                     path: rel,
                     origin: Some(ri),
+                    mode: ModeRule::Source,
                 })
                 .collect();
             reports.push(
@@ -707,6 +710,7 @@ impl<'a> Engine<'a> {
                 },
                 path: f,
                 origin: None,
+                mode: ModeRule::Source,
             })
             .collect();
         let rep = Self::held_back(&self.refused(config), set).unwrap_or_else(|| {
@@ -720,7 +724,64 @@ impl<'a> Engine<'a> {
         })
     }
 
-    /// An intentional change (`commit`, `update`): observe the set and the new files,
+    /// Replaces the protected file `path` with the content of the file `from` and
+    /// commits it, as one change (`rebound write`): the content is staged in every
+    /// writable copy and made durable before the manifest that records it, so a
+    /// power cut at any point leaves the old committed content or the new one, never a
+    /// torn file. The path may be new (its set must select it). `mode`: the mode to
+    /// record, or `None` to keep the recorded one (a new path takes `from`'s). With
+    /// `dry_run`, plans it and writes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a path no set protects, a golden path, or a `from` that is
+    /// not a readable regular file.
+    pub fn write(
+        &self,
+        config: &Config,
+        path: &Path,
+        from: &Path,
+        mode: Option<u32>,
+        dry_run: bool,
+    ) -> Result<Report> {
+        let (si, _, rel) = config.locate(path)?;
+        let set = &config.sets[si];
+        let (Some(dir), Some(name)) = (from.parent(), from.file_name()) else {
+            return Err(Error::Usage(format!(
+                "{}: not a file to read the new content from",
+                from.display()
+            )));
+        };
+        let name = name
+            .to_str()
+            .and_then(|n| RelPath::new(n).ok())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}: the name of the file with the new content must be UTF-8 and plain",
+                    from.display()
+                ))
+            })?;
+        let change = Incoming {
+            from: Source {
+                root: dir.to_path_buf(),
+                rel: name,
+                kind: SourceKind::Incoming,
+            },
+            path: rel,
+            origin: None,
+            mode: mode.map_or(ModeRule::Kept, ModeRule::Given),
+        };
+        let rep = Self::held_back(&self.refused(config), set).unwrap_or_else(|| {
+            self.change(set, vec![change], dry_run)
+                .unwrap_or_else(|e| SetReport::failed(set, e))
+        });
+        Ok(Report {
+            command: Command::Write,
+            dry_run,
+            sets: vec![rep],
+        })
+    }
+
+    /// An intentional change (`commit`, `update`, `write`): observe the set and the new files,
     /// plan the change and the boot after it ([`change::plan_commit`]), carry it out.
     fn change(&self, set: &SetConfig, changes: Vec<Incoming>, dry_run: bool) -> Result<SetReport> {
         let started = statcache::now_ns();
@@ -782,6 +843,7 @@ impl<'a> Engine<'a> {
                 digest,
                 meta,
                 origin: c.origin,
+                mode: c.mode,
             });
         }
         for f in out.iter().filter(|f| f.origin.is_some()) {
@@ -913,6 +975,8 @@ struct Incoming {
     path: RelPath,
     /// The writable replica the content already sits in (commit), if any.
     origin: Option<usize>,
+    /// Which mode the new generation records.
+    mode: ModeRule,
 }
 
 fn set_error(set: &SetConfig, e: plan::PlanError) -> Error {

@@ -665,6 +665,83 @@ fn all_scenarios() -> Vec<Scenario> {
             atomic_rename: true,
             user: &[],
         },
+        Scenario {
+            // `rebound write`: new content from outside the set (the command line's
+            // copy of standard input) replaces a committed file: the old committed
+            // content or the new, never the factory version, never torn.
+            name: "write: replace a committed file, golden set with a copy",
+            config: golden_config(true),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/usr", PRISTINE);
+                fs.mkdir_all(Path::new("/dev1"));
+                fs.mkdir_all(Path::new("/dev2"));
+                let e = engine(fs);
+                seal(&e, c);
+                fs.put(Path::new("/dev0/usr/system_config.json"), b"sys v2\n");
+                let r = e
+                    .commit(c, &[PathBuf::from("/dev0/usr/system_config.json")], false)
+                    .unwrap();
+                assert_eq!(r.exit_code(), exit::OK, "setup commit: {r:#?}");
+                fs.put(Path::new("/spool/content"), b"sys v3\n");
+            },
+            run: |e, c| {
+                let r = e
+                    .write(
+                        c,
+                        Path::new("/dev0/usr/system_config.json"),
+                        Path::new("/spool/content"),
+                        None,
+                        false,
+                    )
+                    .unwrap();
+                assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+            },
+            recover: boot,
+            damage: None,
+            writable: golden3.clone(),
+            golden: Some("/dev1/bak".into()),
+            old: EDITED,
+            new: EDITED2,
+            atomic: true,
+            atomic_rename: true,
+            user: &[],
+        },
+        Scenario {
+            name: "write: a new file, mirror set with tags",
+            config: mirror_config(2, true),
+            setup: |fs, c| {
+                put_all(fs, "/dev0/apprun", APPS_V1);
+                fs.put(Path::new("/dev0/apprun/app_ver.txt"), b"1\n");
+                fs.mkdir_all(Path::new("/dev1"));
+                boot(&engine(fs), c);
+                fs.put(Path::new("/spool/content"), b"plugin v2\n");
+            },
+            run: |e, c| {
+                let r = e
+                    .write(
+                        c,
+                        Path::new("/dev1/appbackup/apps/plugin.so"),
+                        Path::new("/spool/content"),
+                        Some(0o640),
+                        false,
+                    )
+                    .unwrap();
+                assert_eq!(r.exit_code(), exit::OK, "{r:#?}");
+            },
+            recover: boot,
+            damage: None,
+            writable: mirror2.clone(),
+            golden: None,
+            old: APPS_V1,
+            new: &[
+                ("apps/app.bin", "app v1\n"),
+                ("apps/params.cfg", "params v1\n"),
+                ("apps/plugin.so", "plugin v2\n"),
+            ],
+            atomic: true,
+            atomic_rename: true,
+            user: &[],
+        },
     ]
 }
 

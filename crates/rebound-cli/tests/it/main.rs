@@ -23,6 +23,8 @@
 //! - `config`: the configuration against the replicas: changed hash, one file in two
 //!   sets, narrowed include, bad set names, FIFO/device/oversized configuration.
 //! - `roots`: roots compared by identity, one handle per root for the whole run.
+//! - `write`: `rebound write`, new content replaced and committed as one change,
+//!   killed at every mutation.
 //! - `slots`: one damaged manifest slot never costs a commit; verify reports it, boot
 //!   rewrites it.
 
@@ -50,3 +52,4 @@ mod slots;
 mod tree;
 mod update;
 mod util;
+mod write;

@@ -234,7 +234,7 @@ fn update_with_a_file_outside_the_set_is_refused_whole() {
 /// Kills `args` before each of its mutations in turn on a fresh device from `make`,
 /// then boots (itself killed once first) and calls `check`; stops when the command
 /// completes without pausing, calling `done`. Returns the number of kill points.
-fn kill_loop(
+pub(crate) fn kill_loop(
     name: &str,
     make: &dyn Fn(u64) -> Dir,
     args: &[&str],
