@@ -158,7 +158,7 @@ print(max(r["generation"] for r in sets[0]["replicas"] if r["role"] == "writable
 # RAUC
 # ---------------------------------------------------------------------------------
 rauc_tests() {
-    local R="$RUN/rauc" D="$RUN/rauc/dev"
+    local R="$RUN/rauc" D="$RUN/rauc/dev" f0=$FAILS
     log "RAUC $(rauc --version | awk '{print $2}'): bundles through rauc service on a private bus"
     mkdir -p "$R/mnt" "$R/data"
     device "$D"
@@ -266,7 +266,7 @@ EOF
     check "slot hook: rebound's report in RAUC's log" has "$R/slot-ok.service.log" "installed: $D/live/a.conf"
     check "post-install handler: no rebound/ in this bundle, says so" \
         has "$R/slot-ok.service.log" "rebound-post-install: the bundle has no rebound/config"
-    [ "$FAILS" = 0 ] || { sed 's/^/    | /' "$R/slot-ok.log" "$R/slot-ok.service.log"; }
+    [ "$FAILS" = "$f0" ] || { sed 's/^/    | /' "$R/slot-ok.log" "$R/slot-ok.service.log"; }
 
     # 2. post-install handler: the bundle itself carries rebound/config/b.conf.
     mkdir -p "$R/handler-ok/extra/rebound/config"
@@ -289,6 +289,8 @@ EOF
     check "refused slot: the hook's message in RAUC's log" \
         has "$R/slot-bad.service.log" "rebound-hook: rebound update config failed (exit 2"
     check "refused slot: rebound's error in RAUC's log" has "$R/slot-bad.service.log" "extra.bin"
+    check "refused slot: RAUC left the new slot non-bootable" \
+        bash -c "! grep -qF 'Marking target slot rootfs.1 as bootable' '$R/slot-bad.service.log'"
 
     # 4. handler refused: same, files in the bundle.
     mkdir -p "$R/handler-bad/extra/rebound/config"
@@ -415,7 +417,7 @@ EOF
 # Mender
 # ---------------------------------------------------------------------------------
 mender_tests() {
-    local M="$RUN/mender" D="$RUN/mender/dev"
+    local M="$RUN/mender" D="$RUN/mender/dev" f0=$FAILS
     log "Mender $(dpkg-query -W -f '${Version}' mender-client): mender install (standalone) in a mount namespace"
     mkdir -p "$M/etc" "$M/data"
     device "$D"
@@ -458,7 +460,7 @@ EOF
     check "a.conf landed in live and copy" landed "$D" a.conf "a2 from Mender"
     check "rebound verify exits 0" verify_ok "$D"
     check "rebound's report in Mender's log (stderr of the state script)" has "$M/ok.log" "installed: $D/live/a.conf"
-    [ "$FAILS" = 0 ] || sed 's/^/    | /' "$M/ok.log"
+    [ "$FAILS" = "$f0" ] || sed 's/^/    | /' "$M/ok.log"
 
     # 2. rerun after a power loss: the same script again (busybox sh, busybox applets):
     #    a success that writes nothing.
@@ -502,7 +504,7 @@ EOF
     check "retry: mender commit succeeds" [ "$rc" = 0 ]
     check "retry: a.conf landed" landed "$D" a.conf "a4 after a retry"
     check "retry: rebound verify exits 0" verify_ok "$D"
-    [ "$FAILS" = 0 ] || sed 's/^/    | /' "$M/retry.log"
+    [ "$FAILS" = "$f0" ] || sed 's/^/    | /' "$M/retry.log"
 
     # 4. broken configuration: exit 1, Mender rolls back and reports failure.
     printf '[[set]]\nname = "config"\nmode = "golden"\nlive = 3\n' > "$M/broken.toml"
@@ -538,7 +540,7 @@ EOF
     check "inventory with a broken configuration exits 0" [ "$rc" = 0 ]
     check "inventory with a broken configuration: rebound_error= names the file" \
         grep -q "^rebound_error=configuration $M/broken.toml" "$M/inv3.txt"
-    [ "$FAILS" = 0 ] || sed 's/^/    | /' "$M"/inv*.txt
+    [ "$FAILS" = "$f0" ] || sed 's/^/    | /' "$M"/inv*.txt
     unset MDATA REBOUND_SET REBOUND_FROM
 }
 
