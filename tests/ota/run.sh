@@ -6,9 +6,10 @@
 #                  the machine's), bootloader=noop, two ext4-image slots (loop-mounted by
 #                  RAUC itself), bundles signed with a throwaway key; `rauc install`
 #                  calls the slot hook (rebound-hook) and the post-install handler.
-#   SWUpdate       `swupdate -i FILE.swu` (Debian's build insists on signed images: CMS,
-#   2022.12        throwaway certificate); the archive handler unpacks the set's files,
-#                  the shellscript handler calls rebound.sh preinst / postinst.
+#   SWUpdate       the `swupdate` daemon, each .swu sent with `swupdate-client` (Debian's
+#   2022.12        build insists on signed images: CMS, throwaway certificate); the
+#                  archive handler unpacks the set's files, the shellscript handler calls
+#                  rebound.sh preinst / postinst. (Not `swupdate -i`: see swupdate_tests.)
 #   Mender 3.4     `mender install ARTIFACT` (standalone) in a private mount namespace
 #                  whose /etc/mender is a test directory; a `directory` update-module
 #                  Artifact made by mender-artifact carries ArtifactInstall_Leave_50_rebound.
@@ -87,6 +88,13 @@ fi
 [ -x "$REB" ] || die "$REB: not an executable (set REBOUND_BIN)"
 
 RUN="$WORK/run"
+# unmount_run: anything still mounted under $RUN (RAUC unmounts what it mounts; a killed
+# run may leave its slot or bundle mounted), deepest first.
+unmount_run() {
+    awk -v p="$RUN/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r |
+        while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+}
+unmount_run
 rm -rf "$RUN"
 mkdir -p "$RUN/bin" "$RUN/bb"
 ln -s "$REB" "$RUN/bin/rebound"
@@ -118,11 +126,7 @@ cleanup() {
     local p
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    # RAUC unmounts what it mounts; anything left under our prefix is unmounted here.
-    if [ -d "$RUN/rauc/mnt" ]; then
-        awk -v p="$RUN/rauc/mnt/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r |
-            while read -r m; do umount "$m" 2>/dev/null || true; done
-    fi
+    unmount_run
 }
 trap cleanup EXIT
 
@@ -209,8 +213,8 @@ EOF
     dbus-daemon --config-file="$R/bus.conf" --nofork > "$R/bus.log" 2>&1 &
     PIDS+=("$!")
     export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$R/bus.sock"
-    local i
-    for i in $(seq 50); do [ -S "$R/bus.sock" ] && break; sleep 0.1; done
+
+    for _ in $(seq 50); do [ -S "$R/bus.sock" ] && break; sleep 0.1; done
     [ -S "$R/bus.sock" ] || die "dbus-daemon did not start (see $R/bus.log)"
     # The service's environment is the hooks' environment: the device's rebound
     # configuration and PATH. The slot hook and the handler use their default settings.
@@ -218,7 +222,7 @@ EOF
         --override-boot-slot=A > "$R/service.log" 2>&1 &
     PIDS+=("$!")
     # (rauc status aborts with SIGTRAP while the service is not on the bus yet: subshell)
-    for i in $(seq 100); do (rauc status >/dev/null 2>&1) 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 100); do (rauc status >/dev/null 2>&1) 2>/dev/null && break; sleep 0.1; done
     (rauc status >/dev/null 2>&1) 2>/dev/null || die "rauc service did not start (see $R/service.log)"
 
     # bundle NAME: bundle from $R/NAME/rootfs (the slot image) and $R/NAME/extra (more
@@ -318,7 +322,7 @@ EOF
 # ---------------------------------------------------------------------------------
 swupdate_tests() {
     local S="$RUN/swupdate" D="$RUN/swupdate/dev"
-    log "SWUpdate $(dpkg-query -W -f '${Version}' swupdate): swupdate -i with signed .swu files"
+    log "SWUpdate $(dpkg-query -W -f '${Version}' swupdate): signed .swu files sent to the swupdate daemon with swupdate-client"
     mkdir -p "$S/tmp"
     device "$D"
     openssl req -x509 -newkey rsa:2048 -nodes -keyout "$S/key.pem" -out "$S/cert.pem" -days 30 \
@@ -357,25 +361,45 @@ EOF
         (cd "$d" && printf '%s\n' sw-description sw-description.sig rebound-config.tar rebound.sh |
             cpio -o -H crc --quiet > "$S/$n.swu")
     }
-    # install_swu NAME: swupdate -i; its log in NAME.log, its exit status in SWU_RC.
-    # SWUpdate 2022.12's own verdict is its log line: `swupdate -i` sometimes exits 1
-    # after logging "SWUPDATE successful" (seen in 3 of 8 runs of the same good .swu
-    # here, with or without rebound.sh in it: the end-of-update IPC in
-    # core/install_from_file.c), so success is judged from the log and failure from
-    # both the log and the exit status.
+    # SWUpdate runs as a daemon (as on a device) and each .swu is sent with
+    # swupdate-client; the verdict is the daemon's own line, "SWUPDATE successful !" or
+    # "Installation failed !". Not `swupdate -i`: in 2022.12 its client half polls the
+    # installer's state and may return before the installation has finished (seen
+    # here: exit 1 with the log cut off in the middle of the postinst, or exit 1 after
+    # "SWUPDATE successful"), and `swupdate-client`'s exit status has the same race.
+    TMPDIR="$S/tmp" REBOUND_CONFIG="$D/rebound.toml" \
+        swupdate -v -H rebound-test:1.0 -k "$S/cert.pem" > "$S/daemon.log" 2>&1 &
+    PIDS+=("$!")
+    for _ in $(seq 100); do [ -S "$S/tmp/sockinstctrl" ] && break; sleep 0.1; done
+    [ -S "$S/tmp/sockinstctrl" ] || die "swupdate did not start (see $S/daemon.log)"
+    # install_swu NAME: the daemon's log of this installation in NAME.log, the client's
+    # exit status in SWU_RC (reported, not judged).
     install_swu() {
+        local from=$(( $(stat -c %s "$S/daemon.log") + 1 ))
         SWU_RC=0
-        TMPDIR="$S/tmp" REBOUND_CONFIG="$D/rebound.toml" \
-            swupdate -v -H rebound-test:1.0 -k "$S/cert.pem" -i "$S/$1.swu" > "$S/$1.log" 2>&1 || SWU_RC=$?
+        TMPDIR="$S/tmp" swupdate-client "$S/$1.swu" > "$S/$1.client.log" 2>&1 || SWU_RC=$?
+        for _ in $(seq 600); do
+            tail -c +"$from" "$S/daemon.log" > "$S/$1.log"
+            if grep -qF -e "SWUPDATE successful !" -e "Installation failed !" "$S/$1.log"; then
+                break
+            fi
+            sleep 0.1
+        done
+        # back to idle before the next one
+        for _ in $(seq 100); do
+            tail -c +"$from" "$S/daemon.log" | grep -qF "Waiting for requests" && break
+            sleep 0.1
+        done
+        tail -c +"$from" "$S/daemon.log" > "$S/$1.log"
     }
-    swu_succeeded() { has "$S/$1.log" "SWUPDATE successful" && ! has "$S/$1.log" "SWUpdate *failed*"; }
-    swu_failed() { [ "$SWU_RC" != 0 ] && has "$S/$1.log" "SWUpdate *failed*" && ! has "$S/$1.log" "SWUPDATE successful"; }
+    swu_succeeded() { has "$S/$1.log" "SWUPDATE successful !" && ! has "$S/$1.log" "Installation failed !"; }
+    swu_failed() { has "$S/$1.log" "Installation failed !" && ! has "$S/$1.log" "SWUPDATE successful !"; }
 
     # 1. the update lands.
     mkdir -p "$S/ok/files" && echo "a2 from SWUpdate" > "$S/ok/files/a.conf"
     swu ok config
     install_swu ok
-    check "swupdate -i succeeds (SWUpdate's log says so; exit status $SWU_RC)" swu_succeeded ok
+    check "SWUpdate installs the .swu (its log says so; swupdate-client exit status $SWU_RC)" swu_succeeded ok
     check "a.conf landed in live and copy" landed "$D" a.conf "a2 from SWUpdate"
     check "rebound verify exits 0" verify_ok "$D"
     check "preinst dry run in SWUpdate's log" has "$S/ok.log" "rebound.sh: checking: rebound update config"
@@ -387,7 +411,7 @@ EOF
     mkdir -p "$S/noset/files" && echo "a3 must not land" > "$S/noset/files/a.conf"
     swu noset nosuch
     install_swu noset
-    check "swupdate -i fails for an unknown set (exit $SWU_RC)" swu_failed noset
+    check "SWUpdate fails the update for an unknown set (its log says so; swupdate-client exit status $SWU_RC)" swu_failed noset
     check "unknown set: old a.conf intact" landed "$D" a.conf "a2 from SWUpdate"
     check "unknown set: rebound verify exits 0" verify_ok "$D"
     check "unknown set: refused at preinst, rebound's error in SWUpdate's log" \
@@ -399,7 +423,7 @@ EOF
     echo "not in the set" > "$S/outside/files/extra.bin"
     swu outside config
     install_swu outside
-    check "swupdate -i fails for a file outside the set (exit $SWU_RC)" swu_failed outside
+    check "SWUpdate fails the update for a file outside the set (its log says so; swupdate-client exit status $SWU_RC)" swu_failed outside
     check "file outside the set: old a.conf intact" landed "$D" a.conf "a2 from SWUpdate"
     check "file outside the set: rebound verify exits 0" verify_ok "$D"
     check "file outside the set: rebound names it in SWUpdate's log" has "$S/outside.log" "extra.bin"
@@ -444,6 +468,7 @@ EOF
     # mender_run LOG ARGS...: mender with /etc/mender from $M/etc; exit status of mender.
     mender_run() {
         local out="$1"; shift
+        # shellcheck disable=SC2016 # expanded by the inner sh
         unshare -m sh -c 'mount --bind "$1" /etc/mender && shift && exec mender --no-syslog -d "$MDATA" "$@"' \
             sh "$M/etc" "$@" > "$out" 2>&1
     }
