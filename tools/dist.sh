@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Release artifacts for rebound: static, stripped `rebound` binaries for the devices' own
-# CPUs, each packed with the example configurations as
+# CPUs, each packed with the example configurations, the man pages (man/) and the bash,
+# zsh and fish completions (completions/) as
 #   target/artifacts/rebound-<version>-<triple>.tar.gz
 # plus target/artifacts/SHA256SUMS (dist/ holds the integration files: units, init
 # script, OTA hooks). See README.md, "Installing on a device".
@@ -17,7 +18,9 @@
 # qemu-user-static to smoke-test each ARM binary. Run as root on Debian 12 and the script
 # installs them (adding the armhf/arm64 architectures to dpkg); elsewhere it names what
 # is missing and stops. REBOUND_RUSTC / REBOUND_CARGO override the compiler and cargo
-# (they must have the targets' standard library).
+# (they must have the targets' standard library). The man pages and completions are
+# generated first, on the host, by `cargo xtask all` (crates/xtask, the `cargo` on PATH):
+# every tarball carries the same ones, and the script stops if they cannot be made.
 #
 # Every binary is linked statically (`-C target-feature=+crt-static`): it needs no C
 # library on the device, and qemu-user runs it reliably (a dynamically linked armv7
@@ -39,7 +42,7 @@ while [ $# -gt 0 ]; do
         --targets) TARGETS="$2"; shift ;;
         --no-install) INSTALL=0 ;;
         --check) CHECK_ONLY=1 ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "dist.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -67,6 +70,21 @@ OUT="$REPO/target/artifacts"
 TDIR="$REPO/target/dist"
 mkdir -p "$OUT"
 
+# The man pages and completions: rendered once on the host from the command line the
+# binaries parse (they are text, the same for every CPU), dated like the archives.
+log "man pages and completions (cargo xtask all)"
+rm -rf "$REPO/target/man" "$REPO/target/completions"
+if ! SOURCE_DATE_EPOCH="$EPOCH" nice cargo run --quiet --locked -p xtask -- all >/dev/null; then
+    echo "dist.sh: cargo xtask all failed (crates/xtask): the tarballs must carry man/ and completions/; run it to see why" >&2
+    exit 1
+fi
+for extra in man completions; do
+    if [ -z "$(ls -A "$REPO/target/$extra" 2>/dev/null)" ]; then
+        echo "dist.sh: cargo xtask all wrote nothing into target/$extra" >&2; exit 1
+    fi
+done
+log "  $(ls "$REPO/target/man" | wc -l) man pages, completions: $(ls "$REPO/target/completions" | tr '\n' ' ')"
+
 for a in "${ARCHES[@]}"; do
     t="$("$CROSS" triple "$a")"
     feats="$(features_of "$a")"
@@ -92,9 +110,10 @@ for a in "${ARCHES[@]}"; do
     install -m 0755 "$bin" "$stage/rebound"
     install -m 0644 examples/*.toml "$stage/examples/"
     install -m 0644 README.md "$stage/README.md"
-    # The man page and shell completions, once the project generates them.
+    # The man pages and shell completions (cargo xtask all, above).
     for extra in man completions; do
-        [ -d "$REPO/target/$extra" ] && cp -r "$REPO/target/$extra" "$stage/$extra"
+        cp -r "$REPO/target/$extra" "$stage/$extra"
+        chmod 0644 "$stage/$extra"/*
     done
     tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" \
         -C "$TDIR/stage" -cf - "$name" | gzip -9n > "$OUT/$name.tar.gz.tmp"
