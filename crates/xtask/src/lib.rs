@@ -310,3 +310,16 @@ fn annotate(e: io::Error, path: &Path) -> io::Error {
     let _ = write!(msg, "{}: {e}", path.display());
     io::Error::new(e.kind(), msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn days_to_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_792), (2026, 12, 5));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+}
