@@ -130,8 +130,13 @@ fi
 phase "fresh chroot from $TARBALL"
 CH="$WORK/chroot"
 cleanup() {
-    if mountpoint -q "$CH/proc" 2>/dev/null; then umount "$CH/proc" || true; fi
-    rm -rf "$CH" "$X"
+    if mountpoint -q "$CH/proc" 2>/dev/null; then umount "$CH/proc" || umount -l "$CH/proc" || true; fi
+    if mountpoint -q "$CH/proc" 2>/dev/null; then
+        echo "tests/deb/run.sh: $CH/proc is still mounted: not removing $CH (umount it by hand)" >&2
+    else
+        rm -rf "$CH"
+    fi
+    rm -rf "$X"
 }
 trap cleanup EXIT
 cleanup
