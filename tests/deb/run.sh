@@ -115,6 +115,7 @@ for f in usr/share/bash-completion/completions/rebound usr/share/zsh/vendor-comp
     check "ships /$f" [ -f "$X/$f" ]
 done
 check "the generator is executable" [ -x "$X/usr/lib/systemd/system-generators/rebound-generator" ]
+check "the RAUC post-install handler is executable where system.conf names it" [ -x "$X/usr/lib/rebound/rauc-post-install" ]
 check "nothing in /etc/init.d (sysv-generator would make it a second unit)" [ ! -e "$X/etc/init.d" ]
 
 # --- a clean bookworm -------------------------------------------------------------------
@@ -200,7 +201,7 @@ while read -r p; do
     if [ -e "$CH$p" ] && [ ! -d "$CH$p" ]; then left+=("$p"); fi
 done < "$WORK/files.list"
 check "no file of the package is left after dpkg -r (${left[*]:-none})" [ "${#left[@]}" = 0 ]
-for d in /usr/share/rebound /usr/share/doc/rebound /usr/share/mender; do
+for d in /usr/share/rebound /usr/lib/rebound /usr/share/doc/rebound /usr/share/mender; do
     check "$d is gone" [ ! -e "$CH$d" ]
 done
 out="$(in_chroot 'dpkg --purge rebound' 2>&1)" && ok "dpkg --purge rebound" || { echo "$out"; bad "dpkg --purge rebound"; }
