@@ -83,7 +83,7 @@ for extra in man completions; do
         echo "dist.sh: cargo xtask all wrote nothing into target/$extra" >&2; exit 1
     fi
 done
-log "  $(ls "$REPO/target/man" | wc -l) man pages, completions: $(ls "$REPO/target/completions" | tr '\n' ' ')"
+log "  $(find "$REPO/target/man" -name '*.1' | wc -l) man pages, completions: $(cd "$REPO/target/completions" && echo *)"
 
 for a in "${ARCHES[@]}"; do
     t="$("$CROSS" triple "$a")"

@@ -94,7 +94,7 @@ rm -f "$DEB"
 RUSTFLAGS='-C target-feature=+crt-static' nice cargo deb --locked -p rebound-cli \
     --target x86_64-unknown-linux-gnu --output "$DEB" >/dev/null
 [ -f "$DEB" ] || die "cargo deb wrote no $DEB"
-ls -l "$DEB" | awk '{print "   " $5 " bytes  " $9}'
+echo "   $(stat -c %s "$DEB") bytes  $DEB"
 
 X="$WORK/extract"
 rm -rf "$X"
@@ -164,6 +164,7 @@ check "man -w rebound-boot" in_chroot 'man -w rebound-boot | grep -qx /usr/share
 check "man rebound-boot shows EXIT STATUS and --dry-run" \
     in_chroot 'MANWIDTH=80 man -P cat rebound-boot 2>/dev/null | grep -q "^EXIT STATUS" && MANWIDTH=80 man -P cat rebound-boot 2>/dev/null | grep -q -- "--dry-run"'
 check "rebound demo exits 0" in_chroot 'cd /tmp && rebound demo >/tmp/demo.out 2>&1'
+# shellcheck disable=SC2016 # expanded by the chroot's bash
 check "bash completion offers the subcommands" \
     in_chroot 'source /usr/share/bash-completion/completions/rebound; COMP_WORDS=(rebound ""); COMP_CWORD=1; _rebound rebound "" rebound; printf "%s\n" "${COMPREPLY[@]}" | grep -qx check-config'
 check "rebound check-config accepts the installed example device.toml" \
@@ -194,17 +195,17 @@ check "the package owns files ($(wc -l < "$WORK/files.list") paths)" [ -s "$WORK
 in_chroot 'systemctl enable rebound-boot.service' >/dev/null 2>&1 || true
 check "systemctl enable (as an administrator would) made a link" \
     bash -c "[ -n \"\$(find '$CH/etc/systemd/system' -type l -name rebound-boot.service)\" ]"
-out="$(in_chroot 'dpkg -r rebound' 2>&1)" && ok "dpkg -r rebound" || { echo "$out"; bad "dpkg -r rebound"; }
+if out="$(in_chroot 'dpkg -r rebound' 2>&1)"; then ok "dpkg -r rebound"; else echo "$out"; bad "dpkg -r rebound"; fi
 left=()
 while read -r p; do
-    [ -n "$p" ] && [ "$p" != "/." ] || continue
+    if [ -z "$p" ] || [ "$p" = "/." ]; then continue; fi
     if [ -e "$CH$p" ] && [ ! -d "$CH$p" ]; then left+=("$p"); fi
 done < "$WORK/files.list"
 check "no file of the package is left after dpkg -r (${left[*]:-none})" [ "${#left[@]}" = 0 ]
 for d in /usr/share/rebound /usr/lib/rebound /usr/share/doc/rebound /usr/share/mender; do
     check "$d is gone" [ ! -e "$CH$d" ]
 done
-out="$(in_chroot 'dpkg --purge rebound' 2>&1)" && ok "dpkg --purge rebound" || { echo "$out"; bad "dpkg --purge rebound"; }
+if out="$(in_chroot 'dpkg --purge rebound' 2>&1)"; then ok "dpkg --purge rebound"; else echo "$out"; bad "dpkg --purge rebound"; fi
 check "dpkg knows no rebound after --purge" \
     bash -c "! chroot '$CH' dpkg-query -W rebound >/dev/null 2>&1 && ! ls '$CH'/var/lib/dpkg/info/rebound.* >/dev/null 2>&1"
 check "purge removed the administrator's link to the unit" \
