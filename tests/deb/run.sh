@@ -106,7 +106,7 @@ check "Depends names no package" \
 check "Section admin, Priority optional" \
     bash -c "[ \"\$(dpkg-deb -f '$DEB' Section Priority | tr '\n' ' ')\" = 'Section: admin Priority: optional ' ]"
 pages=$(find "$X/usr/share/man/man1" -name 'rebound*.1.gz' | wc -l)
-subs=$(cargo run -q --locked -p rebound-cli --bin rebound -- --help \
+subs=$("$X/usr/bin/rebound" --help \
        | sed -n '/^Commands:/,/^$/ s/^  \([a-z][a-z-]*\) .*/\1/p' | grep -vc '^help$')
 check "a gzipped man page for rebound and each of its $subs subcommands ($pages)" [ "$pages" = "$((subs + 1))" ]
 for f in usr/share/bash-completion/completions/rebound usr/share/zsh/vendor-completions/_rebound \
