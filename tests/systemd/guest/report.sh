@@ -13,6 +13,7 @@ out=/run/report.txt
     for t in multi-user.target emergency.target sysinit.target; do
         echo "$t.ActiveState=$(systemctl show -P ActiveState "$t")"
     done
+    echo "data.mount.ActiveState=$(systemctl show -P ActiveState data.mount)"
     echo "data.mount.ActiveEnterTimestampMonotonic=$(systemctl show -P ActiveEnterTimestampMonotonic data.mount)"
     for u in rebound-boot.service app.service; do
         for p in ActiveState Result ExecMainStatus ActiveEnterTimestampMonotonic \
