@@ -15,7 +15,9 @@
 #     named the lost file in the journal, exit status 3 counted as success, and finished
 #     before app.service started, which saw the healed file; the boot went on.
 #     Boot 2, plus stop-boot-on-lost.conf: the unit failed with status 3, the system is
-#     in emergency.target and app.service never started.
+#     in emergency.target, app.service never started, /data stayed mounted.
+#     Boot 3, the shipped unit without /etc/rebound.toml: the generator wrote no drop-in
+#     and said why in the kernel log, the unit failed (status 2), the boot went on.
 #   The guest writes its findings to a raw results disk; this script checks them.
 #
 # Usage: tests/systemd/run.sh [--no-install] [--stage1-only]
@@ -144,7 +146,8 @@ EOF
 gen() { # "SHELL" CONFIG OUTDIR [BIN]: the generator's stderr goes to OUTDIR.err
     rm -rf "$3"; mkdir -p "$3"
     # shellcheck disable=SC2086
-    REBOUND_GENERATOR_BIN="${4:-$REBOUND}" REBOUND_GENERATOR_CONFIG="$2" \
+    # REBOUND_GENERATOR_KMSG: not the host's kernel log (the boots check /dev/kmsg).
+    REBOUND_GENERATOR_BIN="${4:-$REBOUND}" REBOUND_GENERATOR_CONFIG="$2" REBOUND_GENERATOR_KMSG=/nonexistent \
         timeout 20 $1 "$DIST/rebound-generator" "$3" "$3.early" "$3.late" 2> "$3.err"
 }
 only_dropin() { # OUTDIR: the drop-in and nothing else, no message
@@ -213,7 +216,8 @@ fetch_kernel() {
         [ -n "$kname" ] || die "cannot find the linux-image-6.1.0-*-amd64 package name (apt-get update?)"
         log "downloading $kname"
         (cd "$KDIR" && apt-get download "$kname" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-        kpkg="$(ls "$KDIR"/linux-image-6.1.0-*-amd64_*.deb | head -n1)"
+        kpkg="$(ls "$KDIR"/linux-image-6.1.0-*-amd64_*.deb 2>/dev/null | head -n1 || true)"
+        [ -n "$kpkg" ] || die "apt-get download $kname left no .deb in $KDIR (network? apt-get update?)"
     fi
     if [ ! -d "$KDIR/root/lib/modules" ]; then
         rm -rf "$KDIR/root"
@@ -432,6 +436,20 @@ if boot boot2; then
     check "boot 2: no start job left pending" test "$(r jobs_left)" = 0
     check "boot 2: what was up stays up for the emergency shell (data.mount active)" \
         test "$(r data.mount.ActiveState)" = active
+fi
+
+log "boot 3: no /etc/rebound.toml (the default policy again)"
+rm -f "$ROOT/etc/systemd/system/rebound-boot.service.d/stop-boot-on-lost.conf" "$ROOT/etc/rebound.toml"
+make_root_img
+if boot boot3; then
+    check "boot 3: the generator said so in the kernel log" \
+        grep -q '^kmsg: .*rebound-generator: /etc/rebound.toml does not exist' "$WORK/boot3.results"
+    check "boot 3: no generator drop-in" test -z "$(r rebound-boot.service.DropInPaths)"
+    check "boot 3: exit status 2, unit failed" \
+        test "$(r rebound-boot.service.ExecMainStatus)/$(r rebound-boot.service.ActiveState)" = "2/failed"
+    check "boot 3: the journal names the missing file" journal_has boot3 '/etc/rebound.toml'
+    check "boot 3: the boot went on (app.service and multi-user.target active)" \
+        test "$(r app.service.ActiveState)/$(r multi-user.target.ActiveState)" = "active/active"
 fi
 
 log "done in $((SECONDS - T0)) s: $FAILS failed check(s)"

@@ -28,7 +28,7 @@ out=/run/report.txt
     echo "app_saw=$(cat /run/app-saw 2>/dev/null || echo none)"
     echo "sha_apn=$(sha256sum /data/live/apn_cfg.json | cut -d' ' -f1)"
     journalctl -b -u rebound-boot.service -o cat --no-pager | sed 's/^/journal: /'
-    journalctl -b -k -o cat --no-pager | grep rebound-generator | sed 's/^/kmsg: /'
+    dmesg | grep rebound-generator | sed "s/^/kmsg: /"
     systemd-analyze critical-chain app.service --no-pager 2>&1 | sed 's/^/chain: /'
     echo "END"
 } > "$out" 2>&1
