@@ -18,6 +18,8 @@
 #     in emergency.target, app.service never started, /data stayed mounted.
 #     Boot 3, the shipped unit without /etc/rebound.toml: the generator wrote no drop-in
 #     and said why in the kernel log, the unit failed (status 2), the boot went on.
+#     Boot 4, stop-boot-on-lost.conf and a blank /data disk: data.mount failed, rebound
+#     never ran (dependency), OnFailure= stopped the boot all the same.
 #   The guest writes its findings to a raw results disk; this script checks them.
 #
 # Usage: tests/systemd/run.sh [--no-install] [--stage1-only]
@@ -318,6 +320,7 @@ golden = "/data/golden"
 include = ["apn_cfg.json", "system_config.json", "app/**"]
 EOF
 install_rebound "$ROOT"
+cp "$ROOT/etc/rebound.toml" "$WORK/guest-rebound.toml"
 install -m 0644 "$HERE/guest/app.service" "$HERE/guest/report.service" "$ROOT/etc/systemd/system/"
 install -D -m 0755 "$HERE/guest/app.sh" "$ROOT/usr/local/sbin/app.sh"
 install -D -m 0755 "$HERE/guest/report.sh" "$ROOT/usr/local/sbin/report.sh"
@@ -429,8 +432,8 @@ if boot boot2; then
     check "boot 2: exit status 3, unit failed" \
         test "$(r rebound-boot.service.ExecMainStatus)/$(r rebound-boot.service.ActiveState)" = "3/failed"
     check "boot 2: journal names the lost file" journal_has boot2 'LOST: system_config.json'
-    check "boot 2: in emergency.target, multi-user.target not reached" \
-        test "$(r emergency.target.ActiveState)/$(r multi-user.target.ActiveState)" = "active/inactive"
+    check "boot 2: in emergency.target, sysinit.target and multi-user.target not reached" \
+        test "$(r emergency.target.ActiveState)/$(r sysinit.target.ActiveState)/$(r multi-user.target.ActiveState)" = "active/inactive/inactive"
     check "boot 2: app.service never started" \
         test "$(r app.service.ActiveState)/$(r app.service.ExecMainStartTimestampMonotonic)/$(r app_saw)" = "inactive/0/none"
     check "boot 2: no start job left pending" test "$(r jobs_left)" = 0
@@ -450,6 +453,24 @@ if boot boot3; then
     check "boot 3: the journal names the missing file" journal_has boot3 '/etc/rebound.toml'
     check "boot 3: the boot went on (app.service and multi-user.target active)" \
         test "$(r app.service.ActiveState)/$(r multi-user.target.ActiveState)" = "active/active"
+fi
+
+log "boot 4: stop-boot-on-lost.conf, /data cannot be mounted (a blank disk)"
+install -D -m 0644 "$DIST/stop-boot-on-lost.conf" "$ROOT/etc/systemd/system/rebound-boot.service.d/stop-boot-on-lost.conf"
+cp "$WORK/guest-rebound.toml" "$ROOT/etc/rebound.toml"
+make_root_img
+truncate -s 0 "$WORK/data.img"
+truncate -s 64M "$WORK/data.img"
+if boot boot4; then
+    check "boot 4: data.mount failed" test "$(r data.mount.ActiveState)" = failed
+    check "boot 4: rebound boot never ran (its start job failed: dependency)" \
+        test "$(r rebound-boot.service.ExecMainStartTimestampMonotonic)" = 0
+    check "boot 4: journal: dependency failed, OnFailure= triggered" \
+        eval "journal_has boot4 'Dependency failed for rebound-boot.service' && journal_has boot4 'Triggering OnFailure= dependencies'"
+    check "boot 4: in emergency.target, sysinit.target and multi-user.target not reached" \
+        test "$(r emergency.target.ActiveState)/$(r sysinit.target.ActiveState)/$(r multi-user.target.ActiveState)" = "active/inactive/inactive"
+    check "boot 4: app.service never started" \
+        test "$(r app.service.ActiveState)/$(r app.service.ExecMainStartTimestampMonotonic)/$(r app_saw)" = "inactive/0/none"
 fi
 
 log "done in $((SECONDS - T0)) s: $FAILS failed check(s)"
