@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --no-install) INSTALL=0 ;;
         --stage1-only) STAGE1_ONLY=1 ;;
-        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "tests/systemd/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -132,7 +132,7 @@ R1="$S1/root"
 mkdir -p "$R1/etc"
 install_rebound "$R1"
 check "systemd-analyze verify rebound-boot.service" verify_root "$R1" rebound-boot.service "$S1/verify-unit.log"
-check "verify enabled it into sysinit.target.wants" test -L "$R1/etc/systemd/system/sysinit.target.wants/rebound-boot.service"
+check "systemctl --root enable: linked into sysinit.target.wants" test -L "$R1/etc/systemd/system/sysinit.target.wants/rebound-boot.service"
 
 # The generator, with the device's shells (busybox ash, dash), against a configuration
 # whose roots need quoting.
