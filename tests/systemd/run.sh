@@ -165,6 +165,8 @@ for sh in "busybox sh" dash; do
     check "generator ($sh): exit 0 with a good configuration" gen "$sh" "$GENCONF" "$d"
     check "generator ($sh): the drop-in names every root, quoted" \
         grep -qx 'RequiresMountsFor=/data/live "/factory/golden 1"' "$d/rebound-boot.service.d/50-mounts.conf"
+    check "generator ($sh): the drop-in starts with the generator's name" \
+        grep -qx '# Written by rebound-generator .*' <<< "$(head -n1 "$d/rebound-boot.service.d/50-mounts.conf")"
     check "generator ($sh): nothing else written, no message" only_dropin "$d"
     check "generator ($sh): bad configuration: exit 0" gen "$sh" "$S1/bad.toml" "$d"
     check "generator ($sh): bad configuration: nothing written, stderr names the file" \
