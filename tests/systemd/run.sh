@@ -126,7 +126,9 @@ verify_root() { # ROOT UNIT LOG -> 0 if clean
     local out rc=0
     out="$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no --root="$1" "$2" 2>&1)" || rc=$?
     printf '%s\n' "$out" > "$3"
-    [ "$rc" = 0 ] && [ -z "$out" ]
+    [ "$rc" = 0 ] && [ -z "$out" ] && return 0
+    printf '        %s\n' "systemd-analyze verify exit status $rc:" "$out"
+    return 1
 }
 R1="$S1/root"
 mkdir -p "$R1/etc"
