@@ -25,8 +25,11 @@
 # Usage: tests/systemd/run.sh [--no-install] [--stage1-only]
 #   --no-install   never apt-get (everything must be there)
 #   --stage1-only  systemd-analyze verify and the generator checks only
-# Environment: REBOUND_BIN=path of a built `rebound` (default: cargo build --release
-# -p rebound-cli, target/release/rebound).
+# Environment: REBOUND_DEB=the Debian package (tests/deb/run.sh builds it: .ci/run
+# passes it): the guest gets it with `dpkg -i` in its root, and the host-side checks use
+# its binary, unit, generator and drop-in (unpacked with dpkg-deb -x). Without it:
+# REBOUND_BIN=path of a built `rebound` (default: cargo build --release -p rebound-cli,
+# target/release/rebound) and the files of dist/systemd, copied to the packaged paths.
 #
 # Needs root (apt-get, debootstrap, device nodes in the image); without root it says so
 # and exits 0 (skipped). Downloads are cached: the Debian root as a tarball under
@@ -93,7 +96,21 @@ fi
 # ---------------------------------------------------------------------------------
 # 2. rebound itself (x86_64: the guest is an amd64 Debian).
 # ---------------------------------------------------------------------------------
-if [ -n "${REBOUND_BIN:-}" ]; then
+DEB="${REBOUND_DEB:-}"
+if [ -n "$DEB" ]; then
+    [ -f "$DEB" ] || die "REBOUND_DEB=$DEB: no such file (build it with tests/deb/run.sh)"
+    DEB="$(cd "$(dirname "$DEB")" && pwd)/$(basename "$DEB")"
+    log "the package: $DEB"
+    rm -rf "$WORK/deb-x"
+    dpkg-deb -x "$DEB" "$WORK/deb-x"
+    REBOUND="$WORK/deb-x/usr/bin/rebound"
+    # The unit and generator as packaged; the drop-in from the package's examples.
+    DIST="$WORK/deb-x/dist-systemd"
+    mkdir -p "$DIST"
+    cp "$WORK/deb-x/usr/lib/systemd/system/rebound-boot.service" \
+        "$WORK/deb-x/usr/lib/systemd/system-generators/rebound-generator" \
+        "$WORK/deb-x/usr/share/doc/rebound/examples/systemd/stop-boot-on-lost.conf" "$DIST/"
+elif [ -n "${REBOUND_BIN:-}" ]; then
     REBOUND="$REBOUND_BIN"
 else
     log "building rebound (cargo build --release -p rebound-cli)"
@@ -106,6 +123,16 @@ fi
 # (To test the Debian package instead: dpkg -x/--root it here, and keep the enable.)
 install_rebound() { # ROOT
     local root="$1"
+    if [ -n "$DEB" ] && [ -x "$root/usr/bin/dpkg" ]; then
+        # A Debian root (the guest's): the package as an image build installs it, its
+        # postinst included (it only prints a note), then the administrator's enable.
+        cp "$DEB" "$root/tmp/rebound.deb"
+        chroot "$root" dpkg -i /tmp/rebound.deb > "$WORK/dpkg-i.log" 2>&1 \
+            || { cat "$WORK/dpkg-i.log" >&2; die "dpkg -i rebound.deb in the guest root failed"; }
+        rm -f "$root/tmp/rebound.deb"
+        systemctl --root="$root" --quiet enable rebound-boot.service
+        return
+    fi
     install -D -m 0755 "$REBOUND" "$root/usr/bin/rebound"
     install -D -m 0644 "$DIST/rebound-boot.service" "$root/usr/lib/systemd/system/rebound-boot.service"
     install -D -m 0755 "$DIST/rebound-generator" "$root/usr/lib/systemd/system-generators/rebound-generator"
