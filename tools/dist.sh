@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Release artifacts for rebound: static, stripped `rebound` binaries for the devices' own
-# CPUs, each packed with the example configurations, the man pages (man/) and the bash,
-# zsh and fish completions (completions/) as
+# CPUs, each packed with the example configurations, the man pages (man/), the bash,
+# zsh and fish completions (completions/), the integration files of dist/ (integration/:
+# systemd unit and generator, busybox/SysV init script, RAUC, SWUpdate and Mender hooks;
+# docs/integration.md) and the license texts, as
 #   target/artifacts/rebound-<version>-<triple>.tar.gz
-# plus target/artifacts/SHA256SUMS (dist/ holds the integration files: units, init
-# script, OTA hooks). See README.md, "Installing on a device".
+# plus target/artifacts/SHA256SUMS. See README.md, "Installing on a device".
 #
 # Usage:
 #   tools/dist.sh                    # all three targets
@@ -109,7 +110,17 @@ for a in "${ARCHES[@]}"; do
     mkdir -p "$stage/examples"
     install -m 0755 "$bin" "$stage/rebound"
     install -m 0644 examples/*.toml "$stage/examples/"
-    install -m 0644 README.md "$stage/README.md"
+    install -m 0644 README.md docs/integration.md LICENSE-MIT LICENSE-APACHE "$stage/"
+    # The integration files, with their modes (scripts 0755): what a Yocto or Buildroot
+    # recipe, a RAUC bundle or a Mender artifact copies (docs/integration.md).
+    for sub in systemd init.d rauc swupdate mender; do
+        [ -d "dist/$sub" ] || { echo "dist.sh: dist/$sub is missing" >&2; exit 1; }
+        mkdir -p "$stage/integration/$sub"
+        for f in "dist/$sub"/*; do
+            if [ -x "$f" ]; then m=0755; else m=0644; fi
+            install -m "$m" "$f" "$stage/integration/$sub/"
+        done
+    done
     # The man pages and shell completions (cargo xtask all, above).
     for extra in man completions; do
         cp -r "$REPO/target/$extra" "$stage/$extra"
