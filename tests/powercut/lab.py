@@ -420,7 +420,7 @@ class Checker:
         if any(ln.startswith("factory") for ln in lines):
             self.reset()
         # A partition the kernel turned read-only (it found its own metadata corrupt; see
-        # fs_went_ro in init.sh): the guest power-cycled at once. Not rebound's fault, but
+        # fs_went_ro in guest/lab): the guest power-cycled at once. Not rebound's fault, but
         # the next boot must succeed: the same partition read-only twice in a row means
         # the device's fsck did not repair it and nothing was checked.
         fsro = [ln for ln in lines if ln.startswith("fsro")]

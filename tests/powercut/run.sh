@@ -199,7 +199,8 @@ REBOUND="$TDIR/$("$REPO/tools/cross.sh" triple "$ARCH")/release/rebound"
 
 # ---------------------------------------------------------------------------------
 # 4. The initramfs: busybox, mtd-utils / e2fsprogs / dosfstools binaries with their
-#    shared libraries, the kernel modules the lab needs, rebound, /init.
+#    shared libraries, the kernel modules the lab needs, rebound, busybox init with
+#    the lab's inittab and rc scripts (guest/) and dist/init.d/S05rebound.
 # ---------------------------------------------------------------------------------
 log "packing the initramfs"
 IR="$WORK/initramfs"
@@ -231,7 +232,7 @@ cp "$BUSYBOX" "$IR/bin/busybox"
 for a in $($RUNNER "$IR/bin/busybox" --list); do
     [ -e "$IR/bin/$a" ] || ln -s busybox "$IR/bin/$a"
 done
-# Debian's busybox runs its own applets in preference to $PATH: init.sh calls the
+# Debian's busybox runs its own applets in preference to $PATH: guest/lab calls the
 # real tools below by absolute path (/sbin/...).
 # Dynamically linked tools: copy each with the libraries it needs.
 copy_with_libs() {
@@ -293,9 +294,17 @@ for t in $TOOLS; do
 done
 cp /etc/mke2fs.conf "$IR/etc/" 2>/dev/null || true
 cp "$REBOUND" "$IR/bin/rebound"
-cp "$HERE/init.sh" "$IR/init"
 cp "$HERE/rebound.toml" "$IR/etc/rebound.toml"
-chmod +x "$IR/init"
+# The guest boots like a device: /init is busybox init, which reads /etc/inittab and runs
+# the lab's sysinit, find_partitions.sh, then rcS with the real dist/init.d/S05rebound
+# (copied verbatim) and the application as S50lab-app. See guest/lab.
+ln -s bin/busybox "$IR/init"
+mkdir -p "$IR/etc/init.d" "$IR/etc/default" "$IR/run"
+cp "$HERE/guest/inittab" "$IR/etc/inittab"
+cp "$HERE/guest/lab" "$HERE/guest/rcS" "$HERE/guest/find_partitions.sh" "$HERE/guest/S50lab-app" "$IR/etc/init.d/"
+cp "$REPO/dist/init.d/S05rebound" "$IR/etc/init.d/S05rebound"
+cp "$HERE/guest/rebound.default" "$IR/etc/default/rebound.lab"
+chmod +x "$IR"/etc/init.d/*
 
 # Modules and everything they depend on, found through modules.dep.
 MODS="virtio_pci virtio_blk crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_utf8 squashfs nandsim ubi ubifs zstd deflate"
