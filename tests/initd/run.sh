@@ -3,7 +3,8 @@
 # it: under busybox ash (busybox is bound over /bin/sh), started with "start" by an rcS
 # that does what Buildroot's does (tests/powercut/guest/rcS, the one the power-cut lab's
 # guest runs under busybox init), with busybox syslogd listening on /dev/log, and the
-# real rebound binary (target/release/rebound) on a real sealed device directory:
+# real rebound binary (target/debug/rebound, or REBOUND_BIN=FILE) on a real sealed
+# device directory:
 #   - start on an intact device, after damage (repaired), with a lost file (exit 3) under
 #     REBOUND_ON_LOST=continue and =stop, with a missing configuration (exit 2), with no
 #     binary; what reaches the console, syslog and /run/rebound; whether the S-script
@@ -34,11 +35,14 @@ if [ "${1:-}" != --in-namespace ]; then
         apt-get install -y -qq --no-install-recommends busybox-static util-linux > /dev/null
     fi
     if [ -z "${REBOUND_BIN:-}" ]; then
-        echo "== cargo build --release -p rebound-cli"
-        (cd "$REPO" && cargo build --quiet --release -p rebound-cli)
-        REBOUND_BIN="$REPO/target/release/rebound"
+        # The profile and features of `cargo test --workspace --all-features` (.ci/run),
+        # so that after it this build reuses what it compiled.
+        echo "== cargo build -p rebound-cli --all-features"
+        (cd "$REPO" && cargo build --quiet -p rebound-cli --all-features)
+        REBOUND_BIN="$REPO/target/debug/rebound"
     fi
     [ -x "$REBOUND_BIN" ] || { echo "tests/initd/run.sh: $REBOUND_BIN is not an executable (REBOUND_BIN?)" >&2; exit 2; }
+    REBOUND_BIN="$(realpath "$REBOUND_BIN")"
     for d in /etc/init.d /etc/default /run; do
         [ -d "$d" ] || { echo "tests/initd/run.sh: $d does not exist on this host: it is where the namespace binds the test's own" >&2; exit 2; }
     done
