@@ -156,11 +156,15 @@ class Planner:
         # intact copy of the file being written: a double fault, not a test of rebound.
         for _ in range(0 if quiet_before_erase else r.randint(3, 8)):
             self.step += 1
-            kind = r.choices(["commit-config", "commit-apps", "update-config", "update-apps"], [30, 25, 15, 15])[0]
+            # write: `rebound write` (issue part 9), the new content replaced and
+            # committed as one change; commit: the application rewrites the file in
+            # place (as the vendor's applications do), then `rebound commit`.
+            kind = r.choices(["commit-config", "commit-apps", "write-config", "write-apps",
+                              "update-config", "update-apps"], [18, 15, 12, 10, 15, 15])[0]
             kind, set_name = kind.split("-")
             base = CFG_BASE if set_name == "config" else APPS_BASE
             extra = CFG_EXTRA if set_name == "config" else APPS_EXTRA
-            if kind == "commit":
+            if kind in ("commit", "write"):
                 files = [r.choice(base)]
             else:
                 files = r.sample(base, r.randint(2, 3))
@@ -218,8 +222,8 @@ def build_control(path, fs, run_id, cycles, broken, factory_dir, vfat_opts="", e
                       f"PAUSE_AT={cy['pause']}\nCUT_AT={cy['cut_at']}\nERASE={cy['erase']}\n".encode())
             lines = []
             for st in cy["steps"]:
-                if st["kind"] == "commit":
-                    lines.append(f"{st['k']} commit {st['set']} {st['files'][0]}")
+                if st["kind"] in ("commit", "write"):
+                    lines.append(f"{st['k']} {st['kind']} {st['set']} {st['files'][0]}")
                 elif st["kind"] == "update":
                     lines.append(f"{st['k']} update {st['set']}")
                 else:
