@@ -19,6 +19,10 @@
 # builds always use /usr/bin/cargo with RUSTC=/usr/bin/rustc (override with
 # REBOUND_RUSTC / REBOUND_CARGO).
 #
+# REBOUND_CROSS_CRT_STATIC=0 leaves +crt-static out: for the C library's shared object
+# (librebound.so), which a +crt-static build drops ("dropping unsupported crate type
+# `cdylib`"). tools/dist.sh uses it for librebound only.
+#
 # Static binaries: a dynamically linked armv7 program crashes under qemu-user as soon as
 # it starts a thread (an emulator + sysroot limitation, not rebound's), and a static one
 # needs no C library on the device.
@@ -118,10 +122,10 @@ cross_cargo() {
     local envs=(
         "RUSTC=$RUSTC"
         "CARGO_TARGET_${T}_LINKER=$(gcc_of "$a")"
-        # Target-scoped: build scripts and proc macros (host code) stay dynamic.
-        "CARGO_TARGET_${T}_RUSTFLAGS=-C target-feature=+crt-static"
         "CC_${t//-/_}=$(gcc_of "$a")"
     )
+    # Target-scoped: build scripts and proc macros (host code) stay dynamic.
+    [ "${REBOUND_CROSS_CRT_STATIC:-1}" = 0 ] || envs+=("CARGO_TARGET_${T}_RUSTFLAGS=-C target-feature=+crt-static")
     [ -n "$runner" ] && envs+=("CARGO_TARGET_${T}_RUNNER=$runner")
     exec env -u RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u RUSTC_WRAPPER \
         "${envs[@]}" "$CARGO" "$sub" --target "$t" "$@"

@@ -7,6 +7,12 @@
 #   target/artifacts/rebound-<version>-<triple>.tar.gz
 # plus target/artifacts/SHA256SUMS. See README.md, "Installing on a device".
 #
+# Each tarball also carries the C library (crates/librebound, --profile release-lib):
+# lib/librebound.a (debug sections stripped), lib/librebound.so.0 (soname
+# librebound.so.0) with the link
+# lib/librebound.so, and include/rebound.h (docs/from-an-application.md). The library is
+# built without +crt-static (a shared object cannot be), with the same cross linker.
+#
 # Usage:
 #   tools/dist.sh                    # all three targets
 #   tools/dist.sh --targets armv7    # a subset: x86_64, armv7, aarch64 (comma-separated)
@@ -54,6 +60,7 @@ log() { printf '== %s\n' "$*"; }
 IFS=',' read -r -a ARCHES <<< "$TARGETS"
 CROSS="$REPO/tools/cross.sh"
 features_of() { case "$1" in armv7) echo neon ;; *) echo "" ;; esac; }
+strip_of() { case "$1" in armv7) echo arm-linux-gnueabihf-strip ;; aarch64) echo aarch64-linux-gnu-strip ;; *) echo strip ;; esac; }
 for a in "${ARCHES[@]}"; do "$CROSS" triple "$a" >/dev/null; done
 
 if [ "$CHECK_ONLY" = 1 ] || [ "$INSTALL" = 0 ]; then
@@ -104,10 +111,33 @@ for a in "${ARCHES[@]}"; do
     got="$($runner "$bin" --version)" || { echo "dist.sh: $bin --version failed${runner:+ under $runner}" >&2; exit 1; }
     log "  $got ($(stat -c %s "$bin") bytes stripped)"
 
+    log "building librebound $VERSION for $t (--profile release-lib${feats:+, features $feats})"
+    REBOUND_CROSS_CRT_STATIC=0 nice "$CROSS" cargo "$a" build --quiet --profile release-lib --locked \
+        -p librebound ${feats:+--features "$feats"} --target-dir "$TDIR"
+    libdir="$TDIR/$t/release-lib"
+    for f in librebound.a librebound.so; do
+        [ -f "$libdir/$f" ] || { echo "dist.sh: $libdir/$f was not built" >&2; exit 1; }
+    done
+    dyn="$(readelf -dW "$libdir/librebound.so")"
+    grep -q 'SONAME.*\[librebound\.so\.0\]' <<< "$dyn" \
+        || { echo "dist.sh: $libdir/librebound.so has no soname librebound.so.0" >&2; exit 1; }
+    exported="$(nm -D --defined-only "$libdir/librebound.so")"
+    for fn in $(grep -oE '\brebound_[a-z_]+\(' crates/librebound/include/rebound.h | tr -d '(' | sort -u); do
+        grep -q " T $fn\$" <<< "$exported" \
+            || { echo "dist.sh: $libdir/librebound.so does not export $fn (rebound.h declares it)" >&2; exit 1; }
+    done
+    log "  librebound.so.0 $(stat -c %s "$libdir/librebound.so") bytes, librebound.a $(stat -c %s "$libdir/librebound.a") bytes"
+
     name="rebound-$VERSION-$t"
     stage="$TDIR/stage/$name"
     rm -rf "$stage"
-    mkdir -p "$stage/examples"
+    mkdir -p "$stage/examples" "$stage/lib" "$stage/include"
+    install -m 0644 "$libdir/librebound.a" "$stage/lib/librebound.a"
+    # Debug sections only (half its size); the symbols a program links with stay.
+    "$(strip_of "$a")" --strip-debug "$stage/lib/librebound.a"
+    install -m 0755 "$libdir/librebound.so" "$stage/lib/librebound.so.0"
+    ln -s librebound.so.0 "$stage/lib/librebound.so"
+    install -m 0644 crates/librebound/include/rebound.h "$stage/include/rebound.h"
     install -m 0755 "$bin" "$stage/rebound"
     install -m 0644 examples/*.toml "$stage/examples/"
     install -m 0644 README.md docs/integration.md LICENSE-MIT LICENSE-APACHE "$stage/"

@@ -237,13 +237,6 @@ fn run_demo() -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// Every replica root of `sets`, golden ones included.
-fn roots<'c>(sets: &[&'c SetConfig]) -> Vec<&'c Path> {
-    sets.iter()
-        .flat_map(|s| s.replicas.iter().map(|r| r.root.as_path()))
-        .collect()
-}
-
 /// A writer's locks ([`lock()`]), or none for a dry run, which writes nothing: like a
 /// reader, it only says when a writer is running on the same roots.
 fn writer_lock(
@@ -268,7 +261,7 @@ fn lock(sets: &[&SetConfig], wait: Duration) -> anyhow::Result<Locks> {
             wait.as_secs()
         ));
     };
-    lock::lock_roots(&roots(sets), wait, &mut on_wait).map_err(|e| match e {
+    lock::lock_roots(&lock::roots(sets), wait, &mut on_wait).map_err(|e| match e {
         Error::Locked { .. } => anyhow::anyhow!("{e}; --wait SECONDS sets how long to wait"),
         e => e.into(),
     })
@@ -277,7 +270,7 @@ fn lock(sets: &[&SetConfig], wait: Duration) -> anyhow::Result<Locks> {
 /// A reader takes no lock; it says when a writer is running on the same roots, since
 /// what it reports may then be a state between two of the writer's steps.
 fn tell_writers(sets: &[&SetConfig]) {
-    if let Some((root, holder)) = lock::busy(&roots(sets)).first() {
+    if let Some((root, holder)) = lock::busy(&lock::roots(sets)).first() {
         say(format_args!(
             "rebound: note: {holder} is writing to {} right now; this report may show a state between two of its steps (every file whole, old or new): run again once it has finished to be sure",
             root.display()

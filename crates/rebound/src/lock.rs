@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::config::SetConfig;
 use crate::error::{Error, Result};
 
 /// How often a busy lock is tried again.
@@ -82,6 +83,14 @@ struct Target {
 
 /// A root's identity as planned: checked again once every lock is held.
 type Seen = Option<(u64, u64)>;
+
+/// Every replica root of `sets`, golden ones included, in configuration order: what a
+/// writer of those sets passes to [`lock_roots`] and a reader to [`busy`].
+pub fn roots<'c>(sets: &[&'c SetConfig]) -> Vec<&'c Path> {
+    sets.iter()
+        .flat_map(|s| s.replicas.iter().map(|r| r.root.as_path()))
+        .collect()
+}
 
 /// Takes the writer's locks on `roots` (every replica root of the sets a run may
 /// write, golden ones included), waiting up to `wait` for runs that hold them. The
