@@ -10,7 +10,7 @@
 # Each tarball also carries the C library (crates/librebound, --profile release-lib):
 # lib/librebound.a (debug sections stripped), lib/librebound.so.0 (soname
 # librebound.so.0) with the link
-# lib/librebound.so, and include/rebound.h (docs/from-an-application.md). The library is
+# lib/librebound.so, and include/rebound.h (README.md, "From an application"). The library is
 # built without +crt-static (a shared object cannot be), with the same cross linker.
 #
 # Usage:

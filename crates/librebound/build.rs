@@ -1,5 +1,5 @@
 //! Gives the shared library its soname (`librebound.so.0`: the ABI version, see
-//! docs/from-an-application.md) and warns when the build would abort on a panic instead
+//! README.md, "From an application") and warns when the build would abort on a panic instead
 //! of turning it into status 2.
 
 fn main() {

@@ -4,7 +4,7 @@
 //! in safe Rust, and each returns one of the command line's exit statuses
 //! (`rebound_core::exit`).
 //!
-//! Rules every call keeps (docs/from-an-application.md):
+//! Rules every call keeps (README.md, "From an application"):
 //! - no panic crosses the C boundary: each call runs under `catch_unwind`, and a panic
 //!   is status 2 with its message in `rebound_last_error()` (the library must be built
 //!   with a profile that unwinds: `--profile release-lib`);

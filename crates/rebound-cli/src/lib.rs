@@ -19,15 +19,15 @@ Exit status:
   2  usage, configuration or I/O error, or the lock still held after --wait
   3  some file has no intact copy left (it is left as it is and named in the report)
 
-Locking: boot, commit, update and seal lock every replica root of the sets they work on
+Locking: boot, commit, update, write and seal lock every replica root of the sets they work on
 (an flock on the directory itself: no lock file); another writer on the same roots waits
 up to --wait seconds, saying who holds the lock. verify, status and every --dry-run take
 no lock: every write is a rename of a complete file, so they see each file whole, old or
 new, but may report a state between two steps of a writer that is running.
 
-Dry runs: boot, commit, update and seal --dry-run print every action the real run
-would take, in order (--json gives them), and write nothing at all. For commit, update
-and seal the exit status says whether the change can be made (0), not whether
+Dry runs: boot, commit, update, write and seal --dry-run print every action the real run
+would take, in order (--json gives them), and write nothing at all. For commit, update,
+write and seal the exit status says whether the change can be made (0), not whether
 something is damaged.";
 
 const STATUS_EXIT_HELP: &str = "\
@@ -59,7 +59,7 @@ pub struct Args {
     /// Configuration file [default: $REBOUND_CONFIG if set, else /etc/rebound.toml].
     #[arg(short, long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// How long boot, commit, update and seal wait for another run's lock on the same
+    /// How long boot, commit, update, write and seal wait for another run's lock on the same
     /// replica roots before giving up with exit status 2 (0: give up at once).
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = DEFAULT_WAIT_SECS)]
     pub wait: u64,
