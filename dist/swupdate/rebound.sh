@@ -51,7 +51,12 @@ remove_stage() {
         return 0
     fi
     case "$from" in
-        /?*/?*) rm -rf -- "$from" ;;
+        *//*|*/./*|*/.|*/../*|*/..)
+            echo "$me: not removing $from (not a plain path: '.', '..' or '//' in it)" >&2 ;;
+        /?*/?*)
+            # A cleanup failure must not turn a landed update into a failed one (set -e):
+            # SWUpdate would then keep the old system with the new protected files.
+            rm -rf -- "$from" || echo "$me: warning: could not remove $from; remove it before the next update" >&2 ;;
         *) echo "$me: not removing $from (not an absolute path two levels deep)" >&2 ;;
     esac
 }
