@@ -12,9 +12,11 @@ use crate::util::Dir;
 
 /// A sealed golden device with an extra copy (`copy`), and `apn_cfg.json` committed
 /// with its own content and mode 600, so neither the factory content nor the factory
-/// mode is what a write must keep.
+/// mode is what a write must keep. `tmp/` is the runs' TMPDIR, where the standard-input
+/// spool goes.
 fn device(name: &str) -> Dir {
     let d = Dir::golden_device(name, &["copy"]);
+    std::fs::create_dir(d.path("tmp")).unwrap();
     d.run(["seal"], 0);
     d.write("usr/apn_cfg.json", "{\"apn\": \"committed\"}\n");
     std::fs::set_permissions(d.path("usr/apn_cfg.json"), PermissionsExt::from_mode(0o600)).unwrap();
@@ -26,9 +28,9 @@ fn mode(d: &Dir, rel: &str) -> u32 {
     std::fs::metadata(d.path(rel)).unwrap().permissions().mode() & 0o7777
 }
 
-/// Runs `rebound write ARGS` with `input` on standard input.
+/// Runs `rebound write ARGS` with `input` on standard input, TMPDIR the device's `tmp/`.
 fn write_stdin(d: &Dir, args: &[&str], input: &[u8]) -> std::process::Output {
-    let mut c = d.cmd(["write"]).cmd;
+    let mut c = d.cmd(["write"]).env("TMPDIR", d.path("tmp")).cmd;
     c.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -64,7 +66,12 @@ fn write_from_stdin_replaces_and_commits_keeping_the_recorded_mode() {
     // The next boot keeps it: it is what the manifest records.
     d.run(["boot"], 0);
     assert_eq!(d.read("usr/apn_cfg.json"), "{\"apn\": \"written\"}\n");
-    // No spool is left behind in the staging area.
+    // No spool is left behind: not in TMPDIR, where it was, nor in the staging area.
+    assert_eq!(
+        std::fs::read_dir(d.path("tmp")).unwrap().count(),
+        0,
+        "the standard-input spool was left in TMPDIR"
+    );
     assert!(d
         .snapshot("usr/.rebound")
         .keys()
