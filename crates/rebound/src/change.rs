@@ -133,6 +133,7 @@ pub fn plan_commit(
         };
         next.entries.insert(f.path.clone(), e);
     }
+    refuse_file_dir_clash(set, &next, files)?;
     // A format 1 manifest recorded no owners: this generation records them, from each
     // file's verified copy.
     plan::learn_owners(&mut next, state);
@@ -193,6 +194,37 @@ pub fn plan_commit(
         .collect();
     let after = predict(state, &change, &next, files);
     Ok(then_boot(set, &after, change, next)?.map(|plan| Change { plan, recorded }))
+}
+
+/// The directories above `path` (`a/b/c`: `a`, `a/b`).
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(move |(i, _)| &path[..i])
+}
+
+/// A path cannot be a file and a directory of other files at once. A new file at the
+/// path of a directory of recorded files (`rebound write app/lib` where `app/lib/x` is
+/// protected), or below a recorded file (`app.cfg/x`), would commit a manifest that no
+/// copy can hold: every later boot would fail to restore it. Refused before anything
+/// is written.
+fn refuse_file_dir_clash(set: &SetConfig, next: &Manifest, files: &[NewFile]) -> Result<()> {
+    let recorded: BTreeSet<&str> = next.entries.keys().map(RelPath::as_str).collect();
+    let dirs: BTreeSet<&str> = recorded.iter().flat_map(|p| ancestors(p)).collect();
+    for f in files {
+        let p = f.path.as_str();
+        let clash = if dirs.contains(p) {
+            Some(format!(
+                "{p}: is a directory of protected files here; a file cannot replace it"
+            ))
+        } else {
+            ancestors(p)
+                .find(|a| recorded.contains(a))
+                .map(|a| format!("{p}: {a} is a protected file, it cannot also be a directory"))
+        };
+        if let Some(what) = clash {
+            return Err(set_error(set)(PlanError(what)));
+        }
+    }
+    Ok(())
 }
 
 /// Stages the new content in every writable replica that does not hold it at its

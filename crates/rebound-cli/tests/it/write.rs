@@ -124,10 +124,16 @@ fn write_refuses_what_it_must_not_touch_and_writes_nothing() {
         ("usr/not-selected.txt", "not protected by any set"),
         ("bak/apn_cfg.json", "golden copy"),
         ("elsewhere/apn_cfg.json", "not protected by any set"),
+        // A file where protected files have their directory, or below a protected
+        // file: no copy could hold that manifest, so every later boot would fail.
+        ("usr/app/lib", "is a directory of protected files"),
+        ("usr/app/main.py/x", "cannot also be a directory"),
     ] {
         let o = write_stdin(&d, &[path], b"x\n");
         assert_eq!(o.status.code(), Some(2), "{path}");
-        let err = String::from_utf8_lossy(&o.stderr);
+        // A usage error goes to standard error, a set's refusal to its report.
+        let err =
+            String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
         assert!(
             err.contains(says) && !err.contains("panicked"),
             "{path}: {err}"
