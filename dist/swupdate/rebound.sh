@@ -44,9 +44,11 @@ from="${3:-${REBOUND_FROM:-}}"
 
 # The staging directory is removed after the update, landed or refused, so that no
 # file of this update is taken for part of the next one. Never a replica: a directory
-# holding rebound's .rebound/ is left alone, as is a path less than two levels deep.
+# with rebound's .rebound/ in it or anywhere below it is left alone, as is a path less
+# than two levels deep.
 remove_stage() {
-    if [ -e "$from/.rebound" ]; then
+    # .rebound/ at DIR or anywhere below it: DIR is (or holds) a protected copy.
+    if [ -e "$from/.rebound" ] || [ -n "$(find "$from" -name .rebound 2>/dev/null | head -n 1)" ]; then
         echo "$me: not removing $from: it holds .rebound/ (a protected copy, not a staging directory)" >&2
         return 0
     fi
