@@ -194,8 +194,8 @@ enum Spool {
 }
 
 impl Spool {
-    /// Copies standard input to `$TMPDIR/.tmpXXXX/content`, with mode `mode` or 644
-    /// (the mode a new protected file gets).
+    /// Copies standard input to `$TMPDIR/rebound-write.XXXX/content`: mode 644 (what a
+    /// new protected file gets) without `--mode`, else 600.
     fn stdin(mode: Option<u32>) -> anyhow::Result<Spool> {
         use std::os::unix::fs::OpenOptionsExt;
         let dir = tempfile::Builder::new()
@@ -215,12 +215,14 @@ impl Spool {
                 path.display()
             )
         })?;
-        // Set after the write: the umask does not narrow it.
-        std::fs::set_permissions(
-            &path,
-            std::os::unix::fs::PermissionsExt::from_mode(mode.unwrap_or(0o644)),
-        )
-        .with_context(|| format!("{}", path.display()))?;
+        // Without --mode a new file takes the source's mode: 644, set after the write so
+        // that the umask does not narrow it (the directory is 0700: nobody else reads
+        // the copy). With --mode the engine records that mode and the copy stays 0600,
+        // readable by this run whatever the mode (e.g. --mode 200).
+        if mode.is_none() {
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .with_context(|| format!("{}", path.display()))?;
+        }
         Ok(Spool::Stdin { _dir: dir, path })
     }
 
