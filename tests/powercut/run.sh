@@ -120,52 +120,9 @@ fi
 #    work/kernel (work/<arch>/kernel for ARM).
 # ---------------------------------------------------------------------------------
 KDIR="$WORK/kernel"
-mkdir -p "$KDIR"
-# A foreign architecture's packages can be downloaded only once dpkg knows it.
-add_debarch() {
-    [ "$DEBARCH" = "$(dpkg --print-architecture)" ] && return 0
-    dpkg --print-foreign-architectures | grep -qx "$DEBARCH" && return 0
-    [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ] \
-        || { echo "run.sh: dpkg does not know architecture $DEBARCH: run as root (dpkg --add-architecture $DEBARCH && apt-get update)" >&2; exit 2; }
-    dpkg --add-architecture "$DEBARCH"
-    apt-get update -qq
-}
-KPKG="$(ls "$KDIR"/linux-image-6.1.0-*-"$KFLAVOUR"_*.deb 2>/dev/null | head -n1 || true)"
-if [ -z "$KPKG" ]; then
-    add_debarch
-    kname() { apt-cache depends "linux-image-$KFLAVOUR:$DEBARCH" 2>/dev/null | awk -v f="$KFLAVOUR" '$1 == "Depends:" && $2 ~ ("^linux-image-6\\.1\\.0-.*-" f) {print $2; exit}'; }
-    KNAME="$(kname)"
-    if [ -z "$KNAME" ] && [ "$INSTALL" = 1 ]; then apt-get update -qq; KNAME="$(kname)"; fi
-    [ -n "$KNAME" ] || { echo "run.sh: cannot find the linux-image-6.1.0-*-$KFLAVOUR package name (apt-get update?)" >&2; exit 2; }
-    KNAME="${KNAME%%:*}:$DEBARCH"
-    log "downloading $KNAME"
-    (cd "$KDIR" && apt-get download "$KNAME" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-    KPKG="$(ls "$KDIR"/linux-image-6.1.0-*-"$KFLAVOUR"_*.deb | head -n1)"
-fi
-if [ ! -d "$KDIR/root/lib/modules" ]; then
-    rm -rf "$KDIR/root"
-    dpkg-deb -x "$KPKG" "$KDIR/root"
-fi
-KVER="$(ls "$KDIR/root/lib/modules" | head -n1)"
-VMLINUZ="$KDIR/root/boot/vmlinuz-$KVER"
-[ -f "$KDIR/root/lib/modules/$KVER/modules.dep" ] || depmod -b "$KDIR/root" "$KVER"
-# Decompressing an xz bzImage takes seconds under TCG at every boot. The kernel has
-# CONFIG_PVH, so QEMU can start the uncompressed ELF vmlinux directly: unpack it once.
-VMLINUX="$KDIR/vmlinux-$KVER"
-if [ "$ARCH" = x86_64 ] && [ ! -s "$VMLINUX" ]; then
-    python3 - "$VMLINUZ" "$VMLINUX.tmp" <<'PY'
-import lzma, sys
-data = open(sys.argv[1], "rb").read()
-at = data.find(b"\xfd7zXZ\x00")
-if at < 0:
-    sys.exit(0)  # not xz: keep booting the bzImage
-elf = lzma.LZMADecompressor().decompress(data[at:])
-if elf[:4] == b"\x7fELF":
-    open(sys.argv[2], "wb").write(elf)
-PY
-    [ -s "$VMLINUX.tmp" ] && mv "$VMLINUX.tmp" "$VMLINUX"
-fi
-[ -s "$VMLINUX" ] && VMLINUZ="$VMLINUX"
+# shellcheck source=tests/lib/debian-kernel.sh
+. "$REPO/tests/lib/debian-kernel.sh"
+debian_kernel "$KDIR" "$KFLAVOUR" "$DEBARCH" "$INSTALL" run.sh
 log "kernel $KVER ($(basename "$VMLINUZ"))"
 
 # ---------------------------------------------------------------------------------
@@ -215,7 +172,7 @@ else
     UL="$WORK/userland"
     UPKGS="busybox-static libc6 mtd-utils e2fsprogs dosfstools libext2fs2 libcom-err2 libblkid1 libuuid1"
     if [ ! -f "$UL/.done" ]; then
-        add_debarch
+        debian_add_arch "$DEBARCH" "$INSTALL" run.sh
         log "downloading the $DEBARCH userland ($UPKGS)"
         rm -rf "$UL"; mkdir -p "$UL/debs" "$UL/root"
         # shellcheck disable=SC2046

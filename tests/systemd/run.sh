@@ -233,51 +233,12 @@ fi
 
 # ---------------------------------------------------------------------------------
 # 4. Kernel: Debian's linux-image-6.1.0-*-amd64, downloaded and unpacked (never
-#    installed) exactly as tests/powercut/run.sh (section 2) does, into the same cache.
+#    installed) by the function tests/powercut/run.sh uses, into the same cache.
 # ---------------------------------------------------------------------------------
-fetch_kernel() {
-    KDIR="$REPO/tests/powercut/work/kernel"
-    mkdir -p "$KDIR"
-    local kpkg kname
-    kpkg="$(ls "$KDIR"/linux-image-6.1.0-*-amd64_*.deb 2>/dev/null | head -n1 || true)"
-    if [ -z "$kpkg" ]; then
-        kname="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-6\.1\.0-.*-amd64/ {print $2; exit}')"
-        if [ -z "$kname" ] && [ "$INSTALL" = 1 ]; then
-            apt-get update -qq
-            kname="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-6\.1\.0-.*-amd64/ {print $2; exit}')"
-        fi
-        [ -n "$kname" ] || die "cannot find the linux-image-6.1.0-*-amd64 package name (apt-get update?)"
-        log "downloading $kname"
-        (cd "$KDIR" && apt-get download "$kname" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-        kpkg="$(ls "$KDIR"/linux-image-6.1.0-*-amd64_*.deb 2>/dev/null | head -n1 || true)"
-        [ -n "$kpkg" ] || die "apt-get download $kname left no .deb in $KDIR (network? apt-get update?)"
-    fi
-    if [ ! -d "$KDIR/root/lib/modules" ]; then
-        rm -rf "$KDIR/root"
-        dpkg-deb -x "$kpkg" "$KDIR/root"
-    fi
-    KVER="$(ls "$KDIR/root/lib/modules" | head -n1)"
-    VMLINUZ="$KDIR/root/boot/vmlinuz-$KVER"
-    [ -f "$KDIR/root/lib/modules/$KVER/modules.dep" ] || depmod -b "$KDIR/root" "$KVER"
-    # The uncompressed ELF boots faster under TCG (CONFIG_PVH), as in the power-cut lab.
-    local vmlinux="$KDIR/vmlinux-$KVER"
-    if [ ! -s "$vmlinux" ]; then
-        python3 - "$VMLINUZ" "$vmlinux.tmp" <<'PY'
-import lzma, sys
-data = open(sys.argv[1], "rb").read()
-at = data.find(b"\xfd7zXZ\x00")
-if at < 0:
-    sys.exit(0)
-elf = lzma.LZMADecompressor().decompress(data[at:])
-if elf[:4] == b"\x7fELF":
-    open(sys.argv[2], "wb").write(elf)
-PY
-        if [ -s "$vmlinux.tmp" ]; then mv "$vmlinux.tmp" "$vmlinux"; else rm -f "$vmlinux.tmp"; fi
-    fi
-    [ -s "$vmlinux" ] && VMLINUZ="$vmlinux"
-    return 0
-}
-fetch_kernel
+KDIR="$REPO/tests/powercut/work/kernel"
+# shellcheck source=tests/lib/debian-kernel.sh
+. "$REPO/tests/lib/debian-kernel.sh"
+debian_kernel "$KDIR" amd64 amd64 "$INSTALL" tests/systemd/run.sh
 log "kernel $KVER ($(basename "$VMLINUZ"))"
 
 # ---------------------------------------------------------------------------------

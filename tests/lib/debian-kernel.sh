@@ -1,0 +1,78 @@
+# shellcheck shell=bash
+# Debian's 6.1 kernel (and foreign architectures) for the QEMU tests (tests/powercut/run.sh, tests/systemd/run.sh):
+# linux-image-6.1.0-*-<flavour>, the version linux-image-<flavour> points at, downloaded
+# as a .deb (never installed), unpacked with dpkg-deb -x and cached. Sourced, not run.
+#
+# debian_kernel KDIR FLAVOUR DEBARCH INSTALL WHO
+#   KDIR     cache directory (the .deb, root/ unpacked, vmlinux-<version>)
+#   FLAVOUR  amd64, armmp or arm64;  DEBARCH  amd64, armhf or arm64
+#   INSTALL  1: may run apt-get update and dpkg --add-architecture (as root)
+#   WHO      the calling script's name, for messages
+# Sets KVER (the kernel version) and VMLINUZ (what QEMU boots: for amd64 the
+# uncompressed ELF vmlinux, unpacked once, since decompressing the xz bzImage takes
+# seconds under TCG at every boot and the kernel has CONFIG_PVH). Exits 2 on failure.
+# debian_add_arch DEBARCH INSTALL WHO: a foreign architecture's packages can be
+# downloaded only once dpkg knows it; adds it (as root, INSTALL=1) or exits 2 saying how.
+debian_add_arch() {
+    local debarch="$1" install="$2" who="$3"
+    [ "$debarch" = "$(dpkg --print-architecture)" ] && return 0
+    dpkg --print-foreign-architectures | grep -qx "$debarch" && return 0
+    if [ "$install" != 1 ] || [ "$(id -u)" != 0 ]; then
+        echo "$who: dpkg does not know architecture $debarch: run as root (dpkg --add-architecture $debarch && apt-get update)" >&2
+        exit 2
+    fi
+    dpkg --add-architecture "$debarch"
+    apt-get update -qq
+}
+
+debian_kernel() {
+    local kdir="$1" flavour="$2" debarch="$3" install="$4" who="$5"
+    local kpkg kname vmlinux
+    mkdir -p "$kdir"
+    kpkg="$(ls "$kdir"/linux-image-6.1.0-*-"$flavour"_*.deb 2>/dev/null | head -n1 || true)"
+    if [ -z "$kpkg" ]; then
+        debian_add_arch "$debarch" "$install" "$who"
+        kname() {
+            apt-cache depends "linux-image-$flavour:$debarch" 2>/dev/null \
+                | awk -v f="$flavour" '$1 == "Depends:" && $2 ~ ("^linux-image-6\\.1\\.0-.*-" f) {print $2; exit}'
+        }
+        kname="$(kname)"
+        if [ -z "$kname" ] && [ "$install" = 1 ]; then apt-get update -qq; kname="$(kname)"; fi
+        if [ -z "$kname" ]; then
+            echo "$who: cannot find the linux-image-6.1.0-*-$flavour package name (apt-get update?)" >&2
+            exit 2
+        fi
+        kname="${kname%%:*}:$debarch"
+        printf '== downloading %s\n' "$kname"
+        (cd "$kdir" && apt-get download "$kname" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+        kpkg="$(ls "$kdir"/linux-image-6.1.0-*-"$flavour"_*.deb 2>/dev/null | head -n1 || true)"
+        if [ -z "$kpkg" ]; then
+            echo "$who: apt-get download $kname left no .deb in $kdir (network? apt-get update?)" >&2
+            exit 2
+        fi
+    fi
+    if [ ! -d "$kdir/root/lib/modules" ]; then
+        rm -rf "$kdir/root"
+        dpkg-deb -x "$kpkg" "$kdir/root"
+    fi
+    KVER="$(ls "$kdir/root/lib/modules" | head -n1)"
+    VMLINUZ="$kdir/root/boot/vmlinuz-$KVER"
+    [ -f "$kdir/root/lib/modules/$KVER/modules.dep" ] || depmod -b "$kdir/root" "$KVER"
+    [ "$flavour" = amd64 ] || return 0
+    vmlinux="$kdir/vmlinux-$KVER"
+    if [ ! -s "$vmlinux" ]; then
+        python3 - "$VMLINUZ" "$vmlinux.tmp" <<'PY'
+import lzma, sys
+data = open(sys.argv[1], "rb").read()
+at = data.find(b"\xfd7zXZ\x00")
+if at < 0:
+    sys.exit(0)  # not xz: keep booting the bzImage
+elf = lzma.LZMADecompressor().decompress(data[at:])
+if elf[:4] == b"\x7fELF":
+    open(sys.argv[2], "wb").write(elf)
+PY
+        if [ -s "$vmlinux.tmp" ]; then mv "$vmlinux.tmp" "$vmlinux"; else rm -f "$vmlinux.tmp"; fi
+    fi
+    if [ -s "$vmlinux" ]; then VMLINUZ="$vmlinux"; fi
+    return 0
+}
