@@ -76,3 +76,46 @@ PY
     if [ -s "$vmlinux" ]; then VMLINUZ="$vmlinux"; fi
     return 0
 }
+
+# debian_modules IR KDIR KVER WHO MODULE...: copies each module (named as modprobe names
+# it) and every module it depends on (modules.dep) from the kernel unpacked in KDIR into
+# the initramfs tree IR, with modules.order and modules.builtin, then runs depmod there.
+# A module built into this kernel (modules.builtin) needs nothing; a name written NAME?
+# is optional (left out when this kernel has no such module); any other missing one
+# exits 2.
+debian_modules() {
+    local ir="$1" kdir="$2" kver="$3" who="$4"
+    shift 4
+    local mdir="$kdir/root/lib/modules/$kver" m
+    local -A seen=()
+    # The name of a module file as modprobe takes it: a-b.ko.xz -> a_b.
+    local norm='{ n=$1; sub(/.*\//, "", n); sub(/\.ko.*$/, "", n); gsub(/-/, "_", n) }'
+    _debian_add_mod() { # NAME OPTIONAL
+        local name="$1" optional="$2" path dep
+        path="$(awk -F: -v m="$name" "$norm"' n == m { print $1; exit }' "$mdir/modules.dep")"
+        if [ -z "$path" ]; then
+            awk -v m="$name" "$norm"' n == m { f=1 } END { exit !f }' \
+                "$mdir/modules.builtin" 2>/dev/null && return 0
+            [ "$optional" = 1 ] && return 0
+            echo "$who: module $name not found in $kver" >&2
+            exit 2
+        fi
+        [ -z "${seen[$path]:-}" ] || return 0
+        seen[$path]=1
+        mkdir -p "$ir/lib/modules/$kver/$(dirname "$path")"
+        cp "$mdir/$path" "$ir/lib/modules/$kver/$path"
+        for dep in $(awk -F: -v p="$path" '$1 == p { print $2 }' "$mdir/modules.dep"); do
+            dep="${dep##*/}"
+            dep="${dep%%.ko*}"
+            _debian_add_mod "${dep//-/_}" 0
+        done
+    }
+    for m in "$@"; do
+        case "$m" in
+            *\?) _debian_add_mod "${m%\?}" 1 ;;
+            *) _debian_add_mod "$m" 0 ;;
+        esac
+    done
+    cp "$mdir"/modules.{order,builtin} "$ir/lib/modules/$kver/" 2>/dev/null || true
+    depmod -b "$ir" "$kver" 2>&1 | grep -v 'modules.builtin.modinfo' >&2 || true
+}

@@ -265,30 +265,14 @@ chmod +x "$IR"/etc/init.d/*
 
 # Modules and everything they depend on, found through modules.dep.
 MODS="virtio_pci virtio_blk crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_utf8 squashfs nandsim ubi ubifs zstd deflate"
-MDIR="$KDIR/root/lib/modules/$KVER"
-declare -A SEEN=()
-add_mod() {
-    local name="$1" path dep
-    path="$(awk -F: -v m="$name" '{ n=$1; sub(/.*\//, "", n); sub(/\.ko.*$/, "", n); gsub(/-/, "_", n); if (n == m) { print $1; exit } }' "$MDIR/modules.dep")"
-    if [ -z "$path" ]; then
-        # Built into this kernel (e.g. crc32c on ARM): nothing to copy.
-        awk -v m="$name" '{ n=$0; sub(/.*\//, "", n); sub(/\.ko.*$/, "", n); gsub(/-/, "_", n); if (n == m) f=1 } END { exit !f }' \
-            "$MDIR/modules.builtin" 2>/dev/null && return 0
-        # nandsim: only where UBIFS is tested (the arm64 kernel has none).
-        [ "$name" = nandsim ] && [[ ",$FSLIST," != *,ubifs,* ]] && return 0
-        echo "run.sh: module $name not found in $KVER" >&2; exit 2
-    fi
-    [ -z "${SEEN[$path]:-}" ] || return 0
-    SEEN[$path]=1
-    mkdir -p "$IR/lib/modules/$KVER/$(dirname "$path")"
-    cp "$MDIR/$path" "$IR/lib/modules/$KVER/$path"
-    for dep in $(awk -F: -v p="$path" '$1 == p { print $2 }' "$MDIR/modules.dep"); do
-        dep="${dep##*/}"; dep="${dep%%.ko*}"; add_mod "${dep//-/_}"
-    done
-}
-for m in $MODS; do add_mod "$m"; done
-cp "$MDIR"/modules.{order,builtin} "$IR/lib/modules/$KVER/" 2>/dev/null || true
-depmod -b "$IR" "$KVER" 2>&1 | grep -v 'modules.builtin.modinfo' >&2 || true
+# nandsim only where UBIFS is tested (the arm64 kernel has none): optional otherwise.
+MODLIST=""
+for m in $MODS; do
+    if [ "$m" = nandsim ] && [[ ",$FSLIST," != *,ubifs,* ]]; then m="nandsim?"; fi
+    MODLIST="$MODLIST $m"
+done
+# shellcheck disable=SC2086
+debian_modules "$IR" "$KDIR" "$KVER" run.sh $MODLIST
 INITRD="$WORK/initrd.cpio.gz"
 (cd "$IR" && find . | cpio -o -H newc --quiet | gzip -1 > "$INITRD")
 

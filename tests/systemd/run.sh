@@ -250,26 +250,7 @@ mkdir -p "$IR"/{bin,proc,sys,dev,newroot}
 cp "$(command -v busybox)" "$IR/bin/busybox"
 for a in sh mount umount modprobe sleep mkdir poweroff switch_root; do ln -s busybox "$IR/bin/$a"; done
 cp "$HERE/guest/initramfs-init" "$IR/init"
-MDIR="$KDIR/root/lib/modules/$KVER"
-declare -A SEEN=()
-add_mod() { # NAME: the module and what it depends on (modules.dep)
-    local name="$1" path dep
-    path="$(awk -F: -v m="$name" '{ n=$1; sub(/.*\//, "", n); sub(/\.ko.*$/, "", n); gsub(/-/, "_", n); if (n == m) { print $1; exit } }' "$MDIR/modules.dep")"
-    if [ -z "$path" ]; then
-        grep -q "/$name.ko" "$MDIR/modules.builtin" 2>/dev/null && return 0
-        die "module $name not found in $KVER"
-    fi
-    [ -z "${SEEN[$path]:-}" ] || return 0
-    SEEN[$path]=1
-    mkdir -p "$IR/lib/modules/$KVER/$(dirname "$path")"
-    cp "$MDIR/$path" "$IR/lib/modules/$KVER/$path"
-    for dep in $(awk -F: -v p="$path" '$1 == p { print $2 }' "$MDIR/modules.dep"); do
-        dep="${dep##*/}"; dep="${dep%%.ko*}"; add_mod "${dep//-/_}"
-    done
-}
-for m in virtio_pci virtio_blk ext4 crc32c_generic; do add_mod "$m"; done
-cp "$MDIR"/modules.{order,builtin} "$IR/lib/modules/$KVER/" 2>/dev/null || true
-depmod -b "$IR" "$KVER" 2>&1 | grep -v 'modules.builtin.modinfo' >&2 || true
+debian_modules "$IR" "$KDIR" "$KVER" tests/systemd/run.sh virtio_pci virtio_blk ext4 crc32c_generic
 INITRD="$WORK/initrd.cpio.gz"
 (cd "$IR" && find . | cpio -o -H newc --quiet | gzip -1 > "$INITRD")
 
