@@ -382,7 +382,7 @@ impl Config {
                 };
                 if r.role == Role::Golden {
                     return Err(Error::Usage(format!(
-                        "{}: is inside the golden copy of set `{}`, which is read-only; commit the live file instead",
+                        "{}: is inside the golden copy of set `{}`, which is read-only; name the live file instead",
                         path.display(),
                         set.name
                     )));

@@ -827,13 +827,21 @@ impl<'a> Engine<'a> {
         let mut out = Vec::new();
         for c in changes {
             let (root, rel) = (&c.from.root, &c.from.rel);
-            let meta = self
-                .fs()
-                .metadata(root, rel)?
-                .filter(|m| m.kind == Kind::File)
-                .ok_or_else(|| {
-                    Error::Usage(format!("{}: not a regular file", full(root, rel).display()))
-                })?;
+            let meta = match self.fs().metadata(root, rel)? {
+                Some(m) if m.kind == Kind::File => m,
+                Some(_) => {
+                    return Err(Error::Usage(format!(
+                        "{}: not a regular file; the new content must be one",
+                        full(root, rel).display()
+                    )))
+                }
+                None => {
+                    return Err(Error::Usage(format!(
+                        "{}: does not exist; name the file that holds the new content",
+                        full(root, rel).display()
+                    )))
+                }
+            };
             let mut r = self.fs().open_read(root, rel)?;
             let digest = hash_reader(&mut *r, &full(root, rel), set.hash, &mut buf)?;
             drop(r);

@@ -140,7 +140,7 @@ fn write_refuses_what_it_must_not_touch_and_writes_nothing() {
         );
     }
     d.run(["write", "usr/apn_cfg.json", "--from", "missing.json"], 2)
-        .says(&["missing.json"]);
+        .says(&["missing.json: does not exist"]);
     d.run(["write", "usr/apn_cfg.json", "--mode", "8"], 2)
         .says(&["octal"]);
     let o = write_stdin(&d, &["usr/apn_cfg.json", "--dry-run"], b"dry\n");
