@@ -306,6 +306,12 @@ fn commit_killed_at_every_mutation_keeps_the_edit_whole_or_not_at_all() {
         },
     );
     let o = outcomes.into_inner();
+    assert_old_then_new(&o);
+}
+
+/// The outcomes of a kill loop, in kill order: all old first, all new last, switching
+/// once (at the commit point).
+pub(crate) fn assert_old_then_new(o: &[&str]) {
     assert_eq!(o.first(), Some(&"old"));
     assert_eq!(o.last(), Some(&"new"));
     assert_eq!(o.windows(2).filter(|w| w[0] != w[1]).count(), 1, "{o:?}");

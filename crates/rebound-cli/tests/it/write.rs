@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
-use crate::update::kill_loop;
+use crate::update::{assert_old_then_new, kill_loop};
 use crate::util::Dir;
 
 /// A sealed golden device with an extra copy (`copy`), and `apn_cfg.json` committed
@@ -206,7 +206,5 @@ fn write_killed_at_every_mutation_keeps_the_old_content_or_the_new_never_torn() 
         },
     );
     let o = outcomes.into_inner();
-    assert_eq!(o.first(), Some(&"old"));
-    assert_eq!(o.last(), Some(&"new"));
-    assert_eq!(o.windows(2).filter(|w| w[0] != w[1]).count(), 1, "{o:?}");
+    assert_old_then_new(&o);
 }
