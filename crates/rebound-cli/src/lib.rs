@@ -67,8 +67,37 @@ pub struct Args {
     /// CPUs available, at most 4).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Also send a boot's summary, each repair and each repeatedly damaged file to the
+    /// kernel log (kmsg: readable with dmesg before syslog runs), the system logger
+    /// (syslog) or standard error with <N> priority prefixes (stderr, for a systemd
+    /// unit's journal). Overrides the configuration's `log_to`.
+    #[arg(long, global = true, value_name = "WHERE", value_enum)]
+    pub log_to: Option<LogToArg>,
+    /// After the run, write its metrics to FILE for node_exporter's textfile collector
+    /// (a name ending in .prom; written to a temporary file and renamed). Overrides the
+    /// configuration's `metrics_file`.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where `--log-to` sends messages (rebound::LogTo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogToArg {
+    Kmsg,
+    Syslog,
+    Stderr,
+}
+
+impl From<LogToArg> for rebound::LogTo {
+    fn from(a: LogToArg) -> rebound::LogTo {
+        match a {
+            LogToArg::Kmsg => rebound::LogTo::Kmsg,
+            LogToArg::Syslog => rebound::LogTo::Syslog,
+            LogToArg::Stderr => rebound::LogTo::Stderr,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,8 +22,65 @@ use crate::relpath::RelPath;
 pub struct RawConfig {
     /// Threads for hashing (default: the CPUs available, at most 4).
     pub threads: Option<usize>,
+    /// Where a run's messages for early boot go besides its report (`log_to`).
+    pub log_to: Option<LogTo>,
+    /// The node_exporter textfile the runs write their metrics to (absolute).
+    pub metrics_file: Option<PathBuf>,
+    /// How many events each set's event log keeps (default [`DEFAULT_EVENTS_KEPT`]).
+    pub events_kept: Option<usize>,
+    /// A file repaired this many times ...
+    pub suspect_repairs: Option<u32>,
+    /// ... within this many boots is reported as repeatedly damaged.
+    pub suspect_boots: Option<u32>,
     #[serde(default)]
     pub set: Vec<RawSet>,
+}
+
+/// Where `log_to` sends a run's messages (a boot's summary, each repair, each
+/// repeatedly damaged file), besides the report on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTo {
+    /// The kernel log (`/dev/kmsg`), readable with `dmesg` before any syslog runs.
+    Kmsg,
+    /// The system logger (`/dev/log`), facility daemon.
+    Syslog,
+    /// Standard error, each line with its `<N>` priority prefix (what systemd's
+    /// journal reads from a unit's output).
+    Stderr,
+}
+
+/// How a set's history is kept: its event log's length and when a file counts as
+/// repeatedly damaged (the configuration's top-level keys, the same for every set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Events kept in the event log (the oldest go first).
+    pub events_kept: usize,
+    /// Repairs of one file ...
+    pub suspect_repairs: u32,
+    /// ... within this many boots make it suspect.
+    pub suspect_boots: u32,
+}
+
+/// Default of `events_kept`.
+pub const DEFAULT_EVENTS_KEPT: usize = 256;
+/// Largest `events_kept`.
+pub const MAX_EVENTS_KEPT: usize = 10_000;
+/// Default of `suspect_repairs`.
+pub const DEFAULT_SUSPECT_REPAIRS: u32 = 3;
+/// Default of `suspect_boots`.
+pub const DEFAULT_SUSPECT_BOOTS: u32 = 10;
+/// Largest `suspect_boots` (and so `suspect_repairs`): the boots a file's history keeps.
+pub const MAX_SUSPECT_BOOTS: u32 = 1000;
+
+impl Default for HistoryConfig {
+    fn default() -> HistoryConfig {
+        HistoryConfig {
+            events_kept: DEFAULT_EVENTS_KEPT,
+            suspect_repairs: DEFAULT_SUSPECT_REPAIRS,
+            suspect_boots: DEFAULT_SUSPECT_BOOTS,
+        }
+    }
 }
 
 /// One `[[set]]` table as written.
@@ -122,6 +179,8 @@ pub struct SetConfig {
     pub force_full: bool,
     /// What `seal` does with selected symbolic links.
     pub links: Links,
+    /// The event log's length and the repeatedly-damaged rule (top-level keys).
+    pub history: HistoryConfig,
 }
 
 /// Largest configuration file read (1 MiB); a real one is a few kilobytes.
@@ -224,6 +283,10 @@ pub struct Config {
     pub sets: Vec<SetConfig>,
     /// Threads for hashing, at least 1.
     pub threads: usize,
+    /// `log_to`, if set.
+    pub log_to: Option<LogTo>,
+    /// `metrics_file`, if set (absolute).
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -299,12 +362,18 @@ impl Config {
             Some(0) => return Err(err("`threads` must be at least 1".into())),
             Some(n) => n,
         };
+        let history = resolve_history(&raw).map_err(err)?;
+        let metrics_file = match &raw.metrics_file {
+            None => None,
+            Some(p) => Some(metrics_path(p).map_err(err)?),
+        };
         let mut names = BTreeSet::new();
         let mut sets = Vec::new();
         for s in raw.set {
             let name = s.name.clone();
             let mut set = resolve_set(s).map_err(|w| err(format!("set `{name}`: {w}")))?;
             set.threads = threads;
+            set.history = history;
             if !names.insert(set.name.clone()) {
                 return Err(err(format!("set `{}` is defined twice", set.name)));
             }
@@ -312,11 +381,27 @@ impl Config {
         }
         golden_apart(&sets).map_err(err)?;
         no_file_in_two_sets(&sets).map_err(err)?;
+        if let Some(m) = &metrics_file {
+            metrics_outside_replicas(m, &sets).map_err(err)?;
+        }
         Ok(Config {
             path: path.to_path_buf(),
             sets,
             threads,
+            log_to: raw.log_to,
+            metrics_file,
         })
+    }
+
+    /// Overrides `metrics_file` (`--metrics-file`).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a path that is not an absolute file path.
+    pub fn set_metrics_file(&mut self, p: &Path) -> Result<()> {
+        let m = metrics_path(p).map_err(Error::Usage)?;
+        metrics_outside_replicas(&m, &self.sets).map_err(Error::Usage)?;
+        self.metrics_file = Some(m);
+        Ok(())
     }
 
     /// Overrides the thread count (`--threads`); 0 counts as 1.
@@ -565,7 +650,69 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
         full_check_every,
         force_full: false,
         links: s.links.unwrap_or_default(),
+        history: HistoryConfig::default(),
     })
+}
+
+/// The top-level history keys, checked.
+fn resolve_history(raw: &RawConfig) -> std::result::Result<HistoryConfig, String> {
+    let d = HistoryConfig::default();
+    let h = HistoryConfig {
+        events_kept: raw.events_kept.unwrap_or(d.events_kept),
+        suspect_repairs: raw.suspect_repairs.unwrap_or(d.suspect_repairs),
+        suspect_boots: raw.suspect_boots.unwrap_or(d.suspect_boots),
+    };
+    if !(1..=MAX_EVENTS_KEPT).contains(&h.events_kept) {
+        return Err(format!(
+            "`events_kept = {}`: must be 1 to {MAX_EVENTS_KEPT}",
+            h.events_kept
+        ));
+    }
+    if !(1..=MAX_SUSPECT_BOOTS).contains(&h.suspect_boots) {
+        return Err(format!(
+            "`suspect_boots = {}`: must be 1 to {MAX_SUSPECT_BOOTS}",
+            h.suspect_boots
+        ));
+    }
+    if h.suspect_repairs < 2 || h.suspect_repairs > h.suspect_boots {
+        return Err(format!(
+            "`suspect_repairs = {}`: must be 2 to `suspect_boots` ({}): a file repaired that many times within `suspect_boots` boots is reported as repeatedly damaged",
+            h.suspect_repairs, h.suspect_boots
+        ));
+    }
+    Ok(h)
+}
+
+/// The metrics file is rewritten after every run: inside a replica it would be
+/// taken for a protected file (or junk) of that copy.
+fn metrics_outside_replicas(m: &Path, sets: &[SetConfig]) -> std::result::Result<(), String> {
+    for s in sets {
+        for r in &s.replicas {
+            if m.starts_with(&r.root) {
+                return Err(format!(
+                    "metrics_file `{}` lies inside set `{}`'s replica {}; put it in node_exporter's textfile directory, outside every replica",
+                    m.display(),
+                    s.name,
+                    r.root.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `metrics_file`: an absolute path to a file whose name ends in `.prom` (what
+/// node_exporter's textfile collector reads).
+fn metrics_path(p: &Path) -> std::result::Result<PathBuf, String> {
+    let shown = p.display();
+    let p = normalize(p)
+        .ok_or_else(|| format!("metrics_file `{shown}`: must be an absolute path without `..`"))?;
+    match p.file_name().and_then(|n| n.to_str()) {
+        Some(n) if n.ends_with(".prom") && n.len() > ".prom".len() => Ok(p),
+        _ => Err(format!(
+            "metrics_file `{shown}`: the name must end in `.prom` (node_exporter's textfile collector reads only those)"
+        )),
+    }
 }
 
 /// A set's replica roots, in order: golden mode's live copy, its extra copies, then

@@ -53,6 +53,46 @@ pub struct SetReport {
     /// the other copies, `commit` and `update` installing the new content. Their
     /// restores are among `outcomes`; they are not findings, and not repairs.
     pub installed: Vec<Installed>,
+    /// The set's boot count (how many boots `rebound boot` has seen), when known.
+    pub boot: Option<u64>,
+    /// Files repaired again and again: suspect the storage, or an application that
+    /// writes them without committing (docs/design.md section 9).
+    pub suspects: Vec<Suspect>,
+}
+
+/// A protected file repaired in at least `suspect_repairs` of the last `suspect_boots`
+/// boots (the configuration's [`crate::HistoryConfig`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suspect {
+    /// The copy where it was repaired.
+    pub root: PathBuf,
+    pub path: RelPath,
+    /// The device holding `root` (from /proc/self/mountinfo), when known.
+    pub partition: Option<String>,
+    /// Boots of the window in which it was repaired.
+    pub repairs: u32,
+    /// The window, in boots.
+    pub window: u32,
+    /// Its repairs over the set's whole history.
+    pub total: u64,
+    /// When it was last repaired (RFC 3339, UTC).
+    pub last: String,
+}
+
+impl Suspect {
+    /// The warning, one line: names the file, its partition and what to suspect.
+    pub fn warning(&self) -> String {
+        format!(
+            "{} repeatedly damaged: repaired in {} of the last {} boots{}: suspect the storage or an application writing without commit",
+            full(&self.root, &self.path).display(),
+            self.repairs,
+            self.window,
+            self.partition
+                .as_deref()
+                .map(|p| format!(" (partition {p})"))
+                .unwrap_or_default()
+        )
+    }
 }
 
 /// A file a run wrote on purpose (see [`SetReport::installed`]).
@@ -116,6 +156,8 @@ impl SetReport {
             error: None,
             notes: Vec::new(),
             installed: Vec::new(),
+            boot: None,
+            suspects: Vec::new(),
         }
     }
 

@@ -60,12 +60,13 @@ mod statcache;
 pub mod lock;
 
 // Configuration.
-pub use config::{Config, Links, Mode, Replica, Role, SetConfig};
+pub use config::{Config, HistoryConfig, Links, LogTo, Mode, Replica, Role, SetConfig};
 pub use names::DEFAULT_CONFIG;
 
 // Running the engine, and what it reports.
 pub use engine::{
     describe_action, exit, Command, Engine, Installed, ReplicaStatus, Report, SetReport, SetStatus,
+    Suspect,
 };
 pub use exec::Outcome;
 pub use observe::{SlotState, TagState};
