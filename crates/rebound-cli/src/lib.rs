@@ -37,6 +37,13 @@ Exit status:
 
 status takes no lock: while a writer runs it may show a generation before or after it.";
 
+const LOG_EXIT_HELP: &str = "\
+Exit status:
+  0  the log was printed (a damaged log is named in it; the next event replaces it)
+  2  usage, configuration or I/O error
+
+log takes no lock and writes nothing.";
+
 const CHECK_CONFIG_EXIT_HELP: &str = "\
 Exit status:
   0  the configuration is valid (printed)
@@ -205,11 +212,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// What is protected, where, at which generation, and the last repairs.
+    /// What is protected, where, at which generation, the repair counters, the files
+    /// repeatedly damaged and the last repairs.
     #[command(after_help = STATUS_EXIT_HELP)]
     Status {
         /// Sets to show (default: all).
         sets: Vec<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The event log: every run that found damage, changed something or failed, oldest
+    /// first, with each action (path, source, old and new digest, result). Kept in
+    /// every writable copy (.rebound/SET/events), the last `events_kept` events.
+    #[command(after_help = LOG_EXIT_HELP)]
+    Log {
+        /// Sets to show (default: all).
+        sets: Vec<String>,
+        /// Only events from this time on (RFC 3339 such as 2026-12-05T05:00:00Z, or a
+        /// date such as 2026-12-05, UTC), or from this boot on (boot:N; for devices
+        /// whose clock starts in 1970 at every boot).
+        #[arg(long, value_name = "TIME|boot:N")]
+        since: Option<String>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,

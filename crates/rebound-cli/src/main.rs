@@ -154,6 +154,19 @@ fn run(args: Args) -> anyhow::Result<u8> {
             }
             return Ok(exit::OK);
         }
+        Command::Log { sets, since, json } => {
+            let since = match since.as_deref() {
+                None => rebound::Since::All,
+                Some(s) => parse_since(s)?,
+            };
+            let logs = engine.log(&config, &sets, since)?;
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&logs)?));
+            } else {
+                emit(&render::log(&logs));
+            }
+            return Ok(exit::OK);
+        }
         Command::CheckConfig { json } => {
             if json {
                 emit(&format!(
@@ -180,6 +193,20 @@ fn run(args: Args) -> anyhow::Result<u8> {
         emit(&render::report(&report));
     }
     Ok(report.exit_code())
+}
+
+/// `--since`: a time (RFC 3339 or a date) or `boot:N`.
+fn parse_since(s: &str) -> anyhow::Result<rebound::Since> {
+    if let Some(n) = s.strip_prefix("boot:") {
+        return n.parse().map(rebound::Since::Boot).map_err(|_| {
+            anyhow::anyhow!("--since {s}: boot:N takes a boot number (as `rebound log` shows them)")
+        });
+    }
+    rebound::parse_time(s).map(rebound::Since::Time).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--since {s}: not a time; write RFC 3339 (2026-12-05T05:00:00Z), a date (2026-12-05, UTC) or boot:N"
+        )
+    })
 }
 
 /// Where `rebound write` reads the new content: a file named with --from, or a copy

@@ -9,8 +9,9 @@ use std::fmt::{self, Write};
 use std::path::{Path, PathBuf};
 
 use rebound::{
-    describe_action, escape, escape_controls, Action, Authority, Command, GoldenCheck, Mode,
-    Outcome, Problem, RelPath, Report, Role, SetReport, SetStatus, SlotState, TagState,
+    describe_action, escape, escape_controls, Action, Authority, Command, Event, EventAction,
+    EventOutcome, GoldenCheck, HistoryStatus, Mode, Outcome, Problem, RelPath, Report, Role,
+    SetLog, SetReport, SetStatus, SlotState, TagState,
 };
 
 /// The full path of `rel` under the replica root `root`, for messages.
@@ -58,6 +59,9 @@ fn set_report(out: &mut Lines, command: Command, set: &SetReport) {
     ));
     for n in &set.notes {
         out.line(format_args!("  note: {n}"));
+    }
+    for s in &set.suspects {
+        out.line(format_args!("  WARNING: {}", s.warning()));
     }
     if let Some(e) = &set.error {
         out.line(format_args!("  ERROR: {e}"));
@@ -289,15 +293,152 @@ pub fn status(sets: &[SetStatus]) -> String {
                     r.generation.unwrap_or(0)
                 ));
             }
-            if let Some(l) = &r.last_repair {
-                // The record's lines are escaped when written (engine.rs).
-                for line in l.lines() {
-                    out.escaped_line(format_args!("    last repair: {line}"));
-                }
+        }
+        history(&mut out, &set.history);
+    }
+    out.0
+}
+
+/// Renders `rebound log`: per set, each event on a line, its actions, lost files and
+/// notes indented below it.
+pub fn log(sets: &[SetLog]) -> String {
+    let mut out = Lines::default();
+    for s in sets {
+        out.line(format_args!(
+            "set {}: {} event{}, {} boots counted",
+            s.set,
+            s.events.len(),
+            if s.events.len() == 1 { "" } else { "s" },
+            s.boots.unwrap_or(0)
+        ));
+        for p in &s.problems {
+            out.line(format_args!("  note: {p}"));
+        }
+        for e in &s.events {
+            out.line(format_args!("  {}", event_line(e)));
+            for a in &e.actions {
+                out.line(format_args!(
+                    "    {}: {}",
+                    if a.repair { "repair" } else { "change" },
+                    event_action_line(a)
+                ));
+            }
+            if e.more_actions > 0 {
+                out.line(format_args!(
+                    "    ... and {} more actions (listed in that run's report)",
+                    e.more_actions
+                ));
+            }
+            for l in &e.lost {
+                out.line(format_args!("    LOST: {l}"));
+            }
+            for n in &e.notes {
+                out.line(format_args!("    note: {n}"));
             }
         }
     }
     out.0
+}
+
+/// Most repairs of the last repairing event `status` lists (`rebound log` has them all).
+const STATUS_REPAIRS_SHOWN: usize = 10;
+
+/// A set's history in `status`: boots, repairs by kind, the last event and repair,
+/// the files repeatedly damaged.
+fn history(out: &mut Lines, h: &HistoryStatus) {
+    let total: u64 = h.repairs.values().sum();
+    let kinds: Vec<String> = h.repairs.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    out.line(format_args!(
+        "  history: {} boots counted, {total} repairs{}, {} events kept (`rebound log` lists them)",
+        h.boots.unwrap_or(0),
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(", "))
+        },
+        h.events
+    ));
+    if let Some(e) = &h.last_event {
+        out.line(format_args!("  last event: {}", event_line(e)));
+    }
+    if let Some(e) = &h.last_repair {
+        let repairs: Vec<&EventAction> = e.actions.iter().filter(|a| a.repair).collect();
+        for a in repairs.iter().take(STATUS_REPAIRS_SHOWN) {
+            out.line(format_args!(
+                "    last repair: {} boot {}: {}",
+                rebound::rfc3339(e.time),
+                e.boot,
+                event_action_line(a)
+            ));
+        }
+        let more = (repairs.len().saturating_sub(STATUS_REPAIRS_SHOWN)) as u64 + e.more_actions;
+        if more > 0 {
+            out.line(format_args!(
+                "    last repair: ... and {more} more (`rebound log`)"
+            ));
+        }
+    }
+    for s in &h.suspects {
+        out.line(format_args!("  WARNING: {}", s.warning()));
+    }
+    for p in &h.problems {
+        out.line(format_args!("  note: {p}"));
+    }
+}
+
+/// One event in one line: `#12 2026-12-05T05:18:19Z boot 41: boot repaired (3 actions)`.
+pub fn event_line(e: &Event) -> String {
+    let n = e.actions.len() as u64 + e.more_actions;
+    format!(
+        "#{} {} boot {}: {} {}{}",
+        e.seq,
+        rebound::rfc3339(e.time),
+        e.boot,
+        e.command,
+        outcome_word(e.outcome),
+        match n {
+            0 => String::new(),
+            1 => " (1 action)".into(),
+            n => format!(" ({n} actions)"),
+        }
+    )
+}
+
+fn outcome_word(o: EventOutcome) -> &'static str {
+    match o {
+        EventOutcome::Failed => "failed",
+        EventOutcome::Lost => "lost files",
+        EventOutcome::Damaged => "found damage it does not repair",
+        EventOutcome::Repaired => "repaired",
+        EventOutcome::Changed => "changed",
+    }
+}
+
+/// One action of an event: what, where, from where, old and new content, result.
+pub fn event_action_line(a: &EventAction) -> String {
+    let mut l = format!("{} {}/{}", a.kind, a.root.trim_end_matches('/'), a.path);
+    if let Some(s) = &a.source {
+        l.push_str(&format!(" from {s}"));
+    }
+    match (&a.old, &a.new) {
+        (Some(o), Some(n)) => l.push_str(&format!(" ({} -> {})", short(o), short(n))),
+        (None, Some(n)) => l.push_str(&format!(" (-> {})", short(n))),
+        (Some(o), None) => l.push_str(&format!(" ({} ->)", short(o))),
+        (None, None) => {}
+    }
+    if let Some(e) = &a.error {
+        l.push_str(&format!(" FAILED: {e}"));
+    }
+    l
+}
+
+/// A digest cut to 16 hex digits for a line a person reads (JSON has it whole).
+fn short(d: &str) -> &str {
+    if d.len() > 16 && d.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &d[..16]
+    } else {
+        d
+    }
 }
 
 fn mode_name(m: Mode) -> &'static str {

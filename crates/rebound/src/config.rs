@@ -70,8 +70,10 @@ pub const MAX_EVENTS_KEPT: usize = 10_000;
 pub const DEFAULT_SUSPECT_REPAIRS: u32 = 3;
 /// Default of `suspect_boots`.
 pub const DEFAULT_SUSPECT_BOOTS: u32 = 10;
-/// Largest `suspect_boots` (and so `suspect_repairs`): the boots a file's history keeps.
+/// Largest `suspect_boots`.
 pub const MAX_SUSPECT_BOOTS: u32 = 1000;
+/// Largest `suspect_repairs`: the repair boots a file's history keeps.
+pub const MAX_SUSPECT_REPAIRS: u32 = 32;
 
 impl Default for HistoryConfig {
     fn default() -> HistoryConfig {
@@ -674,10 +676,11 @@ fn resolve_history(raw: &RawConfig) -> std::result::Result<HistoryConfig, String
             h.suspect_boots
         ));
     }
-    if h.suspect_repairs < 2 || h.suspect_repairs > h.suspect_boots {
+    let most = h.suspect_boots.min(MAX_SUSPECT_REPAIRS);
+    if h.suspect_repairs < 2 || h.suspect_repairs > most {
         return Err(format!(
-            "`suspect_repairs = {}`: must be 2 to `suspect_boots` ({}): a file repaired that many times within `suspect_boots` boots is reported as repeatedly damaged",
-            h.suspect_repairs, h.suspect_boots
+            "`suspect_repairs = {}`: must be 2 to {most} (and at most `suspect_boots`): a file repaired in that many of the last `suspect_boots` boots is reported as repeatedly damaged",
+            h.suspect_repairs
         ));
     }
     Ok(h)

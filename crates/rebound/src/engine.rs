@@ -2,7 +2,6 @@
 //! `status`), each built from observe -> plan -> execute over one [`Fs`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -11,11 +10,10 @@ use crate::change::{self, ModeRule, NewFile};
 use crate::config::{Config, Mode, Role, SetConfig};
 use crate::durable::{Breakage, Durable};
 use crate::error::{Error, Result};
-use crate::escape::escape;
 use crate::exec::{change_failed, execute, Outcome};
 use crate::fs::{full, Fs, Kind};
 use crate::hashing::{hash_reader, CHUNK};
-use crate::names::LAST_REPAIR;
+use crate::history::{self, Event};
 use crate::observe::{self, Depth, FileState, ReplicaState, SetState, SlotState, TagState};
 use crate::plan::{self, Action, Plan, Planned, Source, SourceKind};
 use crate::relpath::RelPath;
@@ -138,13 +136,6 @@ impl Intent<'_> {
         })
     }
 }
-
-/// The most actions a `last-repair` record lists, and its largest size: the record is
-/// rewritten into every writable copy after each repairing run, so it must stay small
-/// whatever the run did (a whole copy refilled).
-pub const RECORD_MAX_ACTIONS: usize = 100;
-/// See [`RECORD_MAX_ACTIONS`].
-pub const RECORD_MAX_BYTES: usize = 16 * 1024;
 
 impl SetReport {
     fn new(set: &SetConfig) -> SetReport {
@@ -307,8 +298,16 @@ impl<'a> Engine<'a> {
     fn reconcile(&self, set: &SetConfig, dry_run: bool, intent: Intent<'_>) -> SetReport {
         let started = statcache::now_ns();
         match self.plan_set(set, Depth::Boot) {
-            Err(e) => SetReport::failed(set, e),
-            Ok((state, p)) => self.carry_out(set, &state, p, dry_run, intent, started),
+            Err(e) => {
+                let mut rep = SetReport::failed(set, e);
+                if !dry_run {
+                    self.keep_history(set, Command::Boot, None, &mut rep, &|_| true);
+                }
+                rep
+            }
+            Ok((state, p)) => {
+                self.carry_out(set, &state, p, dry_run, intent, Command::Boot, started)
+            }
         }
     }
 
@@ -316,6 +315,7 @@ impl<'a> Engine<'a> {
     /// purpose (`intent`) is not damage; repairs go to the repair record; a
     /// `changed_only` set's stat cache is saved. An intentional change that failed
     /// before its commit point is the set's error: nothing of it was made.
+    #[allow(clippy::too_many_arguments)]
     fn carry_out(
         &self,
         set: &SetConfig,
@@ -323,6 +323,7 @@ impl<'a> Engine<'a> {
         mut p: Plan,
         dry_run: bool,
         intent: Intent<'_>,
+        command: Command,
         started: i128,
     ) -> SetReport {
         let mut rep = SetReport::new(set);
@@ -332,24 +333,21 @@ impl<'a> Engine<'a> {
             .iter()
             .filter_map(|a| intent.installs(a))
             .collect();
-        let installed: BTreeSet<(&Path, &RelPath)> = rep
+        let installed: BTreeSet<(PathBuf, RelPath)> = rep
             .installed
             .iter()
-            .map(|i| (i.root.as_path(), &i.path))
+            .map(|i| (i.root.clone(), i.path.clone()))
             .collect();
-        p.findings
-            .retain(|f| !installed.contains(&(f.root.as_path(), &f.path)));
+        let is_installed =
+            |root: &Path, path: &RelPath| installed.contains(&(root.to_path_buf(), path.clone()));
+        p.findings.retain(|f| !is_installed(&f.root, &f.path));
         let is_repair = |a: &Action| match a {
-            Action::Restore { root, path, .. } => !installed.contains(&(root.as_path(), path)),
+            Action::Restore { root, path, .. } => !is_installed(root, path),
             _ => matches!(intent, Intent::Repair) && !a.is_cleanup(),
         };
         if !dry_run && !p.actions.is_empty() {
             rep.outcomes = execute(&self.durable, &p);
             rep.error = change_failed(&p, &rep.outcomes);
-            if rep.error.is_none() && p.actions.iter().any(is_repair) {
-                let notes = self.record(set, &p, &rep.outcomes, &is_repair);
-                rep.notes.extend(notes);
-            }
         }
         // Changed-only sets: the stat cache only decides what is hashed; written after
         // the plan is carried out, when it changed.
@@ -361,80 +359,101 @@ impl<'a> Engine<'a> {
             }
         }
         rep.plan = Some(p);
+        if !dry_run {
+            self.keep_history(set, command, Some(state), &mut rep, &is_repair);
+        }
         rep
     }
 
-    /// Best effort: keep a short record of the last run that repaired something, for
-    /// `status`. Written after everything else; losing it loses nothing protected. At
-    /// most [`RECORD_MAX_ACTIONS`] actions and [`RECORD_MAX_BYTES`]; files written on
-    /// purpose (`installed`) are not repairs and are left out. Returns notes for the
-    /// report when it could not be written.
-    fn record(
+    /// The set's history after a run (history.rs): a boot is counted; a run that found
+    /// damage, changed something or failed appends an event to the event log, with its
+    /// repairs counted; the files repaired again and again are named. Written last, in
+    /// every writable copy; losing any of it loses nothing protected, so a failure is
+    /// a note, never the run's error.
+    fn keep_history(
         &self,
         set: &SetConfig,
-        p: &Plan,
-        outcomes: &[Outcome],
+        command: Command,
+        state: Option<&SetState>,
+        rep: &mut SetReport,
         is_repair: &dyn Fn(&Action) -> bool,
-    ) -> Vec<String> {
-        let rel = RelPath::meta(&set.name, LAST_REPAIR);
-        if self.durable.is_poisoned() {
-            return vec![format!(
-                "the repair record ({rel}) was not updated: an earlier fsync failed, so nothing more is written in this run"
-            )];
-        }
-        let when = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let mut text = format!("time {when}\ngeneration {}\n", p.generation);
-        // A boot lists every change it made; seal, commit and update only their repairs.
-        let listed = outcomes.iter().filter(|o| is_repair(&o.action));
-        let mut omitted = 0usize;
-        let mut lines = 0usize;
-        for o in listed {
-            // One line per action, whatever the names hold (escape.rs).
-            let mut line = escape(&describe_action(&o.action)).into_owned();
-            if let Some(e) = &o.error {
-                line.push_str(&format!(" FAILED: {}", escape(e)));
+    ) {
+        let fs = self.fs();
+        let loaded = history::load(fs, set);
+        rep.notes.extend(loaded.problems.iter().cloned());
+        let boot = if command == Command::Boot && !self.durable.is_poisoned() {
+            let (n, notes) = history::count_boot(&self.durable, set, &loaded);
+            rep.notes.extend(notes);
+            n
+        } else {
+            loaded.boots.as_ref().map_or(0, |b| b.count)
+        };
+        rep.boot = (boot > 0).then_some(boot);
+        let plan = rep.plan.as_ref();
+        let golden_damaged = plan.is_some_and(|p| {
+            p.findings
+                .iter()
+                .any(|f| f.problem == plan::Problem::GoldenDamaged)
+        });
+        let lost = plan.map_or(&[][..], |p| &p.lost[..]);
+        let worth =
+            !rep.outcomes.is_empty() || !lost.is_empty() || golden_damaged || rep.error.is_some();
+        let log = if worth {
+            let time = unix_secs(fs.now());
+            let outcome = if rep.error.is_some() || rep.any_failed() {
+                history::EventOutcome::Failed
+            } else if !lost.is_empty() {
+                history::EventOutcome::Lost
+            } else if golden_damaged {
+                history::EventOutcome::Damaged
+            } else if rep.outcomes.iter().any(|o| is_repair(&o.action)) {
+                history::EventOutcome::Repaired
+            } else {
+                history::EventOutcome::Changed
+            };
+            let mut e = history::Event {
+                seq: 0,
+                time,
+                boot,
+                command: command.as_str().into(),
+                outcome,
+                actions: Vec::new(),
+                more_actions: 0,
+                lost: lost.iter().map(|p| p.to_string()).collect(),
+                notes: Vec::new(),
+            };
+            history::add_actions(
+                &mut e,
+                rep.outcomes
+                    .iter()
+                    .map(|o| event_action(state, o, is_repair(&o.action))),
+            );
+            if let Some(err) = &rep.error {
+                history::add_note(&mut e, err);
             }
-            // Room is kept for the closing "... and N more" line.
-            if omitted > 0
-                || lines >= RECORD_MAX_ACTIONS
-                || text.len() + line.len() + 64 > RECORD_MAX_BYTES
-            {
-                omitted += 1;
-                continue;
-            }
-            text.push_str(&line);
-            text.push('\n');
-            lines += 1;
+            let counted: Vec<history::Counted> = rep
+                .outcomes
+                .iter()
+                .filter(|o| o.error.is_none() && is_repair(&o.action))
+                .filter_map(|o| {
+                    let (kind, file) = history::counter_kind(&o.action)?;
+                    let (_, root, path, _) = history::describe(&o.action);
+                    Some(history::Counted {
+                        kind,
+                        root: root.to_string_lossy().into_owned(),
+                        path: file.then_some(path),
+                    })
+                })
+                .collect();
+            let (log, notes) = history::append(&self.durable, set, loaded, e, &counted);
+            rep.notes.extend(notes);
+            Some(log)
+        } else {
+            loaded.log
+        };
+        if let Some(log) = &log {
+            rep.suspects = suspects(fs, set, log, boot);
         }
-        if omitted > 0 {
-            text.push_str(&format!(
-                "... and {omitted} more (listed in that run's report)\n"
-            ));
-        }
-        let mut notes = Vec::new();
-        for (_, r) in set.writable() {
-            if self
-                .fs()
-                .dir_metadata(&r.root, None)
-                .ok()
-                .flatten()
-                .is_some()
-            {
-                if let Err(e) = self
-                    .durable
-                    .write_bytes(&r.root, &rel, 0o644, text.as_bytes())
-                {
-                    notes.push(format!(
-                        "the repair record {} was not updated ({e}); the repairs above are done, only `rebound status` will not show them",
-                        full(&r.root, &rel).display()
-                    ));
-                }
-            }
-        }
-        notes
     }
 
     /// Sets that must not be worked on in this run (roots that are one directory, a
@@ -576,7 +595,7 @@ impl<'a> Engine<'a> {
                 })
                 .collect();
             reports.push(
-                self.change(set, changes, dry_run)
+                self.change(set, changes, dry_run, Command::Commit)
                     .unwrap_or_else(|e| SetReport::failed(set, e)),
             );
         }
@@ -674,7 +693,15 @@ impl<'a> Engine<'a> {
                 _ => None,
             })
             .collect();
-        let mut rep = self.carry_out(set, &state, p, dry_run, Intent::Remove, started);
+        let mut rep = self.carry_out(
+            set,
+            &state,
+            p,
+            dry_run,
+            Intent::Remove,
+            Command::Commit,
+            started,
+        );
         if rep.error.is_some() {
             return Ok(rep);
         }
@@ -756,7 +783,7 @@ impl<'a> Engine<'a> {
             })
             .collect();
         let rep = Self::held_back(&self.refused(config), set).unwrap_or_else(|| {
-            self.change(set, changes, dry_run)
+            self.change(set, changes, dry_run, Command::Update)
                 .unwrap_or_else(|e| SetReport::failed(set, e))
         });
         Ok(Report {
@@ -813,7 +840,7 @@ impl<'a> Engine<'a> {
             mode: mode.map_or(ModeRule::Kept, ModeRule::Given),
         };
         let rep = Self::held_back(&self.refused(config), set).unwrap_or_else(|| {
-            self.change(set, vec![change], dry_run)
+            self.change(set, vec![change], dry_run, Command::Write)
                 .unwrap_or_else(|e| SetReport::failed(set, e))
         });
         Ok(Report {
@@ -825,7 +852,13 @@ impl<'a> Engine<'a> {
 
     /// An intentional change (`commit`, `update`, `write`): observe the set and the new files,
     /// plan the change and the boot after it ([`change::plan_commit`]), carry it out.
-    fn change(&self, set: &SetConfig, changes: Vec<Incoming>, dry_run: bool) -> Result<SetReport> {
+    fn change(
+        &self,
+        set: &SetConfig,
+        changes: Vec<Incoming>,
+        dry_run: bool,
+        command: Command,
+    ) -> Result<SetReport> {
         let started = statcache::now_ns();
         let mut state = observe::observe(self.fs(), set, Depth::Boot)?;
         let paths: Vec<RelPath> = changes.iter().map(|c| c.path.clone()).collect();
@@ -839,7 +872,7 @@ impl<'a> Engine<'a> {
         } else {
             Intent::Install(&installs)
         };
-        let mut rep = self.carry_out(set, &state, ch.plan, dry_run, intent, started);
+        let mut rep = self.carry_out(set, &state, ch.plan, dry_run, intent, command, started);
         if rep.error.is_some() {
             return Ok(rep);
         }
@@ -955,7 +988,15 @@ impl<'a> Engine<'a> {
             .committed
             .as_ref()
             .map_or((0, 0), |m| (m.entries.len(), m.generation));
-        let mut rep = self.carry_out(set, &state, sealing.plan, dry_run, Intent::Fill, started);
+        let mut rep = self.carry_out(
+            set,
+            &state,
+            sealing.plan,
+            dry_run,
+            Intent::Fill,
+            Command::Seal,
+            started,
+        );
         if rep.error.is_some() {
             return Ok(rep);
         }
@@ -990,6 +1031,38 @@ impl<'a> Engine<'a> {
         Ok(rep)
     }
 
+    /// The event log of each set, oldest event first. Reads the history records of
+    /// the writable copies only; writes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for unknown sets.
+    pub fn log(&self, config: &Config, names: &[String], since: Since) -> Result<Vec<SetLog>> {
+        Ok(config
+            .select(names)?
+            .into_iter()
+            .map(|s| {
+                let loaded = history::load(self.fs(), s);
+                let events = loaded
+                    .log
+                    .map(|l| l.events)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|e| match since {
+                        Since::All => true,
+                        Since::Time(t) => e.time >= t,
+                        Since::Boot(b) => e.boot >= b,
+                    })
+                    .collect();
+                SetLog {
+                    set: s.name.clone(),
+                    boots: loaded.boots.map(|b| b.count),
+                    events,
+                    problems: loaded.problems,
+                }
+            })
+            .collect())
+    }
+
     /// What is protected, where, at which generation, and the last repairs. Reads
     /// the manifests and version tags, and hashes only staged content of an
     /// interrupted change (to tell whether it is usable); no protected file is read.
@@ -1002,7 +1075,7 @@ impl<'a> Engine<'a> {
             let mut replicas = Vec::new();
             for r in &s.replicas {
                 let rs = observe::observe_meta(self.fs(), s, &r.root, r.role).ok();
-                replicas.push(ReplicaStatus::from_state(self.fs(), s, r.role, &r.root, rs));
+                replicas.push(ReplicaStatus::from_state(r.role, &r.root, rs));
             }
             out.push(SetStatus {
                 set: s.name.clone(),
@@ -1011,10 +1084,33 @@ impl<'a> Engine<'a> {
                 include: s.include.clone(),
                 version_file: s.version_file.clone(),
                 replicas,
+                history: HistoryStatus::of(self.fs(), s),
             });
         }
         Ok(out)
     }
+}
+
+/// A set's event log (`rebound log`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SetLog {
+    pub set: String,
+    /// Boots counted.
+    pub boots: Option<u64>,
+    /// Oldest first.
+    pub events: Vec<Event>,
+    /// Damaged or unreadable history records (replaced by the next event).
+    pub problems: Vec<String>,
+}
+
+/// Which events `rebound log` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    All,
+    /// At or after this time (seconds since the epoch).
+    Time(i64),
+    /// In this boot or a later one.
+    Boot(u64),
 }
 
 /// One file of an intentional change before it is read: the content at `from` becomes
@@ -1202,25 +1298,10 @@ pub struct ReplicaStatus {
     pub sealed: Option<bool>,
     pub tag: TagState,
     pub staged: usize,
-    pub last_repair: Option<String>,
 }
 
 impl ReplicaStatus {
-    fn from_state(
-        fs: &dyn Fs,
-        set: &SetConfig,
-        role: Role,
-        root: &Path,
-        st: Option<ReplicaState>,
-    ) -> ReplicaStatus {
-        let last_repair = fs
-            .open_read(root, &RelPath::meta(&set.name, LAST_REPAIR))
-            .ok()
-            .and_then(|mut r| {
-                let mut s = String::new();
-                io::Read::read_to_string(&mut io::Read::take(&mut r, 64 * 1024), &mut s).ok()?;
-                Some(s)
-            });
+    fn from_state(role: Role, root: &Path, st: Option<ReplicaState>) -> ReplicaStatus {
         match st {
             Some(st) => ReplicaStatus {
                 root: root.to_path_buf(),
@@ -1232,7 +1313,6 @@ impl ReplicaStatus {
                 slots: st.slots,
                 tag: st.tag,
                 staged: st.staged.len(),
-                last_repair,
             },
             None => ReplicaStatus {
                 root: root.to_path_buf(),
@@ -1244,7 +1324,6 @@ impl ReplicaStatus {
                 sealed: None,
                 tag: TagState::NotConfigured,
                 staged: 0,
-                last_repair,
             },
         }
     }
@@ -1259,6 +1338,49 @@ pub struct SetStatus {
     pub include: Vec<String>,
     pub version_file: Option<RelPath>,
     pub replicas: Vec<ReplicaStatus>,
+    pub history: HistoryStatus,
+}
+
+/// What a set's history says (`status`): its boot count, repairs by kind, files
+/// repeatedly damaged, and its last events.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryStatus {
+    /// Boots counted (`None`: no boot recorded yet).
+    pub boots: Option<u64>,
+    /// Repairs since the history began, by kind (the `rebound_repairs_total` counters).
+    pub repairs: BTreeMap<String, u64>,
+    /// Files repaired in at least `suspect_repairs` of the last `suspect_boots` boots.
+    pub suspects: Vec<Suspect>,
+    /// Events in the log.
+    pub events: usize,
+    /// The newest event.
+    pub last_event: Option<Event>,
+    /// The newest event that repaired something.
+    pub last_repair: Option<Event>,
+    /// Damaged or unreadable history records (replaced by the next event).
+    pub problems: Vec<String>,
+}
+
+impl HistoryStatus {
+    fn of(fs: &dyn Fs, set: &SetConfig) -> HistoryStatus {
+        let loaded = history::load(fs, set);
+        let boots = loaded.boots.as_ref().map(|b| b.count);
+        let log = loaded.log.unwrap_or_default();
+        HistoryStatus {
+            boots,
+            suspects: suspects(fs, set, &log, boots.unwrap_or(0)),
+            events: log.events.len(),
+            last_event: log.events.back().cloned(),
+            last_repair: log
+                .events
+                .iter()
+                .rev()
+                .find(|e| e.actions.iter().any(|a| a.repair))
+                .cloned(),
+            repairs: log.totals,
+            problems: loaded.problems,
+        }
+    }
 }
 
 /// A boot's change journal: started when made, stopped when dropped, also on a
@@ -1323,6 +1445,82 @@ pub(crate) fn cache_seen<'s>(state: &'s SetState, plan: &'s Plan) -> Vec<statcac
                 looked_at: r.stats.len(),
                 files,
                 touched,
+            })
+        })
+        .collect()
+}
+
+/// Seconds since the epoch (negative before it: a clock set wrong).
+fn unix_secs(t: std::time::SystemTime) -> i64 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
+/// What a file held before an action changed it, as the event log records it.
+fn held_before(state: Option<&SetState>, root: &Path, path: &RelPath) -> Option<String> {
+    let r = state?.replicas.iter().find(|r| r.root == root)?;
+    Some(match r.files.get(path)? {
+        FileState::Missing => "missing".into(),
+        FileState::File {
+            digest: Some(d), ..
+        } => d.to_hex(),
+        FileState::File { digest: None, .. } => return None,
+        FileState::NotFile { .. } => "not-a-file".into(),
+        FileState::Unreadable { .. } => "unreadable".into(),
+    })
+}
+
+/// One outcome as the event log keeps it.
+fn event_action(state: Option<&SetState>, o: &Outcome, repair: bool) -> history::EventAction {
+    let (kind, root, path, source) = history::describe(&o.action);
+    let (old, new) = match &o.action {
+        Action::Restore {
+            root, path, digest, ..
+        } => (held_before(state, root, path), Some(digest.to_hex())),
+        Action::Stage { digest, .. } | Action::WriteGolden { digest, .. } => {
+            (None, Some(digest.to_hex()))
+        }
+        Action::RemoveStale { digest, .. } => (Some(digest.to_hex()), Some("missing".into())),
+        Action::SetMeta {
+            root, path, mode, ..
+        } => (
+            held_before(state, root, path),
+            Some(format!("mode {mode:04o}")),
+        ),
+        _ => (None, None),
+    };
+    history::EventAction {
+        kind: kind.into(),
+        repair,
+        root: root.to_string_lossy().into_owned(),
+        path,
+        source,
+        old,
+        new,
+        error: o.error.clone(),
+    }
+}
+
+/// The files of `log` repaired again and again, at boot `boot`, as reported.
+fn suspects(fs: &dyn Fs, set: &SetConfig, log: &history::Log, boot: u64) -> Vec<Suspect> {
+    let mut partitions: BTreeMap<String, Option<String>> = BTreeMap::new();
+    log.suspects(&set.history, boot)
+        .into_iter()
+        .filter_map(|(root, path, repairs, total, last)| {
+            let partition = partitions
+                .entry(root.clone())
+                .or_insert_with(|| fs.mount_source(Path::new(&root)))
+                .clone();
+            Some(Suspect {
+                root: PathBuf::from(root),
+                path: RelPath::new(&path).ok()?,
+                partition,
+                repairs,
+                window: set.history.suspect_boots,
+                total,
+                last: crate::rfc3339::format(last),
             })
         })
         .collect()

@@ -45,12 +45,14 @@ mod escape;
 mod exec;
 mod fs;
 mod hashing;
+mod history;
 mod manifest;
 mod names;
 mod observe;
 mod plan;
 mod record;
 mod relpath;
+mod rfc3339;
 mod roots;
 mod statcache;
 
@@ -65,9 +67,22 @@ pub use names::DEFAULT_CONFIG;
 
 // Running the engine, and what it reports.
 pub use engine::{
-    describe_action, exit, Command, Engine, Installed, ReplicaStatus, Report, SetReport, SetStatus,
-    Suspect,
+    describe_action, exit, Command, Engine, HistoryStatus, Installed, ReplicaStatus, Report,
+    SetLog, SetReport, SetStatus, Since, Suspect,
 };
+pub use history::{Event, EventAction, EventOutcome};
+
+/// Seconds since the epoch as RFC 3339 UTC text (`2026-12-05T05:18:19Z`): how every
+/// time rebound reports and records is written.
+pub fn rfc3339(secs: i64) -> String {
+    rfc3339::format(secs)
+}
+
+/// Parses a point in time as a user types it: RFC 3339 (`2026-12-05T05:18:19Z`, a
+/// numeric offset, a space for the `T`) or a date (`2026-12-05`, midnight UTC).
+pub fn parse_time(s: &str) -> Option<i64> {
+    rfc3339::parse(s)
+}
 pub use exec::Outcome;
 pub use observe::{SlotState, TagState};
 pub use plan::{

@@ -34,8 +34,9 @@ pub const SEALED_MARKER: &str = "sealed";
 /// Staged files are named by the lowercase hex digest of their content.
 pub const STAGE_DIR: &str = "stage";
 
-/// Record of the last run that changed something (best effort, informational).
-pub const LAST_REPAIR: &str = "last-repair";
+/// The record of the last repair that rebound before 2026-12 kept (the event log,
+/// [`crate::history`], replaced it): removed by the first event written.
+pub const LEGACY_LAST_REPAIR: &str = "last-repair";
 
 /// Stat cache of a `changed_only` set (per writable replica, in the set's metadata
 /// directory): what each verified file's metadata was; see [`crate::statcache`].

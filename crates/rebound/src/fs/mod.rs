@@ -286,6 +286,29 @@ pub trait Fs: Sync {
         false
     }
 
+    /// The kernel's id of the running boot, which tells a set's boot counter whether
+    /// a `rebound boot` starts a new boot or runs again in the same one. `None` when
+    /// unknown: every `rebound boot` run then counts as a boot. The default knows
+    /// nothing.
+    fn boot_id(&self) -> Option<String> {
+        None
+    }
+
+    /// The device (mount source, such as `/dev/mmcblk0p5` or `ubi0:data`) of the
+    /// filesystem that holds `path`, for messages that name a partition. The default
+    /// knows nothing.
+    fn mount_source(&self, path: &Path) -> Option<String> {
+        let _ = path;
+        None
+    }
+
+    /// The wall-clock time, for the event log. Only recorded and shown, never trusted
+    /// for ordering (a device without a real-time clock starts in 1970): the boot
+    /// counter orders events.
+    fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
+
     /// A `Cursor` for reading many files below `root` in a row. The default makes
     /// each call separately; [`os::OsFs`] keeps the last directory open, which saves
     /// opening every parent directory again for each file (most of the system calls

@@ -24,6 +24,59 @@ use crate::error::{Error, Result};
 use crate::manifest::Owner;
 use crate::relpath::RelPath;
 
+/// The source of the mount in `mountinfo` (proc(5)) whose mount point is the
+/// longest prefix of `path` (canonical): the last such line wins, as the kernel
+/// stacks mounts in that order.
+fn mount_source_in(mountinfo: &str, path: &Path) -> Option<String> {
+    let mut best: Option<(usize, String)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(point), Some(dash)) = (fields.get(4), fields.iter().position(|f| *f == "-"))
+        else {
+            continue;
+        };
+        let Some(source) = fields.get(dash + 2) else {
+            continue;
+        };
+        let point = PathBuf::from(unescape_octal(point));
+        if !path.starts_with(&point) {
+            continue;
+        }
+        let depth = point.components().count();
+        if best.as_ref().is_none_or(|(d, _)| depth >= *d) {
+            best = Some((depth, unescape_octal(source)));
+        }
+    }
+    best.map(|(_, s)| s)
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\NNN` (octal).
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let v = oct.and_then(|o| {
+            let v = o.iter().fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
+            u8::try_from(v).ok()
+        });
+        match (b[i], v) {
+            (b'\\', Some(v)) => {
+                out.push(v);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The operating system's filesystem.
 #[derive(Debug, Default)]
 pub struct OsFs {
@@ -363,6 +416,38 @@ impl Fs for OsFs {
             .changed_by_others(root, rel)
     }
 
+    /// `REBOUND_BOOT_ID` if set and not empty (a system without /proc, or a test that
+    /// plays several boots), else `/proc/sys/kernel/random/boot_id`.
+    fn boot_id(&self) -> Option<String> {
+        let id = match std::env::var("REBOUND_BOOT_ID") {
+            Ok(v) if !v.is_empty() => v,
+            _ => {
+                let mut s = String::new();
+                File::open("/proc/sys/kernel/random/boot_id")
+                    .ok()?
+                    .take(128)
+                    .read_to_string(&mut s)
+                    .ok()?;
+                s
+            }
+        };
+        let id = id.trim();
+        // One token of printable ASCII: it is written into a record line.
+        (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+            .then(|| id.to_string())
+    }
+
+    fn mount_source(&self, path: &Path) -> Option<String> {
+        let path = std::fs::canonicalize(path).ok()?;
+        let mut text = String::new();
+        File::open("/proc/self/mountinfo")
+            .ok()?
+            .take(4 << 20)
+            .read_to_string(&mut text)
+            .ok()?;
+        mount_source_in(&text, &path)
+    }
+
     fn cursor<'a>(&'a self, root: &'a Path) -> Box<dyn Cursor + 'a> {
         Box::new(OsCursor {
             fs: self,
@@ -691,6 +776,29 @@ mod fault {
         pub fn mutation(&self) {
             count_and_pause(&self.count, "REBOUND_FAULT_PAUSE_AT", "before mutation");
         }
+    }
+}
+
+#[cfg(test)]
+mod mountinfo_tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_mount_point_names_the_partition() {
+        let info = "\
+22 1 179:2 / / rw,relatime shared:1 - ext4 /dev/mmcblk0p2 rw
+30 22 179:5 / /data rw,relatime shared:9 - ext4 /dev/mmcblk0p5 rw
+31 30 0:40 / /data/my\\040dir rw - ubifs ubi0:data rw
+32 22 0:41 / /datab rw - vfat /dev/sda1 rw
+";
+        let at = |p: &str| mount_source_in(info, Path::new(p));
+        assert_eq!(at("/data/app").as_deref(), Some("/dev/mmcblk0p5"));
+        assert_eq!(at("/data").as_deref(), Some("/dev/mmcblk0p5"));
+        assert_eq!(at("/datab/x").as_deref(), Some("/dev/sda1"));
+        assert_eq!(at("/data/my dir/x").as_deref(), Some("ubi0:data"));
+        assert_eq!(at("/etc").as_deref(), Some("/dev/mmcblk0p2"));
+        assert_eq!(mount_source_in("garbage\n\n", Path::new("/x")), None);
+        assert_eq!(unescape_octal("a\\777b\\04"), "a\\777b\\04");
     }
 }
 

@@ -257,6 +257,10 @@ struct State {
     log: Vec<String>,
     /// Every path a mutation touched, for "golden is never written" checks.
     touched: Vec<PathBuf>,
+    /// What [`Fs::boot_id`] says (None: unknown, each boot run counts as a boot).
+    boot_id: Option<String>,
+    /// What [`Fs::now`] says, in seconds since the epoch (None: the real clock).
+    clock: Option<i64>,
 }
 
 /// The in-memory power-cut simulating filesystem.
@@ -298,6 +302,16 @@ impl SimFs {
         // A poisoned lock only means another thread panicked in a test; the state is
         // still the best record of what happened.
         self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The kernel boot id this filesystem reports ([`Fs::boot_id`]).
+    pub fn set_boot_id(&self, id: Option<&str>) {
+        self.lock().boot_id = id.map(str::to_string);
+    }
+
+    /// Stops the clock at `secs` since the epoch ([`Fs::now`]); `None`: the real one.
+    pub fn set_clock(&self, secs: Option<i64>) {
+        self.lock().clock = secs;
     }
 
     /// Models a filesystem without atomic rename (vfat).
@@ -735,6 +749,20 @@ impl WriteFile for SimWriter<'_> {
 }
 
 impl Fs for SimFs {
+    fn boot_id(&self) -> Option<String> {
+        self.lock().boot_id.clone()
+    }
+
+    fn now(&self) -> std::time::SystemTime {
+        match self.lock().clock {
+            None => std::time::SystemTime::now(),
+            Some(s) if s >= 0 => {
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.unsigned_abs())
+            }
+            Some(s) => std::time::UNIX_EPOCH - std::time::Duration::from_secs(s.unsigned_abs()),
+        }
+    }
+
     fn metadata(&self, root: &Path, rel: &RelPath) -> Result<Option<Meta>> {
         let st = self.lock();
         let Some(parent) = Self::dir_path(&st, root, rel.parent().as_ref())? else {

@@ -1,0 +1,760 @@
+//! A set's history (docs/design.md section 9): what rebound saw and did, kept in every
+//! writable replica under `.rebound/<set>/`, beside the manifests.
+//!
+//! - [`BOOTS`]: the boot counter. `rebound boot` adds one when the kernel's boot id
+//!   changed (or is unknown), so events are ordered and "3 repairs in 10 boots" is
+//!   counted on a device whose clock starts in 1970 at every boot.
+//! - [`EVENTS`]: the event log and the repair counters in one record: the last
+//!   `events_kept` events (one per run that found damage or changed something: time,
+//!   boot, command, outcome, each action with its path, source, old and new digest and
+//!   result), the repairs by kind since the set's history began (the Prometheus
+//!   counters), and per repaired file the boots it was repaired in (the suspect rule).
+//!
+//! Both are text records (`record.rs`: checksum trailer) written whole with the durable
+//! protocol (temporary file, fsync, rename, fsync of the directory), so a power cut
+//! leaves the old record or the new one. Every copy gets the same record; a run reads
+//! them all and continues the one with the most events (a damaged one is reported and
+//! replaced). The history is informational: losing it loses no protected file, and
+//! nothing in it is ever a source or an authority.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Serialize, Serializer};
+
+use crate::config::{HistoryConfig, SetConfig};
+use crate::durable::Durable;
+use crate::fs::{full, read_small, Fs};
+use crate::plan::{Action, SourceKind};
+use crate::record::{self, decode_path, encode_path};
+use crate::relpath::RelPath;
+use crate::rfc3339;
+
+/// The boot counter's file in `.rebound/<set>/`.
+pub const BOOTS: &str = "boots";
+/// The event log's file in `.rebound/<set>/`.
+pub const EVENTS: &str = "events";
+/// Largest event log written: the oldest events go first to stay below it.
+pub const EVENTS_MAX_BYTES: usize = 256 * 1024;
+/// Largest event: its actions past this many bytes (or [`EVENT_MAX_ACTIONS`]) are
+/// counted, not listed (the run's report lists them all).
+pub const EVENT_MAX_BYTES: usize = 8 * 1024;
+/// See [`EVENT_MAX_BYTES`].
+pub const EVENT_MAX_ACTIONS: usize = 50;
+/// Repaired files whose history is kept (the least recently repaired go first).
+pub const MAX_REPAIRED_FILES: usize = 500;
+/// Largest part of the record the repaired files' histories take.
+pub const REPAIRED_MAX_BYTES: usize = 64 * 1024;
+/// Repair boots kept per file: the most `suspect_repairs` can ask for.
+pub const BOOTS_KEPT: usize = crate::config::MAX_SUSPECT_REPAIRS as usize;
+/// Largest record read (more than is ever written).
+const READ_MAX: u64 = 1 << 20;
+/// Longest note or error text kept in an event.
+const TEXT_MAX: usize = 512;
+const BOOTS_HEADER: &str = "rebound-boots 1";
+const EVENTS_HEADER: &str = "rebound-events 1";
+
+/// The boot counter.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Boots {
+    pub count: u64,
+    /// The kernel boot id it was last counted in.
+    pub boot_id: Option<String>,
+}
+
+impl Boots {
+    fn render(&self) -> Vec<u8> {
+        record::seal(format!(
+            "{BOOTS_HEADER}\ncount {}\nboot-id {}\n",
+            self.count,
+            self.boot_id.as_deref().unwrap_or("-")
+        ))
+    }
+
+    fn parse(bytes: &[u8]) -> Option<Boots> {
+        let body = std::str::from_utf8(record::open(bytes).ok()?).ok()?;
+        let mut lines = body.lines();
+        if lines.next()? != BOOTS_HEADER {
+            return None;
+        }
+        let count = lines.next()?.strip_prefix("count ")?.parse().ok()?;
+        let id = lines.next()?.strip_prefix("boot-id ")?;
+        if lines.next().is_some() || id.is_empty() || id.contains(' ') {
+            return None;
+        }
+        Some(Boots {
+            count,
+            boot_id: (id != "-").then(|| id.to_string()),
+        })
+    }
+}
+
+/// How a run that wrote an event ended, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventOutcome {
+    /// The set failed, or an action did.
+    Failed,
+    /// Some file has no intact copy left.
+    Lost,
+    /// Damage found that the run does not repair (a damaged golden copy).
+    Damaged,
+    /// Damage found and repaired.
+    Repaired,
+    /// An intended change made, nothing damaged.
+    Changed,
+}
+
+impl EventOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            EventOutcome::Failed => "failed",
+            EventOutcome::Lost => "lost",
+            EventOutcome::Damaged => "damaged",
+            EventOutcome::Repaired => "repaired",
+            EventOutcome::Changed => "changed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<EventOutcome> {
+        [
+            EventOutcome::Failed,
+            EventOutcome::Lost,
+            EventOutcome::Damaged,
+            EventOutcome::Repaired,
+            EventOutcome::Changed,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// One action of a run, as the event log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventAction {
+    /// What was done: `restore`, `set_meta`, `write_manifest`, ... (one word).
+    pub kind: String,
+    /// A repair (damage found), or part of an intended change.
+    pub repair: bool,
+    pub root: String,
+    /// The protected file, or rebound's own file (`.rebound/<set>/...`).
+    pub path: String,
+    /// Where the content came from (a full path), for a restore or a stage.
+    pub source: Option<String>,
+    /// What the file held before: a digest, `missing`, `not-a-file`, `unreadable`.
+    pub old: Option<String>,
+    /// The digest it holds now.
+    pub new: Option<String>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// One run of a command on one set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Numbers every event of the set, from 1.
+    pub seq: u64,
+    /// When (RFC 3339 UTC; a device without a real-time clock may say 1970).
+    #[serde(serialize_with = "ser_time")]
+    pub time: i64,
+    /// The set's boot count when it happened (orders events whatever the clock said).
+    pub boot: u64,
+    pub command: String,
+    pub outcome: EventOutcome,
+    pub actions: Vec<EventAction>,
+    /// Actions of the run not listed (see [`EVENT_MAX_BYTES`]).
+    pub more_actions: u64,
+    /// Files with no intact copy left.
+    pub lost: Vec<String>,
+    /// The set's error, warnings worth keeping, files found repeatedly damaged.
+    pub notes: Vec<String>,
+}
+
+fn ser_time<S: Serializer>(t: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339::format(*t))
+}
+
+/// Repairs of one file in one copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repaired {
+    pub total: u64,
+    /// When it was last repaired.
+    pub last: i64,
+    /// The boots it was repaired in, oldest first, distinct, at most [`BOOTS_KEPT`].
+    pub boots: Vec<u64>,
+}
+
+/// The event log record: events, counters, repaired files.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Log {
+    /// The number the next event gets.
+    pub next: u64,
+    /// Repairs since the history began, by kind ([`counter_kind`]).
+    pub totals: BTreeMap<String, u64>,
+    /// By (root, path).
+    pub repaired: BTreeMap<(String, String), Repaired>,
+    pub events: VecDeque<Event>,
+}
+
+/// One token of a record line: percent-encoded, never empty, never containing a space.
+fn tok(s: &str) -> String {
+    if s.is_empty() {
+        "%00".into() // no real value is empty; a NUL never is one either
+    } else {
+        encode_path(s)
+    }
+}
+
+fn untok(s: &str) -> Option<String> {
+    if s == "%00" {
+        return Some(String::new());
+    }
+    decode_path(s).map(|c| c.into_owned())
+}
+
+fn opt_tok(s: Option<&str>) -> String {
+    s.map_or_else(
+        || "-".into(),
+        |v| if v == "-" { "%2D".into() } else { tok(v) },
+    )
+}
+
+fn opt_untok(s: &str) -> Option<Option<String>> {
+    match s {
+        "-" => Some(None),
+        "%2D" => Some(Some("-".into())),
+        _ => untok(s).map(Some),
+    }
+}
+
+/// Cuts `s` to at most `max` bytes, on a character boundary.
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+impl Log {
+    fn render(&self, set: &str) -> String {
+        let mut out = format!("{EVENTS_HEADER}\nset {set}\nnext {}\n", self.next);
+        for (k, n) in &self.totals {
+            let _ = writeln!(out, "total {} {n}", tok(k));
+        }
+        for ((root, path), r) in &self.repaired {
+            let boots: Vec<String> = r.boots.iter().map(u64::to_string).collect();
+            let _ = writeln!(
+                out,
+                "repaired {} {} {} {} {}",
+                tok(root),
+                tok(path),
+                r.total,
+                rfc3339::format(r.last),
+                if boots.is_empty() {
+                    "-".into()
+                } else {
+                    boots.join(",")
+                }
+            );
+        }
+        for e in &self.events {
+            render_event(&mut out, e);
+        }
+        out
+    }
+
+    /// Parses a record's body; `None` if any line is not as [`Log::render`] writes it.
+    fn parse(body: &str, set: &str) -> Option<Log> {
+        let mut lines = body.lines();
+        if lines.next()? != EVENTS_HEADER || lines.next()? != format!("set {set}") {
+            return None;
+        }
+        let mut log = Log {
+            next: lines.next()?.strip_prefix("next ")?.parse().ok()?,
+            ..Log::default()
+        };
+        for line in lines {
+            let f: Vec<&str> = line.split(' ').collect();
+            match f.as_slice() {
+                ["total", k, n] => {
+                    log.totals.insert(untok(k)?, n.parse().ok()?);
+                }
+                ["repaired", root, path, total, last, boots] => {
+                    let boots = if *boots == "-" {
+                        Vec::new()
+                    } else {
+                        boots
+                            .split(',')
+                            .map(|b| b.parse().ok())
+                            .collect::<Option<Vec<u64>>>()?
+                    };
+                    log.repaired.insert(
+                        (untok(root)?, untok(path)?),
+                        Repaired {
+                            total: total.parse().ok()?,
+                            last: rfc3339::parse(last)?,
+                            boots,
+                        },
+                    );
+                }
+                ["event", seq, time, boot, command, outcome] => log.events.push_back(Event {
+                    seq: seq.parse().ok()?,
+                    time: rfc3339::parse(time)?,
+                    boot: boot.parse().ok()?,
+                    command: untok(command)?,
+                    outcome: EventOutcome::parse(outcome)?,
+                    actions: Vec::new(),
+                    more_actions: 0,
+                    lost: Vec::new(),
+                    notes: Vec::new(),
+                }),
+                ["action", kind, why, root, path, source, old, new, result @ ..] => {
+                    let error = match result {
+                        ["ok"] => None,
+                        ["failed", why] => Some(untok(why)?),
+                        _ => return None,
+                    };
+                    log.events.back_mut()?.actions.push(EventAction {
+                        kind: untok(kind)?,
+                        repair: match *why {
+                            "repair" => true,
+                            "change" => false,
+                            _ => return None,
+                        },
+                        root: untok(root)?,
+                        path: untok(path)?,
+                        source: opt_untok(source)?,
+                        old: opt_untok(old)?,
+                        new: opt_untok(new)?,
+                        error,
+                    });
+                }
+                ["more", n] => log.events.back_mut()?.more_actions = n.parse().ok()?,
+                ["lost", p] => log.events.back_mut()?.lost.push(untok(p)?),
+                ["note", t] => log.events.back_mut()?.notes.push(untok(t)?),
+                _ => return None,
+            }
+        }
+        // Numbered in order, below `next`: anything else was not written by rebound.
+        let mut prev = 0;
+        for e in &log.events {
+            if e.seq <= prev || e.seq >= log.next {
+                return None;
+            }
+            prev = e.seq;
+        }
+        Some(log)
+    }
+
+    /// Adds `e` (numbered here), counts its repairs, and keeps the record within
+    /// `history.events_kept` and the byte bounds.
+    fn append(&mut self, mut e: Event, counted: &[Counted], history: &HistoryConfig) {
+        e.seq = self.next.max(1);
+        self.next = e.seq.saturating_add(1);
+        for c in counted {
+            *self.totals.entry(c.kind.to_string()).or_default() += 1;
+            if let Some(path) = &c.path {
+                let r = self
+                    .repaired
+                    .entry((c.root.clone(), path.clone()))
+                    .or_insert(Repaired {
+                        total: 0,
+                        last: e.time,
+                        boots: Vec::new(),
+                    });
+                r.total += 1;
+                r.last = e.time;
+                if r.boots.last() != Some(&e.boot) {
+                    r.boots.push(e.boot);
+                }
+                if r.boots.len() > BOOTS_KEPT {
+                    r.boots.remove(0);
+                }
+            }
+        }
+        self.events.push_back(e);
+        while self.events.len() > history.events_kept {
+            self.events.pop_front();
+        }
+        // The least recently repaired files go first.
+        let size = |r: &BTreeMap<(String, String), Repaired>| {
+            r.keys()
+                .map(|(a, b)| 64 + a.len() * 3 + b.len() * 3)
+                .sum::<usize>()
+        };
+        while self.repaired.len() > MAX_REPAIRED_FILES || size(&self.repaired) > REPAIRED_MAX_BYTES
+        {
+            let Some(oldest) = self
+                .repaired
+                .iter()
+                .min_by_key(|(_, r)| (r.boots.last().copied(), r.last))
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            self.repaired.remove(&oldest);
+        }
+    }
+
+    /// Files of this log repaired in at least `suspect_repairs` of the last
+    /// `suspect_boots` boots, counted at boot `now`.
+    pub fn suspects(
+        &self,
+        history: &HistoryConfig,
+        now: u64,
+    ) -> Vec<(String, String, u32, u64, i64)> {
+        let from = now.saturating_sub(u64::from(history.suspect_boots));
+        self.repaired
+            .iter()
+            .filter_map(|((root, path), r)| {
+                let n = r.boots.iter().filter(|&&b| b > from && b <= now).count();
+                let n = u32::try_from(n).unwrap_or(u32::MAX);
+                (n >= history.suspect_repairs)
+                    .then(|| (root.clone(), path.clone(), n, r.total, r.last))
+            })
+            .collect()
+    }
+}
+
+fn render_event(out: &mut String, e: &Event) {
+    let _ = writeln!(
+        out,
+        "event {} {} {} {} {}",
+        e.seq,
+        rfc3339::format(e.time),
+        e.boot,
+        tok(&e.command),
+        e.outcome.as_str()
+    );
+    for a in &e.actions {
+        let _ = writeln!(
+            out,
+            "action {} {} {} {} {} {} {} {}",
+            tok(&a.kind),
+            if a.repair { "repair" } else { "change" },
+            tok(&a.root),
+            tok(&a.path),
+            opt_tok(a.source.as_deref()),
+            opt_tok(a.old.as_deref()),
+            opt_tok(a.new.as_deref()),
+            match &a.error {
+                None => "ok".to_string(),
+                Some(e) => format!("failed {}", tok(e)),
+            }
+        );
+    }
+    if e.more_actions > 0 {
+        let _ = writeln!(out, "more {}", e.more_actions);
+    }
+    for p in &e.lost {
+        let _ = writeln!(out, "lost {}", tok(p));
+    }
+    for n in &e.notes {
+        let _ = writeln!(out, "note {}", tok(n));
+    }
+}
+
+/// A successful repair the counters count: its kind, and the file it repaired.
+#[derive(Debug, Clone)]
+pub struct Counted {
+    pub kind: &'static str,
+    pub root: String,
+    /// The protected file (for the suspect rule), if the repair was to one.
+    pub path: Option<String>,
+}
+
+/// The counter a successful repair adds to (`rebound_repairs_total{kind}`), and
+/// whether it repaired a protected file (the suspect rule counts those).
+pub fn counter_kind(a: &Action) -> Option<(&'static str, bool)> {
+    Some(match a {
+        Action::Restore { from, .. } => (
+            match from.kind {
+                SourceKind::Writable => "file_from_copy",
+                SourceKind::Golden => "file_from_golden",
+                SourceKind::Staged => "file_from_staged",
+                SourceKind::Incoming => "file_from_update",
+            },
+            true,
+        ),
+        Action::SetMeta { .. } => ("metadata", true),
+        Action::MoveAside { .. } => ("moved_aside", true),
+        Action::WriteManifest { .. } | Action::CommitManifest { .. } => ("manifest", false),
+        Action::WriteTag { .. } => ("version_tag", false),
+        Action::RemoveStale { .. } => ("stale_file", false),
+        Action::Stage { .. } | Action::SyncFile { .. } => ("interrupted_change", false),
+        Action::RemoveJunk { .. } | Action::RemoveStaged { .. } => return None,
+        Action::Unseal { .. }
+        | Action::WriteGolden { .. }
+        | Action::WriteGoldenManifest { .. }
+        | Action::WriteSealMarker { .. } => return None,
+    })
+}
+
+/// The event log's view of an action: its kind word, root, path and source.
+pub fn describe(a: &Action) -> (&'static str, &Path, String, Option<String>) {
+    let src = |s: &crate::plan::Source| Some(full(&s.root, &s.rel).to_string_lossy().into_owned());
+    match a {
+        Action::RemoveJunk { root, rel } => ("remove_leftover", root, rel.to_string(), None),
+        Action::Restore {
+            root, path, from, ..
+        } => ("restore", root, path.to_string(), src(from)),
+        Action::SetMeta { root, path, .. } => ("set_meta", root, path.to_string(), None),
+        Action::Stage {
+            root, rel, from, ..
+        } => ("stage", root, rel.to_string(), src(from)),
+        Action::WriteManifest { root, slot, .. } | Action::CommitManifest { root, slot, .. } => (
+            "write_manifest",
+            root,
+            crate::names::MANIFEST_SLOTS
+                .get(*slot)
+                .map_or_else(|| format!("slot {slot}"), |s| s.to_string()),
+            None,
+        ),
+        Action::RemoveStale { root, path, .. } => ("remove_stale", root, path.to_string(), None),
+        Action::WriteTag { root, rel, .. } => ("write_tag", root, rel.to_string(), None),
+        Action::RemoveStaged { root, rel } => ("remove_staged", root, rel.to_string(), None),
+        Action::SyncFile { root, path } => ("sync", root, path.to_string(), None),
+        Action::Unseal { root, rel } => ("unseal", root, rel.to_string(), None),
+        Action::WriteGolden {
+            root, path, from, ..
+        } => ("write_golden", root, path.to_string(), src(from)),
+        Action::WriteGoldenManifest { root, .. } => (
+            "write_golden_manifest",
+            root,
+            crate::names::GOLDEN_MANIFEST.into(),
+            None,
+        ),
+        Action::WriteSealMarker { root, rel, .. } => ("seal", root, rel.to_string(), None),
+        Action::MoveAside { root, path, to } => (
+            "move_aside",
+            root,
+            path.to_string(),
+            Some(full(root, to).to_string_lossy().into_owned()),
+        ),
+    }
+}
+
+/// Lists `actions` in `e` within [`EVENT_MAX_ACTIONS`] and [`EVENT_MAX_BYTES`],
+/// counting the rest in `more_actions`.
+pub fn add_actions(e: &mut Event, actions: impl IntoIterator<Item = EventAction>) {
+    let mut bytes = 0usize;
+    for mut a in actions {
+        if let Some(err) = &a.error {
+            a.error = Some(clip(err, TEXT_MAX));
+        }
+        let size = 64
+            + 3 * (a.kind.len()
+                + a.root.len()
+                + a.path.len()
+                + a.source.as_deref().map_or(0, str::len)
+                + a.old.as_deref().map_or(0, str::len)
+                + a.new.as_deref().map_or(0, str::len)
+                + a.error.as_deref().map_or(0, str::len));
+        if e.more_actions > 0
+            || e.actions.len() >= EVENT_MAX_ACTIONS
+            || bytes + size > EVENT_MAX_BYTES
+        {
+            e.more_actions += 1;
+            continue;
+        }
+        bytes += size;
+        e.actions.push(a);
+    }
+}
+
+/// Adds a note (clipped), at most 16 of them.
+pub fn add_note(e: &mut Event, note: &str) {
+    if e.notes.len() < 16 {
+        e.notes.push(clip(note, TEXT_MAX));
+    }
+}
+
+/// What a set's copies hold of its history, and what was wrong with it.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub boots: Option<Boots>,
+    pub log: Option<Log>,
+    /// A damaged or unreadable record, per copy (reported; replaced at the next write).
+    pub problems: Vec<String>,
+}
+
+/// Reads the boot counters and event logs of every writable copy that exists: the
+/// highest count, and the log with the most events numbered (the first on a tie).
+pub fn load(fs: &dyn Fs, set: &SetConfig) -> Loaded {
+    let mut out = Loaded::default();
+    let boots_rel = RelPath::meta(&set.name, BOOTS);
+    let events_rel = RelPath::meta(&set.name, EVENTS);
+    for (_, r) in set.writable() {
+        if !matches!(fs.dir_metadata(&r.root, None), Ok(Some(_))) {
+            continue;
+        }
+        match read_small(fs, &r.root, &boots_rel, READ_MAX) {
+            Ok(None) => {}
+            Ok(Some(b)) => match Boots::parse(&b) {
+                Some(b) if out.boots.as_ref().is_none_or(|o| b.count > o.count) => {
+                    out.boots = Some(b);
+                }
+                Some(_) => {}
+                None => out.problems.push(format!(
+                    "{}: boot counter damaged (a new one is written; the count goes on from the other copies' or starts again)",
+                    full(&r.root, &boots_rel).display()
+                )),
+            },
+            Err(e) => out.problems.push(format!("boot counter unreadable: {e}")),
+        }
+        let at = full(&r.root, &events_rel);
+        match read_small(fs, &r.root, &events_rel, READ_MAX) {
+            Ok(None) => {}
+            Ok(Some(b)) => {
+                let parsed = match record::open(&b) {
+                    Err(record::Broken::Truncated) => Err("cut short"),
+                    Err(record::Broken::Checksum) => Err("checksum does not match"),
+                    Ok(body) => std::str::from_utf8(body)
+                        .ok()
+                        .and_then(|t| Log::parse(t, &set.name))
+                        .ok_or("not in the event log format"),
+                };
+                match parsed {
+                    Ok(l) => {
+                        if out.log.as_ref().is_none_or(|o| l.next > o.next) {
+                            out.log = Some(l);
+                        }
+                    }
+                    Err(why) => out.problems.push(format!(
+                        "{}: event log damaged ({why}); it is replaced at the next event, from another copy's if one is intact",
+                        at.display()
+                    )),
+                }
+            }
+            Err(e) => out.problems.push(format!("event log unreadable: {e}")),
+        }
+    }
+    out
+}
+
+/// Adds one to the boot counter if this is a new boot (the kernel's boot id changed,
+/// or is unknown) and writes it to every writable copy that exists. Returns the count
+/// and notes for the report (a copy it could not be written to).
+pub fn count_boot(durable: &Durable<'_>, set: &SetConfig, loaded: &Loaded) -> (u64, Vec<String>) {
+    let fs = durable.fs();
+    let id = fs.boot_id();
+    let prev = loaded.boots.clone().unwrap_or_default();
+    let same = id.is_some() && id == prev.boot_id;
+    let now = Boots {
+        count: if same {
+            prev.count.max(1)
+        } else {
+            prev.count.saturating_add(1)
+        },
+        boot_id: id,
+    };
+    let mut notes = Vec::new();
+    if same && loaded.problems.is_empty() && prev.count > 0 {
+        // Counted already in this boot, and every copy said so: nothing to write.
+        // (A copy that lacks the counter gets it at the next boot.)
+        return (now.count, notes);
+    }
+    write_all(
+        durable,
+        set,
+        BOOTS,
+        &now.render(),
+        "boot counter",
+        &mut notes,
+    );
+    (now.count, notes)
+}
+
+/// Appends `e` to the event log (continuing the longest intact one) and writes it to
+/// every writable copy that exists. Returns the log as written and notes for the
+/// report.
+pub fn append(
+    durable: &Durable<'_>,
+    set: &SetConfig,
+    loaded: Loaded,
+    e: Event,
+    counted: &[Counted],
+) -> (Log, Vec<String>) {
+    let mut notes: Vec<String> = Vec::new();
+    let mut log = loaded.log.unwrap_or_default();
+    let boot = e.boot;
+    log.append(e, counted, &set.history);
+    // The event names the files it found repeatedly damaged (those it repaired).
+    let flagged: Vec<String> = log
+        .suspects(&set.history, boot)
+        .into_iter()
+        .filter(|(root, path, ..)| {
+            counted
+                .iter()
+                .any(|c| c.root == *root && c.path.as_deref() == Some(path.as_str()))
+        })
+        .map(|(root, path, n, ..)| {
+            format!(
+                "{}/{path} repeatedly damaged: repaired in {n} of the last {} boots: suspect the storage or an application writing without commit",
+                root.trim_end_matches('/'),
+                set.history.suspect_boots
+            )
+        })
+        .collect();
+    if let Some(last) = log.events.back_mut() {
+        for f in &flagged {
+            add_note(last, f);
+        }
+    }
+    let mut text = log.render(&set.name);
+    while text.len() > EVENTS_MAX_BYTES && log.events.len() > 1 {
+        log.events.pop_front();
+        text = log.render(&set.name);
+    }
+    if durable.is_poisoned() {
+        notes.push(format!(
+            "the event log of set `{}` was not updated: an earlier fsync failed, so nothing more is written in this run",
+            set.name
+        ));
+        return (log, notes);
+    }
+    write_all(
+        durable,
+        set,
+        EVENTS,
+        &record::seal(text),
+        "event log",
+        &mut notes,
+    );
+    // Best effort, nothing depends on it: the old record would only mislead.
+    let legacy = RelPath::meta(&set.name, crate::names::LEGACY_LAST_REPAIR);
+    for (_, r) in set.writable() {
+        if matches!(durable.fs().metadata(&r.root, &legacy), Ok(Some(m)) if m.kind == crate::fs::Kind::File)
+        {
+            let _ = durable.fs().remove_file(&r.root, &legacy);
+        }
+    }
+    (log, notes)
+}
+
+fn write_all(
+    durable: &Durable<'_>,
+    set: &SetConfig,
+    name: &str,
+    bytes: &[u8],
+    what: &str,
+    notes: &mut Vec<String>,
+) {
+    let rel = RelPath::meta(&set.name, name);
+    for (_, r) in set.writable() {
+        if !matches!(durable.fs().dir_metadata(&r.root, None), Ok(Some(_))) {
+            continue;
+        }
+        if let Err(e) = durable.write_bytes(&r.root, &rel, 0o644, bytes) {
+            notes.push(format!(
+                "the {what} {} was not updated ({e}); the protected files are not affected",
+                full(&r.root, &rel).display()
+            ));
+        }
+    }
+}
