@@ -53,7 +53,11 @@ fn run(args: Args) -> anyhow::Result<u8> {
     if let Some(n) = args.threads {
         config.set_threads(usize::from(n));
     }
+    if let Some(m) = &args.metrics_file {
+        config.set_metrics_file(m)?;
+    }
     let wait = Duration::from_secs(args.wait);
+    let started = std::time::Instant::now();
     let fs = OsFs::new();
     let engine = Engine::new(&fs);
     // Writers hold their locks until their work is done; readers take none.
@@ -187,6 +191,27 @@ fn run(args: Args) -> anyhow::Result<u8> {
     // Released before the report is written: a reader that pages through it (`| less`)
     // or a stalled logger must not hold back the next writer.
     drop(locks);
+    // Metrics after every run that made a report, except dry runs (previews).
+    if let (Some(path), false) = (
+        &config.metrics_file,
+        report.dry_run && report.command != rebound::Command::Verify,
+    ) {
+        let ended = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let run = rebound::MetricsRun {
+            command: report.command.as_str(),
+            ended,
+            seconds: started.elapsed().as_secs_f64(),
+            exit: report.exit_code(),
+        };
+        if let Err(e) = engine.write_metrics(&config, path, Some(&report), run) {
+            say(format_args!(
+                "rebound: warning: the metrics file {} was not written: {e}",
+                path.display()
+            ));
+        }
+    }
     if json {
         emit(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     } else {

@@ -1031,6 +1031,22 @@ impl<'a> Engine<'a> {
         Ok(rep)
     }
 
+    /// Writes the metrics file for node_exporter after a run (metrics.rs): `report`
+    /// is the run's (`None` for a run that made none), `run` its command, end, length
+    /// and exit status.
+    ///
+    /// # Errors
+    /// Why the file could not be written; the run's own result stands.
+    pub fn write_metrics(
+        &self,
+        config: &Config,
+        path: &Path,
+        report: Option<&Report>,
+        run: crate::metrics::Run<'_>,
+    ) -> Result<()> {
+        crate::metrics::write(&self.durable, config, path, report, run)
+    }
+
     /// The event log of each set, oldest event first. Reads the history records of
     /// the writable copies only; writes nothing.
     ///

@@ -47,6 +47,7 @@ mod fs;
 mod hashing;
 mod history;
 mod manifest;
+mod metrics;
 mod names;
 mod observe;
 mod plan;
@@ -71,6 +72,7 @@ pub use engine::{
     SetLog, SetReport, SetStatus, Since, Suspect,
 };
 pub use history::{Event, EventAction, EventOutcome};
+pub use metrics::Run as MetricsRun;
 
 /// Seconds since the epoch as RFC 3339 UTC text (`2026-12-05T05:18:19Z`): how every
 /// time rebound reports and records is written.
