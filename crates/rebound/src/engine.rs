@@ -298,13 +298,9 @@ impl<'a> Engine<'a> {
     fn reconcile(&self, set: &SetConfig, dry_run: bool, intent: Intent<'_>) -> SetReport {
         let started = statcache::now_ns();
         match self.plan_set(set, Depth::Boot) {
-            Err(e) => {
-                let mut rep = SetReport::failed(set, e);
-                if !dry_run {
-                    self.keep_history(set, Command::Boot, None, &mut rep, &|_| true);
-                }
-                rep
-            }
+            // Nothing is written for a set that cannot be planned (its configuration
+            // may not match what is on disk): not even its history.
+            Err(e) => SetReport::failed(set, e),
             Ok((state, p)) => {
                 self.carry_out(set, &state, p, dry_run, intent, Command::Boot, started)
             }

@@ -39,7 +39,7 @@ pub const EVENTS: &str = "events";
 pub const EVENTS_MAX_BYTES: usize = 256 * 1024;
 /// Largest event: its actions past this many bytes (or [`EVENT_MAX_ACTIONS`]) are
 /// counted, not listed (the run's report lists them all).
-pub const EVENT_MAX_BYTES: usize = 8 * 1024;
+pub const EVENT_MAX_BYTES: usize = 16 * 1024;
 /// See [`EVENT_MAX_BYTES`].
 pub const EVENT_MAX_ACTIONS: usize = 50;
 /// Repaired files whose history is kept (the least recently repaired go first).
@@ -432,21 +432,7 @@ fn render_event(out: &mut String, e: &Event) {
         e.outcome.as_str()
     );
     for a in &e.actions {
-        let _ = writeln!(
-            out,
-            "action {} {} {} {} {} {} {} {}",
-            tok(&a.kind),
-            if a.repair { "repair" } else { "change" },
-            tok(&a.root),
-            tok(&a.path),
-            opt_tok(a.source.as_deref()),
-            opt_tok(a.old.as_deref()),
-            opt_tok(a.new.as_deref()),
-            match &a.error {
-                None => "ok".to_string(),
-                Some(e) => format!("failed {}", tok(e)),
-            }
-        );
+        out.push_str(&action_line(a));
     }
     if e.more_actions > 0 {
         let _ = writeln!(out, "more {}", e.more_actions);
@@ -457,6 +443,24 @@ fn render_event(out: &mut String, e: &Event) {
     for n in &e.notes {
         let _ = writeln!(out, "note {}", tok(n));
     }
+}
+
+/// An action's line in the record (with its line feed).
+fn action_line(a: &EventAction) -> String {
+    format!(
+        "action {} {} {} {} {} {} {} {}\n",
+        tok(&a.kind),
+        if a.repair { "repair" } else { "change" },
+        tok(&a.root),
+        tok(&a.path),
+        opt_tok(a.source.as_deref()),
+        opt_tok(a.old.as_deref()),
+        opt_tok(a.new.as_deref()),
+        match &a.error {
+            None => "ok".to_string(),
+            Some(e) => format!("failed {}", tok(e)),
+        }
+    )
 }
 
 /// A successful repair the counters count: its kind, and the file it repaired.
@@ -547,14 +551,7 @@ pub fn add_actions(e: &mut Event, actions: impl IntoIterator<Item = EventAction>
         if let Some(err) = &a.error {
             a.error = Some(clip(err, TEXT_MAX));
         }
-        let size = 64
-            + 3 * (a.kind.len()
-                + a.root.len()
-                + a.path.len()
-                + a.source.as_deref().map_or(0, str::len)
-                + a.old.as_deref().map_or(0, str::len)
-                + a.new.as_deref().map_or(0, str::len)
-                + a.error.as_deref().map_or(0, str::len));
+        let size = action_line(&a).len();
         if e.more_actions > 0
             || e.actions.len() >= EVENT_MAX_ACTIONS
             || bytes + size > EVENT_MAX_BYTES

@@ -163,9 +163,11 @@ fn trigger2_deleted_and_corrupted_files_are_restored_and_recorded() {
     assert_eq!(restores(&r), 2);
     assert_eq!(d.read("usr/apn_cfg.json"), "apn v1\n");
     assert_eq!(d.read("usr/app/main.py"), "main v1\n");
-    assert!(d
-        .read("usr/.rebound/config/last-repair")
-        .contains("restore"));
+    let log = d.read("usr/.rebound/config/events");
+    assert!(
+        log.contains("action restore repair") && log.contains("apn_cfg.json"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! What a report says and how it gets out: issue items 15 (`boot --dry-run` exit
 //! status), 19 (a closed pipe), 21 (control characters in names), 22 (wording that
-//! misled) and 23 (the `last-repair` record's size).
+//! misled) and 23 (the repair record's size: now the event log's, history.rs).
 
 use std::io::Read;
 use std::process::Stdio;
@@ -97,7 +97,8 @@ fn names_with_newlines_and_terminal_escapes_stay_on_one_report_line() {
             assert!(
                 l.starts_with("set ")
                     || l.starts_with("  ") && !l.starts_with("   ")
-                    || l.starts_with("    last repair: "),
+                    || l.starts_with("    last repair: ")
+                    || l.starts_with("    repair: "),
                 "{args:?}: a line that is no report line: {l:?}\n{out}"
             );
             assert!(
@@ -113,18 +114,31 @@ fn names_with_newlines_and_terminal_escapes_stay_on_one_report_line() {
             );
         }
     }
-    // The repair record keeps one line per action too.
+    // The event log keeps one line per action too, in status and in `rebound log`.
     let st = d.run(["status"], 0).stdout();
     assert!(
         st.contains("x\\n  result: intact") && st.contains("\\x1b[2Jclear"),
         "{st}"
     );
+    let log = d.run(["log"], 0).stdout();
+    assert!(!log.contains('\u{1b}'), "raw escape in:\n{log}");
+    for l in log.lines() {
+        assert!(
+            l.starts_with("set ")
+                || l.starts_with("  #")
+                || l.starts_with("    repair: ")
+                || l.starts_with("    change: ")
+                || l.starts_with("    ... and "),
+            "a line that is no log line: {l:?}\n{log}"
+        );
+    }
+    assert!(log.contains("x\\n  result: intact"), "{log}");
     // JSON keeps the names as they are (serde escapes them).
     let j = d.run(["status", "--json"], 0).json();
-    assert!(j[0]["replicas"][0]["last_repair"]
-        .as_str()
-        .unwrap()
-        .contains("\\x1b"));
+    let repairs = j[0]["history"]["last_repair"]["actions"].as_array().unwrap();
+    assert!(repairs
+        .iter()
+        .any(|a| a["path"].as_str().unwrap().contains('\u{1b}')));
 }
 
 #[test]
@@ -149,10 +163,13 @@ fn seal_filling_extra_copies_says_filled_once_per_copy_and_records_no_repair() {
         assert!(!out.contains(f), "{f} named: {out}");
     }
     assert!(out.lines().count() < 20, "{out}");
-    // Not recorded as a repair: status shows none.
-    assert!(!d.exists("usr/.rebound/config/last-repair"));
-    assert!(!d.exists("copy/.rebound/config/last-repair"));
-    assert!(!d.run(["status"], 0).stdout().contains("last repair"));
+    // Not recorded as a repair: status shows none; the log has the seal as a change.
+    let st = d.run(["status"], 0).stdout();
+    assert!(!st.contains("last repair"), "{st}");
+    assert!(st.contains("0 repairs") && st.contains("seal changed"), "{st}");
+    let j = d.run(["log", "--json"], 0).json();
+    let actions = j[0]["events"][0]["actions"].as_array().unwrap();
+    assert!(actions.iter().all(|a| a["repair"] == false), "{actions:?}");
     // JSON: no findings; the files are listed as installed, the actions as before.
     d.wipe("copy");
     let j = d.run(["seal", "--force", "--json"], 0).json();
@@ -179,7 +196,7 @@ fn update_and_commit_say_installed_and_updated_not_corrupt_and_repaired() {
         !out.contains("corrupt") && !out.contains("repaired") && !out.contains("found:"),
         "{out}"
     );
-    assert!(!d.exists("usr/.rebound/config/last-repair"));
+    assert!(!d.run(["status"], 0).stdout().contains("last repair"));
     // A commit brings the edit to the copy: installed, committed.
     d.write("usr/apn_cfg.json", "{\"apn\": \"customer\"}\n");
     let r = d.run(["commit", "usr/apn_cfg.json"], 0);
@@ -195,11 +212,16 @@ fn update_and_commit_say_installed_and_updated_not_corrupt_and_repaired() {
         "copy/app/main.py: corrupt",
         "result: committed; damage found on the way was repaired",
     ]);
-    let rec = d.read("usr/.rebound/config/last-repair");
-    assert!(
-        rec.contains("copy/app/main.py") && !rec.contains("apn_cfg.json"),
-        "{rec}"
-    );
+    let j = d.run(["status", "--json"], 0).json();
+    let repairs: Vec<String> = j[0]["history"]["last_repair"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["repair"] == true)
+        .map(|a| format!("{}/{}", a["root"].as_str().unwrap(), a["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(repairs, [d.path("copy/app/main.py").display().to_string()]);
+    assert_eq!(j[0]["history"]["repairs"]["file_from_copy"], 1, "{j}");
 }
 
 #[test]
@@ -231,7 +253,7 @@ fn an_empty_rebound_config_says_what_to_do() {
 }
 
 #[test]
-fn the_repair_record_is_bounded() {
+fn the_event_log_is_bounded() {
     let d = Dir::golden_device("record-bound", &[]);
     for i in 0..300 {
         d.write(
@@ -242,29 +264,46 @@ fn the_repair_record_is_bounded() {
     d.run(["seal"], 0);
     d.remove("usr/app/many");
     d.run(["boot"], 0).says(&["result: repaired"]);
-    let rec = d.read("usr/.rebound/config/last-repair");
-    assert!(rec.len() <= 16 * 1024, "{} bytes", rec.len());
-    assert!(rec.lines().count() <= 103, "{} lines", rec.lines().count());
-    assert!(
-        rec.ends_with("... and 200 more (listed in that run's report)\n"),
-        "{rec}"
-    );
+    // One event lists at most 50 actions (and 16 KiB of them), counting the rest.
+    let j = d.run(["log", "--json"], 0).json();
+    let e = &j[0]["events"][1];
+    assert_eq!(e["command"], "boot");
+    let listed = e["actions"].as_array().unwrap().len();
+    assert!((20..=50).contains(&listed), "{listed}: {e}");
+    assert_eq!(listed as u64 + e["more_actions"].as_u64().unwrap(), 300);
     d.run(["status"], 0)
-        .says(&["last repair: ... and 200 more"]);
+        .says(&["last repair: ... and 290 more"]);
+    // The whole log stays within its bound however many events come.
+    let cfg = d.read("rebound.toml");
+    d.write("rebound.toml", format!("events_kept = 5\n{cfg}"));
+    for _ in 0..8 {
+        d.remove("usr/app/many");
+        d.run(["boot"], 0).says(&["result: repaired"]);
+        let log = d.read("usr/.rebound/config/events");
+        assert!(log.len() <= 256 * 1024, "{} bytes", log.len());
+    }
+    let j = d.run(["log", "--json"], 0).json();
+    let events = j[0]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 5);
+    // The newest kept, numbered on; the counters count every repair ever made.
+    assert_eq!(events[4]["seq"], 10);
+    let st = d.run(["status", "--json"], 0).json();
+    assert_eq!(st[0]["history"]["repairs"]["file_from_golden"], 9 * 300);
 }
 
 #[test]
-fn a_repair_record_that_cannot_be_written_is_reported_not_skipped() {
+fn an_event_log_that_cannot_be_written_is_reported_not_skipped() {
     let d = Dir::golden_device("record-fail", &[]);
     d.run(["seal"], 0);
     // Something in the record's place that a file cannot replace: what a full disk
     // does to it too, without needing one.
-    std::fs::create_dir_all(d.path("usr/.rebound/config/last-repair/x")).unwrap();
+    std::fs::remove_file(d.path("usr/.rebound/config/events")).unwrap();
+    std::fs::create_dir_all(d.path("usr/.rebound/config/events/x")).unwrap();
     d.remove("usr/apn_cfg.json");
     d.run(["boot"], 0).says(&[
-        "note: the repair record",
-        "last-repair was not updated",
-        "the repairs above are done",
+        "note: the event log",
+        "events was not updated",
+        "the protected files are not affected",
         "result: repaired",
     ]);
     assert_eq!(d.read("usr/apn_cfg.json"), "{\"apn\": \"factory\"}\n");
