@@ -1,10 +1,11 @@
 //! A set's history (docs/design.md section 9): what rebound saw and did, kept in every
 //! writable replica under `.rebound/<set>/`, beside the manifests.
 //!
-//! - [`BOOTS`]: the boot counter. `rebound boot` adds one when the kernel's boot id
+//! - [`BOOTS`]: the boot counter (two slots, written in turn). `rebound boot` adds one when the kernel's boot id
 //!   changed (or is unknown), so events are ordered and "3 repairs in 10 boots" is
 //!   counted on a device whose clock starts in 1970 at every boot.
-//! - [`EVENTS`]: the event log and the repair counters in one record: the last
+//! - [`EVENTS`]: the event log and the repair counters in one record (two slots,
+//!   written in turn): the last
 //!   `events_kept` events (one per run that found damage or changed something: time,
 //!   boot, command, outcome, each action with its path, source, old and new digest and
 //!   result), the repairs by kind since the set's history began (the Prometheus
@@ -31,10 +32,14 @@ use crate::record::{self, decode_path, encode_path};
 use crate::relpath::RelPath;
 use crate::rfc3339;
 
-/// The boot counter's file in `.rebound/<set>/`.
-pub const BOOTS: &str = "boots";
-/// The event log's file in `.rebound/<set>/`.
-pub const EVENTS: &str = "events";
+/// The boot counter's two files in `.rebound/<set>/`: count `n` is written to slot
+/// `n % 2`, so the other keeps count `n - 1` whatever a cut does to this write (on
+/// vfat, where a rename over a file is not atomic, a cut can leave neither name).
+pub const BOOTS: [&str; 2] = ["boots.0", "boots.1"];
+/// The event log's two files in `.rebound/<set>/`, written in turn as the boot
+/// counter's are (by the number of the next event): a cut loses at most the event
+/// being written, never an older one.
+pub const EVENTS: [&str; 2] = ["events.0", "events.1"];
 /// Largest event log written: the oldest events go first to stay below it.
 pub const EVENTS_MAX_BYTES: usize = 256 * 1024;
 /// Largest event: its actions past this many bytes (or [`EVENT_MAX_ACTIONS`]) are
@@ -584,51 +589,55 @@ pub struct Loaded {
 /// highest count, and the log with the most events numbered (the first on a tie).
 pub fn load(fs: &dyn Fs, set: &SetConfig) -> Loaded {
     let mut out = Loaded::default();
-    let boots_rel = RelPath::meta(&set.name, BOOTS);
-    let events_rel = RelPath::meta(&set.name, EVENTS);
     for (_, r) in set.writable() {
         if !matches!(fs.dir_metadata(&r.root, None), Ok(Some(_))) {
             continue;
         }
-        match read_small(fs, &r.root, &boots_rel, READ_MAX) {
-            Ok(None) => {}
-            Ok(Some(b)) => match Boots::parse(&b) {
-                Some(b) if out.boots.as_ref().is_none_or(|o| b.count > o.count) => {
-                    out.boots = Some(b);
-                }
-                Some(_) => {}
-                None => out.problems.push(format!(
-                    "{}: boot counter damaged (a new one is written; the count goes on from the other copies' or starts again)",
-                    full(&r.root, &boots_rel).display()
-                )),
-            },
-            Err(e) => out.problems.push(format!("boot counter unreadable: {e}")),
-        }
-        let at = full(&r.root, &events_rel);
-        match read_small(fs, &r.root, &events_rel, READ_MAX) {
-            Ok(None) => {}
-            Ok(Some(b)) => {
-                let parsed = match record::open(&b) {
-                    Err(record::Broken::Truncated) => Err("cut short"),
-                    Err(record::Broken::Checksum) => Err("checksum does not match"),
-                    Ok(body) => std::str::from_utf8(body)
-                        .ok()
-                        .and_then(|t| Log::parse(t, &set.name))
-                        .ok_or("not in the event log format"),
-                };
-                match parsed {
-                    Ok(l) => {
-                        if out.log.as_ref().is_none_or(|o| l.next > o.next) {
-                            out.log = Some(l);
-                        }
+        for name in BOOTS {
+            let rel = RelPath::meta(&set.name, name);
+            match read_small(fs, &r.root, &rel, READ_MAX) {
+                Ok(None) => {}
+                Ok(Some(b)) => match Boots::parse(&b) {
+                    Some(b) if out.boots.as_ref().is_none_or(|o| b.count > o.count) => {
+                        out.boots = Some(b);
                     }
-                    Err(why) => out.problems.push(format!(
-                        "{}: event log damaged ({why}); it is replaced at the next event, from another copy's if one is intact",
-                        at.display()
+                    Some(_) => {}
+                    None => out.problems.push(format!(
+                        "{}: boot counter damaged (replaced in turn; the count goes on from the other slot or copy)",
+                        full(&r.root, &rel).display()
                     )),
-                }
+                },
+                Err(e) => out.problems.push(format!("boot counter unreadable: {e}")),
             }
-            Err(e) => out.problems.push(format!("event log unreadable: {e}")),
+        }
+        for name in EVENTS {
+            let rel = RelPath::meta(&set.name, name);
+            let at = full(&r.root, &rel);
+            match read_small(fs, &r.root, &rel, READ_MAX) {
+                Ok(None) => {}
+                Ok(Some(b)) => {
+                    let parsed = match record::open(&b) {
+                        Err(record::Broken::Truncated) => Err("cut short"),
+                        Err(record::Broken::Checksum) => Err("checksum does not match"),
+                        Ok(body) => std::str::from_utf8(body)
+                            .ok()
+                            .and_then(|t| Log::parse(t, &set.name))
+                            .ok_or("not in the event log format"),
+                    };
+                    match parsed {
+                        Ok(l) => {
+                            if out.log.as_ref().is_none_or(|o| l.next > o.next) {
+                                out.log = Some(l);
+                            }
+                        }
+                        Err(why) => out.problems.push(format!(
+                            "{}: event log damaged ({why}); the other slot or copy is used, and this one replaced in turn",
+                            at.display()
+                        )),
+                    }
+                }
+                Err(e) => out.problems.push(format!("event log unreadable: {e}")),
+            }
         }
     }
     out
@@ -659,7 +668,7 @@ pub fn count_boot(durable: &Durable<'_>, set: &SetConfig, loaded: &Loaded) -> (u
     write_all(
         durable,
         set,
-        BOOTS,
+        BOOTS[(now.count % 2) as usize],
         &now.render(),
         "boot counter",
         &mut notes,
@@ -718,7 +727,7 @@ pub fn append(
     write_all(
         durable,
         set,
-        EVENTS,
+        EVENTS[(log.next % 2) as usize],
         &record::seal(text),
         "event log",
         &mut notes,

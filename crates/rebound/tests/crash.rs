@@ -9,7 +9,9 @@
 //! - a change whose command returned success is never undone (a cut after it ends
 //!   must leave the new content);
 //! - `verify` finds nothing to repair and a second boot plans nothing;
-//! - the golden copy is never written after seal.
+//! - the golden copy is never written after seal;
+//! - each set's history (event log and boot counter) is intact in every copy, and
+//!   still holds every event it held before the operation.
 //!
 //! `cargo test -p rebound --release --test crash -- --nocapture` prints the table of
 //! scenarios, crash points, states explored and violations; set
@@ -833,6 +835,9 @@ struct Tally {
 
 fn fresh(s: &Scenario, config: &Config) -> SimFs {
     let fs = SimFs::new();
+    // A device whose clock starts in 1970 at every boot: the setup's events are the
+    // same in every fresh state (history_kept compares them).
+    fs.set_clock(Some(0));
     (s.setup)(&fs, config);
     fs.sync_everything();
     fs.set_atomic_rename(s.atomic_rename);
@@ -880,6 +885,7 @@ fn check(s: &Scenario, fs: &SimFs, config: &Config, must_be_new: bool) -> Result
     if s.atomic && must_be_new && !can_new {
         return Err("a completed update was undone".into());
     }
+    history_kept(s, fs, config)?;
     for (root, tail, content) in s.user {
         let kept = fs
             .files_under(Path::new(root))
@@ -903,6 +909,47 @@ fn check(s: &Scenario, fs: &SimFs, config: &Config, must_be_new: bool) -> Result
             if !p.actions.is_empty() {
                 return Err(format!("a second boot still plans {:#?}", p.actions));
             }
+        }
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// Each scenario's events before its operation, by scenario name.
+    static EVENTS_BEFORE: std::cell::RefCell<BTreeMap<&'static str, Vec<rebound::Event>>> =
+        std::cell::RefCell::new(BTreeMap::new());
+}
+
+/// The history survives every cut: no copy's event log or boot counter is torn or
+/// damaged, and every event written before the operation is still there.
+fn history_kept(s: &Scenario, fs: &SimFs, config: &Config) -> Result<(), String> {
+    let before = EVENTS_BEFORE.with(|b| {
+        b.borrow_mut()
+            .entry(s.name)
+            .or_insert_with(|| {
+                let fs = fresh(s, config);
+                let logs = Engine::new(&fs)
+                    .log(config, &[], rebound::Since::All)
+                    .unwrap();
+                logs.into_iter().flat_map(|l| l.events).collect()
+            })
+            .clone()
+    });
+    let logs = Engine::new(fs)
+        .log(config, &[], rebound::Since::All)
+        .unwrap();
+    for l in &logs {
+        if let Some(p) = l.problems.first() {
+            return Err(format!("set `{}`: history damaged: {p}", l.set));
+        }
+    }
+    let after: Vec<&rebound::Event> = logs.iter().flat_map(|l| &l.events).collect();
+    for e in &before {
+        if !after.contains(&e) {
+            return Err(format!(
+                "event #{} ({} {:?}) was lost",
+                e.seq, e.command, e.outcome
+            ));
         }
     }
     Ok(())

@@ -163,7 +163,8 @@ fn trigger2_deleted_and_corrupted_files_are_restored_and_recorded() {
     assert_eq!(restores(&r), 2);
     assert_eq!(d.read("usr/apn_cfg.json"), "apn v1\n");
     assert_eq!(d.read("usr/app/main.py"), "main v1\n");
-    let log = d.read("usr/.rebound/config/events");
+    // The seal's event went to slot 1, the boot's (event 2) to slot 0.
+    let log = d.read("usr/.rebound/config/events.0");
     assert!(
         log.contains("action restore repair") && log.contains("apn_cfg.json"),
         "{log}"

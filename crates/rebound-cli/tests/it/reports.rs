@@ -135,7 +135,9 @@ fn names_with_newlines_and_terminal_escapes_stay_on_one_report_line() {
     assert!(log.contains("x\\n  result: intact"), "{log}");
     // JSON keeps the names as they are (serde escapes them).
     let j = d.run(["status", "--json"], 0).json();
-    let repairs = j[0]["history"]["last_repair"]["actions"].as_array().unwrap();
+    let repairs = j[0]["history"]["last_repair"]["actions"]
+        .as_array()
+        .unwrap();
     assert!(repairs
         .iter()
         .any(|a| a["path"].as_str().unwrap().contains('\u{1b}')));
@@ -166,7 +168,10 @@ fn seal_filling_extra_copies_says_filled_once_per_copy_and_records_no_repair() {
     // Not recorded as a repair: status shows none; the log has the seal as a change.
     let st = d.run(["status"], 0).stdout();
     assert!(!st.contains("last repair"), "{st}");
-    assert!(st.contains("0 repairs") && st.contains("seal changed"), "{st}");
+    assert!(
+        st.contains("0 repairs") && st.contains("seal changed"),
+        "{st}"
+    );
     let j = d.run(["log", "--json"], 0).json();
     let actions = j[0]["events"][0]["actions"].as_array().unwrap();
     assert!(actions.iter().all(|a| a["repair"] == false), "{actions:?}");
@@ -218,7 +223,13 @@ fn update_and_commit_say_installed_and_updated_not_corrupt_and_repaired() {
         .unwrap()
         .iter()
         .filter(|a| a["repair"] == true)
-        .map(|a| format!("{}/{}", a["root"].as_str().unwrap(), a["path"].as_str().unwrap()))
+        .map(|a| {
+            format!(
+                "{}/{}",
+                a["root"].as_str().unwrap(),
+                a["path"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(repairs, [d.path("copy/app/main.py").display().to_string()]);
     assert_eq!(j[0]["history"]["repairs"]["file_from_copy"], 1, "{j}");
@@ -279,8 +290,10 @@ fn the_event_log_is_bounded() {
     for _ in 0..8 {
         d.remove("usr/app/many");
         d.run(["boot"], 0).says(&["result: repaired"]);
-        let log = d.read("usr/.rebound/config/events");
-        assert!(log.len() <= 256 * 1024, "{} bytes", log.len());
+        for slot in ["events.0", "events.1"] {
+            let log = d.read(&format!("usr/.rebound/config/{slot}"));
+            assert!(log.len() <= 256 * 1024, "{} bytes", log.len());
+        }
     }
     let j = d.run(["log", "--json"], 0).json();
     let events = j[0]["events"].as_array().unwrap();
@@ -297,12 +310,12 @@ fn an_event_log_that_cannot_be_written_is_reported_not_skipped() {
     d.run(["seal"], 0);
     // Something in the record's place that a file cannot replace: what a full disk
     // does to it too, without needing one.
-    std::fs::remove_file(d.path("usr/.rebound/config/events")).unwrap();
-    std::fs::create_dir_all(d.path("usr/.rebound/config/events/x")).unwrap();
+    // The seal wrote event 1 to slot 1; the boot's event 2 goes to slot 0.
+    std::fs::create_dir_all(d.path("usr/.rebound/config/events.0/x")).unwrap();
     d.remove("usr/apn_cfg.json");
     d.run(["boot"], 0).says(&[
         "note: the event log",
-        "events was not updated",
+        "events.0 was not updated",
         "the protected files are not affected",
         "result: repaired",
     ]);
