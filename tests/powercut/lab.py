@@ -21,6 +21,7 @@ import io
 import json
 import os
 import random
+import re
 import copy
 import shutil
 import struct
@@ -355,6 +356,65 @@ def count_repairs(boot_json):
     return n
 
 
+# What `rebound boot` sends to the kernel log (log_to = "kmsg" in rebound.toml): the
+# facility (user) and the severities of crates/rebound-cli/src/announce.rs.
+KMSG_USER = 1 * 8
+ERR, WARNING, NOTICE, INFO = 3, 4, 5, 6
+KMSG_DETAILS = 8  # detail lines per set before "... and N more"
+
+
+def check_kmsg(boot_json, kmsg):
+    """The kernel log (the guest's `dmesg -r` since the cycle's marker) must hold, for
+    every set of the boot's report, exactly one summary line with the right priority,
+    and one warning line per repair (all of them while a set's details fit in its 9
+    lines). Returns (violations, repair lines seen)."""
+    try:
+        rep = json.loads(boot_json)
+    except ValueError:
+        return [], 0  # no report: a violation of its own already
+    recs = []
+    for ln in kmsg.splitlines():
+        m = re.match(r"<(\d+)>(?:\[[^\]]*\]\s*)?rebound: (.*)$", ln)
+        if m:
+            recs.append((int(m.group(1)), m.group(2)))
+    v, seen = [], 0
+    for s in rep.get("sets", []):
+        name = s.get("set")
+        head = f"boot: set `{name}`: "
+        mine = [(p, t[len(head):]) for p, t in recs if t.startswith(head)]
+        got = "; ".join(f"<{p}>{t}" for p, t in mine) or "nothing"
+        if s.get("error"):
+            if not any(p == KMSG_USER + ERR and t.startswith("error: ") for p, t in mine):
+                v.append(f"kernel log: no <{KMSG_USER + ERR}> error line for set {name} (got {got})")
+            continue
+        plan = s.get("plan") or {}
+        outcomes = s.get("outcomes") or []
+        failed = sum(1 for o in outcomes if o.get("error"))
+        repairs = sum(1 for o in outcomes if not o.get("error")
+                      and o.get("action", {}).get("action") not in ("remove_junk", "remove_staged"))
+        lost = len(plan.get("lost") or [])
+        gen = f"generation {plan.get('generation')}"
+        if lost or failed or repairs:
+            sev = ERR if lost or failed else NOTICE
+            text = f"{repairs} repaired, {lost} lost"
+        else:
+            golden_bad = any(f.get("problem") == "golden_damaged" for f in plan.get("findings") or [])
+            sev = WARNING if golden_bad else INFO
+            text = f"intact, {plan.get('files')} files"
+        summaries = [t for p, t in mine if p == KMSG_USER + sev and t.startswith(text) and gen in t]
+        if len(summaries) != 1:
+            v.append(f"kernel log: {len(summaries)} <{KMSG_USER + sev}> summaries \"{text}, ... {gen}\" "
+                     f"for set {name}, want 1 (got {got})")
+        shown = sum(1 for p, t in mine if p == KMSG_USER + WARNING and t.startswith("repaired: "))
+        seen += shown
+        details = lost + failed + repairs + len(s.get("suspects") or [])
+        want = repairs if details <= KMSG_DETAILS + 1 else None
+        if (want is not None and shown != want) or (want is None and repairs and not shown):
+            v.append(f"kernel log: {shown} <{KMSG_USER + WARNING}> repair lines for set {name}, "
+                     f"want {repairs if want is not None else 'some'} (got {got})")
+    return v, seen
+
+
 # ---------------------------------------------------------------------------------
 # The checker: one per filesystem, fed cycle after cycle
 # ---------------------------------------------------------------------------------
@@ -365,7 +425,8 @@ class Checker:
         self.fsro_last = False
         self.stats = {"cuts": 0, "workload_cuts": 0, "boot_cuts": 0, "boots": 0, "repairs": 0,
                       "reformats": 0, "erases": 0, "fsck_fixes": 0, "fs_ro": 0, "steps_done": 0,
-                      "inflight_new": 0, "inflight_old": 0, "violations": 0}
+                      "inflight_new": 0, "inflight_old": 0, "violations": 0,
+                      "kmsg_boots": 0, "kmsg_repair_lines": 0}
 
     def reset(self):
         self.candidates = [State.factory()]  # acceptable states at the next check
@@ -448,6 +509,10 @@ class Checker:
             return v
         self.stats["boots"] += 1
         self.stats["repairs"] += count_repairs(blocks.get("boot-json", ""))
+        kv, klines = check_kmsg(blocks.get("boot-json", ""), blocks.get("kmsg", ""))
+        v.extend(kv)
+        self.stats["kmsg_boots"] += 1
+        self.stats["kmsg_repair_lines"] += klines
         if boot_rc != "0":
             v.append(f"rebound boot exited {boot_rc}" + (" (a file has no intact copy left)" if boot_rc == "3" else ""))
         verify_rc = next((ln.split()[1] for ln in lines if ln.startswith("verify_rc")), None)
@@ -751,7 +816,8 @@ class Lab:
             s = checker.stats
             self.say(fs, f"cycles {c - 1}/{a.cuts}: cuts {s['cuts']} (boot {s['boot_cuts']}), "
                          + (f"replayed states {s['replays']}, " if replay else "")
-                         + f"repairs {s['repairs']}, reformats {s['reformats']}, violations {s['violations']} "
+                         + f"repairs {s['repairs']} (kernel log lines {s['kmsg_repair_lines']}), "
+                         + f"reformats {s['reformats']}, violations {s['violations']} "
                          f"[{secs:.1f}s/run]")
         checker.stats["seconds"] = int(time.time() - t_start)
         self.results[fs] = (checker.stats, all_violations)

@@ -74,10 +74,17 @@ pub struct Args {
     /// CPUs available, at most 4).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Also send a boot's summary, each repair and each repeatedly damaged file to the
-    /// kernel log (kmsg: readable with dmesg before syslog runs), the system logger
-    /// (syslog) or standard error with <N> priority prefixes (stderr, for a systemd
-    /// unit's journal). Overrides the configuration's `log_to`.
+    /// Also send a short record of the run, one line each: per set a summary, then each
+    /// lost file, failure, repeatedly damaged file and repair (at most 10 lines per set,
+    /// the rest counted), to the kernel log (kmsg: /dev/kmsg, readable with dmesg
+    /// before any syslog runs), the system logger (syslog: /dev/log, facility daemon)
+    /// or standard error with <N> prefixes (stderr: what systemd's journal reads from a
+    /// unit). Priorities: 3 err (a file lost, a failure), 4 warning (a repair, a
+    /// repeatedly damaged file), 5 notice (the summary of a set repaired), 6 info (a set
+    /// intact). A boot always sends its summaries; other commands only when they
+    /// repaired something, lost a file or failed. A sink that cannot be written is
+    /// named on standard error; the exit status stays the run's. Overrides the
+    /// configuration's `log_to`.
     #[arg(long, global = true, value_name = "WHERE", value_enum)]
     pub log_to: Option<LogToArg>,
     /// After the run, write its metrics to FILE for node_exporter's textfile collector

@@ -2,6 +2,7 @@
 //! one engine operation and prints its report. Exit statuses are documented below and
 //! in README.md.
 
+mod announce;
 mod demo;
 mod render;
 mod setup;
@@ -20,12 +21,64 @@ use rebound_cli::{Args, Command};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args) {
+    let mut log = Log {
+        to: args.log_to.map(Into::into),
+        command: report_command(&args.command),
+        sent: false,
+    };
+    match run(args, &mut log) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            say(format_args!("rebound: error: {e:#}"));
+            let text = format!("{e:#}");
+            say(format_args!("rebound: error: {text}"));
+            log.failure(&text);
             ExitCode::from(exit::ERROR)
         }
+    }
+}
+
+/// Where this run's messages for early boot go (`--log-to`, else the configuration's
+/// `log_to`; module announce) and whether they were sent.
+struct Log {
+    to: Option<rebound::LogTo>,
+    /// The command, if it makes a report (status, check-config, systemd-mounts and demo
+    /// send nothing).
+    command: Option<rebound::Command>,
+    sent: bool,
+}
+
+impl Log {
+    /// Sends the messages of a finished run's report.
+    fn report(&mut self, report: &rebound::Report) {
+        if let Some(to) = self.to {
+            announce::send(to, &announce::messages(report));
+        }
+        self.sent = true;
+    }
+
+    /// Sends the error that ended a run, unless its report's messages went already.
+    fn failure(&mut self, text: &str) {
+        if let (Some(to), Some(command), false) = (self.to, self.command, self.sent) {
+            announce::send(to, &announce::failure(command, text));
+        }
+        self.sent = true;
+    }
+}
+
+/// The report a command makes, if any.
+fn report_command(c: &Command) -> Option<rebound::Command> {
+    match c {
+        Command::Boot { .. } => Some(rebound::Command::Boot),
+        Command::Verify { .. } => Some(rebound::Command::Verify),
+        Command::Commit { .. } => Some(rebound::Command::Commit),
+        Command::Update { .. } => Some(rebound::Command::Update),
+        Command::Write { .. } => Some(rebound::Command::Write),
+        Command::Seal { .. } => Some(rebound::Command::Seal),
+        Command::Status { .. }
+        | Command::Log { .. }
+        | Command::CheckConfig { .. }
+        | Command::SystemdMounts
+        | Command::Demo => None,
     }
 }
 
@@ -43,13 +96,15 @@ fn config_path(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<u8> {
+fn run(args: Args, log: &mut Log) -> anyhow::Result<u8> {
     let command = match args.command {
         Command::Demo => return run_demo(),
         c => c,
     };
     let config_path = config_path(args.config)?;
     let mut config = Config::load(&config_path)?;
+    // The flag wins over the configuration.
+    log.to = log.to.or(config.log_to);
     if let Some(n) = args.threads {
         config.set_threads(usize::from(n));
     }
@@ -191,6 +246,10 @@ fn run(args: Args) -> anyhow::Result<u8> {
     // Released before the report is written: a reader that pages through it (`| less`)
     // or a stalled logger must not hold back the next writer.
     drop(locks);
+    // The messages go before the report: a stalled reader of standard output (a
+    // logger's pipe that is full) must not keep them from the kernel log, and they
+    // take a bounded time (module announce).
+    log.report(&report);
     // Metrics after every run that made a report, except dry runs (previews).
     if let (Some(path), false) = (
         &config.metrics_file,

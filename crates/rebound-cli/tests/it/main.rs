@@ -27,6 +27,8 @@
 //!   killed at every mutation.
 //! - `slots`: one damaged manifest slot never costs a commit; verify reports it, boot
 //!   rewrites it.
+//! - `log_to`: messages for early boot (`--log-to`, `log_to`): `<N>` lines on standard
+//!   error, a stand-in /dev/kmsg and the real busybox syslogd (root; else skipped).
 
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -39,6 +41,7 @@ mod config;
 mod dry_run;
 mod golden;
 mod locking;
+mod log_to;
 mod malformed;
 mod mirror;
 mod mounts;
