@@ -561,6 +561,15 @@ EOF
     check "inventory: a damaged copy gives rebound_set_config_state=damaged" \
         grep -qx "rebound_set_config_state=damaged" "$M/inv2.txt"
     rebound -c "$D/rebound.toml" boot >/dev/null 2>&1 || fail "rebound boot did not repair the damage"
+    # The counters from the set's history: the repair just made is counted.
+    local repairs0 repairs1
+    repairs0="$(sed -n 's/^rebound_set_config_repairs=//p' "$M/inv1.txt")"
+    inv "$D/rebound.toml" > "$M/inv4.txt" 2>&1 || true
+    repairs1="$(sed -n 's/^rebound_set_config_repairs=//p' "$M/inv4.txt")"
+    check "inventory: rebound_set_config_repairs counts the boot's repair ($repairs0 -> $repairs1)" \
+        [ "$repairs1" = "$(( ${repairs0:-1000000} + 1 ))" ]
+    check "inventory: rebound_set_config_boots= and _suspect_files=0" \
+        bash -c "grep -qE '^rebound_set_config_boots=[1-9][0-9]*$' '$M/inv4.txt' && grep -qx 'rebound_set_config_suspect_files=0' '$M/inv4.txt'"
     rc=0; inv "$M/broken.toml" > "$M/inv3.txt" 2>&1 || rc=$?
     check "inventory with a broken configuration exits 0" [ "$rc" = 0 ]
     check "inventory with a broken configuration: rebound_error= names the file" \

@@ -917,7 +917,7 @@ fn check(s: &Scenario, fs: &SimFs, config: &Config, must_be_new: bool) -> Result
 thread_local! {
     /// Each scenario's events before its operation, by scenario name.
     static EVENTS_BEFORE: std::cell::RefCell<BTreeMap<&'static str, Vec<rebound::Event>>> =
-        std::cell::RefCell::new(BTreeMap::new());
+        const { std::cell::RefCell::new(BTreeMap::new()) };
 }
 
 /// The history survives every cut: no copy's event log or boot counter is torn or
