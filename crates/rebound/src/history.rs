@@ -764,3 +764,107 @@ fn write_all(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(boot: u64, time: i64, path: &str) -> (Event, Vec<Counted>) {
+        let mut e = Event {
+            seq: 0,
+            time,
+            boot,
+            command: "boot".into(),
+            outcome: EventOutcome::Repaired,
+            actions: Vec::new(),
+            more_actions: 0,
+            lost: vec!["odd name\n%".into()],
+            notes: vec!["-".into(), String::new()],
+        };
+        add_actions(
+            &mut e,
+            [EventAction {
+                kind: "restore".into(),
+                repair: true,
+                root: "/data dir".into(),
+                path: path.into(),
+                source: Some("-".into()),
+                old: Some("missing".into()),
+                new: None,
+                error: Some("No space left on device".into()),
+            }],
+        );
+        let counted = vec![Counted {
+            kind: "file_from_golden",
+            root: "/data dir".into(),
+            path: Some(path.into()),
+        }];
+        (e, counted)
+    }
+
+    #[test]
+    fn a_log_reads_back_as_written_and_a_flipped_byte_is_refused() {
+        let h = HistoryConfig::default();
+        let mut log = Log::default();
+        for b in 1..=3 {
+            let (e, c) = event(b, -5, "a b/\u{e9}.conf");
+            log.append(e, &c, &h);
+        }
+        let text = log.render("cfg");
+        assert_eq!(Log::parse(&text, "cfg"), Some(log.clone()));
+        assert_eq!(Log::parse(&text, "other"), None, "another set's log");
+        let sealed = record::seal(text);
+        assert!(record::open(&sealed).is_ok());
+        for i in 0..sealed.len() - 1 {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            let back = record::open(&bad)
+                .ok()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|t| Log::parse(t, "cfg"));
+            assert_ne!(back.as_ref(), Some(&log), "flipped byte {i} accepted");
+        }
+    }
+
+    /// The suspect rule counts boots, not time: a clock stuck in 1970 changes nothing.
+    #[test]
+    fn suspects_are_counted_in_boots_whatever_the_clock_says() {
+        let h = HistoryConfig {
+            events_kept: 4,
+            suspect_repairs: 3,
+            suspect_boots: 10,
+        };
+        let mut log = Log::default();
+        for b in [1, 5, 5, 9] {
+            let (e, c) = event(b, 0, "x");
+            log.append(e, &c, &h);
+        }
+        // Boots 1, 5, 9 (boot 5 twice counts once): 3 in (0, 10].
+        assert_eq!(log.suspects(&h, 10).len(), 1);
+        assert_eq!(log.suspects(&h, 10)[0].2, 3);
+        // At boot 11 boot 1 has left the window.
+        assert!(log.suspects(&h, 11).is_empty());
+        assert_eq!(log.totals.get("file_from_golden"), Some(&4));
+        assert_eq!(log.events.len(), 4);
+        let (e, c) = event(12, 0, "x");
+        log.append(e, &c, &h);
+        assert_eq!(log.events.len(), 4, "events_kept");
+        assert_eq!(log.events.front().map(|e| e.seq), Some(2));
+        assert_eq!(log.next, 6);
+    }
+
+    #[test]
+    fn boots_read_back_and_junk_is_refused() {
+        let b = Boots {
+            count: 7,
+            boot_id: Some("0f1e".into()),
+        };
+        assert_eq!(Boots::parse(&b.render()), Some(b));
+        let none = Boots {
+            count: 1,
+            boot_id: None,
+        };
+        assert_eq!(Boots::parse(&none.render()), Some(none));
+        assert_eq!(Boots::parse(b"rebound-boots 1\ncount 7\n"), None);
+    }
+}
