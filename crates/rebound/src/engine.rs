@@ -54,7 +54,7 @@ pub struct SetReport {
     /// The set's boot count (how many boots `rebound boot` has seen), when known.
     pub boot: Option<u64>,
     /// Files repaired again and again: suspect the storage, or an application that
-    /// writes them without committing (docs/design.md section 9).
+    /// writes them without committing (docs/design.md section 5.6).
     pub suspects: Vec<Suspect>,
 }
 

@@ -1,4 +1,4 @@
-//! A set's history (docs/design.md section 9): what rebound saw and did, kept in every
+//! A set's history (docs/design.md section 5.6): what rebound saw and did, kept in every
 //! writable replica under `.rebound/<set>/`, beside the manifests.
 //!
 //! - [`BOOTS`]: the boot counter (two slots, written in turn). `rebound boot` adds one when the kernel's boot id

@@ -1,5 +1,5 @@
 //! The metrics file for node_exporter's textfile collector (docs/design.md section
-//! 9.3): Prometheus text format 0.0.4, rewritten whole after each run (temporary file
+//! 5.6): Prometheus text format 0.0.4, rewritten whole after each run (temporary file
 //! in the same directory, renamed: the collector never reads half a file).
 //!
 //! Per set: what the last run that worked on it saw (protected, lost and golden-damaged
