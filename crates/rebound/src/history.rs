@@ -37,7 +37,7 @@ use crate::rfc3339;
 /// vfat, where a rename over a file is not atomic, a cut can leave neither name).
 pub const BOOTS: [&str; 2] = ["boots.0", "boots.1"];
 /// The event log's two files in `.rebound/<set>/`, written in turn as the boot
-/// counter's are (by the number of the next event): a cut loses at most the event
+/// counter's are (event `n` to slot `n % 2`): a cut loses at most the event
 /// being written, never an older one.
 pub const EVENTS: [&str; 2] = ["events.0", "events.1"];
 /// Largest event log written: the oldest events go first to stay below it.
@@ -727,7 +727,7 @@ pub fn append(
     write_all(
         durable,
         set,
-        EVENTS[(log.next % 2) as usize],
+        EVENTS[(log.next.saturating_sub(1) % 2) as usize],
         &record::seal(text),
         "event log",
         &mut notes,

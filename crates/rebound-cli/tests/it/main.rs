@@ -40,6 +40,7 @@ mod attacks;
 mod config;
 mod dry_run;
 mod golden;
+mod history;
 mod locking;
 mod log_to;
 mod malformed;
