@@ -161,6 +161,21 @@ damage("sub/c.conf", "c=3\n")
 run("commit", f"{LIVE}/sub/c.conf")
 boot()
 expect("fixed", "rebound_lost_files", 0, set="cfg")
+# A boot does not read the golden copy when nothing needs it: the golden damage that
+# verify measured stays until a run that reads golden says otherwise.
+expect("golden still damaged after a boot", "rebound_golden_damaged", 1, set="cfg")
+
+# 5b. A foreign line in the file (another exporter's, a hand edit) is dropped, never
+#     kept: one bad label would make the collector refuse the whole file.
+with open(f"{PROM}/rebound.prom", "a") as f:
+    f.write('rebound_last_run_exit_status{command="verify",x-y="1"} 0\n')
+    f.write('rebound_last_run_exit_status{command="zzz"} 0\n')
+    f.write('node_load1 3\n')
+run("commit", f"{LIVE}/sub/c.conf")
+fams, text = metrics()
+for bad in ("x-y", "zzz", "node_load1"):
+    if bad in text:
+        failures.append(f"a foreign sample was kept: {bad}\n{text}")
 
 # 6. The counters live in the set's history: a metrics file on a tmpfs that the
 #    reboot emptied comes back with them.

@@ -7,7 +7,8 @@
 //! Which runs send messages: a boot always (its summary even when every file is
 //! intact: the kernel log then shows that the check ran); any other run (and a dry
 //! run, and `verify`) only when it repaired something, a file is lost, a set or an
-//! action failed, or a file is repeatedly damaged. An intended change (`commit`,
+//! action failed (repeatedly damaged files are named by `boot` only, once per boot).
+//! An intended change (`commit`,
 //! `update`, `write`, `seal`) is the application's business, not the kernel log's.
 //!
 //! Bounded: a set's messages are at most [`SET_LINES`] lines, its summary first, then
@@ -190,17 +191,20 @@ fn set_messages(command: Command, dry_run: bool, set: &SetReport) -> Option<Vec<
             )
         })
         .collect();
+    let boot = command == Command::Boot && !dry_run;
+    // Repeatedly damaged files are a boot's news (once per boot), not every commit's:
+    // an application that commits often must not repeat them into the kernel log.
     let suspects: Vec<Message> = set
         .suspects
         .iter()
+        .filter(|_| boot)
         .map(|s| Message::new(Severity::Warning, format_args!("{head}: {}", s.warning())))
         .collect();
     let golden_damaged = plan
         .findings
         .iter()
         .any(|f| f.problem == rebound::Problem::GoldenDamaged);
-    let boot = command == Command::Boot && !dry_run;
-    if !boot && repairs.is_empty() && failed.is_empty() && lost.is_empty() && suspects.is_empty() {
+    if !boot && repairs.is_empty() && failed.is_empty() && lost.is_empty() {
         return None;
     }
     let generation = format!(

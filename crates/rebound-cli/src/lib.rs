@@ -81,8 +81,8 @@ pub struct Args {
     /// or standard error with <N> prefixes (stderr: what systemd's journal reads from a
     /// unit). Priorities: 3 err (a file lost, a failure), 4 warning (a repair, a
     /// repeatedly damaged file), 5 notice (the summary of a set repaired), 6 info (a set
-    /// intact). A boot always sends its summaries; other commands only when they
-    /// repaired something, lost a file or failed. A sink that cannot be written is
+    /// intact). A boot always sends its summaries (and names repeatedly damaged files);
+    /// other commands only when they repaired something, lost a file or failed. A sink that cannot be written is
     /// named on standard error; the exit status stays the run's. Overrides the
     /// configuration's `log_to`.
     #[arg(long, global = true, value_name = "WHERE", value_enum)]

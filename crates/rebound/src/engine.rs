@@ -233,10 +233,16 @@ impl Report {
     }
 }
 
+/// An event waiting to be written, with the repairs it counts.
+type PendingEvent = (history::Event, Vec<history::Counted>);
+
 /// Runs operations over one filesystem.
 #[derive(Debug)]
 pub struct Engine<'a> {
     durable: Durable<'a>,
+    /// The history each set of the running command adds (set name, event), written
+    /// after all of them ([`Engine::flush_history`]).
+    pending: std::sync::Mutex<Vec<(String, Option<PendingEvent>)>>,
 }
 
 impl<'a> Engine<'a> {
@@ -244,6 +250,7 @@ impl<'a> Engine<'a> {
     pub fn new(fs: &'a dyn Fs) -> Engine<'a> {
         Engine {
             durable: Durable::new(fs),
+            pending: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -252,6 +259,7 @@ impl<'a> Engine<'a> {
     pub fn with_breakage(self, b: Breakage) -> Engine<'a> {
         Engine {
             durable: self.durable.with_breakage(b),
+            pending: self.pending,
         }
     }
 
@@ -355,100 +363,195 @@ impl<'a> Engine<'a> {
             }
         }
         rep.plan = Some(p);
-        if !dry_run {
-            self.keep_history(set, command, Some(state), &mut rep, &is_repair);
+        // Nothing protected yet (an empty set, an unmounted copy's mount point): no
+        // history either.
+        let empty = rep
+            .plan
+            .as_ref()
+            .is_none_or(|p| matches!(p.authority, plan::Authority::Empty));
+        if !dry_run && !empty {
+            let event = self.history_event(set, command, state, &rep, &is_repair);
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((set.name.clone(), event));
         }
         rep
     }
 
-    /// The set's history after a run (history.rs): a boot is counted; a run that found
-    /// damage, changed something or failed appends an event to the event log, with its
-    /// repairs counted; the files repaired again and again are named. Written last, in
-    /// every writable copy; losing any of it loses nothing protected, so a failure is
-    /// a note, never the run's error.
-    fn keep_history(
+    /// The event a run on `set` adds to its history (history.rs), if any: a run that
+    /// found damage, executed an action or failed while carrying out its plan. Pure
+    /// but for the clock; written later, after every set of the command
+    /// ([`Engine::flush_history`]).
+    fn history_event(
         &self,
         set: &SetConfig,
         command: Command,
-        state: Option<&SetState>,
-        rep: &mut SetReport,
+        state: &SetState,
+        rep: &SetReport,
         is_repair: &dyn Fn(&Action) -> bool,
-    ) {
-        let fs = self.fs();
-        let loaded = history::load(fs, set);
-        rep.notes.extend(loaded.problems.iter().cloned());
-        let boot = if command == Command::Boot && !self.durable.is_poisoned() {
-            let (n, notes) = history::count_boot(&self.durable, set, &loaded);
-            rep.notes.extend(notes);
-            n
+    ) -> Option<PendingEvent> {
+        let p = rep.plan.as_ref()?;
+        let golden_damaged = p
+            .findings
+            .iter()
+            .any(|f| f.problem == plan::Problem::GoldenDamaged);
+        if rep.outcomes.is_empty() && p.lost.is_empty() && !golden_damaged && rep.error.is_none() {
+            return None;
+        }
+        let outcome = if rep.error.is_some() || rep.any_failed() {
+            history::EventOutcome::Failed
+        } else if !p.lost.is_empty() {
+            history::EventOutcome::Lost
+        } else if golden_damaged {
+            history::EventOutcome::Damaged
+        } else if rep.outcomes.iter().any(|o| is_repair(&o.action)) {
+            history::EventOutcome::Repaired
         } else {
-            loaded.boots.as_ref().map_or(0, |b| b.count)
+            history::EventOutcome::Changed
         };
-        rep.boot = (boot > 0).then_some(boot);
-        let plan = rep.plan.as_ref();
-        let golden_damaged = plan.is_some_and(|p| {
-            p.findings
+        let mut e = history::Event {
+            seq: 0,
+            time: unix_secs(self.fs().now()),
+            boot: 0,
+            command: command.as_str().into(),
+            outcome,
+            actions: Vec::new(),
+            more_actions: 0,
+            lost: Vec::new(),
+            notes: Vec::new(),
+        };
+        history::add_actions(
+            &mut e,
+            rep.outcomes
                 .iter()
-                .any(|f| f.problem == plan::Problem::GoldenDamaged)
-        });
-        let lost = plan.map_or(&[][..], |p| &p.lost[..]);
-        let worth =
-            !rep.outcomes.is_empty() || !lost.is_empty() || golden_damaged || rep.error.is_some();
-        let log = if worth {
-            let time = unix_secs(fs.now());
-            let outcome = if rep.error.is_some() || rep.any_failed() {
-                history::EventOutcome::Failed
-            } else if !lost.is_empty() {
-                history::EventOutcome::Lost
-            } else if golden_damaged {
-                history::EventOutcome::Damaged
-            } else if rep.outcomes.iter().any(|o| is_repair(&o.action)) {
-                history::EventOutcome::Repaired
-            } else {
-                history::EventOutcome::Changed
-            };
-            let mut e = history::Event {
-                seq: 0,
-                time,
-                boot,
-                command: command.as_str().into(),
-                outcome,
-                actions: Vec::new(),
-                more_actions: 0,
-                lost: lost.iter().map(|p| p.to_string()).collect(),
-                notes: Vec::new(),
-            };
-            history::add_actions(
-                &mut e,
-                rep.outcomes
-                    .iter()
-                    .map(|o| event_action(state, o, is_repair(&o.action))),
-            );
-            if let Some(err) = &rep.error {
-                history::add_note(&mut e, err);
+                .map(|o| event_action(Some(state), o, is_repair(&o.action))),
+        );
+        history::add_lost(&mut e, p.lost.iter().map(|l| l.as_str()));
+        if let Some(err) = &rep.error {
+            history::add_note(&mut e, err);
+        }
+        // Counted: what repaired damage, and the completion of a change a power cut
+        // interrupted (never a file's repair: the suspect rule does not count it). A
+        // file is damaged when it does not hold what its own copy's manifest records
+        // (missing, other content, mode or owner); a copy that is only behind (a vendor
+        // upgrade, a commit brought to the other copies, an adoption) holds what its
+        // manifest says and is not. Without its own manifest, a finding decides.
+        let finding = |root: &Path, path: &RelPath, slot: bool| {
+            p.findings.iter().any(|f| {
+                f.root == root
+                    && f.path == *path
+                    && if slot {
+                        f.problem == plan::Problem::ManifestDamaged
+                    } else {
+                        matches!(
+                            f.problem,
+                            plan::Problem::Missing
+                                | plan::Problem::Corrupt
+                                | plan::Problem::NotAFile
+                                | plan::Problem::Unreadable
+                                | plan::Problem::WrongMode
+                                | plan::Problem::WrongOwner
+                        )
+                    }
+            })
+        };
+        let adopting = matches!(p.authority, plan::Authority::Adopt { .. });
+        let damaged = |root: &Path, path: &RelPath| {
+            if adopting {
+                return false; // the first run fills the other copies: nothing was there
             }
-            let counted: Vec<history::Counted> = rep
-                .outcomes
-                .iter()
-                .filter(|o| o.error.is_none() && is_repair(&o.action))
-                .filter_map(|o| {
-                    let (kind, file) = history::counter_kind(&o.action)?;
-                    let (_, root, path, _) = history::describe(&o.action);
-                    Some(history::Counted {
-                        kind,
-                        root: root.to_string_lossy().into_owned(),
-                        path: file.then_some(path),
-                    })
-                })
-                .collect();
-            let (log, notes) = history::append(&self.durable, set, loaded, e, &counted);
-            rep.notes.extend(notes);
-            Some(log)
-        } else {
-            loaded.log
+            let Some(r) = state.replicas.iter().find(|r| r.root == root) else {
+                return finding(root, path, false);
+            };
+            let Some(m) = &r.manifest else {
+                return finding(root, path, false);
+            };
+            let Some(e) = m.entries.get(path) else {
+                return false; // new in this generation: brought, not repaired
+            };
+            match r.files.get(path) {
+                Some(FileState::File {
+                    digest,
+                    mode,
+                    owner,
+                    ..
+                }) => {
+                    digest.is_some_and(|d| d != e.digest)
+                        || *mode != e.mode
+                        || e.owner.is_some_and(|o| o != *owner)
+                }
+                _ => true,
+            }
         };
-        if let Some(log) = &log {
-            rep.suspects = suspects(fs, set, log, boot);
+        let counted = rep
+            .outcomes
+            .iter()
+            .filter(|o| o.error.is_none() && is_repair(&o.action))
+            .filter_map(|o| {
+                let a = &o.action;
+                let (kind, file) = history::counter_kind(a)?;
+                let (_, root, path, _) = history::describe(a);
+                let count = match a {
+                    Action::Restore { from, .. } if from.kind == SourceKind::Staged => true,
+                    Action::Restore { root, path, .. } | Action::SetMeta { root, path, .. } => {
+                        damaged(root, path)
+                    }
+                    Action::MoveAside { root, path, .. } => finding(root, path, false),
+                    Action::WriteManifest { root, slot, .. } => crate::names::MANIFEST_SLOTS
+                        .get(*slot)
+                        .is_some_and(|n| finding(root, &RelPath::meta(&set.name, n), true)),
+                    Action::WriteTag { root, rel, .. } => finding(root, rel, false),
+                    _ => kind == "interrupted_change" || kind == "stale_file",
+                };
+                count.then(|| history::Counted {
+                    kind,
+                    root: root.to_string_lossy().into_owned(),
+                    path: file.then_some(path),
+                })
+            })
+            .collect();
+        Some((e, counted))
+    }
+
+    /// Writes the history of every set a command worked on, after all of them: a
+    /// boot is counted, the events are appended, the files repeatedly damaged named in
+    /// the reports. A writer of its own (its failed fsync stops no protected write,
+    /// and the protected writes are all done). Losing any of it loses nothing
+    /// protected: a failure is a note, never the run's error.
+    fn flush_history(&self, config: &Config, report: &mut Report) {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let durable = Durable::new(self.fs());
+        for (name, event) in pending {
+            let (Ok(set), Some(rep)) = (
+                config.set(&name),
+                report.sets.iter_mut().find(|r| r.set == name),
+            ) else {
+                continue;
+            };
+            let fs = self.fs();
+            let loaded = history::load(fs, set);
+            rep.notes.extend(loaded.problems.iter().cloned());
+            let boot = if report.command == Command::Boot {
+                let (n, notes) = history::count_boot(&durable, set, &loaded);
+                rep.notes.extend(notes);
+                n
+            } else {
+                loaded.current_boot()
+            };
+            rep.boot = (boot > 0).then_some(boot);
+            let log = match event {
+                Some((mut e, counted)) => {
+                    e.boot = boot;
+                    let (log, notes) = history::append(&durable, set, loaded, e, &counted);
+                    rep.notes.extend(notes);
+                    Some(log)
+                }
+                None => loaded.log,
+            };
+            if let Some(log) = &log {
+                rep.suspects = suspects(fs, set, log, boot);
+            }
         }
     }
 
@@ -507,11 +610,13 @@ impl<'a> Engine<'a> {
                 );
             }
         }
-        Ok(Report {
+        let mut report = Report {
             command: Command::Boot,
             dry_run,
             sets,
-        })
+        };
+        self.flush_history(config, &mut report);
+        Ok(report)
     }
 
     /// Read-only check of every replica, golden included. Writes nothing.
@@ -531,11 +636,13 @@ impl<'a> Engine<'a> {
             }
             out.push(rep);
         }
-        Ok(Report {
+        let mut report = Report {
             command: Command::Verify,
             dry_run: true,
             sets: out,
-        })
+        };
+        self.flush_history(config, &mut report);
+        Ok(report)
     }
 
     /// Accepts the current content of protected files (the vendor's
@@ -595,11 +702,13 @@ impl<'a> Engine<'a> {
                     .unwrap_or_else(|e| SetReport::failed(set, e)),
             );
         }
-        Ok(Report {
+        let mut report = Report {
             command: Command::Commit,
             dry_run,
             sets: reports,
-        })
+        };
+        self.flush_history(config, &mut report);
+        Ok(report)
     }
 
     /// Drops protected files from their sets (`commit --remove`): a new generation
@@ -634,11 +743,13 @@ impl<'a> Engine<'a> {
                     .unwrap_or_else(|e| SetReport::failed(set, e))
             }));
         }
-        Ok(Report {
+        let mut report = Report {
             command: Command::Commit,
             dry_run,
             sets: reports,
-        })
+        };
+        self.flush_history(config, &mut report);
+        Ok(report)
     }
 
     /// The removal as one plan ([`plan::plan_change`]): files are removed and
@@ -782,11 +893,13 @@ impl<'a> Engine<'a> {
             self.change(set, changes, dry_run, Command::Update)
                 .unwrap_or_else(|e| SetReport::failed(set, e))
         });
-        Ok(Report {
+        let mut report = Report {
             command: Command::Update,
             dry_run,
             sets: vec![rep],
-        })
+        };
+        self.flush_history(config, &mut report);
+        Ok(report)
     }
 
     /// Replaces the protected file `path` with the content of the file `from` and
@@ -839,11 +952,13 @@ impl<'a> Engine<'a> {
             self.change(set, vec![change], dry_run, Command::Write)
                 .unwrap_or_else(|e| SetReport::failed(set, e))
         });
-        Ok(Report {
+        let mut report = Report {
             command: Command::Write,
             dry_run,
             sets: vec![rep],
-        })
+        };
+        self.flush_history(config, &mut report);
+        Ok(report)
     }
 
     /// An intentional change (`commit`, `update`, `write`): observe the set and the new files,
@@ -958,11 +1073,13 @@ impl<'a> Engine<'a> {
                     .unwrap_or_else(|e| SetReport::failed(s, e))
             }));
         }
-        Ok(Report {
+        let mut report = Report {
             command: Command::Seal,
             dry_run,
             sets: out,
-        })
+        };
+        self.flush_history(config, &mut report);
+        Ok(report)
     }
 
     fn seal_set(&self, set: &SetConfig, force: bool, dry_run: bool) -> Result<SetReport> {
@@ -1040,7 +1157,9 @@ impl<'a> Engine<'a> {
         report: Option<&Report>,
         run: crate::metrics::Run<'_>,
     ) -> Result<()> {
-        crate::metrics::write(&self.durable, config, path, report, run)
+        // A writer of its own: an fsync that failed in the run (whose metrics matter
+        // most) must not keep them from being written.
+        crate::metrics::write(&Durable::new(self.fs()), config, path, report, run)
     }
 
     /// The event log of each set, oldest event first. Reads the history records of
@@ -1518,22 +1637,22 @@ fn event_action(state: Option<&SetState>, o: &Outcome, repair: bool) -> history:
 /// The files of `log` repaired again and again, at boot `boot`, as reported.
 fn suspects(fs: &dyn Fs, set: &SetConfig, log: &history::Log, boot: u64) -> Vec<Suspect> {
     let mut partitions: BTreeMap<String, Option<String>> = BTreeMap::new();
-    log.suspects(&set.history, boot)
+    log.suspects(set, boot)
         .into_iter()
-        .filter_map(|(root, path, repairs, total, last)| {
+        .map(|(root, path, repairs, total, last)| {
             let partition = partitions
                 .entry(root.clone())
                 .or_insert_with(|| fs.mount_source(Path::new(&root)))
                 .clone();
-            Some(Suspect {
+            Suspect {
                 root: PathBuf::from(root),
-                path: RelPath::new(&path).ok()?,
+                path,
                 partition,
                 repairs,
                 window: set.history.suspect_boots,
                 total,
                 last: crate::rfc3339::format(last),
-            })
+            }
         })
         .collect()
 }

@@ -54,7 +54,7 @@ pub const REPAIRED_MAX_BYTES: usize = 64 * 1024;
 /// Repair boots kept per file: the most `suspect_repairs` can ask for.
 pub const BOOTS_KEPT: usize = crate::config::MAX_SUSPECT_REPAIRS as usize;
 /// Largest record read (more than is ever written).
-const READ_MAX: u64 = 1 << 20;
+const READ_MAX: u64 = 2 * EVENTS_MAX_BYTES as u64;
 /// Longest note or error text kept in an event.
 const TEXT_MAX: usize = 512;
 const BOOTS_HEADER: &str = "rebound-boots 1";
@@ -251,21 +251,8 @@ impl Log {
         for (k, n) in &self.totals {
             let _ = writeln!(out, "total {} {n}", tok(k));
         }
-        for ((root, path), r) in &self.repaired {
-            let boots: Vec<String> = r.boots.iter().map(u64::to_string).collect();
-            let _ = writeln!(
-                out,
-                "repaired {} {} {} {} {}",
-                tok(root),
-                tok(path),
-                r.total,
-                rfc3339::format(r.last),
-                if boots.is_empty() {
-                    "-".into()
-                } else {
-                    boots.join(",")
-                }
-            );
+        for (k, r) in &self.repaired {
+            out.push_str(&repaired_line(k, r));
         }
         for e in &self.events {
             render_event(&mut out, e);
@@ -345,6 +332,23 @@ impl Log {
                 _ => return None,
             }
         }
+        // Within the bounds rebound writes: a record beyond them (a hostile one with a
+        // valid checksum) is refused whole, so that no run spends its time on it.
+        let bounded = log.events.len() <= crate::config::MAX_EVENTS_KEPT
+            && log.repaired.len() <= MAX_REPAIRED_FILES
+            && log.totals.len() <= 64
+            && log
+                .repaired
+                .values()
+                .all(|r| r.boots.len() <= BOOTS_KEPT && r.boots.windows(2).all(|w| w[0] < w[1]))
+            && log.events.iter().all(|e| {
+                e.actions.len() <= EVENT_MAX_ACTIONS
+                    && e.lost.len() <= EVENT_MAX_ACTIONS
+                    && e.notes.len() <= NOTES_MAX
+            });
+        if !bounded {
+            return None;
+        }
         // Numbered in order, below `next`: anything else was not written by rebound.
         let mut prev = 0;
         for e in &log.events {
@@ -362,7 +366,8 @@ impl Log {
         e.seq = self.next.max(1);
         self.next = e.seq.saturating_add(1);
         for c in counted {
-            *self.totals.entry(c.kind.to_string()).or_default() += 1;
+            let n = self.totals.entry(c.kind.to_string()).or_default();
+            *n = n.saturating_add(1);
             if let Some(path) = &c.path {
                 let r = self
                     .repaired
@@ -372,58 +377,85 @@ impl Log {
                         last: e.time,
                         boots: Vec::new(),
                     });
-                r.total += 1;
+                r.total = r.total.saturating_add(1);
                 r.last = e.time;
-                if r.boots.last() != Some(&e.boot) {
-                    r.boots.push(e.boot);
+                // Sorted and distinct whatever the file said; the newest kept.
+                if let Err(i) = r.boots.binary_search(&e.boot) {
+                    r.boots.insert(i, e.boot);
                 }
-                if r.boots.len() > BOOTS_KEPT {
-                    r.boots.remove(0);
-                }
+                let extra = r.boots.len().saturating_sub(BOOTS_KEPT);
+                r.boots.drain(..extra);
             }
         }
         self.events.push_back(e);
-        while self.events.len() > history.events_kept {
-            self.events.pop_front();
-        }
-        // The least recently repaired files go first.
-        let size = |r: &BTreeMap<(String, String), Repaired>| {
-            r.keys()
-                .map(|(a, b)| 64 + a.len() * 3 + b.len() * 3)
-                .sum::<usize>()
-        };
-        while self.repaired.len() > MAX_REPAIRED_FILES || size(&self.repaired) > REPAIRED_MAX_BYTES
-        {
-            let Some(oldest) = self
-                .repaired
-                .iter()
-                .min_by_key(|(_, r)| (r.boots.last().copied(), r.last))
-                .map(|(k, _)| k.clone())
-            else {
+        let extra = self.events.len().saturating_sub(history.events_kept);
+        self.events.drain(..extra);
+        // The least recently repaired files go first, by their real line length: one
+        // sort, one pass.
+        let mut by_age: Vec<(&(String, String), &Repaired)> = self.repaired.iter().collect();
+        by_age.sort_by_key(|(_, r)| std::cmp::Reverse((r.boots.last().copied(), r.last)));
+        let mut bytes = 0usize;
+        let mut keep = Vec::new();
+        for (k, r) in by_age {
+            bytes += repaired_line(k, r).len();
+            if keep.len() >= MAX_REPAIRED_FILES || bytes > REPAIRED_MAX_BYTES {
                 break;
-            };
-            self.repaired.remove(&oldest);
+            }
+            keep.push(k.clone());
+        }
+        if keep.len() < self.repaired.len() {
+            let keep: std::collections::BTreeSet<_> = keep.into_iter().collect();
+            self.repaired.retain(|k, _| keep.contains(k));
         }
     }
 
+    /// The highest boot number anywhere in this log.
+    fn highest_boot(&self) -> u64 {
+        let events = self.events.iter().map(|e| e.boot);
+        let repaired = self
+            .repaired
+            .values()
+            .filter_map(|r| r.boots.last().copied());
+        events.chain(repaired).max().unwrap_or(0)
+    }
+
     /// Files of this log repaired in at least `suspect_repairs` of the last
-    /// `suspect_boots` boots, counted at boot `now`.
-    pub fn suspects(
-        &self,
-        history: &HistoryConfig,
-        now: u64,
-    ) -> Vec<(String, String, u32, u64, i64)> {
+    /// `suspect_boots` boots, counted at boot `now`: (root, path, repairs in the
+    /// window, total, last). Only files of the set's writable copies as configured now.
+    pub fn suspects(&self, set: &SetConfig, now: u64) -> Vec<(String, RelPath, u32, u64, i64)> {
+        let history = &set.history;
         let from = now.saturating_sub(u64::from(history.suspect_boots));
         self.repaired
             .iter()
+            .filter(|((root, _), _)| {
+                set.writable()
+                    .any(|(_, r)| r.root.as_os_str() == root.as_str())
+            })
             .filter_map(|((root, path), r)| {
                 let n = r.boots.iter().filter(|&&b| b > from && b <= now).count();
                 let n = u32::try_from(n).unwrap_or(u32::MAX);
-                (n >= history.suspect_repairs)
-                    .then(|| (root.clone(), path.clone(), n, r.total, r.last))
+                let path = RelPath::new(path).ok()?;
+                (n >= history.suspect_repairs).then(|| (root.clone(), path, n, r.total, r.last))
             })
             .collect()
     }
+}
+
+/// A repaired file's line in the record (with its line feed).
+fn repaired_line((root, path): &(String, String), r: &Repaired) -> String {
+    let boots: Vec<String> = r.boots.iter().map(u64::to_string).collect();
+    format!(
+        "repaired {} {} {} {} {}\n",
+        tok(root),
+        tok(path),
+        r.total,
+        rfc3339::format(r.last),
+        if boots.is_empty() {
+            "-".into()
+        } else {
+            boots.join(",")
+        }
+    )
 }
 
 fn render_event(out: &mut String, e: &Event) {
@@ -569,10 +601,29 @@ pub fn add_actions(e: &mut Event, actions: impl IntoIterator<Item = EventAction>
     }
 }
 
-/// Adds a note (clipped), at most 16 of them.
+/// Most notes an event keeps.
+const NOTES_MAX: usize = 16;
+
+/// Adds a note (clipped), at most [`NOTES_MAX`] of them.
 pub fn add_note(e: &mut Event, note: &str) {
-    if e.notes.len() < 16 {
+    if e.notes.len() < NOTES_MAX {
         e.notes.push(clip(note, TEXT_MAX));
+    }
+}
+
+/// Lists the lost files, at most [`EVENT_MAX_ACTIONS`]; a note counts the rest.
+pub fn add_lost<'p>(e: &mut Event, lost: impl ExactSizeIterator<Item = &'p str>) {
+    let n = lost.len();
+    e.lost
+        .extend(lost.take(EVENT_MAX_ACTIONS).map(|p| clip(p, TEXT_MAX)));
+    if n > EVENT_MAX_ACTIONS {
+        add_note(
+            e,
+            &format!(
+                "... and {} more files lost (listed in that run's report)",
+                n - EVENT_MAX_ACTIONS
+            ),
+        );
     }
 }
 
@@ -583,6 +634,15 @@ pub struct Loaded {
     pub log: Option<Log>,
     /// A damaged or unreadable record, per copy (reported; replaced at the next write).
     pub problems: Vec<String>,
+}
+
+impl Loaded {
+    /// The boot the set is in: the counter's, or the highest boot the log names if a
+    /// lost or damaged counter fell behind it.
+    pub fn current_boot(&self) -> u64 {
+        let counted = self.boots.as_ref().map_or(0, |b| b.count);
+        counted.max(self.log.as_ref().map_or(0, Log::highest_boot))
+    }
 }
 
 /// Reads the boot counters and event logs of every writable copy that exists: the
@@ -647,24 +707,20 @@ pub fn load(fs: &dyn Fs, set: &SetConfig) -> Loaded {
 /// or is unknown) and writes it to every writable copy that exists. Returns the count
 /// and notes for the report (a copy it could not be written to).
 pub fn count_boot(durable: &Durable<'_>, set: &SetConfig, loaded: &Loaded) -> (u64, Vec<String>) {
-    let fs = durable.fs();
-    let id = fs.boot_id();
+    let id = durable.fs().boot_id();
     let prev = loaded.boots.clone().unwrap_or_default();
-    let same = id.is_some() && id == prev.boot_id;
+    let mut notes = Vec::new();
+    if id.is_some() && id == prev.boot_id && prev.count > 0 {
+        // Counted already in this kernel boot: nothing to write (rewriting the good
+        // slot with the same count would only risk it).
+        return (loaded.current_boot(), notes);
+    }
+    // Never below a boot the log names: a lost counter must not make old repairs
+    // look recent (the suspect rule) or reuse boot numbers.
     let now = Boots {
-        count: if same {
-            prev.count.max(1)
-        } else {
-            prev.count.saturating_add(1)
-        },
+        count: loaded.current_boot().saturating_add(1),
         boot_id: id,
     };
-    let mut notes = Vec::new();
-    if same && loaded.problems.is_empty() && prev.count > 0 {
-        // Counted already in this boot, and every copy said so: nothing to write.
-        // (A copy that lacks the counter gets it at the next boot.)
-        return (now.count, notes);
-    }
     write_all(
         durable,
         set,
@@ -692,7 +748,7 @@ pub fn append(
     log.append(e, counted, &set.history);
     // The event names the files it found repeatedly damaged (those it repaired).
     let flagged: Vec<String> = log
-        .suspects(&set.history, boot)
+        .suspects(set, boot)
         .into_iter()
         .filter(|(root, path, ..)| {
             counted
@@ -712,10 +768,32 @@ pub fn append(
             add_note(last, f);
         }
     }
-    let mut text = log.render(&set.name);
-    while text.len() > EVENTS_MAX_BYTES && log.events.len() > 1 {
-        log.events.pop_front();
-        text = log.render(&set.name);
+    // Within EVENTS_MAX_BYTES: each event rendered once, the oldest dropped first
+    // (the newest is always kept; it is bounded by itself).
+    let head = Log {
+        events: VecDeque::new(),
+        ..log.clone()
+    }
+    .render(&set.name);
+    let rendered: Vec<String> = log
+        .events
+        .iter()
+        .map(|e| {
+            let mut t = String::new();
+            render_event(&mut t, e);
+            t
+        })
+        .collect();
+    let mut size = head.len() + rendered.iter().map(String::len).sum::<usize>();
+    let mut first = 0;
+    while size > EVENTS_MAX_BYTES && first + 1 < rendered.len() {
+        size -= rendered[first].len();
+        first += 1;
+    }
+    log.events.drain(..first);
+    let mut text = head;
+    for t in &rendered[first..] {
+        text.push_str(t);
     }
     if durable.is_poisoned() {
         notes.push(format!(
@@ -737,7 +815,7 @@ pub fn append(
     for (_, r) in set.writable() {
         if matches!(durable.fs().metadata(&r.root, &legacy), Ok(Some(m)) if m.kind == crate::fs::Kind::File)
         {
-            let _ = durable.fs().remove_file(&r.root, &legacy);
+            let _ = durable.remove_file_guarded(&r.root, &legacy, &|| Ok(()));
         }
     }
     (log, notes)
@@ -826,6 +904,16 @@ mod tests {
         }
     }
 
+    fn set(h: HistoryConfig) -> SetConfig {
+        let text = "[[set]]\nname = \"cfg\"\nmode = \"golden\"\nlive = \"/data dir\"\ngolden = \"/g\"\ninclude = [\"*\"]\n";
+        let Ok(mut c) = crate::config::Config::parse(text, Path::new("/t.toml")) else {
+            panic!("test config")
+        };
+        let mut s = c.sets.remove(0);
+        s.history = h;
+        s
+    }
+
     /// The suspect rule counts boots, not time: a clock stuck in 1970 changes nothing.
     #[test]
     fn suspects_are_counted_in_boots_whatever_the_clock_says() {
@@ -834,23 +922,63 @@ mod tests {
             suspect_repairs: 3,
             suspect_boots: 10,
         };
+        let cfg = set(h);
         let mut log = Log::default();
         for b in [1, 5, 5, 9] {
             let (e, c) = event(b, 0, "x");
             log.append(e, &c, &h);
         }
         // Boots 1, 5, 9 (boot 5 twice counts once): 3 in (0, 10].
-        assert_eq!(log.suspects(&h, 10).len(), 1);
-        assert_eq!(log.suspects(&h, 10)[0].2, 3);
+        assert_eq!(log.suspects(&cfg, 10).len(), 1);
+        assert_eq!(log.suspects(&cfg, 10)[0].2, 3);
         // At boot 11 boot 1 has left the window.
-        assert!(log.suspects(&h, 11).is_empty());
-        assert_eq!(log.totals.get("file_from_golden"), Some(&4));
+        assert!(log.suspects(&cfg, 11).is_empty());
+        // A root that is no copy of the set any more names no suspect.
+        let mut other = cfg.clone();
+        other.replicas[0].root = "/elsewhere".into();
+        assert!(other
+            .writable()
+            .all(|(_, r)| r.root != Path::new("/data dir")));
+        assert!(log.suspects(&other, 10).is_empty());
+        // A counter that fell back (lost) does not make boot 5's repair count twice.
+        let (e, c) = event(5, 0, "x");
+        log.append(e, &c, &h);
+        assert_eq!(
+            log.repaired.values().next().map(|r| r.boots.clone()),
+            Some(vec![1, 5, 9])
+        );
+        assert_eq!(log.totals.get("file_from_golden"), Some(&5));
         assert_eq!(log.events.len(), 4);
+        assert_eq!(log.highest_boot(), 9);
         let (e, c) = event(12, 0, "x");
         log.append(e, &c, &h);
         assert_eq!(log.events.len(), 4, "events_kept");
-        assert_eq!(log.events.front().map(|e| e.seq), Some(2));
-        assert_eq!(log.next, 6);
+        assert_eq!(log.events.front().map(|e| e.seq), Some(3));
+        assert_eq!(log.next, 7);
+    }
+
+    /// A record beyond the bounds rebound writes (a hostile one, checksum and all) is
+    /// refused whole, so that no run spends its time on it.
+    #[test]
+    fn a_record_beyond_the_bounds_is_refused() {
+        let mut log = Log::default();
+        let (e, c) = event(1, 0, "x");
+        log.append(e, &c, &HistoryConfig::default());
+        assert!(Log::parse(&log.render("cfg"), "cfg").is_some());
+        let mut big = log.clone();
+        let a = big.events[0].actions[0].clone();
+        big.events[0].actions = vec![a; EVENT_MAX_ACTIONS + 1];
+        assert_eq!(Log::parse(&big.render("cfg"), "cfg"), None);
+        let mut boots = log.clone();
+        if let Some(r) = boots.repaired.values_mut().next() {
+            r.boots = (1..=BOOTS_KEPT as u64 + 1).collect();
+        }
+        assert_eq!(Log::parse(&boots.render("cfg"), "cfg"), None);
+        let mut unsorted = log;
+        if let Some(r) = unsorted.repaired.values_mut().next() {
+            r.boots = vec![4, 3];
+        }
+        assert_eq!(Log::parse(&unsorted.render("cfg"), "cfg"), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::fs::{read_small, Fs};
 use crate::history;
 use crate::names::is_temp_name;
-use crate::plan::Problem;
+use crate::plan::{GoldenCheck, Problem};
 use crate::relpath::RelPath;
 
 /// Largest metrics file read back for its other samples.
@@ -114,6 +114,9 @@ pub struct Run<'a> {
     pub exit: u8,
 }
 
+/// The commands whose last run the file keeps.
+const COMMANDS: [&str; 6] = ["boot", "verify", "commit", "update", "write", "seal"];
+
 /// One sample: metric name, labels (name, value), value.
 type Sample = (String, Vec<(String, String)>, String);
 
@@ -128,7 +131,10 @@ fn label_value(v: &str) -> String {
 /// `None` for anything else, which is then dropped.
 fn parse_sample(line: &str) -> Option<Sample> {
     let (head, value) = line.rsplit_once(' ')?;
-    value.parse::<f64>().ok()?;
+    let value: f64 = value.parse().ok()?;
+    if !value.is_finite() {
+        return None;
+    }
     let (name, labels) = match head.split_once('{') {
         None => (head, Vec::new()),
         Some((name, rest)) => {
@@ -137,8 +143,10 @@ fn parse_sample(line: &str) -> Option<Sample> {
             for pair in rest.split(',').filter(|p| !p.is_empty()) {
                 let (k, v) = pair.split_once('=')?;
                 let v = v.strip_prefix('"')?.strip_suffix('"')?;
-                // Only the values rebound writes: set names, kinds, commands.
-                if v.contains(['\\', '"']) {
+                // Only the labels rebound writes: `set` (a set name), `kind`, `command`,
+                // `version`, with values of those characters.
+                let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+                if !matches!(k, "set" | "kind" | "command" | "version") || !v.chars().all(plain) {
                     return None;
                 }
                 labels.push((k.to_string(), v.to_string()));
@@ -149,11 +157,16 @@ fn parse_sample(line: &str) -> Option<Sample> {
     FAMILIES
         .iter()
         .any(|(n, ..)| *n == name)
-        .then(|| (name.to_string(), labels, value.to_string()))
+        .then(|| (name.to_string(), labels, format_value(value)))
 }
 
-fn label<'s>(s: &'s Sample, k: &str) -> Option<&'s str> {
-    s.1.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+/// A number as the text format writes it (integers without a fraction).
+fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// The samples of this run's sets, from its report.
@@ -168,10 +181,19 @@ fn from_report(s: &SetReport, out: &mut Vec<Sample>) {
     for (name, v) in [
         ("rebound_protected_files", p.files as u64),
         ("rebound_lost_files", p.lost.len() as u64),
-        ("rebound_golden_damaged", golden_damaged as u64),
         ("rebound_generation", p.generation),
     ] {
         out.push((name.into(), set.clone(), v.to_string()));
+    }
+    // A boot reads golden only to restore from it: its count is the golden damage it
+    // met, not all there is. Only a run that read all of golden (verify), or that met
+    // damage, says how much; otherwise the last known value stays.
+    if p.golden == Some(GoldenCheck::Checked) || golden_damaged > 0 {
+        out.push((
+            "rebound_golden_damaged".into(),
+            set.clone(),
+            golden_damaged.to_string(),
+        ));
     }
 }
 
@@ -184,30 +206,47 @@ pub fn render(
     old: Option<&str>,
 ) -> String {
     let configured: BTreeSet<&str> = config.sets.iter().map(|s| s.name.as_str()).collect();
-    let ran: BTreeSet<&str> = report
-        .map(|r| {
-            r.sets
-                .iter()
-                .filter(|s| s.plan.is_some())
-                .map(|s| s.set.as_str())
-                .collect()
-        })
-        .unwrap_or_default();
     let mut samples: Vec<Sample> = Vec::new();
-    // Kept from the old file: the other sets' last-run gauges, the other commands'.
+    if let Some(r) = report {
+        for s in &r.sets {
+            from_report(s, &mut samples);
+        }
+    }
+    // Kept from the old file: the samples of the other sets and commands (and a set's
+    // golden damage that this run did not measure), exactly as rebound writes them:
+    // `{set="<configured set>"}` or `{command="<command>"}` and a number, rewritten from
+    // the number parsed. Anything else is dropped (a foreign line must not make the
+    // collector refuse the whole file).
+    let written: BTreeSet<(String, Vec<(String, String)>)> =
+        samples.iter().map(|s| (s.0.clone(), s.1.clone())).collect();
     for line in old.unwrap_or("").lines().filter(|l| !l.starts_with('#')) {
-        let Some(s) = parse_sample(line) else {
+        let Some((name, labels, value)) = parse_sample(line) else {
             continue;
         };
-        let keep = if PER_RUN.contains(&s.0.as_str()) {
-            label(&s, "set").is_some_and(|v| configured.contains(v) && !ran.contains(v))
-        } else if s.0.starts_with("rebound_last_run_") {
-            label(&s, "command").is_some_and(|c| c != run.command)
-        } else {
-            false
+        let keep = match labels.as_slice() {
+            [(k, v)] if k == "set" => {
+                PER_RUN.contains(&name.as_str()) && configured.contains(v.as_str())
+            }
+            [(k, v)] if k == "command" => {
+                name.starts_with("rebound_last_run_")
+                    && COMMANDS.contains(&v.as_str())
+                    && v != run.command
+            }
+            _ => false,
         };
-        if keep {
-            samples.push(s);
+        if keep && !written.contains(&(name.clone(), labels.clone())) {
+            samples.push((name, labels, value));
+        }
+    }
+    // A set never measured for golden damage yet reads 0 until a run that reads golden.
+    for set in &config.sets {
+        let l = vec![("set".to_string(), set.name.clone())];
+        if !samples
+            .iter()
+            .any(|s| s.0 == "rebound_golden_damaged" && s.1 == l)
+            && set.golden().is_some()
+        {
+            samples.push(("rebound_golden_damaged".into(), l, "0".into()));
         }
     }
     samples.push((
@@ -215,15 +254,10 @@ pub fn render(
         vec![("version".into(), env!("CARGO_PKG_VERSION").into())],
         "1".into(),
     ));
-    if let Some(r) = report {
-        for s in &r.sets {
-            from_report(s, &mut samples);
-        }
-    }
     // From each set's history, whatever this run did.
     for set in &config.sets {
         let loaded = history::load(fs, set);
-        let boots = loaded.boots.as_ref().map_or(0, |b| b.count);
+        let boots = loaded.current_boot();
         let log = loaded.log.unwrap_or_default();
         let l = |extra: Option<(&str, &str)>| {
             let mut v = vec![("set".to_string(), set.name.clone())];
@@ -247,7 +281,7 @@ pub fn render(
         samples.push((
             "rebound_suspect_files".into(),
             l(None),
-            log.suspects(&set.history, boots).len().to_string(),
+            log.suspects(set, boots).len().to_string(),
         ));
     }
     let cmd = vec![("command".to_string(), run.command.to_string())];
@@ -363,5 +397,14 @@ mod tests {
         assert!(parse_sample("rebound_lost_files{set=\"cfg\"} two").is_none());
         assert!(parse_sample("rebound_lost_files{set=cfg} 2").is_none());
         assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        // Only rebound's own label names, and numbers written back as numbers.
+        assert!(
+            parse_sample("rebound_last_run_exit_status{command=\"verify\",x-y=\"1\"} 0").is_none()
+        );
+        assert!(parse_sample("rebound_lost_files{set=\"cfg\"} NaN").is_none());
+        assert_eq!(
+            parse_sample("rebound_generation{set=\"cfg\"} 7.0").map(|s| s.2),
+            Some("7".into())
+        );
     }
 }

@@ -194,3 +194,52 @@ fn history_and_metrics_settings_are_checked() {
     d.run(["--metrics-file", "x.prom", "verify"], 2)
         .says(&["must be an absolute path"]);
 }
+
+/// A vendor upgrade copied to the other mirror copy, and the first-run adoption, are
+/// not damage: no repair counted, no "repeatedly damaged" warning however often the
+/// vendor upgrades (a review finding: each upgrade counted as a repair of the backup
+/// copy, and three made it "suspect the storage").
+#[test]
+fn vendor_upgrades_are_not_counted_as_repairs() {
+    let (sys, data) = ("usrapp/apprun", "usrdata/appbackup");
+    let d = Dir::mirror_device("hist-upgrade", &[sys, data]);
+    boot_as(&d, "u0", 0); // adoption
+    for v in 2..=5 {
+        d.write(&format!("{sys}/apps/params.cfg"), format!("baud={v}\n"));
+        d.write(&format!("{sys}/app_ver.txt"), format!("{v}\n"));
+        boot_as(&d, &format!("u{v}"), 0).says(&["upgrade adopted"]);
+    }
+    let st = d.run(["status", "--json"], 0).json();
+    let h = &st[0]["history"];
+    assert!(h["suspects"].as_array().unwrap().is_empty(), "{h}");
+    let repairs: u64 = h["repairs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(repairs, 0, "{h}");
+    // Real damage to the backup copy is still counted.
+    d.write(&format!("{data}/apps/params.cfg"), "rot\n");
+    boot_as(&d, "u6", 0).says(&["result: repaired"]);
+    let st = d.run(["status", "--json"], 0).json();
+    assert_eq!(st[0]["history"]["repairs"]["file_from_copy"], 1, "{st}");
+}
+
+/// A set with nothing protected yet (an unmounted copy's empty mount point) gets
+/// nothing written, its history included.
+#[test]
+fn an_empty_set_gets_no_history() {
+    let (sys, data) = ("usrapp/apprun", "usrdata/appbackup");
+    let d = Dir::mirror_device("hist-empty", &[sys, data]);
+    d.remove(&format!("{sys}/apps"));
+    d.remove(&format!("{sys}/app_ver.txt"));
+    std::fs::create_dir_all(d.path(data)).unwrap();
+    boot_as(&d, "e1", 0);
+    for root in [sys, data] {
+        assert!(
+            !d.exists(&format!("{root}/.rebound")),
+            "{root}: something was written for an empty set"
+        );
+    }
+}
