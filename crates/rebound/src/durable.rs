@@ -82,6 +82,18 @@ impl<'a> Durable<'a> {
         }
     }
 
+    /// A writer of its own for bookkeeping that nothing protected depends on (the
+    /// history, the metrics): the same filesystem and protocol, but a failed fsync in
+    /// one does not stop the other. Temporary names go on from this writer's.
+    pub fn separate(&self) -> Durable<'a> {
+        Durable {
+            fs: self.fs,
+            poisoned: AtomicBool::new(false),
+            temp_seq: AtomicU64::new(self.temp_seq.load(Ordering::SeqCst) + (1 << 32)),
+            breakage: self.breakage,
+        }
+    }
+
     /// Breaks the protocol on purpose (tests of the crash explorer only).
     #[doc(hidden)]
     pub fn with_breakage(mut self, b: Breakage) -> Self {

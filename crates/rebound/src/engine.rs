@@ -521,7 +521,7 @@ impl<'a> Engine<'a> {
     /// protected: a failure is a note, never the run's error.
     fn flush_history(&self, config: &Config, report: &mut Report) {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        let durable = Durable::new(self.fs());
+        let durable = self.durable.separate();
         for (name, event) in pending {
             let (Ok(set), Some(rep)) = (
                 config.set(&name),
@@ -1159,7 +1159,7 @@ impl<'a> Engine<'a> {
     ) -> Result<()> {
         // A writer of its own: an fsync that failed in the run (whose metrics matter
         // most) must not keep them from being written.
-        crate::metrics::write(&Durable::new(self.fs()), config, path, report, run)
+        crate::metrics::write(&self.durable.separate(), config, path, report, run)
     }
 
     /// The event log of each set, oldest event first. Reads the history records of
