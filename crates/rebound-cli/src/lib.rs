@@ -267,7 +267,8 @@ pub enum Command {
         json: bool,
     },
     /// Validate the configuration and print the resolved sets: roots, patterns, modes
-    /// and how each root must be mounted. Reads the configuration file only, never a
+    /// and how each root must be mounted. Reads the configuration file (and each
+    /// golden set's `golden_public_key`, which must be a public key file), never a
     /// replica: safe before the partitions are mounted.
     #[command(after_help = CHECK_CONFIG_EXIT_HELP)]
     CheckConfig {

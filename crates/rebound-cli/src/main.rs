@@ -241,6 +241,19 @@ fn run(args: Args, log: &mut Log) -> anyhow::Result<u8> {
             return Ok(exit::OK);
         }
         Command::CheckConfig { json } => {
+            // The one file besides the configuration that it reads: each
+            // `golden_public_key` must be a public key (as every run will require).
+            for s in &config.sets {
+                if let Some(p) = &s.golden_public_key {
+                    rebound::PublicKey::load(&fs, p).map_err(|e| match e {
+                        Error::Config { path, what } => Error::Config {
+                            path,
+                            what: format!("golden_public_key of set `{}`: {what}", s.name),
+                        },
+                        other => other,
+                    })?;
+                }
+            }
             if json {
                 emit(&format!(
                     "{}\n",

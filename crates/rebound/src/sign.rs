@@ -512,6 +512,42 @@ mod tests {
         }
     }
 
+    /// A signature whose R is the identity (small order), made with the secret scalar:
+    /// `s = k a` gives `[s]B - [k]A = identity = R`, so the plain (RFC 8032,
+    /// non-cofactored) check accepts it for any message its maker chooses k for;
+    /// `verify_strict` refuses a small-order R. This test fails if rebound verified
+    /// with `verify`.
+    #[test]
+    fn a_small_order_r_that_lenient_verification_accepts_is_refused() {
+        use ed25519_dalek::Verifier;
+        use sha2::{Digest as _, Sha512};
+        let k = key(5);
+        let m = b"rebound-manifest 2\n";
+        let msg = message("s", m);
+        let mut r = [0u8; 32];
+        r[0] = 1; // the identity point
+        let mut h = Sha512::new();
+        h.update(r);
+        h.update(k.key.verifying_key().as_bytes());
+        h.update(&msg);
+        let kk = curve25519_dalek::Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+        let s = kk * k.key.to_scalar();
+        let mut raw = [0u8; 64];
+        raw[..32].copy_from_slice(&r);
+        raw[32..].copy_from_slice(s.as_bytes());
+        let sig = Signature::from_bytes(&raw);
+        assert!(
+            k.key.verifying_key().verify(&msg, &sig).is_ok(),
+            "lenient check"
+        );
+        let mut text = format!("{SIGNATURE_MAGIC} 1 ");
+        to_hex(k.key.verifying_key().as_bytes(), &mut text);
+        text.push(' ');
+        to_hex(&raw, &mut text);
+        text.push('\n');
+        assert!(k.public().verify_golden("s", m, text.as_bytes()).is_err());
+    }
+
     #[test]
     fn the_message_separates_the_set_name_from_the_manifest() {
         assert_ne!(message("ab", b"c"), message("a", b"bc"));
@@ -519,9 +555,10 @@ mod tests {
     }
 
     #[test]
-    fn a_non_canonical_signature_is_refused_by_strict_verification() {
-        // s + l (the group order) is the same scalar for a lenient verifier; strict
-        // verification refuses any s >= l.
+    fn a_non_canonical_signature_s_is_refused() {
+        // s + l (the group order) is the same scalar; an unreduced s is refused (by
+        // ed25519-dalek 2's plain `verify` too, unless its `legacy_compatibility`
+        // feature is on: this pins that it stays off).
         let k = key(3);
         let m = b"x";
         let sig = k.sign_golden("s", m);

@@ -180,6 +180,10 @@ fn a_forged_golden_copy_is_bypassed_for_an_intact_writable_copy() {
     d.run(["boot"], 0)
         .says(&["result: repaired", "copy/apn_cfg.json"]);
     assert_eq!(d.read("usr/apn_cfg.json"), "{\"apn\": \"factory\"}\n");
+    // Repaired, and the forged golden copy is still reported: verify says so (without
+    // the signature check the forged copy is self-consistent and verify exits 0).
+    d.run(["verify"], 1)
+        .says(&["golden damaged", "does not verify"]);
 }
 
 #[test]
@@ -302,7 +306,7 @@ fn a_public_key_file_that_is_not_one_is_a_configuration_error() {
             Some(c) => d.write("factory/golden.pub", c),
             None => d.remove("factory/golden.pub"),
         }
-        for cmd in ["boot", "verify", "status"] {
+        for cmd in ["boot", "verify", "status", "check-config"] {
             d.run([cmd], 2).says(&[
                 "golden_public_key of set `config`",
                 "factory/golden.pub",
@@ -313,6 +317,10 @@ fn a_public_key_file_that_is_not_one_is_a_configuration_error() {
     // Nothing was written by the boots that failed.
     d.write("factory/golden.pub", &good);
     d.run(["verify"], 0).says(&["result: intact"]);
+    d.run(["check-config"], 0).says(&[
+        "golden manifest signed: verified with",
+        "factory/golden.pub",
+    ]);
 }
 
 #[test]
