@@ -118,4 +118,6 @@ pub mod testing {
     pub use crate::fs::sim::{CrashState, SimFs};
     pub use crate::manifest::{Entry, Manifest};
     pub use crate::observe::{parse_tag, Depth, SetState};
+    /// The signature file's parser (`PublicKey::parse` and `SignKey::parse` are API).
+    pub use crate::sign::parse_signature;
 }

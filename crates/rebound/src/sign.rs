@@ -548,6 +548,39 @@ mod tests {
         assert!(k.public().verify_golden("s", m, text.as_bytes()).is_err());
     }
 
+    proptest::proptest! {
+        /// Arbitrary bytes never panic a parser, and whatever is accepted is the one
+        /// spelling its value encodes to (no second file for the same key).
+        #[test]
+        fn parsers_never_panic_and_accept_only_canonical_text(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            seed in proptest::prelude::any::<[u8; 32]>(),
+            flip in 0usize..4096,
+        ) {
+            if let Ok(p) = PublicKey::parse(&bytes) {
+                proptest::prop_assert_eq!(p.encode().into_bytes(), bytes.clone());
+            }
+            if let Ok(k) = SignKey::parse(&bytes) {
+                proptest::prop_assert_eq!(k.encode().as_bytes().to_vec(), bytes.clone());
+            }
+            let _ = parse_signature(&bytes);
+            // Valid files with one bit flipped: refused, or another canonical value.
+            let k = SignKey { key: SigningKey::from_bytes(&seed) };
+            for text in [k.public().encode(), k.encode().to_string()] {
+                let mut b = text.into_bytes();
+                let i = flip % (b.len() * 8);
+                b[i / 8] ^= 1 << (i % 8);
+                if let Ok(p) = PublicKey::parse(&b) {
+                    proptest::prop_assert_eq!(p.encode().into_bytes(), b.clone());
+                    proptest::prop_assert_ne!(p, k.public());
+                }
+                if let Ok(s) = SignKey::parse(&b) {
+                    proptest::prop_assert_eq!(s.encode().as_bytes().to_vec(), b.clone());
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_message_separates_the_set_name_from_the_manifest() {
         assert_ne!(message("ab", b"c"), message("a", b"bc"));
