@@ -260,8 +260,19 @@ pub fn status(sets: &[SetStatus]) -> String {
                 })
                 .collect();
             let rewrite = r.slots.iter().any(lagging);
+            // The golden manifest's signature, when the set checks one (`--json` also
+            // says `not_checked`).
+            let signature = match &r.signature {
+                None | Some(SignatureState::NotChecked) => String::new(),
+                Some(SignatureState::Verified) => {
+                    ", signature verified (golden_public_key)".to_string()
+                }
+                Some(SignatureState::Refused(why)) => {
+                    format!(", signature REFUSED: the golden copy is not used ({why})")
+                }
+            };
             out.line(format_args!(
-                "  {} {}{}: manifest [{}], {} files{}{}{}",
+                "  {} {}{}: manifest [{}], {} files{}{}{}{signature}",
                 match r.role {
                     Role::Writable => "writable",
                     Role::Golden => "golden",
@@ -287,18 +298,6 @@ pub fn status(sets: &[SetStatus]) -> String {
                     String::new()
                 }
             ));
-            match &r.signature {
-                None => {}
-                Some(SignatureState::NotChecked) => out.line(format_args!(
-                    "    signature: not checked (the set has no golden_public_key)"
-                )),
-                Some(SignatureState::Verified) => out.line(format_args!(
-                    "    signature: verified with the set's golden_public_key"
-                )),
-                Some(SignatureState::Refused(why)) => out.line(format_args!(
-                    "    signature: REFUSED, the golden copy is not used ({why})"
-                )),
-            }
             if rewrite {
                 out.line(format_args!(
                     "    manifest slot not at generation {}: `rebound boot` rewrites it (until then one more damaged slot could cost that generation)",

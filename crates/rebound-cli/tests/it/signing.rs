@@ -120,7 +120,7 @@ fn seal_with_a_sign_key_signs_before_the_marker_and_boot_verify_and_status_accep
     d.run(["verify"], 0).says(&["result: intact"]);
     d.run(["boot"], 0).says(&["result: intact"]);
     d.run(["status"], 0)
-        .says(&["signature: verified with the set's golden_public_key"]);
+        .says(&["sealed, signature verified (golden_public_key)"]);
     let st = d.run(["status", "--json"], 0).json();
     assert!(
         st.to_string()
@@ -156,8 +156,10 @@ fn a_forged_golden_manifest_is_golden_damaged_and_never_a_source_or_the_authorit
         "the signature does not verify",
         "reflash the golden image",
     ]);
-    d.run(["status"], 0)
-        .says(&["signature: REFUSED", "does not verify"]);
+    d.run(["status"], 0).says(&[
+        "signature REFUSED: the golden copy is not used",
+        "does not verify",
+    ]);
     // The live file damaged too: no verified copy is left, so it is LOST (exit 3),
     // never filled with the forged factory version.
     d.write("usr/apn_cfg.json", "{\"apn\": \"flipped\"}\n");
@@ -231,7 +233,7 @@ fn a_missing_truncated_or_flipped_signature_makes_the_golden_copy_damaged() {
             "{what}: {}",
             r.stdout()
         );
-        d.run(["status"], 0).says(&["signature: REFUSED"]);
+        d.run(["status"], 0).says(&["signature REFUSED"]);
         // The golden copy is never the fallback.
         let live = d.contents("usr");
         std::fs::rename(d.path("usr/.rebound"), d.path("usr-meta")).unwrap();
@@ -356,7 +358,13 @@ fn reseal_without_a_key_removes_the_old_signature() {
     keygen(&d, "golden");
     d.run(["seal", "--sign-key", "factory/golden"], 0);
     assert!(d.exists(SIG));
-    d.run(["status"], 0).says(&["signature: not checked"]);
+    let st = d.run(["status", "--json"], 0).json();
+    assert!(
+        st.to_string()
+            .contains("\"signature\":{\"state\":\"not_checked\"}"),
+        "{st}"
+    );
+    assert!(!d.run(["status"], 0).stdout().contains("signature"));
     d.run(["seal", "--force"], 0);
     assert!(!d.exists(SIG));
     // Signed again, then configured: accepted.
