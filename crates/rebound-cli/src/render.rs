@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use rebound::{
     describe_action, escape, escape_controls, Action, Authority, Command, Event, EventAction,
     EventOutcome, GoldenCheck, HistoryStatus, Mode, Outcome, Problem, RelPath, Report, Role,
-    SetLog, SetReport, SetStatus, SlotState, TagState,
+    SetLog, SetReport, SetStatus, SignatureState, SlotState, TagState,
 };
 
 /// The full path of `rel` under the replica root `root`, for messages.
@@ -260,8 +260,19 @@ pub fn status(sets: &[SetStatus]) -> String {
                 })
                 .collect();
             let rewrite = r.slots.iter().any(lagging);
+            // The golden manifest's signature, when the set checks one (`--json` also
+            // says `not_checked`).
+            let signature = match &r.signature {
+                None | Some(SignatureState::NotChecked) => String::new(),
+                Some(SignatureState::Verified) => {
+                    ", signature verified (golden_public_key)".to_string()
+                }
+                Some(SignatureState::Refused(why)) => {
+                    format!(", signature REFUSED: the golden copy is not used ({why})")
+                }
+            };
             out.line(format_args!(
-                "  {} {}{}: manifest [{}], {} files{}{}{}",
+                "  {} {}{}: manifest [{}], {} files{}{}{}{signature}",
                 match r.role {
                     Role::Writable => "writable",
                     Role::Golden => "golden",

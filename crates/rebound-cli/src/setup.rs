@@ -110,6 +110,12 @@ pub fn check_config(config: &Config) -> String {
         if let Some(tag) = &set.version_file {
             line(format!("  version tag {tag} (in every writable copy)"));
         }
+        if let Some(k) = &set.golden_public_key {
+            line(format!(
+                "  golden manifest signed: verified with {} (golden_public_key)",
+                k.display()
+            ));
+        }
         line(format!("  boot    {}", boot_check(set)));
     }
     line(String::new());
@@ -151,6 +157,7 @@ pub fn check_config_json(config: &Config) -> Value {
                 "include": set.include,
                 "exclude": set.exclude,
                 "version_file": set.version_file.as_ref().map(|t| t.as_str()),
+                "golden_public_key": set.golden_public_key,
                 "changed_only": set.changed_only,
                 "full_check_every": set.full_check_every,
             })
