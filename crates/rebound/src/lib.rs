@@ -46,6 +46,7 @@ mod exec;
 mod fs;
 mod hashing;
 mod history;
+mod keys;
 mod manifest;
 mod metrics;
 mod names;
@@ -110,8 +111,9 @@ pub use escape::{escape, escape_controls};
 #[doc(hidden)]
 pub mod testing {
     pub use crate::durable::{Breakage, Durable};
-    pub use crate::exec::execute;
+    pub use crate::exec::{execute, execute_signed};
     pub use crate::fs::sim::{CrashState, SimFs};
+    pub use crate::keys::{DeviceKey, Signers};
     pub use crate::manifest::{Entry, Manifest};
     pub use crate::observe::{parse_tag, Depth, SetState};
 }
