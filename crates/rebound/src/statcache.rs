@@ -159,7 +159,7 @@ pub fn load(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Usage {
         .ok()
         .flatten()
         .and_then(|b| StatCache::decode_for(&b, set, root));
-    let boots = read_small(fs, root, &RelPath::meta(&set.name, STAT_CACHE_BOOTS), 64)
+    let boots = read_small(fs, root, &RelPath::meta(&set.name, STAT_CACHE_BOOTS), 1024)
         .ok()
         .flatten()
         .and_then(|b| {

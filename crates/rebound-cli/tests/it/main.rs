@@ -27,6 +27,8 @@
 //!   killed at every mutation.
 //! - `slots`: one damaged manifest slot never costs a commit; verify reports it, boot
 //!   rewrites it.
+//! - `keys`: keyed live manifests (device_key): the attacks of issue 15 refused, bad
+//!   key files, migration and rotation with `rekey`, a cut between every step.
 //! - `log_to`: messages for early boot (`--log-to`, `log_to`): `<N>` lines on standard
 //!   error, a stand-in /dev/kmsg and the real busybox syslogd (root; else skipped).
 
@@ -40,6 +42,7 @@ mod attacks;
 mod config;
 mod dry_run;
 mod golden;
+mod keys;
 mod locking;
 mod log_to;
 mod malformed;
