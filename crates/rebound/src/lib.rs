@@ -65,6 +65,7 @@ pub mod lock;
 
 // Configuration.
 pub use config::{Config, HistoryConfig, Links, LogTo, Mode, Replica, Role, SetConfig};
+pub use keys::{DeviceKey, KeySlot, Signers};
 pub use names::DEFAULT_CONFIG;
 
 // Running the engine, and what it reports.
@@ -113,7 +114,6 @@ pub mod testing {
     pub use crate::durable::{Breakage, Durable};
     pub use crate::exec::{execute, execute_signed};
     pub use crate::fs::sim::{CrashState, SimFs};
-    pub use crate::keys::{DeviceKey, Signers};
     pub use crate::manifest::{Entry, Manifest};
     pub use crate::observe::{parse_tag, Depth, SetState};
 }

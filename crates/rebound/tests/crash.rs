@@ -27,7 +27,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rebound::testing::{Breakage, DeviceKey, Manifest, SimFs};
+use rebound::testing::{Breakage, Manifest, SimFs};
+use rebound::DeviceKey;
 use rebound::{exit, Config, Engine, HashAlgo, Owner};
 
 type Files = &'static [(&'static str, &'static str)];
@@ -1129,7 +1130,19 @@ fn every_crash_point_of_every_scenario_keeps_the_invariant_with_a_device_key() {
     let b = budget();
     let mut rows = Vec::new();
     let mut all = Vec::new();
-    for s in scenarios() {
+    // With a key a version tag carries no MAC, so an upgrade made behind rebound's back
+    // (files written and the tag bumped in one copy) is not adopted: every copy is
+    // brought back to the authenticated manifest (docs/design.md 2.3). Those two
+    // scenarios expect the pre-upgrade content, in every copy, at every cut.
+    const NOT_ADOPTED: Files = &[
+        ("apps/app.bin", "app v1\n"),
+        ("apps/params.cfg", "params v1\n"),
+    ];
+    for mut s in scenarios() {
+        if s.name.contains("tag bumped") {
+            s.old = NOT_ADOPTED;
+            s.new = NOT_ADOPTED;
+        }
         let config = scenario_config(&s, true);
         let t = explore_config(&s, &config, b, Breakage::default());
         rows.push(format!(

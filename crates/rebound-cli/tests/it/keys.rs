@@ -333,7 +333,9 @@ fn a_version_2_manifest_after_keys_were_turned_on_is_refused() {
 fn bad_key_files_are_refused_by_every_command() {
     let d = Dir::golden_device("keys-bad-file", &[]);
     d.config(&golden_config(&d, Some("keys/device.key"), &[]));
-    let cases: [(&str, Option<(&[u8], u32)>, &str); 4] = [
+    // (what, the key file's bytes and mode or none, the fix the message gives)
+    type Case<'a> = (&'a str, Option<(&'a [u8], u32)>, &'a str);
+    let cases: [Case; 4] = [
         ("mode 644", Some((&[7u8; 32], 0o644)), "chmod 600"),
         ("31 bytes", Some((&[7u8; 31], 0o600)), "31 bytes"),
         ("33 bytes", Some((&[7u8; 33], 0o600)), "33 bytes"),
@@ -404,6 +406,8 @@ fn migration_with_a_cut_between_every_step_boots() {
     assert_eq!(d.read("usr/app/main.py"), "print('v2')\n");
     // Step 3: the configuration names the key; the committed content is kept.
     d.config(&keyed);
+    d.run(["check-config"], 0)
+        .says(&["keys/device.key (key id "]);
     d.run(["verify"], 0);
     d.run(["boot"], 0);
     assert_eq!(d.read("usr/app/main.py"), "print('v2')\n");
