@@ -935,6 +935,74 @@ mod tests {
     }
 
     #[test]
+    fn device_key_is_top_level_overridable_per_set_and_read_once() {
+        let set = |name: &str, root: &str, own: &str| {
+            format!("[[set]]\nname = \"{name}\"\nmode = \"mirror\"\nreplicas = [\"/{root}/a\", \"/{root}/b\"]\ninclude = [\"x\"]\n{own}")
+        };
+        let text = format!(
+            "device_key = \"/etc/rebound/device.key\"\n{}{}",
+            set("one", "p", ""),
+            set("two", "q", "device_key = \"/etc/rebound/two.key\"\n")
+        );
+        let mut c = parse(&text).unwrap();
+        let paths: Vec<_> = c.sets.iter().map(|s| s.key.path.clone().unwrap()).collect();
+        assert_eq!(
+            paths,
+            [
+                PathBuf::from("/etc/rebound/device.key"),
+                PathBuf::from("/etc/rebound/two.key")
+            ]
+        );
+        // Parsed but not read: the set refuses to run rather than go without.
+        let e = c.sets[0].device_key().unwrap_err().to_string();
+        assert!(
+            e.contains("device_key `/etc/rebound/device.key` was not read"),
+            "{e}"
+        );
+        let reads = std::cell::Cell::new(0);
+        c.load_keys_with(&|p| {
+            reads.set(reads.get() + 1);
+            Ok(DeviceKey::from_bytes(&[p.as_os_str().len() as u8; 32], p))
+        })
+        .unwrap();
+        assert_eq!(reads.get(), 2);
+        let ids: Vec<String> = c
+            .sets
+            .iter()
+            .map(|s| s.device_key().unwrap().unwrap().id().to_string())
+            .collect();
+        assert_ne!(ids[0], ids[1]);
+        assert!(c.sets[0].signers().any());
+        // A key that cannot be read names the set, the file and why.
+        let mut c = parse(&text).unwrap();
+        let e = c
+            .load_keys_with(&|_| Err("mode 0644 lets group or others access it".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("set `one`: device_key /etc/rebound/device.key: mode 0644"),
+            "{e}"
+        );
+        // No key anywhere: nothing to read, records stay plain.
+        let c = parse(&set("one", "p", "")).unwrap();
+        assert!(c.sets[0].device_key().unwrap().is_none() && !c.sets[0].signers().any());
+        // Relative, or inside a replica: refused.
+        for (k, why) in [
+            ("keys/device.key", "absolute"),
+            ("/p/a/.rebound/device.key", "inside"),
+            ("/q/b/k", "inside"),
+        ] {
+            let t = format!(
+                "device_key = \"{k}\"\n{}{}",
+                set("one", "p", ""),
+                set("two", "q", "")
+            );
+            let e = parse(&t).unwrap_err().to_string();
+            assert!(e.contains(why), "{k}: {e}");
+        }
+    }
+
+    #[test]
     fn excluded_directories_are_known_without_walking_them() {
         let c = parse(
             r#"

@@ -156,7 +156,10 @@ impl DeviceKey {
         h.update(&(root.len() as u64).to_le_bytes());
         h.update(root);
         h.update(body);
-        h.finalize()
+        let mac = h.finalize();
+        // The hasher's state holds the keyed chaining values: wiped too.
+        h.zeroize();
+        mac
     }
 }
 
