@@ -556,3 +556,63 @@ fn stat_cache_and_history_without_a_valid_mac_are_not_trusted() {
         d.read("usr/.rebound/config/boots.1")
     );
 }
+
+/// `rekey --key` killed before each of its writes (a power cut as far as the process
+/// is concerned): the old configuration boots clean at every point, and a rerun of
+/// the rekey, then the new configuration, keeps the committed content.
+#[test]
+fn rekey_killed_at_every_mutation_boots_and_a_rerun_completes_it() {
+    let mut k = 1;
+    loop {
+        let d = Dir::golden_device(&format!("keys-rekey-kill-{k}"), &["copy"]);
+        d.run(["seal"], 0);
+        d.write("usr/app/main.py", "print('v2')\n");
+        d.run(["commit", "usr/app/main.py"], 0);
+        key_file(&d, "keys/device.key", &[9u8; 32], 0o600);
+        if !d
+            .cmd(["rekey", "--key", "keys/device.key"])
+            .kill_at_mutation(k)
+        {
+            assert!(k > 4, "rekey made only {} writes", k - 1);
+            break;
+        }
+        // The old configuration, with the rekey cut short.
+        d.run(["boot"], 0);
+        d.run(["verify"], 0);
+        assert_eq!(d.read("usr/app/main.py"), "print('v2')\n", "cut at {k}");
+        // Resumed: rekey again, then the configuration names the key.
+        d.run(["rekey", "--key", "keys/device.key"], 0);
+        d.config(&golden_config(&d, Some("keys/device.key"), &["copy"]));
+        d.run(["verify"], 0);
+        d.run(["boot"], 0);
+        assert_eq!(d.read("usr/app/main.py"), "print('v2')\n", "cut at {k}");
+        k += 1;
+    }
+}
+
+/// The attack of the issue where no intact source is left (the golden copy of the
+/// file damaged too): the file is lost (exit 3), left as it is, and never recorded as
+/// committed.
+#[test]
+fn forged_with_no_intact_source_is_lost_not_accepted() {
+    let d = keyed_device("keys-forged-lost", &[]);
+    d.write("usr/app/main.py", EVIL);
+    forge_both(&d, "usr", "app/main.py", EVIL, false);
+    d.write("bak/app/main.py", "print('rotten')\n");
+    d.run(["boot"], 3)
+        .says(&["not authenticated by the device key", "LOST", "app/main.py"]);
+    assert_eq!(d.read("usr/app/main.py"), EVIL, "left as it is");
+    for s in SLOTS {
+        let t = d.read(&format!("usr/.rebound/config/{s}"));
+        assert!(
+            !t.contains(
+                &HashAlgo::Blake3
+                    .digest(EVIL.as_bytes())
+                    .to_hex()
+                    .to_string()
+            ) || !t.contains("\nmac "),
+            "the forged digest was recorded under the key:\n{t}"
+        );
+    }
+    d.run(["verify"], 3);
+}
