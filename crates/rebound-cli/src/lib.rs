@@ -66,7 +66,7 @@ pub struct Args {
     /// Configuration file [default: $REBOUND_CONFIG if set, else /etc/rebound.toml].
     #[arg(short, long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// How long boot, commit, update, write and seal wait for another run's lock on the same
+    /// How long boot, commit, update, write, seal and rekey wait for another run's lock on the same
     /// replica roots before giving up with exit status 2 (0: give up at once).
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = DEFAULT_WAIT_SECS)]
     pub wait: u64,
