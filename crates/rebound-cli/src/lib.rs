@@ -71,7 +71,7 @@ pub struct Args {
     /// Configuration file [default: $REBOUND_CONFIG if set, else /etc/rebound.toml].
     #[arg(short, long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// How long boot, commit, update, write and seal wait for another run's lock on the same
+    /// How long boot, commit, update, write, seal and rekey wait for another run's lock on the same
     /// replica roots before giving up with exit status 2 (0: give up at once).
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = DEFAULT_WAIT_SECS)]
     pub wait: u64,
@@ -234,6 +234,26 @@ pub enum Command {
         mode: Option<u32>,
         /// Print every action the write would take, in order; write nothing (the new
         /// content is still read).
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite every writable manifest, stat cache and history record with the MAC of
+    /// the configured device key (and of --key PATH): to turn keys on for a device in
+    /// the field, or rotate them. Verifies every protected file first and refuses if
+    /// anything is damaged or lost (run `rebound boot` first). A set with a key
+    /// configured is rekeyed only from manifests that carry its MAC.
+    #[command(after_help = EXIT_HELP)]
+    Rekey {
+        /// Sets to rekey (default: all).
+        sets: Vec<String>,
+        /// A second key every record also carries the MAC of: the key the next
+        /// configuration names (a 32-byte file, mode 600, owned by this user).
+        #[arg(long, value_name = "PATH")]
+        key: Option<PathBuf>,
+        /// Print every manifest the rekey would write; write nothing.
         #[arg(long)]
         dry_run: bool,
         /// Print the report as JSON.

@@ -117,6 +117,13 @@ pub fn check_config(config: &Config) -> String {
             ));
         }
         line(format!("  boot    {}", boot_check(set)));
+        if let (Some(p), Some(k)) = (&set.key.path, &set.key.key) {
+            line(format!(
+                "  key     {} (key id {}): writable manifests, stat cache and history carry its MAC (format 3)",
+                p.display(),
+                k.id()
+            ));
+        }
     }
     line(String::new());
     line("mounted before `rebound boot` (systemd: `rebound systemd-mounts`):".to_string());
@@ -160,6 +167,8 @@ pub fn check_config_json(config: &Config) -> Value {
                 "golden_public_key": set.golden_public_key,
                 "changed_only": set.changed_only,
                 "full_check_every": set.full_check_every,
+                "device_key": set.key.path,
+                "device_key_id": set.key.key.as_ref().map(|k| k.id()),
             })
         })
         .collect();

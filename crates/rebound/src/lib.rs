@@ -46,6 +46,7 @@ mod exec;
 mod fs;
 mod hashing;
 mod history;
+mod keys;
 mod manifest;
 mod metrics;
 mod names;
@@ -65,6 +66,7 @@ pub mod lock;
 
 // Configuration.
 pub use config::{Config, HistoryConfig, Links, LogTo, Mode, Replica, Role, SetConfig};
+pub use keys::{DeviceKey, KeySlot, Signers};
 pub use names::DEFAULT_CONFIG;
 
 // Signed golden manifests: key files, `keygen`, the signing key `seal` signs with.
@@ -114,7 +116,7 @@ pub use escape::{escape, escape_controls};
 #[doc(hidden)]
 pub mod testing {
     pub use crate::durable::{Breakage, Durable};
-    pub use crate::exec::execute;
+    pub use crate::exec::{execute, execute_signed};
     pub use crate::fs::sim::{CrashState, SimFs};
     pub use crate::manifest::{Entry, Manifest};
     pub use crate::observe::{parse_tag, Depth, SetState};

@@ -709,6 +709,19 @@ fn upgrade_by_tag<'s>(
     let Some((r, t)) = upgraded else {
         return Ok(None);
     };
+    // IMPORTANT: with a device key the tag is not authenticated (the vendor's updater
+    // writes it without the key): adopting files on its word would let whoever can
+    // write the partition install files by bumping it. The authenticated manifest
+    // stays the authority; upgrades go through `rebound update` (docs/design.md 2.3).
+    if set.key.key.is_some() {
+        if best.is_some() {
+            warnings.push(format!(
+                "version tag {t} in {} not adopted: with a device key a version tag is not authenticated; install upgrades with `rebound update` (the copy is brought back to the manifest)",
+                r.root.display()
+            ));
+        }
+        return Ok(None);
+    }
     if !holds_files(r) {
         // A tag with no files: with no manifest anywhere, nothing to adopt yet.
         // IMPORTANT: with a manifest, this is a copy cut off before its files (the
@@ -828,6 +841,23 @@ fn adopt_first_run<'s>(
     let Some(r) = pick else {
         return Ok(Choice::Nothing);
     };
+    // IMPORTANT: with a device key, files are adopted only on a real first run (no
+    // manifest slot present in any writable copy). Slots that are there but not
+    // authenticated (tampered with, written without the key, or torn) are no reason to
+    // trust the files beside them.
+    if set.key.key.is_some() {
+        let present = state
+            .replicas
+            .iter()
+            .filter(|r| r.role == Role::Writable)
+            .flat_map(|r| r.slots.iter())
+            .any(|s| !matches!(s, SlotState::Missing));
+        if present {
+            return Err(PlanError(
+                "no writable copy has a manifest authenticated by the device key, and there is no golden copy: the files are not adopted (they may have been tampered with). If the key was just turned on, rekey under the configuration without it first (`rebound rekey --key PATH`, docs/design.md 2.3); to accept the files as they are, `rebound seal --force` this set".into(),
+            ));
+        }
+    }
     let mut m = Manifest::new(&set.name, next_generation(state)?, set.hash, tag(r));
     m.entries = adopt_files(set, r, warnings);
     Ok(Choice::Chosen(Chosen {

@@ -29,6 +29,8 @@
 //!   rewrites it.
 //! - `signing`: `keygen`, `seal --sign-key`, `golden_public_key`: forged, unsigned,
 //!   truncated, flipped and foreign signatures make the golden copy damaged.
+//! - `keys`: keyed live manifests (device_key): the attacks of issue 15 refused, bad
+//!   key files, migration and rotation with `rekey`, a cut between every step.
 //! - `log_to`: messages for early boot (`--log-to`, `log_to`): `<N>` lines on standard
 //!   error, a stand-in /dev/kmsg and the real busybox syslogd (root; else skipped).
 
@@ -43,6 +45,7 @@ mod config;
 mod dry_run;
 mod golden;
 mod history;
+mod keys;
 mod locking;
 mod log_to;
 mod malformed;
