@@ -33,7 +33,7 @@ fn prefixed(stderr: &str) -> Vec<String> {
 fn assert_repair_lines(lines: &[String]) {
     assert_eq!(
         lines.first().map(String::as_str),
-        Some("<5>rebound: boot: set `config`: 2 repaired, 0 lost, generation 1"),
+        Some("<5>rebound: boot: set `config`: 2 repaired, 0 lost, generation 1, boot 1"),
         "{lines:#?}"
     );
     assert_eq!(lines.len(), 3, "{lines:#?}");
@@ -80,7 +80,7 @@ fn an_intact_boot_says_so_at_info() {
     let r = d.run(["boot", "--log-to", "stderr"], 0);
     assert_eq!(
         prefixed(&r.stderr()),
-        ["<6>rebound: boot: set `config`: intact, 4 files, generation 1"]
+        ["<6>rebound: boot: set `config`: intact, 4 files, generation 1, boot 1"]
     );
     // A dry run and verify repair nothing, and a commit is the application's
     // business: none of them sends anything when nothing is lost or failed.
@@ -105,7 +105,7 @@ fn a_lost_file_is_an_error_line() {
     assert_eq!(
         lines,
         [
-            "<3>rebound: boot: set `config`: 0 repaired, 1 lost, generation 1",
+            "<3>rebound: boot: set `config`: 0 repaired, 1 lost, generation 1, boot 1",
             "<3>rebound: boot: set `config`: LOST: apn_cfg.json: no intact copy anywhere; left as it is",
         ]
     );
@@ -300,7 +300,7 @@ fn syslog_reaches_the_real_busybox_syslogd_as_facility_daemon() {
         assert!(l.contains(w), "{l} lacks {w}\n{log}");
     }
     assert!(
-        ours[0].ends_with("]: boot: set `config`: 2 repaired, 1 lost, generation 1"),
+        ours[0].ends_with("]: boot: set `config`: 2 repaired, 1 lost, generation 1, boot 1"),
         "{log}"
     );
     assert!(
