@@ -115,10 +115,10 @@ pub struct Run<'a> {
 }
 
 /// One sample: metric name, labels (name, value), value.
-type Sample = (String, Vec<(String, String)>, String);
+pub type Sample = (String, Vec<(String, String)>, String);
 
 /// Escapes a label value (text format: backslash, double quote, line feed).
-fn label_value(v: &str) -> String {
+pub fn label_value(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
@@ -126,7 +126,7 @@ fn label_value(v: &str) -> String {
 
 /// Parses one sample line as [`render`] writes them (`name{a="x",b="y"} value`);
 /// `None` for anything else, which is then dropped.
-fn parse_sample(line: &str) -> Option<Sample> {
+pub fn parse_sample(line: &str) -> Option<Sample> {
     let (head, value) = line.rsplit_once(' ')?;
     value.parse::<f64>().ok()?;
     let (name, labels) = match head.split_once('{') {
