@@ -219,6 +219,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rewrite every writable manifest, stat cache and history record with the MAC of
+    /// the configured device key (and of --key PATH): to turn keys on for a device in
+    /// the field, or rotate them. Verifies every protected file first and refuses if
+    /// anything is damaged or lost (run `rebound boot` first). A set with a key
+    /// configured is rekeyed only from manifests that carry its MAC.
+    #[command(after_help = EXIT_HELP)]
+    Rekey {
+        /// Sets to rekey (default: all).
+        sets: Vec<String>,
+        /// A second key every record also carries the MAC of: the key the next
+        /// configuration names (a 32-byte file, mode 600, owned by this user).
+        #[arg(long, value_name = "PATH")]
+        key: Option<PathBuf>,
+        /// Print every manifest the rekey would write; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// What is protected, where, at which generation, the repair counters, the files
     /// repeatedly damaged and the last repairs.
     #[command(after_help = STATUS_EXIT_HELP)]

@@ -74,6 +74,7 @@ fn report_command(c: &Command) -> Option<rebound::Command> {
         Command::Update { .. } => Some(rebound::Command::Update),
         Command::Write { .. } => Some(rebound::Command::Write),
         Command::Seal { .. } => Some(rebound::Command::Seal),
+        Command::Rekey { .. } => Some(rebound::Command::Rekey),
         Command::Status { .. }
         | Command::Log { .. }
         | Command::CheckConfig { .. }
@@ -202,6 +203,19 @@ fn run(args: Args, log: &mut Log) -> anyhow::Result<u8> {
                 json,
                 locks,
             )
+        }
+        Command::Rekey {
+            sets,
+            key,
+            dry_run,
+            json,
+        } => {
+            if let Some(k) = key {
+                let cwd = std::env::current_dir().context("current directory")?;
+                config.add_next_key(&cwd.join(k))?;
+            }
+            let locks = writer_lock(&config.select(&sets)?, wait, dry_run)?;
+            (engine.rekey(&config, &sets, dry_run)?, json, locks)
         }
         Command::Status { sets, json } => {
             tell_writers(&config.select(&sets)?);

@@ -168,6 +168,7 @@ fn set_report(out: &mut Lines, command: Command, set: &SetReport) {
         Command::Commit => Some("committed"),
         Command::Update => Some("updated"),
         Command::Write => Some("written"),
+        Command::Rekey => Some("rekeyed"),
         Command::Boot | Command::Verify => None,
     };
     let verdict = if !p.lost.is_empty() {

@@ -5,14 +5,16 @@
 //! every rule checked: absolute, distinct, non-nested roots; relative globs; a valid
 //! version tag path; a known hash algorithm.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::HashAlgo;
 use crate::error::{Error, Result};
+use crate::keys::{DeviceKey, KeySlot, Signers};
 use crate::manifest::valid_set_name;
 use crate::relpath::RelPath;
 
@@ -32,6 +34,8 @@ pub struct RawConfig {
     pub suspect_repairs: Option<u32>,
     /// ... within this many boots is reported as repeatedly damaged.
     pub suspect_boots: Option<u32>,
+    /// The device key file (absolute) of every set that names none of its own.
+    pub device_key: Option<PathBuf>,
     #[serde(default)]
     pub set: Vec<RawSet>,
 }
@@ -110,6 +114,8 @@ pub struct RawSet {
     pub full_check_every: Option<u32>,
     /// What `seal` does with symbolic links the patterns select (default: refuse).
     pub links: Option<Links>,
+    /// This set's device key file (absolute), instead of the top-level one.
+    pub device_key: Option<PathBuf>,
 }
 
 /// What to do with symbolic links that the include patterns select.
@@ -183,6 +189,9 @@ pub struct SetConfig {
     pub links: Links,
     /// The event log's length and the repeatedly-damaged rule (top-level keys).
     pub history: HistoryConfig,
+    /// The device key (`device_key`): its path from the file, the key itself once
+    /// [`Config::load_keys`] read it.
+    pub key: KeySlot,
 }
 
 /// Largest configuration file read (1 MiB); a real one is a few kilobytes.
@@ -268,6 +277,34 @@ impl SetConfig {
         self.replicas.iter().find(|r| r.role == Role::Golden)
     }
 
+    /// The device key this set's writable records are checked with, if it has one.
+    ///
+    /// # Errors
+    /// [`Error::Set`] if `device_key` is configured but the key was not read (a
+    /// configuration parsed without [`Config::load_keys`]): never a silent fallback
+    /// to records without a MAC.
+    pub fn device_key(&self) -> Result<Option<&DeviceKey>> {
+        match (&self.key.path, &self.key.key) {
+            (_, Some(k)) => Ok(Some(k)),
+            (None, None) => Ok(None),
+            (Some(p), None) => Err(Error::Set {
+                set: self.name.clone(),
+                what: format!(
+                    "device_key `{}` was not read; nothing is done without it",
+                    p.display()
+                ),
+            }),
+        }
+    }
+
+    /// The keys this set's writable records are written with: the configured one and,
+    /// during `rebound rekey --key`, the next one.
+    pub fn signers(&self) -> Signers<'_> {
+        Signers {
+            keys: [self.key.key.as_deref(), self.key.next.as_deref()],
+        }
+    }
+
     /// The writable replicas, primary first.
     pub fn writable(&self) -> impl Iterator<Item = (usize, &Replica)> {
         self.replicas
@@ -342,7 +379,9 @@ impl Config {
             )));
         }
         let text = String::from_utf8(text).map_err(|_| err("not UTF-8".into()))?;
-        Config::parse(&text, path)
+        let mut config = Config::parse(&text, path)?;
+        config.load_keys()?;
+        Ok(config)
     }
 
     /// Validates configuration text; `path` is only used in messages.
@@ -373,9 +412,14 @@ impl Config {
         let mut sets = Vec::new();
         for s in raw.set {
             let name = s.name.clone();
+            let key = s.device_key.clone().or_else(|| raw.device_key.clone());
             let mut set = resolve_set(s).map_err(|w| err(format!("set `{name}`: {w}")))?;
             set.threads = threads;
             set.history = history;
+            set.key.path = match key {
+                None => None,
+                Some(k) => Some(key_path(&k).map_err(|w| err(format!("set `{name}`: {w}")))?),
+            };
             if !names.insert(set.name.clone()) {
                 return Err(err(format!("set `{}` is defined twice", set.name)));
             }
@@ -383,6 +427,7 @@ impl Config {
         }
         golden_apart(&sets).map_err(err)?;
         no_file_in_two_sets(&sets).map_err(err)?;
+        keys_outside_replicas(&sets).map_err(err)?;
         if let Some(m) = &metrics_file {
             metrics_outside_replicas(m, &sets).map_err(err)?;
         }
@@ -393,6 +438,60 @@ impl Config {
             log_to: raw.log_to,
             metrics_file,
         })
+    }
+
+    /// Reads every set's device key file ([`DeviceKey::load`]), each file once.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the set, the key file, what is wrong and the fix: a
+    /// set whose key cannot be read is never run without it.
+    pub fn load_keys(&mut self) -> Result<()> {
+        self.load_keys_with(&DeviceKey::load)
+    }
+
+    /// As [`Config::load_keys`], with `read` reading a key file (the tests' keys).
+    ///
+    /// # Errors
+    /// As [`Config::load_keys`].
+    pub fn load_keys_with(
+        &mut self,
+        read: &dyn Fn(&Path) -> std::result::Result<DeviceKey, String>,
+    ) -> Result<()> {
+        let mut read_once: BTreeMap<PathBuf, Arc<DeviceKey>> = BTreeMap::new();
+        for s in &mut self.sets {
+            let Some(p) = s.key.path.clone() else {
+                continue;
+            };
+            let key = match read_once.get(&p) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = Arc::new(read(&p).map_err(|what| Error::Config {
+                        path: self.path.clone(),
+                        what: format!("set `{}`: device_key {}: {what}", s.name, p.display()),
+                    })?);
+                    read_once.insert(p, k.clone());
+                    k
+                }
+            };
+            s.key.key = Some(key);
+        }
+        Ok(())
+    }
+
+    /// `rebound rekey --key PATH`: every record the run writes also carries the MAC of
+    /// this key.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the file, what is wrong and the fix.
+    pub fn add_next_key(&mut self, path: &Path) -> Result<()> {
+        let k = Arc::new(
+            DeviceKey::load(path)
+                .map_err(|what| Error::Usage(format!("--key {}: {what}", path.display())))?,
+        );
+        for s in &mut self.sets {
+            s.key.next = Some(k.clone());
+        }
+        Ok(())
     }
 
     /// Overrides `metrics_file` (`--metrics-file`).
@@ -653,7 +752,40 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
         force_full: false,
         links: s.links.unwrap_or_default(),
         history: HistoryConfig::default(),
+        key: KeySlot::default(),
     })
+}
+
+/// A `device_key` path: absolute, lexically normal.
+fn key_path(p: &Path) -> std::result::Result<PathBuf, String> {
+    normalize(p).filter(|n| n != Path::new("/")).ok_or_else(|| {
+        format!(
+            "device_key `{}`: must be an absolute file path without `..`",
+            p.display()
+        )
+    })
+}
+
+/// A device key inside a replica would lie in the data it authenticates (read with
+/// it, copied by `seal`, walked by a boot): refused.
+fn keys_outside_replicas(sets: &[SetConfig]) -> std::result::Result<(), String> {
+    for s in sets {
+        let Some(k) = &s.key.path else { continue };
+        for o in sets {
+            for r in &o.replicas {
+                if k.starts_with(&r.root) {
+                    return Err(format!(
+                        "set `{}`: device_key `{}` lies inside set `{}`'s replica {}; keep the key outside every replica (for example /etc/rebound/device.key, or a partition of its own)",
+                        s.name,
+                        k.display(),
+                        o.name,
+                        r.root.display()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The top-level history keys, checked.

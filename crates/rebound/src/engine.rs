@@ -10,7 +10,7 @@ use crate::change::{self, ModeRule, NewFile};
 use crate::config::{Config, Mode, Role, SetConfig};
 use crate::durable::{Breakage, Durable};
 use crate::error::{Error, Result};
-use crate::exec::{change_failed, execute, Outcome};
+use crate::exec::{change_failed, execute_signed, Outcome};
 use crate::fs::{full, Fs, Kind};
 use crate::hashing::{hash_reader, CHUNK};
 use crate::history::{self, Event};
@@ -175,6 +175,7 @@ pub enum Command {
     Update,
     Write,
     Seal,
+    Rekey,
 }
 
 impl Command {
@@ -187,6 +188,7 @@ impl Command {
             Command::Update => "update",
             Command::Write => "write",
             Command::Seal => "seal",
+            Command::Rekey => "rekey",
         }
     }
 }
@@ -342,7 +344,7 @@ impl<'a> Engine<'a> {
             _ => matches!(intent, Intent::Repair) && !a.is_cleanup(),
         };
         if !dry_run && !p.actions.is_empty() {
-            rep.outcomes = execute(&self.durable, &p);
+            rep.outcomes = execute_signed(&self.durable, &p, set.signers());
             rep.error = change_failed(&p, &rep.outcomes);
         }
         // Changed-only sets: the stat cache only decides what is hashed; written after
@@ -512,6 +514,93 @@ impl<'a> Engine<'a> {
             dry_run,
             sets,
         })
+    }
+
+    /// `rebound rekey` (docs/design.md section 2.3): for each set, verifies every
+    /// protected file of every writable copy against the current manifests (read as
+    /// the configuration says: plain, or with the device key), refuses if anything is
+    /// damaged, lost or left to tidy (run `rebound boot` first), then rewrites every
+    /// writable manifest (both slots, in a boot's slot order, through the durable
+    /// protocol), the stat cache and the history with the MAC of the configured key
+    /// and of the key given to [`Config::add_next_key`]. With `dry_run`, says what it
+    /// would write.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for an unknown set; a set that cannot be rekeyed is its
+    /// report's error.
+    pub fn rekey(&self, config: &Config, names: &[String], dry_run: bool) -> Result<Report> {
+        let sets = config.select(names)?;
+        let refused = self.refused(config);
+        let sets = sets
+            .into_iter()
+            .map(|s| Self::held_back(&refused, s).unwrap_or_else(|| self.rekey_set(s, dry_run)))
+            .collect();
+        Ok(Report {
+            command: Command::Rekey,
+            dry_run,
+            sets,
+        })
+    }
+
+    fn rekey_set(&self, set: &SetConfig, dry_run: bool) -> SetReport {
+        let fail = |what: String| {
+            SetReport::failed(
+                set,
+                Error::Set {
+                    set: set.name.clone(),
+                    what,
+                },
+            )
+        };
+        if !set.signers().any() {
+            return fail(
+                "no device key: name one with `device_key` in the configuration, or give the new one with --key PATH".into(),
+            );
+        }
+        // Every file hashed: the stat cache is not trusted to vouch for what is rekeyed.
+        let mut full = set.clone();
+        full.force_full = true;
+        let (state, mut p) = match self.plan_set(&full, Depth::Boot) {
+            Ok(x) => x,
+            Err(e) => return SetReport::failed(set, e),
+        };
+        if let Some(why) = rekey_refusal(set, &state, &p) {
+            let mut rep = fail(why);
+            rep.plan = Some(p);
+            return rep;
+        }
+        p.actions = state
+            .replicas
+            .iter()
+            .filter(|r| r.role == Role::Writable)
+            .flat_map(|r| {
+                r.slot_order()
+                    .into_iter()
+                    .map(|slot| Action::WriteManifest {
+                        root: r.root.clone(),
+                        slot,
+                        generation: p.generation,
+                    })
+            })
+            .collect();
+        let mut rep = SetReport::new(set);
+        if !dry_run {
+            rep.outcomes = execute_signed(&self.durable, &p, set.signers());
+            if rep.any_failed() {
+                rep.error = Some(format!(
+                    "set `{}`: a manifest could not be rewritten (see the failed action); every copy still holds a manifest that boots, rerun `rebound rekey` once the cause is fixed",
+                    set.name
+                ));
+            } else {
+                rep.notes.extend(statcache::reseal(&self.durable, set));
+                rep.notes.extend(history::reseal(&self.durable, set));
+            }
+        }
+        rep.plan = Some(p);
+        if !dry_run {
+            self.keep_history(set, Command::Rekey, Some(&state), &mut rep, &|_| false);
+        }
+        rep
     }
 
     /// Read-only check of every replica, golden included. Writes nothing.
@@ -1135,6 +1224,54 @@ struct Incoming {
     origin: Option<usize>,
     /// Which mode the new generation records.
     mode: ModeRule,
+}
+
+/// Why a set's manifests cannot be rekeyed now, if they cannot: the authority must be
+/// an intact writable manifest (read with the configured key, if any: a set whose
+/// manifests lack its MAC is never rekeyed, so no downgrade is laundered), and the
+/// plan a boot would make must have nothing to do.
+fn rekey_refusal(set: &SetConfig, state: &SetState, p: &Plan) -> Option<String> {
+    let keyed = set.key.key.is_some();
+    if !matches!(p.authority, plan::Authority::Manifest { .. }) || p.manifest.is_none() {
+        return Some(if keyed {
+            "no writable copy has a manifest authenticated by the configured device key: rekey needs manifests that carry its MAC (a set turned on without `rebound rekey --key` first, or manifests tampered with); nothing was written. Run `rebound boot` to restore the files from golden or another copy".into()
+        } else {
+            "no writable copy has an intact manifest: run `rebound boot` (or `seal`) first; nothing was written".into()
+        });
+    }
+    if let Some(r) = state
+        .replicas
+        .iter()
+        .find(|r| r.role == Role::Writable && !r.root_exists)
+    {
+        return Some(format!(
+            "writable copy {} does not exist (not mounted?): every copy is rekeyed at once; nothing was written",
+            r.root.display()
+        ));
+    }
+    if !p.lost.is_empty() || !p.findings.is_empty() || !p.actions.is_empty() {
+        let first: Vec<String> = p
+            .findings
+            .iter()
+            .take(3)
+            .map(|f| {
+                format!(
+                    "{}: {}",
+                    f.root.join(f.path.as_str()).display(),
+                    f.problem.as_str()
+                )
+            })
+            .collect();
+        return Some(format!(
+            "not every copy is intact ({} findings, {} lost, {} actions to repair or tidy{}{}): run `rebound boot` first, then rekey; nothing was written",
+            p.findings.len(),
+            p.lost.len(),
+            p.actions.len(),
+            if first.is_empty() { "" } else { ": " },
+            first.join(", ")
+        ));
+    }
+    None
 }
 
 fn set_error(set: &SetConfig, e: plan::PlanError) -> Error {

@@ -42,6 +42,7 @@ use crate::durable::Durable;
 use crate::error::{Error, Result};
 use crate::fs::{full, Fs, Kind};
 use crate::hashing::{hash_reader, CHUNK};
+use crate::keys::Signers;
 use crate::manifest::Manifest;
 use crate::names::{GOLDEN_MANIFEST, MANIFEST_SLOTS};
 use crate::plan::{Action, Checked, Plan, Prior, Source, SourceKind};
@@ -64,6 +65,12 @@ pub struct Outcome {
 
 /// Carries out `plan`, returning what happened to each action.
 pub fn execute(d: &Durable<'_>, plan: &Plan) -> Vec<Outcome> {
+    execute_signed(d, plan, Signers::NONE)
+}
+
+/// As [`execute`], the manifests written to writable copies carrying a MAC of each key
+/// of `signers` (format version 3; none: version 2).
+pub fn execute_signed(d: &Durable<'_>, plan: &Plan, signers: Signers<'_>) -> Vec<Outcome> {
     // An intentional change is all or nothing up to its commit point.
     let commit_at = plan
         .actions
@@ -87,7 +94,7 @@ pub fn execute(d: &Durable<'_>, plan: &Plan) -> Vec<Outcome> {
             });
             continue;
         }
-        let r = run(d, plan, a);
+        let r = run(d, plan, a, signers);
         if r.is_err() {
             failed = true;
             // IMPORTANT: a removal after a failed stage could lose the last copy.
@@ -120,7 +127,7 @@ pub fn change_failed(plan: &Plan, outcomes: &[Outcome]) -> Option<String> {
     outcomes.iter().take(c + 1).find_map(|o| o.error.clone())
 }
 
-fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
+fn run(d: &Durable<'_>, plan: &Plan, a: &Action, signers: Signers<'_>) -> Result<()> {
     let no_guard = || Ok(());
     match a {
         Action::RemoveJunk { root, rel }
@@ -197,7 +204,7 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
             // IMPORTANT: the committed files are checked unchanged right before the
             // rename that makes this manifest the truth.
             let guard = || still_as_hashed(d.fs(), checked);
-            write_manifest_guarded(d, root, &plan.set, *slot, m, &guard)
+            write_manifest_guarded(d, root, &plan.set, *slot, (m, signers), &guard)
         }
         Action::WriteGoldenManifest { root, generation } => d.write_bytes(
             root,
@@ -231,7 +238,7 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
                 .as_ref()
                 .filter(|m| m.generation == *generation)
                 .map_or_else(|| committed(plan, *generation), Ok)?;
-            write_manifest(d, root, &plan.set, *slot, m)
+            write_manifest(d, root, &plan.set, *slot, (m, signers))
         }
         Action::WriteTag { root, rel, value } => {
             d.write_bytes(root, rel, 0o644, format!("{value}\n").as_bytes())
@@ -343,7 +350,7 @@ pub fn write_manifest(
     root: &std::path::Path,
     set: &str,
     slot: usize,
-    m: &Manifest,
+    m: (&Manifest, Signers<'_>),
 ) -> Result<()> {
     write_manifest_guarded(d, root, set, slot, m, &|| Ok(()))
 }
@@ -358,12 +365,18 @@ pub fn write_manifest_guarded(
     root: &std::path::Path,
     set: &str,
     slot: usize,
-    m: &Manifest,
+    (m, signers): (&Manifest, Signers<'_>),
     guard: &dyn Fn() -> Result<()>,
 ) -> Result<()> {
     let name = MANIFEST_SLOTS
         .get(slot)
         .copied()
         .unwrap_or(MANIFEST_SLOTS[0]);
-    d.write_bytes_guarded(root, &RelPath::meta(set, name), 0o644, &m.encode(), guard)
+    d.write_bytes_guarded(
+        root,
+        &RelPath::meta(set, name),
+        0o644,
+        &m.encode_for(signers, root),
+        guard,
+    )
 }

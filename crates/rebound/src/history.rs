@@ -69,16 +69,16 @@ pub struct Boots {
 }
 
 impl Boots {
-    pub(crate) fn render(&self) -> Vec<u8> {
-        record::seal(format!(
+    pub(crate) fn render(&self) -> String {
+        format!(
             "{BOOTS_HEADER}\ncount {}\nboot-id {}\n",
             self.count,
             self.boot_id.as_deref().unwrap_or("-")
-        ))
+        )
     }
 
-    pub(crate) fn parse(bytes: &[u8]) -> Option<Boots> {
-        let body = std::str::from_utf8(record::open(bytes).ok()?).ok()?;
+    pub(crate) fn parse(body: &[u8]) -> Option<Boots> {
+        let body = std::str::from_utf8(body).ok()?;
         let mut lines = body.lines();
         if lines.next()? != BOOTS_HEADER {
             return None;
@@ -597,14 +597,19 @@ pub fn load(fs: &dyn Fs, set: &SetConfig) -> Loaded {
             let rel = RelPath::meta(&set.name, name);
             match read_small(fs, &r.root, &rel, READ_MAX) {
                 Ok(None) => {}
-                Ok(Some(b)) => match Boots::parse(&b) {
-                    Some(b) if out.boots.as_ref().is_none_or(|o| b.count > o.count) => {
+                Ok(Some(b)) => match open_for(set, &r.root, &b).map(Boots::parse) {
+                    Ok(Some(b)) if out.boots.as_ref().is_none_or(|o| b.count > o.count) => {
                         out.boots = Some(b);
                     }
-                    Some(_) => {}
-                    None => out.problems.push(format!(
+                    Ok(Some(_)) => {}
+                    Ok(None) => out.problems.push(format!(
                         "{}: boot counter damaged (replaced in turn; the count goes on from the other slot or copy)",
                         full(&r.root, &rel).display()
+                    )),
+                    Err(why) => out.problems.push(format!(
+                        "{}: boot counter damaged ({}; replaced in turn; the count goes on from the other slot or copy)",
+                        full(&r.root, &rel).display(),
+                        why.describe()
                     )),
                 },
                 Err(e) => out.problems.push(format!("boot counter unreadable: {e}")),
@@ -616,9 +621,8 @@ pub fn load(fs: &dyn Fs, set: &SetConfig) -> Loaded {
             match read_small(fs, &r.root, &rel, READ_MAX) {
                 Ok(None) => {}
                 Ok(Some(b)) => {
-                    let parsed = match record::open(&b) {
-                        Err(record::Broken::Truncated) => Err("cut short"),
-                        Err(record::Broken::Checksum) => Err("checksum does not match"),
+                    let parsed = match open_for(set, &r.root, &b) {
+                        Err(why) => Err(why.describe()),
                         Ok(body) => std::str::from_utf8(body)
                             .ok()
                             .and_then(|t| Log::parse(t, &set.name))
@@ -669,7 +673,7 @@ pub fn count_boot(durable: &Durable<'_>, set: &SetConfig, loaded: &Loaded) -> (u
         durable,
         set,
         BOOTS[(now.count % 2) as usize],
-        &now.render(),
+        now.render(),
         "boot counter",
         &mut notes,
     );
@@ -728,7 +732,7 @@ pub fn append(
         durable,
         set,
         EVENTS[(log.next % 2) as usize],
-        &record::seal(text),
+        text,
         "event log",
         &mut notes,
     );
@@ -743,11 +747,53 @@ pub fn append(
     (log, notes)
 }
 
+/// `rebound rekey`: rewrites every history record (both boot counter and event log
+/// slots, in every writable copy) that reads as valid (with the configured key, if any)
+/// with the set's keys now ([`SetConfig::signers`]), so that the history reads the
+/// same once the configuration names the new key. A record that does not read is left
+/// (it is reported and replaced in turn already). Returns notes for the report.
+pub fn reseal(durable: &Durable<'_>, set: &SetConfig) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (_, r) in set.writable() {
+        for name in BOOTS.iter().chain(EVENTS.iter()) {
+            let rel = RelPath::meta(&set.name, name);
+            let Ok(Some(bytes)) = read_small(durable.fs(), &r.root, &rel, READ_MAX) else {
+                continue;
+            };
+            let Some(body) = open_for(set, &r.root, &bytes)
+                .ok()
+                .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            else {
+                continue;
+            };
+            let sealed = record::seal_keyed(body, set.signers(), &set.name, &r.root);
+            if let Err(e) = durable.write_bytes(&r.root, &rel, 0o644, &sealed) {
+                notes.push(format!(
+                    "the history record {} was not rewritten ({e}): it is replaced in turn by the next runs; the protected files are not affected",
+                    full(&r.root, &rel).display()
+                ));
+            }
+        }
+    }
+    notes
+}
+
+/// A history record's body, if its trailer holds and (with the set's device key) its
+/// MAC for this set and copy does: one without is damaged, reported and replaced.
+fn open_for<'b>(set: &SetConfig, root: &Path, bytes: &'b [u8]) -> Result<&'b [u8], record::Broken> {
+    match set.key.key.as_deref() {
+        Some(k) => record::open_keyed(bytes, k, &set.name, root),
+        None => record::open(bytes),
+    }
+}
+
+/// Writes `body` to every writable copy that exists, sealed for each copy (with the
+/// set's keys, a MAC bound to that copy's root).
 fn write_all(
     durable: &Durable<'_>,
     set: &SetConfig,
     name: &str,
-    bytes: &[u8],
+    body: String,
     what: &str,
     notes: &mut Vec<String>,
 ) {
@@ -756,7 +802,8 @@ fn write_all(
         if !matches!(durable.fs().dir_metadata(&r.root, None), Ok(Some(_))) {
             continue;
         }
-        if let Err(e) = durable.write_bytes(&r.root, &rel, 0o644, bytes) {
+        let bytes = record::seal_keyed(body.clone(), set.signers(), &set.name, &r.root);
+        if let Err(e) = durable.write_bytes(&r.root, &rel, 0o644, &bytes) {
             notes.push(format!(
                 "the {what} {} was not updated ({e}); the protected files are not affected",
                 full(&r.root, &rel).display()
@@ -859,12 +906,12 @@ mod tests {
             count: 7,
             boot_id: Some("0f1e".into()),
         };
-        assert_eq!(Boots::parse(&b.render()), Some(b));
+        assert_eq!(Boots::parse(b.render().as_bytes()), Some(b));
         let none = Boots {
             count: 1,
             boot_id: None,
         };
-        assert_eq!(Boots::parse(&none.render()), Some(none));
+        assert_eq!(Boots::parse(none.render().as_bytes()), Some(none));
         assert_eq!(Boots::parse(b"rebound-boots 1\ncount 7\n"), None);
     }
 }

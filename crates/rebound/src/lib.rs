@@ -46,6 +46,7 @@ mod exec;
 mod fs;
 mod hashing;
 mod history;
+mod keys;
 mod manifest;
 mod metrics;
 mod names;
@@ -110,8 +111,9 @@ pub use escape::{escape, escape_controls};
 #[doc(hidden)]
 pub mod testing {
     pub use crate::durable::{Breakage, Durable};
-    pub use crate::exec::execute;
+    pub use crate::exec::{execute, execute_signed};
     pub use crate::fs::sim::{CrashState, SimFs};
+    pub use crate::keys::{DeviceKey, Signers};
     pub use crate::manifest::{Entry, Manifest};
     pub use crate::observe::{parse_tag, Depth, SetState};
 
@@ -121,14 +123,14 @@ pub mod testing {
     pub use crate::record::{open as record_open, seal as record_seal, Broken};
     pub use crate::statcache::{load as statcache_load, Record as StatRecord, StatCache, Usage};
 
-    /// `Boots::parse`: a boot counter record (`boots.0`, `boots.1`).
+    /// `Boots::parse` of a boot counter record (`boots.0`, `boots.1`) whose trailer holds.
     pub fn boots_parse(bytes: &[u8]) -> Option<Boots> {
-        Boots::parse(bytes)
+        Boots::parse(record_open(bytes).ok()?)
     }
 
-    /// `Boots::render`: the record [`boots_parse`] reads.
+    /// `Boots::render`, sealed: the record [`boots_parse`] reads.
     pub fn boots_render(b: &Boots) -> Vec<u8> {
-        b.render()
+        record_seal(b.render())
     }
 
     /// `Log::parse`: the body of an event log record (`events.0`, `events.1`) of

@@ -20,15 +20,24 @@
 //! The `end` line is the checksum: a manifest whose checksum does not match, or that
 //! breaks any rule above, is *absent* (not partially trusted). The checksum is always
 //! BLAKE3, whatever the entries' algorithm, so a CRC-32 set still has a strong
-//! integrity check on its manifest. (An authenticated variant will replace `end` with a
-//! keyed MAC or a signature; the version number leaves room for it.)
+//! integrity check on its manifest.
+//!
+//! Version 3 (keyed, docs/design.md section 2.3) is version 2's body under
+//! `rebound-manifest 3`, with a `mac <key id> <hex>` line per device key before the
+//! `end` line ([`record::seal_keyed`]). With a key, only a version 3 manifest whose
+//! MAC of that key holds for this set and this replica root is read
+//! ([`Manifest::decode_keyed`]); without one, version 3 is read by its `end` line, as
+//! version 2.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use std::path::Path;
+
 use crate::digest::{Digest, HashAlgo};
-use crate::names::{MANIFEST_MAGIC, MANIFEST_VERSION, MANIFEST_VERSION_1};
+use crate::keys::{DeviceKey, Signers};
+use crate::names::{MANIFEST_MAGIC, MANIFEST_VERSION, MANIFEST_VERSION_1, MANIFEST_VERSION_KEYED};
 use crate::record;
 use crate::relpath::RelPath;
 
@@ -83,8 +92,12 @@ pub enum ManifestError {
     Checksum,
     #[error("truncated (no `end` line)")]
     Truncated,
-    #[error("unsupported format version {0} (this rebound reads versions {MANIFEST_VERSION_1} and {MANIFEST_VERSION})")]
+    #[error("unsupported format version {0} (this rebound reads versions {MANIFEST_VERSION_1} to {MANIFEST_VERSION_KEYED})")]
     Version(String),
+    /// Read with a device key: not a version 3 manifest with a valid MAC of that key
+    /// for this set and copy.
+    #[error("{0}")]
+    Unauthenticated(String),
 }
 
 /// Whether a set name is acceptable (also used by the configuration). The name is a
@@ -111,10 +124,50 @@ impl Manifest {
         }
     }
 
-    /// Serializes to the on-disk format (always the current version, 2).
+    /// Serializes to the on-disk format (version 2, no key).
     pub fn encode(&self) -> Vec<u8> {
+        record::seal(self.body(MANIFEST_VERSION))
+    }
+
+    /// Serializes for the writable copy at `root`: version 3 with a `mac` line per key
+    /// of `signers`, or (no key) version 2 as [`Manifest::encode`].
+    pub fn encode_for(&self, signers: Signers<'_>, root: &Path) -> Vec<u8> {
+        if !signers.any() {
+            return self.encode();
+        }
+        record::seal_keyed(self.body(MANIFEST_VERSION_KEYED), signers, &self.set, root)
+    }
+
+    /// Parses a manifest read from the writable copy at `root` of set `set` with its
+    /// device key: only a version 3 manifest with a valid MAC of `key` (bound to `set`
+    /// and `root`) is accepted.
+    ///
+    /// # Errors
+    /// As [`Manifest::decode`], and [`ManifestError::Unauthenticated`] for anything
+    /// without such a MAC (versions 1 and 2 included: no downgrade).
+    pub fn decode_keyed(
+        bytes: &[u8],
+        key: &DeviceKey,
+        set: &str,
+        root: &Path,
+    ) -> Result<Manifest, ManifestError> {
+        let body = record::open_keyed(bytes, key, set, root).map_err(|e| match e {
+            record::Broken::Truncated => ManifestError::Truncated,
+            record::Broken::Checksum => ManifestError::Checksum,
+            e => ManifestError::Unauthenticated(e.describe().to_string()),
+        })?;
+        let (version, m) = Manifest::decode_body(body)?;
+        if version != MANIFEST_VERSION_KEYED {
+            return Err(ManifestError::Unauthenticated(format!(
+                "version {version} manifest: not authenticated by the device key (only version {MANIFEST_VERSION_KEYED} carries a MAC)"
+            )));
+        }
+        Ok(m)
+    }
+
+    fn body(&self, version: u32) -> String {
         let mut s = String::new();
-        s.push_str(&format!("{MANIFEST_MAGIC} {MANIFEST_VERSION}\n"));
+        s.push_str(&format!("{MANIFEST_MAGIC} {version}\n"));
         s.push_str(&format!("set {}\n", self.set));
         s.push_str(&format!("generation {}\n", self.generation));
         s.push_str(&format!("hash {}\n", self.hash));
@@ -134,20 +187,26 @@ impl Manifest {
                 record::encode_path(path.as_str())
             ));
         }
-        record::seal(s)
+        s
     }
 
-    /// Parses the on-disk format (version 2, or version 1 whose entries then have no
-    /// owner), checking every rule and the checksum.
+    /// Parses the on-disk format (version 2 or 3, or version 1 whose entries then have
+    /// no owner), checking every rule and the checksum (not a version 3 MAC: that is
+    /// [`Manifest::decode_keyed`]).
     ///
     /// # Errors
     /// Returns what is wrong with the bytes; such a manifest must be treated as absent.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         // Checksum first: anything torn fails here, before any field is trusted.
         let body = record::open(bytes).map_err(|e| match e {
-            record::Broken::Truncated => ManifestError::Truncated,
             record::Broken::Checksum => ManifestError::Checksum,
+            _ => ManifestError::Truncated,
         })?;
+        Manifest::decode_body(body).map(|(_, m)| m)
+    }
+
+    /// Parses a body whose trailer holds: its format version and the manifest.
+    fn decode_body(body: &[u8]) -> Result<(u32, Manifest), ManifestError> {
         let text = std::str::from_utf8(body).map_err(|_| ManifestError::Malformed {
             line: 0,
             what: "not UTF-8".into(),
@@ -170,13 +229,13 @@ impl Manifest {
             }
         };
         let (_, version) = field(MANIFEST_MAGIC)?;
-        let with_owner = if version == MANIFEST_VERSION.to_string() {
-            true
-        } else if version == MANIFEST_VERSION_1.to_string() {
-            false
-        } else {
-            return Err(ManifestError::Version(version));
+        let version = match version.as_str() {
+            "1" => MANIFEST_VERSION_1,
+            "2" => MANIFEST_VERSION,
+            "3" => MANIFEST_VERSION_KEYED,
+            _ => return Err(ManifestError::Version(version)),
         };
+        let with_owner = version != MANIFEST_VERSION_1;
         let (n, set) = field("set")?;
         if !valid_set_name(&set) {
             return Err(bad(n, format!("invalid set name `{set}`")));
@@ -247,7 +306,7 @@ impl Manifest {
             ));
         }
         m.entries = entries.into_iter().collect();
-        Ok(m)
+        Ok((version, m))
     }
 }
 
@@ -451,12 +510,94 @@ mod tests {
 
     #[test]
     fn future_version_is_named() {
-        let body = "rebound-manifest 3\nset s\ngeneration 1\nhash crc32\n";
+        let body = "rebound-manifest 4\nset s\ngeneration 1\nhash crc32\n";
         let text = format!("{body}end {}\n", blake3::hash(body.as_bytes()).to_hex());
         assert_eq!(
             Manifest::decode(text.as_bytes()),
-            Err(ManifestError::Version("3".into()))
+            Err(ManifestError::Version("4".into()))
         );
+    }
+
+    fn key(b: u8) -> DeviceKey {
+        DeviceKey::from_bytes(&[b; 32], Path::new("/etc/rebound/device.key"))
+    }
+
+    #[test]
+    fn keyed_manifest_is_version_3_and_read_only_with_its_key_set_and_root() {
+        let (k, k2) = (key(1), key(2));
+        let root = Path::new("/data");
+        let m = sample();
+        let one = Signers {
+            keys: [Some(&k), None],
+        };
+        let bytes = m.encode_for(one, root);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with("rebound-manifest 3\n"), "{text}");
+        assert!(text.contains(&format!("\nmac {} ", k.id())), "{text}");
+        assert_eq!(
+            Manifest::decode_keyed(&bytes, &k, "config", root),
+            Ok(m.clone())
+        );
+        // Without a key: read by its `end` line, as version 2.
+        assert_eq!(Manifest::decode(&bytes), Ok(m.clone()));
+        let unauth = |r: Result<Manifest, ManifestError>| {
+            matches!(r, Err(ManifestError::Unauthenticated(_)))
+        };
+        assert!(unauth(Manifest::decode_keyed(&bytes, &k2, "config", root)));
+        assert!(unauth(Manifest::decode_keyed(&bytes, &k, "other", root)));
+        assert!(unauth(Manifest::decode_keyed(
+            &bytes,
+            &k,
+            "config",
+            Path::new("/backup")
+        )));
+        // Downgrade: a version 2 (or 1) manifest is never accepted with a key.
+        assert!(unauth(Manifest::decode_keyed(
+            &m.encode(),
+            &k,
+            "config",
+            root
+        )));
+        assert!(unauth(Manifest::decode_keyed(
+            doc(1, "3 4755 352441c2 f").as_bytes(),
+            &k,
+            "s",
+            root
+        )));
+        // A version 2 body under a valid MAC (never written) is refused too.
+        let mut v2 = String::from_utf8(m.encode()).unwrap();
+        v2.truncate(v2.rfind("end ").unwrap());
+        let forged = record::seal_keyed(v2, one, "config", root);
+        assert!(unauth(Manifest::decode_keyed(&forged, &k, "config", root)));
+        // No key: plain version 2, as before.
+        assert_eq!(m.encode_for(Signers::NONE, root), m.encode());
+        // Every flipped byte and every truncation refused with the key.
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x01;
+            assert!(
+                Manifest::decode_keyed(&b, &k, "config", root).is_err(),
+                "flip at {i}"
+            );
+        }
+        for n in 0..bytes.len() {
+            assert!(
+                Manifest::decode_keyed(&bytes[..n], &k, "config", root).is_err(),
+                "prefix {n}"
+            );
+        }
+        // Both keys (rekey --key NEW): either reads it.
+        let both = m.encode_for(
+            Signers {
+                keys: [Some(&k), Some(&k2)],
+            },
+            root,
+        );
+        assert_eq!(
+            Manifest::decode_keyed(&both, &k, "config", root),
+            Ok(m.clone())
+        );
+        assert_eq!(Manifest::decode_keyed(&both, &k2, "config", root), Ok(m));
     }
 
     fn doc(version: u32, file: &str) -> String {

@@ -76,6 +76,12 @@ pub const MANIFEST_MAGIC: &str = "rebound-manifest";
 /// Current manifest format version: entries record the owner (uid, gid).
 pub const MANIFEST_VERSION: u32 = 2;
 
+/// The keyed manifest format: version 2's body, and a `mac` line per device key before
+/// the `end` line (docs/design.md section 2.3). Written to writable copies when a
+/// device key is configured (or `rebound rekey --key`); read with a key only if its
+/// MAC holds, without a key by its `end` line as version 2.
+pub const MANIFEST_VERSION_KEYED: u32 = 3;
+
 /// The first manifest format (no owner), still read; never written.
 pub const MANIFEST_VERSION_1: u32 = 1;
 

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::fs::{full, read_small, Fs, Kind, Meta};
 use crate::hashing;
 use crate::hashing::{hash_reader, CHUNK};
+use crate::keys::DeviceKey;
 use crate::manifest::{generation_hint, Manifest, Owner};
 use crate::names::{
     is_temp_name, DISPLACED_DIR, GOLDEN_MANIFEST, MANIFEST_MAX_BYTES, MANIFEST_SLOTS,
@@ -296,6 +297,7 @@ fn read_manifest(
     set: &SetConfig,
     root: &Path,
     rel: &RelPath,
+    key: Option<&DeviceKey>,
 ) -> (SlotState, Option<u64>, Option<Manifest>) {
     let bytes = match read_small(fs, root, rel, MANIFEST_MAX_BYTES) {
         Ok(None) => return (SlotState::Missing, None, None),
@@ -303,17 +305,25 @@ fn read_manifest(
         Ok(Some(bytes)) => bytes,
     };
     let hint = generation_hint(&bytes);
-    let (s, m) = decode_slot(set, root, rel, &bytes);
+    let (s, m) = decode_slot(set, root, rel, &bytes, key);
     (s, hint, m)
 }
 
+/// Decodes one slot. With the set's device key (writable copies only), a manifest
+/// without a valid MAC of it for this set and root is `Damaged`, saying why: treated
+/// as absent, as a torn one is (docs/design.md section 2.3).
 fn decode_slot(
     set: &SetConfig,
     root: &Path,
     rel: &RelPath,
     bytes: &[u8],
+    key: Option<&DeviceKey>,
 ) -> (SlotState, Option<Manifest>) {
-    match Manifest::decode(bytes) {
+    let decoded = match key {
+        Some(k) => Manifest::decode_keyed(bytes, k, &set.name, root),
+        None => Manifest::decode(bytes),
+    };
+    match decoded {
         Err(e) => (
             SlotState::Damaged(format!("{}: {e}", full(root, rel).display())),
             None,
@@ -352,6 +362,9 @@ pub fn parse_tag(bytes: &[u8]) -> std::result::Result<i64, String> {
 /// Only errors that make the whole set unreadable; per-file problems are recorded
 /// in the state instead.
 pub fn observe(fs: &dyn Fs, set: &SetConfig, depth: Depth) -> Result<SetState> {
+    // A configured key that was not read stops the set here: never a silent fallback
+    // to manifests without a MAC.
+    set.device_key()?;
     let mut replicas = Vec::new();
     for r in &set.replicas {
         replicas.push(if r.role == Role::Golden && depth == Depth::Boot {
@@ -628,7 +641,11 @@ fn read_slots(fs: &dyn Fs, set: &SetConfig, root: &Path, st: &mut ReplicaState) 
     let mut current = vec![false; names.len()];
     for (i, name) in names.iter().enumerate() {
         let rel = RelPath::meta(&set.name, name);
-        let (s, hint, m) = read_manifest(fs, set, root, &rel);
+        let key = match role {
+            Role::Writable => set.key.key.as_deref(),
+            Role::Golden => None,
+        };
+        let (s, hint, m) = read_manifest(fs, set, root, &rel, key);
         if role == Role::Writable {
             st.generation_floor = st.generation_floor.max(hint);
         }

@@ -86,6 +86,26 @@ pub struct Usage {
 impl StatCache {
     /// The text form (format version 1).
     pub fn encode(&self, algo: HashAlgo) -> Vec<u8> {
+        record::seal(self.body(algo))
+    }
+
+    /// The text form for `set`'s copy at `root`: with the set's device key, a `mac`
+    /// line bound to the set and the root (docs/design.md section 2.3).
+    pub fn encode_for(&self, set: &SetConfig, root: &Path) -> Vec<u8> {
+        record::seal_keyed(self.body(set.hash), set.signers(), &set.name, root)
+    }
+
+    /// Parses `set`'s cache read at `root`: with the set's device key, only one whose
+    /// MAC holds (anything else is no cache: a full check).
+    pub fn decode_for(bytes: &[u8], set: &SetConfig, root: &Path) -> Option<StatCache> {
+        let body = match set.key.key.as_deref() {
+            Some(k) => record::open_keyed(bytes, k, &set.name, root).ok()?,
+            None => record::open(bytes).ok()?,
+        };
+        StatCache::parse_body(body, set.hash)
+    }
+
+    fn body(&self, algo: HashAlgo) -> String {
         let mut s = format!("{MAGIC}\nhash {algo}\n");
         for (p, r) in &self.records {
             s.push_str(&format!(
@@ -98,12 +118,16 @@ impl StatCache {
                 record::encode_path(p.as_str())
             ));
         }
-        record::seal(s)
+        s
     }
 
     /// Parses [`StatCache::encode`]'s output for `algo`; `None` for anything else.
     pub fn decode(bytes: &[u8], algo: HashAlgo) -> Option<StatCache> {
-        let body = std::str::from_utf8(record::open(bytes).ok()?).ok()?;
+        StatCache::parse_body(record::open(bytes).ok()?, algo)
+    }
+
+    fn parse_body(body: &[u8], algo: HashAlgo) -> Option<StatCache> {
+        let body = std::str::from_utf8(body).ok()?;
         let mut lines = body.lines();
         if lines.next()? != MAGIC || lines.next()? != format!("hash {algo}") {
             return None;
@@ -134,11 +158,19 @@ pub fn load(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Usage {
     let cache = read_small(fs, root, &RelPath::meta(&set.name, STAT_CACHE), MAX_BYTES)
         .ok()
         .flatten()
-        .and_then(|b| StatCache::decode(&b, set.hash));
+        .and_then(|b| StatCache::decode_for(&b, set, root));
     let boots = read_small(fs, root, &RelPath::meta(&set.name, STAT_CACHE_BOOTS), 64)
         .ok()
         .flatten()
-        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|b| {
+            // With a key, the count is a keyed record too: a count an attacker wrote
+            // (to put the next full check off) is no count, and a full check is due.
+            let body = match set.key.key.as_deref() {
+                Some(k) => record::open_keyed(&b, k, &set.name, root).ok()?.to_vec(),
+                None => b,
+            };
+            String::from_utf8(body).ok()
+        })
         .and_then(|s| s.strip_suffix('\n')?.parse::<u32>().ok());
     let due = match boots {
         None => true,
@@ -211,7 +243,7 @@ pub fn save(
                 r.root,
                 &RelPath::meta(&set.name, STAT_CACHE),
                 0o644,
-                &next.encode(set.hash),
+                &next.encode_for(set, r.root),
             );
         }
         let boots = if usage.full {
@@ -224,9 +256,54 @@ pub fn save(
                 r.root,
                 &RelPath::meta(&set.name, STAT_CACHE_BOOTS),
                 0o644,
-                format!("{boots}\n").as_bytes(),
+                &boots_record(set, r.root, boots),
             );
         }
+    }
+}
+
+/// `rebound rekey`: rewrites each writable copy's cache and counter that read as valid
+/// (with the configured key, if any) with the set's keys now ([`SetConfig::signers`]).
+/// One that does not read is left: it is no cache already (a full check). Returns
+/// notes for the report: a copy that could not be written.
+pub fn reseal(d: &Durable<'_>, set: &SetConfig) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (_, r) in set.writable() {
+        let cache_rel = RelPath::meta(&set.name, STAT_CACHE);
+        let cache = read_small(d.fs(), &r.root, &cache_rel, MAX_BYTES)
+            .ok()
+            .flatten()
+            .and_then(|b| StatCache::decode_for(&b, set, &r.root));
+        let mut writes = Vec::new();
+        if let Some(c) = cache {
+            writes.push((cache_rel, c.encode_for(set, &r.root)));
+            if let Some(n) = load(d.fs(), set, &r.root).boots {
+                writes.push((
+                    RelPath::meta(&set.name, STAT_CACHE_BOOTS),
+                    boots_record(set, &r.root, n),
+                ));
+            }
+        }
+        for (rel, bytes) in writes {
+            if let Err(e) = d.write_bytes(&r.root, &rel, 0o644, &bytes) {
+                notes.push(format!(
+                    "the stat cache {} was not rewritten ({e}): the next boot does a full check",
+                    crate::fs::full(&r.root, &rel).display()
+                ));
+            }
+        }
+    }
+    notes
+}
+
+/// The boots-since-full-check counter as written: `N\n`, and with the set's device
+/// key a `mac` and an `end` line after it.
+fn boots_record(set: &SetConfig, root: &Path, boots: u32) -> Vec<u8> {
+    let text = format!("{boots}\n");
+    if set.signers().any() {
+        record::seal_keyed(text, set.signers(), &set.name, root)
+    } else {
+        text.into_bytes()
     }
 }
 
