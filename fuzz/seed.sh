@@ -142,6 +142,39 @@ for f in "$d/rebound.toml" "$top"/examples/*.toml "$top"/crates/rebound-cli/test
     "$top"/tests/powercut/rebound.toml; do
     add config_parse "$f"
 done
+# manifest_keyed: format 3 manifests and keyed records (`mac` lines), from a set
+# under a device key (keyed live manifests, issue 15).
+if grep -q device_key "$bin" 2>/dev/null; then
+    k=$work/keyed
+    mkdir -p "$k/a/etc" "$k/b"
+    printf 'keyed\n' > "$k/a/etc/a.conf"
+    head -c 32 /dev/urandom > "$k/device.key"
+    chmod 600 "$k/device.key"
+    cat > "$k/rebound.toml" <<TOML
+device_key = "$k/device.key"
+
+[[set]]
+name = "keyed"
+mode = "mirror"
+replicas = ["$k/a", "$k/b"]
+include = ["**"]
+changed_only = true
+TOML
+    for i in 1 2 3; do
+        REBOUND_BOOT_ID=keyed-$i "$bin" -c "$k/rebound.toml" "$([ $i = 1 ] && echo seal || echo boot)" \
+            >/dev/null 2>&1 || true
+        sleep 2
+    done
+    add config_parse "$k/rebound.toml"
+    find "$k" -path '*/.rebound/*' -type f | while read -r f; do
+        case $(basename "$f") in
+            manifest.0 | manifest.1) add manifest_keyed "$f" ;;
+            statcache) add statcache_decode "$f" ;;
+            boots.0 | boots.1) add boots_parse "$f" ;;
+            events.0 | events.1) add event_log "$f" ;;
+        esac
+    done
+fi
 # history_load: boots.0 NUL boots.1 NUL events.0 NUL events.1 of each set's copies,
 # renamed to the fuzz target's set `cfg` (the event log names its set).
 find "$d" -path '*/.rebound/*' -name events.0 | while read -r f; do

@@ -120,7 +120,10 @@ pub mod testing {
     // The record parsers the fuzz targets drive (fuzz/README.md).
     pub use crate::history::{load as history_load, Boots, Loaded, Log};
     pub use crate::metrics::{label_value, parse_sample, render as metrics_render, Sample};
-    pub use crate::record::{open as record_open, seal as record_seal, Broken};
+    pub use crate::record::{
+        open as record_open, open_keyed as record_open_keyed, seal as record_seal,
+        seal_keyed as record_seal_keyed, Broken,
+    };
     pub use crate::statcache::{load as statcache_load, Record as StatRecord, StatCache, Usage};
 
     /// `Boots::parse` of a boot counter record (`boots.0`, `boots.1`) whose trailer holds.
