@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use rebound::Config;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(c) = Config::parse(text, Path::new("/fuzz.toml")) {
         for s in &c.sets {
             for r in &s.replicas {

@@ -69,7 +69,7 @@ pub struct Boots {
 }
 
 impl Boots {
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         format!(
             "{BOOTS_HEADER}\ncount {}\nboot-id {}\n",
             self.count,
@@ -77,7 +77,7 @@ impl Boots {
         )
     }
 
-    fn parse(body: &[u8]) -> Option<Boots> {
+    pub(crate) fn parse(body: &[u8]) -> Option<Boots> {
         let body = std::str::from_utf8(body).ok()?;
         let mut lines = body.lines();
         if lines.next()? != BOOTS_HEADER {
@@ -246,7 +246,7 @@ fn clip(s: &str, max: usize) -> String {
 }
 
 impl Log {
-    fn render(&self, set: &str) -> String {
+    pub(crate) fn render(&self, set: &str) -> String {
         let mut out = format!("{EVENTS_HEADER}\nset {set}\nnext {}\n", self.next);
         for (k, n) in &self.totals {
             let _ = writeln!(out, "total {} {n}", tok(k));
@@ -261,7 +261,7 @@ impl Log {
     }
 
     /// Parses a record's body; `None` if any line is not as [`Log::render`] writes it.
-    fn parse(body: &str, set: &str) -> Option<Log> {
+    pub(crate) fn parse(body: &str, set: &str) -> Option<Log> {
         let mut lines = body.lines();
         if lines.next()? != EVENTS_HEADER || lines.next()? != format!("set {set}") {
             return None;

@@ -118,10 +118,10 @@ pub struct Run<'a> {
 const COMMANDS: [&str; 6] = ["boot", "verify", "commit", "update", "write", "seal"];
 
 /// One sample: metric name, labels (name, value), value.
-type Sample = (String, Vec<(String, String)>, String);
+pub type Sample = (String, Vec<(String, String)>, String);
 
 /// Escapes a label value (text format: backslash, double quote, line feed).
-fn label_value(v: &str) -> String {
+pub fn label_value(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
@@ -129,7 +129,7 @@ fn label_value(v: &str) -> String {
 
 /// Parses one sample line as [`render`] writes them (`name{a="x",b="y"} value`);
 /// `None` for anything else, which is then dropped.
-fn parse_sample(line: &str) -> Option<Sample> {
+pub fn parse_sample(line: &str) -> Option<Sample> {
     let (head, value) = line.rsplit_once(' ')?;
     let value: f64 = value.parse().ok()?;
     if !value.is_finite() {
