@@ -49,6 +49,11 @@ Exit status:
   0  the configuration is valid (printed)
   2  it is not (the error names the file and what is wrong), or it cannot be read";
 
+const KEYGEN_EXIT_HELP: &str = "\
+Exit status:
+  0  the key pair was written (its public key is printed)
+  2  either file exists already, or it could not be written";
+
 const DEMO_EXIT_HELP: &str = "\
 Exit status:
   0  the demo device ended intact, as it should
@@ -128,9 +133,25 @@ pub enum Command {
         /// Print every action the seal would take, in order; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Sign each golden manifest with this secret key (`rebound keygen`'s PREFIX; it
+        /// must not be readable by group or others): the signature file
+        /// .rebound/SET/manifest.sig is written before the seal marker. Required for a
+        /// set with `golden_public_key`, and must be its key.
+        #[arg(long, value_name = "PATH")]
+        sign_key: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Factory step, on a build machine: write a new ed25519 key pair for signing
+    /// golden manifests: PREFIX, the secret key (mode 0600; keep it off the device),
+    /// and PREFIX.pub, the public key to ship in the image and name in each golden
+    /// set's `golden_public_key`. Never overwrites a file. Reads no configuration.
+    #[command(after_help = KEYGEN_EXIT_HELP)]
+    Keygen {
+        /// Path of the secret key; the public key goes to PREFIX.pub.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
     },
     /// Boot-time run: verify every protected file and repair what is damaged. Safe to
     /// run at every boot and to rerun after a crash at any point.

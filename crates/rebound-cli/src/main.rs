@@ -78,6 +78,7 @@ fn report_command(c: &Command) -> Option<rebound::Command> {
         | Command::Log { .. }
         | Command::CheckConfig { .. }
         | Command::SystemdMounts
+        | Command::Keygen { .. }
         | Command::Demo => None,
     }
 }
@@ -99,6 +100,7 @@ fn config_path(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 fn run(args: Args, log: &mut Log) -> anyhow::Result<u8> {
     let command = match args.command {
         Command::Demo => return run_demo(),
+        Command::Keygen { out } => return run_keygen(&out),
         c => c,
     };
     let config_path = config_path(args.config)?;
@@ -121,8 +123,20 @@ fn run(args: Args, log: &mut Log) -> anyhow::Result<u8> {
             sets,
             force,
             dry_run,
+            sign_key,
             json,
         } => {
+            let key = match sign_key {
+                Some(p) => {
+                    let cwd = std::env::current_dir().context("current directory")?;
+                    Some(rebound::SignKey::load(&fs, &cwd.join(p))?)
+                }
+                None => None,
+            };
+            let engine = match &key {
+                Some(k) => Engine::new(&fs).with_sign_key(k),
+                None => Engine::new(&fs),
+            };
             let locks = writer_lock(&config.select(&sets)?, wait, dry_run)?;
             (engine.seal(&config, &sets, force, dry_run)?, json, locks)
         }
@@ -242,6 +256,7 @@ fn run(args: Args, log: &mut Log) -> anyhow::Result<u8> {
             return Ok(exit::OK);
         }
         Command::Demo => return run_demo(),
+        Command::Keygen { out } => return run_keygen(&out),
     };
     // Released before the report is written: a reader that pages through it (`| less`)
     // or a stalled logger must not hold back the next writer.
@@ -342,6 +357,18 @@ impl Spool {
             Spool::File(path) | Spool::Stdin { path, .. } => path,
         }
     }
+}
+
+/// `rebound keygen --out PREFIX`: writes the key pair, prints where and the public key.
+fn run_keygen(out: &Path) -> anyhow::Result<u8> {
+    let cwd = std::env::current_dir().context("current directory")?;
+    let (secret, public, key) = rebound::keygen(&OsFs::new(), &cwd.join(out))?;
+    emit(&format!(
+        "secret key: {} (mode 0600: keep it on the build machine, never on a device)\npublic key: {} (ship it in the image; name it in each golden set's golden_public_key)\npublic key value: {key}\n",
+        secret.display(),
+        public.display()
+    ));
+    Ok(exit::OK)
 }
 
 fn run_demo() -> anyhow::Result<u8> {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use rebound::{
     describe_action, escape, escape_controls, Action, Authority, Command, Event, EventAction,
     EventOutcome, GoldenCheck, HistoryStatus, Mode, Outcome, Problem, RelPath, Report, Role,
-    SetLog, SetReport, SetStatus, SlotState, TagState,
+    SetLog, SetReport, SetStatus, SignatureState, SlotState, TagState,
 };
 
 /// The full path of `rel` under the replica root `root`, for messages.
@@ -287,6 +287,18 @@ pub fn status(sets: &[SetStatus]) -> String {
                     String::new()
                 }
             ));
+            match &r.signature {
+                None => {}
+                Some(SignatureState::NotChecked) => out.line(format_args!(
+                    "    signature: not checked (the set has no golden_public_key)"
+                )),
+                Some(SignatureState::Verified) => out.line(format_args!(
+                    "    signature: verified with the set's golden_public_key"
+                )),
+                Some(SignatureState::Refused(why)) => out.line(format_args!(
+                    "    signature: REFUSED, the golden copy is not used ({why})"
+                )),
+            }
             if rewrite {
                 out.line(format_args!(
                     "    manifest slot not at generation {}: `rebound boot` rewrites it (until then one more damaged slot could cost that generation)",

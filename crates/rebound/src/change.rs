@@ -23,10 +23,11 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::fs::{full, Meta};
 use crate::manifest::{Entry, Manifest};
-use crate::names::{SEALED_MARKER, STAGE_DIR};
+use crate::names::{GOLDEN_SIGNATURE, SEALED_MARKER, STAGE_DIR};
 use crate::observe::{FileState, Observed, SetState, SlotState, TagState};
 use crate::plan::{self, Action, Checked, Need, Plan, PlanError, Planned, Source, SourceKind};
 use crate::relpath::RelPath;
+use crate::sign::{golden_manifest_bytes, SignKey};
 
 /// Which mode a new generation records for a changed file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,7 +337,16 @@ fn golden_unread(state: &SetState) -> bool {
 /// [`Error::Usage`] for what cannot be sealed (nothing selected, a selected path that
 /// is not a regular file, a golden copy sealed already without `force`);
 /// [`Error::Io`] for a first replica that does not exist.
-pub fn plan_seal(set: &SetConfig, state: &SetState, force: bool) -> Result<Planned<Sealing>> {
+///
+/// With `sign`, the golden manifest is signed ([`Action::WriteGoldenSignature`], after
+/// the golden manifest, before the marker). A signature file already there is removed
+/// right after the unseal, signed or not: it vouches for the manifest being replaced.
+pub fn plan_seal(
+    set: &SetConfig,
+    state: &SetState,
+    force: bool,
+    sign: Option<&SignKey>,
+) -> Result<Planned<Sealing>> {
     let primary = state
         .replicas
         .first()
@@ -375,6 +385,12 @@ pub fn plan_seal(set: &SetConfig, state: &SetState, force: bool) -> Result<Plann
                     rel: marker.clone(),
                 });
             }
+            if gs.signature_file {
+                change.push(Action::Unseal {
+                    root: gs.root.clone(),
+                    rel: RelPath::meta(&set.name, GOLDEN_SIGNATURE),
+                });
+            }
             // Leftovers of an interrupted seal: seal is the only writer of golden.
             change.extend(gs.junk.iter().map(|j| Action::RemoveJunk {
                 root: gs.root.clone(),
@@ -398,6 +414,15 @@ pub fn plan_seal(set: &SetConfig, state: &SetState, force: bool) -> Result<Plann
                 root: gs.root.clone(),
                 generation: m.generation,
             });
+            // IMPORTANT: the signature before the marker, over exactly the bytes the
+            // golden manifest write writes: a sealed golden copy is a signed one.
+            if let Some(k) = sign {
+                change.push(Action::WriteGoldenSignature {
+                    root: gs.root.clone(),
+                    rel: RelPath::meta(&set.name, GOLDEN_SIGNATURE),
+                    signature: k.sign_golden(&set.name, &golden_manifest_bytes(&m)),
+                });
+            }
             // IMPORTANT: lastly, the marker: the golden copy is complete only now.
             change.push(Action::WriteSealMarker {
                 root: gs.root.clone(),
@@ -518,6 +543,7 @@ fn apply(st: &mut SetState, a: &Action, committed: &Manifest) {
         | Action::RemoveJunk { root, .. }
         | Action::WriteGolden { root, .. }
         | Action::WriteGoldenManifest { root, .. }
+        | Action::WriteGoldenSignature { root, .. }
         | Action::WriteSealMarker { root, .. } => root,
         _ => return,
     };
@@ -572,6 +598,7 @@ fn apply(st: &mut SetState, a: &Action, committed: &Manifest) {
             r.current_slot = Some(0);
             r.manifest = Some(committed.clone());
         }
+        Action::WriteGoldenSignature { .. } => r.signature_file = true,
         Action::WriteSealMarker { .. } => r.sealed = true,
         _ => {}
     }

@@ -186,7 +186,7 @@ fn seal_writes_golden_then_the_marker_then_the_commit_point_then_fills_the_copy(
     let live = writable("/live", None, &[("x", file("v1")), ("y", file("w1"))]);
     let copy = writable("/copy", None, &[]);
     let st = state(vec![live, golden(None, false, &[]), copy]);
-    let sealing = complete(plan_seal(&s, &st, false).unwrap());
+    let sealing = complete(plan_seal(&s, &st, false, None).unwrap());
     assert_eq!(
         actions(&sealing.plan),
         [
@@ -212,9 +212,9 @@ fn a_sealed_golden_copy_is_resealed_only_with_force_and_unsealed_first() {
         writable("/live", Some(m), &[("x", file("v2"))]),
         factory("v1"),
     ]);
-    let err = plan_seal(&s, &st, false).unwrap_err();
+    let err = plan_seal(&s, &st, false, None).unwrap_err();
     assert!(err.to_string().contains("already sealed"), "{err}");
-    let sealing = complete(plan_seal(&s, &st, true).unwrap());
+    let sealing = complete(plan_seal(&s, &st, true, None).unwrap());
     assert_eq!(
         actions(&sealing.plan),
         [
@@ -235,7 +235,7 @@ fn a_mirror_seal_adopts_the_first_replica_at_the_highest_tag() {
     a.tag = TagState::Value(2);
     let mut b = writable("/b", None, &[]);
     b.tag = TagState::Value(5);
-    let sealing = complete(plan_seal(&s, &state(vec![a, b]), false).unwrap());
+    let sealing = complete(plan_seal(&s, &state(vec![a, b]), false, None).unwrap());
     assert_eq!(sealing.plan.tag, Some(5));
     assert_eq!(
         actions(&sealing.plan),

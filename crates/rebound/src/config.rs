@@ -110,6 +110,10 @@ pub struct RawSet {
     pub full_check_every: Option<u32>,
     /// What `seal` does with symbolic links the patterns select (default: refuse).
     pub links: Option<Links>,
+    /// Golden sets: the public key file (`rebound keygen`'s PREFIX.pub) the golden
+    /// manifest's signature must verify with; without a valid signature the golden
+    /// copy is damaged (never a source of truth).
+    pub golden_public_key: Option<PathBuf>,
 }
 
 /// What to do with symbolic links that the include patterns select.
@@ -183,6 +187,9 @@ pub struct SetConfig {
     pub links: Links,
     /// The event log's length and the repeatedly-damaged rule (top-level keys).
     pub history: HistoryConfig,
+    /// `golden_public_key` (absolute, outside every replica of the set): read when the
+    /// golden copy is (crate::sign); `None`: golden signatures are not checked.
+    pub golden_public_key: Option<PathBuf>,
 }
 
 /// Largest configuration file read (1 MiB); a real one is a few kilobytes.
@@ -636,6 +643,7 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
         }
     };
     let full_check_every = resolve_full_check_every(&s)?;
+    let golden_public_key = resolve_golden_public_key(&s, &replicas)?;
     Ok(SetConfig {
         name: s.name,
         mode: s.mode,
@@ -653,7 +661,37 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
         force_full: false,
         links: s.links.unwrap_or_default(),
         history: HistoryConfig::default(),
+        golden_public_key,
     })
+}
+
+/// `golden_public_key`: golden sets only; an absolute path outside every replica of
+/// the set (a key a writable copy holds could be replaced together with the golden
+/// manifest it vouches for; one in the golden copy would vouch for itself).
+fn resolve_golden_public_key(
+    s: &RawSet,
+    replicas: &[Replica],
+) -> std::result::Result<Option<PathBuf>, String> {
+    let Some(p) = &s.golden_public_key else {
+        return Ok(None);
+    };
+    if s.mode != Mode::Golden {
+        return Err(
+            "`golden_public_key` is for golden sets (a mirror set has no golden copy to sign)"
+                .into(),
+        );
+    }
+    let shown = p.display();
+    let n = normalize(p).ok_or_else(|| {
+        format!("golden_public_key `{shown}`: must be an absolute path without `..`")
+    })?;
+    if let Some(r) = replicas.iter().find(|r| n.starts_with(&r.root)) {
+        return Err(format!(
+            "golden_public_key `{shown}` lies inside the replica {}: keep it outside every copy of the set (on the read-only root filesystem, for example), or it could be replaced together with what it vouches for",
+            r.root.display()
+        ));
+    }
+    Ok(Some(n))
 }
 
 /// The top-level history keys, checked.
@@ -829,6 +867,36 @@ exclude = ["apps/cache/**", "apps/*/tmp/**", "apps/*.log"]
         assert!(!s.may_select_below("usr"));
         assert!(!s.may_select_below("apps/cache"));
         assert_eq!(s.links, Links::Refuse);
+    }
+
+    #[test]
+    fn golden_public_key_is_an_absolute_path_outside_the_replicas_of_a_golden_set() {
+        let base = "[[set]]\nname = \"s\"\nmode = \"golden\"\nlive = \"/usr\"\ngolden = \"/bak\"\ninclude = [\"a/**\"]\n";
+        let c = parse(base).unwrap();
+        assert_eq!(c.sets[0].golden_public_key, None);
+        let c = parse(&format!(
+            "{base}golden_public_key = \"/etc/rebound/./golden.pub\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.sets[0].golden_public_key.as_deref(),
+            Some(Path::new("/etc/rebound/golden.pub"))
+        );
+        for (bad, says) in [
+            ("golden.pub", "absolute"),
+            ("/etc/../golden.pub", "absolute"),
+            ("/usr/golden.pub", "inside the replica /usr"),
+            ("/bak/.rebound/s/golden.pub", "inside the replica /bak"),
+        ] {
+            let e = parse(&format!("{base}golden_public_key = \"{bad}\"\n")).unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+        let mirror = "[[set]]\nname = \"m\"\nmode = \"mirror\"\nreplicas = [\"/a\", \"/b\"]\ninclude = [\"x\"]\ngolden_public_key = \"/etc/k.pub\"\n";
+        let e = parse(mirror).unwrap_err();
+        assert!(e.to_string().contains("for golden sets"), "{e}");
+        // Not a top-level key.
+        let e = parse(&format!("golden_public_key = \"/etc/k.pub\"\n{base}")).unwrap_err();
+        assert!(e.to_string().contains("golden_public_key"), "{e}");
     }
 
     #[test]

@@ -14,10 +14,13 @@ use crate::exec::{change_failed, execute, Outcome};
 use crate::fs::{full, Fs, Kind};
 use crate::hashing::{hash_reader, CHUNK};
 use crate::history::{self, Event};
-use crate::observe::{self, Depth, FileState, ReplicaState, SetState, SlotState, TagState};
+use crate::observe::{
+    self, Depth, FileState, ReplicaState, SetState, SignatureState, SlotState, TagState,
+};
 use crate::plan::{self, Action, Plan, Planned, Source, SourceKind};
 use crate::relpath::RelPath;
 use crate::roots;
+use crate::sign::{PublicKey, SignKey};
 use crate::statcache;
 
 /// Exit statuses, as documented in the README and `--help`.
@@ -237,6 +240,8 @@ impl Report {
 #[derive(Debug)]
 pub struct Engine<'a> {
     durable: Durable<'a>,
+    /// The key `seal` signs golden manifests with ([`Engine::with_sign_key`]).
+    sign_key: Option<&'a SignKey>,
 }
 
 impl<'a> Engine<'a> {
@@ -244,6 +249,17 @@ impl<'a> Engine<'a> {
     pub fn new(fs: &'a dyn Fs) -> Engine<'a> {
         Engine {
             durable: Durable::new(fs),
+            sign_key: None,
+        }
+    }
+
+    /// `seal --sign-key`: `seal` signs every golden manifest it writes with `key`
+    /// (docs/design.md section 2.4). A set with `golden_public_key` is sealed only with
+    /// a key whose public half is that one.
+    pub fn with_sign_key(self, key: &'a SignKey) -> Engine<'a> {
+        Engine {
+            sign_key: Some(key),
+            ..self
         }
     }
 
@@ -252,6 +268,7 @@ impl<'a> Engine<'a> {
     pub fn with_breakage(self, b: Breakage) -> Engine<'a> {
         Engine {
             durable: self.durable.with_breakage(b),
+            ..self
         }
     }
 
@@ -965,8 +982,42 @@ impl<'a> Engine<'a> {
         })
     }
 
+    /// The key this seal signs `set`'s golden manifest with, if any. A set with
+    /// `golden_public_key` must be signed, with the matching key: a golden copy its own
+    /// device would refuse is never written.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a missing or mismatched signing key; [`Error::Config`] for
+    /// a `golden_public_key` that is not a public key file.
+    fn seal_key(&self, set: &SetConfig) -> Result<Option<&'a SignKey>> {
+        if set.golden().is_none() {
+            return Ok(None);
+        }
+        match (&set.golden_public_key, self.sign_key) {
+            (None, k) => Ok(k),
+            (Some(p), None) => Err(Error::Usage(format!(
+                "set `{}` has golden_public_key = \"{}\": seal it with --sign-key and the matching secret key (a golden copy without a signature would be refused as damaged)",
+                set.name,
+                p.display()
+            ))),
+            (Some(p), Some(k)) => {
+                let want = PublicKey::load(self.fs(), p)?;
+                if k.public() != want {
+                    return Err(Error::Usage(format!(
+                        "set `{}`: the signing key (public key {}) is not the one golden_public_key = \"{}\" names ({want}); seal with the matching key, or configure its .pub",
+                        set.name,
+                        k.public(),
+                        p.display()
+                    )));
+                }
+                Ok(Some(k))
+            }
+        }
+    }
+
     fn seal_set(&self, set: &SetConfig, force: bool, dry_run: bool) -> Result<SetReport> {
         let started = statcache::now_ns();
+        let sign = self.seal_key(set)?;
         let mut state = observe::observe(self.fs(), set, Depth::Boot)?;
         // Seal writes golden: its leftovers, marker and generation must be known.
         observe::observe_golden(self.fs(), set, &mut state)?;
@@ -978,7 +1029,9 @@ impl<'a> Engine<'a> {
             .map(|r| r.files.keys().filter(|p| set.selects(p)).cloned().collect())
             .unwrap_or_default();
         observe::observe_paths(self.fs(), set, &mut state, &recorded);
-        let sealing = self.settle(set, &mut state, &|st| change::plan_seal(set, st, force))?;
+        let sealing = self.settle(set, &mut state, &|st| {
+            change::plan_seal(set, st, force, sign)
+        })?;
         let (files, generation) = sealing
             .plan
             .committed
@@ -1086,7 +1139,12 @@ impl<'a> Engine<'a> {
         for s in config.select(names)? {
             let mut replicas = Vec::new();
             for r in &s.replicas {
-                let rs = observe::observe_meta(self.fs(), s, &r.root, r.role).ok();
+                // A `golden_public_key` that is not one is the configuration's error,
+                // not a golden copy that is missing.
+                let rs = match observe::observe_meta(self.fs(), s, &r.root, r.role) {
+                    Err(e @ Error::Config { .. }) => return Err(e),
+                    r => r.ok(),
+                };
                 replicas.push(ReplicaStatus::from_state(r.role, &r.root, rs));
             }
             out.push(SetStatus {
@@ -1243,6 +1301,10 @@ pub fn describe_action(a: &Action) -> String {
             "write golden manifest generation {generation} to {}",
             root.display()
         ),
+        Action::WriteGoldenSignature { root, rel, .. } => format!(
+            "sign the golden manifest: write {}",
+            full(root, rel).display()
+        ),
         Action::WriteSealMarker { root, rel, .. } => {
             format!("seal the golden copy: write {}", full(root, rel).display())
         }
@@ -1308,6 +1370,9 @@ pub struct ReplicaStatus {
     pub generation: Option<u64>,
     pub files: Option<usize>,
     pub sealed: Option<bool>,
+    /// Golden only: what the golden manifest's signature said (`None`: no manifest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureState>,
     pub tag: TagState,
     pub staged: usize,
 }
@@ -1322,6 +1387,7 @@ impl ReplicaStatus {
                 generation: st.generation(),
                 files: st.manifest.as_ref().map(|m| m.entries.len()),
                 sealed: (role == Role::Golden).then_some(st.sealed),
+                signature: st.signature,
                 slots: st.slots,
                 tag: st.tag,
                 staged: st.staged.len(),
@@ -1334,6 +1400,7 @@ impl ReplicaStatus {
                 generation: None,
                 files: None,
                 sealed: None,
+                signature: None,
                 tag: TagState::NotConfigured,
                 staged: 0,
             },

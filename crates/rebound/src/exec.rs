@@ -46,6 +46,7 @@ use crate::manifest::Manifest;
 use crate::names::{GOLDEN_MANIFEST, MANIFEST_SLOTS};
 use crate::plan::{Action, Checked, Plan, Prior, Source, SourceKind};
 use crate::relpath::RelPath;
+use crate::sign::golden_manifest_bytes;
 
 /// What [`Error::Changed`] says about a file a boot (or the reconcile of a commit)
 /// left alone.
@@ -203,8 +204,13 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action) -> Result<()> {
             root,
             &RelPath::meta(&plan.set, GOLDEN_MANIFEST),
             0o444,
-            &committed(plan, *generation)?.encode(),
+            &golden_manifest_bytes(committed(plan, *generation)?),
         ),
+        Action::WriteGoldenSignature {
+            root,
+            rel,
+            signature,
+        } => d.write_bytes(root, rel, 0o444, signature.as_bytes()),
         Action::WriteSealMarker {
             root,
             rel,

@@ -500,6 +500,7 @@ pub fn counter_kind(a: &Action) -> Option<(&'static str, bool)> {
         Action::Unseal { .. }
         | Action::WriteGolden { .. }
         | Action::WriteGoldenManifest { .. }
+        | Action::WriteGoldenSignature { .. }
         | Action::WriteSealMarker { .. } => return None,
     })
 }
@@ -538,6 +539,9 @@ pub fn describe(a: &Action) -> (&'static str, &Path, String, Option<String>) {
             crate::names::GOLDEN_MANIFEST.into(),
             None,
         ),
+        Action::WriteGoldenSignature { root, rel, .. } => {
+            ("write_golden_signature", root, rel.to_string(), None)
+        }
         Action::WriteSealMarker { root, rel, .. } => ("seal", root, rel.to_string(), None),
         Action::MoveAside { root, path, to } => (
             "move_aside",

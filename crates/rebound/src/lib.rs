@@ -55,6 +55,7 @@ mod record;
 mod relpath;
 mod rfc3339;
 mod roots;
+mod sign;
 mod statcache;
 
 // Public as a module because its whole content is API (the writers' locks every
@@ -65,6 +66,9 @@ pub mod lock;
 // Configuration.
 pub use config::{Config, HistoryConfig, Links, LogTo, Mode, Replica, Role, SetConfig};
 pub use names::DEFAULT_CONFIG;
+
+// Signed golden manifests: key files, `keygen`, the signing key `seal` signs with.
+pub use sign::{keygen, PublicKey, SignKey};
 
 // Running the engine, and what it reports.
 pub use engine::{
@@ -86,7 +90,7 @@ pub fn parse_time(s: &str) -> Option<i64> {
     rfc3339::parse(s)
 }
 pub use exec::Outcome;
-pub use observe::{SlotState, TagState};
+pub use observe::{SignatureState, SlotState, TagState};
 pub use plan::{
     Action, Authority, Checked, Finding, GoldenCheck, Plan, Prior, Problem, Source, SourceKind,
 };

@@ -24,6 +24,12 @@ pub const MANIFEST_SLOTS: [&str; 2] = ["manifest.0", "manifest.1"];
 /// The single manifest of a golden replica (written once, by `seal`).
 pub const GOLDEN_MANIFEST: &str = "manifest";
 
+/// The signature of the golden manifest (`seal --sign-key`), beside it in the golden
+/// copy's metadata directory: one line, [`crate::sign`]'s format. Written after the
+/// golden manifest and before [`SEALED_MARKER`], so a sealed golden copy carries it;
+/// with the set's `golden_public_key` a golden manifest without a valid one is damaged.
+pub const GOLDEN_SIGNATURE: &str = "manifest.sig";
+
 /// Marker that `seal` completed on a golden replica (the vendor's
 /// `backup_restore.json`: "the backup restoration capability is enabled").
 /// IMPORTANT: written last by seal; a golden replica without it is not used.

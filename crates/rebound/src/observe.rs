@@ -26,10 +26,11 @@ use crate::hashing;
 use crate::hashing::{hash_reader, CHUNK};
 use crate::manifest::{generation_hint, Manifest, Owner};
 use crate::names::{
-    is_temp_name, DISPLACED_DIR, GOLDEN_MANIFEST, MANIFEST_MAX_BYTES, MANIFEST_SLOTS,
-    SEALED_MARKER, STAGE_DIR, TAG_MAX_BYTES,
+    is_temp_name, DISPLACED_DIR, GOLDEN_MANIFEST, GOLDEN_SIGNATURE, MANIFEST_MAX_BYTES,
+    MANIFEST_SLOTS, SEALED_MARKER, STAGE_DIR, TAG_MAX_BYTES,
 };
 use crate::relpath::RelPath;
+use crate::sign::{PublicKey, KEY_FILE_MAX_BYTES};
 use crate::statcache;
 
 /// State of one manifest slot.
@@ -48,6 +49,20 @@ pub enum SlotState {
         generation: u64,
         hash: HashAlgo,
     },
+}
+
+/// What the golden manifest's signature said (a golden replica whose manifest was read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum SignatureState {
+    /// The set has no `golden_public_key`: signatures are not checked.
+    NotChecked,
+    /// Verified (strictly) with the set's `golden_public_key`, over the very bytes
+    /// decoded as the golden manifest.
+    Verified,
+    /// Missing, malformed, by another key, or not matching the manifest: the golden
+    /// manifest is damaged ([`SlotState::Damaged`]) and never used.
+    Refused(String),
 }
 
 /// State of a version tag file.
@@ -156,6 +171,13 @@ pub struct ReplicaState {
     pub manifest: Option<Manifest>,
     /// Golden only: the seal completed.
     pub sealed: bool,
+    /// Golden only, once its manifest was read: what its signature said (`None`: no
+    /// golden manifest to check, or not read yet).
+    pub signature: Option<SignatureState>,
+    /// Golden only: a signature file is there (seal removes it before replacing the
+    /// golden manifest).
+    #[serde(skip)]
+    pub signature_file: bool,
     pub tag: TagState,
     /// Every file of interest: selected files found here, and every path any
     /// manifest of the set names.
@@ -217,6 +239,8 @@ impl ReplicaState {
             generation_floor: None,
             manifest: None,
             sealed: false,
+            signature: None,
+            signature_file: false,
             tag: TagState::NotConfigured,
             files: BTreeMap::new(),
             staged: BTreeSet::new(),
@@ -291,20 +315,82 @@ pub enum Depth {
 /// it claims (leniently, even if damaged: a floor, never an authority) and, if it is
 /// intact, the manifest itself (never read a second time, so what is judged is what
 /// is used).
+///
+/// With `key` (a golden manifest of a set with `golden_public_key`), the bytes must
+/// carry a valid signature ([`GOLDEN_SIGNATURE`]) before they are decoded: otherwise
+/// the slot is damaged, whatever they hold. The signature's verdict is returned too.
 fn read_manifest(
     fs: &dyn Fs,
     set: &SetConfig,
     root: &Path,
     rel: &RelPath,
-) -> (SlotState, Option<u64>, Option<Manifest>) {
+    key: Option<&PublicKey>,
+) -> (
+    SlotState,
+    Option<u64>,
+    Option<Manifest>,
+    Option<SignatureState>,
+) {
     let bytes = match read_small(fs, root, rel, MANIFEST_MAX_BYTES) {
-        Ok(None) => return (SlotState::Missing, None, None),
-        Err(e) => return (SlotState::Damaged(e.to_string()), None, None),
+        Ok(None) => return (SlotState::Missing, None, None, None),
+        Err(e) => return (SlotState::Damaged(e.to_string()), None, None, None),
         Ok(Some(bytes)) => bytes,
     };
     let hint = generation_hint(&bytes);
+    let verdict = key.map(|k| match verify_signature(fs, set, root, k, &bytes) {
+        Ok(()) => SignatureState::Verified,
+        Err(why) => SignatureState::Refused(why),
+    });
+    if let Some(SignatureState::Refused(why)) = &verdict {
+        return (
+            SlotState::Damaged(format!("{}: {why}", full(root, rel).display())),
+            hint,
+            None,
+            verdict,
+        );
+    }
     let (s, m) = decode_slot(set, root, rel, &bytes);
-    (s, hint, m)
+    (s, hint, m, verdict)
+}
+
+/// Checks the golden manifest `bytes` against its signature file with `key`.
+fn verify_signature(
+    fs: &dyn Fs,
+    set: &SetConfig,
+    root: &Path,
+    key: &PublicKey,
+    bytes: &[u8],
+) -> std::result::Result<(), String> {
+    let rel = RelPath::meta(&set.name, GOLDEN_SIGNATURE);
+    let shown = full(root, &rel);
+    match read_small(fs, root, &rel, KEY_FILE_MAX_BYTES) {
+        Ok(None) => Err(format!(
+            "not signed: {} is missing (the set has golden_public_key; seal the golden copy with --sign-key)",
+            shown.display()
+        )),
+        Err(e) => Err(format!("signature unreadable: {e}")),
+        Ok(Some(sig)) => key
+            .verify_golden(&set.name, bytes, &sig)
+            .map_err(|why| format!("signature {}: {why}", shown.display())),
+    }
+}
+
+/// The set's `golden_public_key`, read (every observation of a golden copy reads it:
+/// a key file that is not one fails the set, never lets an unsigned golden copy in).
+///
+/// # Errors
+/// [`Error::Config`] naming the key file and what is wrong.
+fn golden_key(fs: &dyn Fs, set: &SetConfig) -> Result<Option<PublicKey>> {
+    match &set.golden_public_key {
+        None => Ok(None),
+        Some(p) => PublicKey::load(fs, p).map(Some).map_err(|e| match e {
+            Error::Config { path, what } => Error::Config {
+                path,
+                what: format!("golden_public_key of set `{}`: {what}", set.name),
+            },
+            other => other,
+        }),
+    }
 }
 
 fn decode_slot(
@@ -436,6 +522,9 @@ fn named_paths(replicas: &[ReplicaState]) -> BTreeSet<RelPath> {
 
 /// A golden replica at boot: whether it exists and is sealed, nothing else.
 fn observe_lazy(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Result<ReplicaState> {
+    // Read now so that a bad key file fails every run, not only the one that needs
+    // the golden copy.
+    golden_key(fs, set)?;
     let root_exists = matches!(fs.dir_metadata(root, None)?, Some(m) if m.kind == Kind::Dir);
     let sealed = root_exists
         && matches!(
@@ -592,7 +681,11 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
         }
         return Ok(st);
     }
-    read_slots(fs, set, root, &mut st);
+    let key = match role {
+        Role::Golden => golden_key(fs, set)?,
+        Role::Writable => None,
+    };
+    read_slots(fs, set, root, &mut st, key.as_ref());
     if role == Role::Golden {
         st.sealed = matches!(
             fs.metadata(root, &RelPath::meta(&set.name, SEALED_MARKER)),
@@ -616,7 +709,13 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
 
 /// Reads every manifest slot of a replica once: their states, the current manifest
 /// and which slots hold it, and (writable replicas) the generation floor.
-fn read_slots(fs: &dyn Fs, set: &SetConfig, root: &Path, st: &mut ReplicaState) {
+fn read_slots(
+    fs: &dyn Fs,
+    set: &SetConfig,
+    root: &Path,
+    st: &mut ReplicaState,
+    key: Option<&PublicKey>,
+) {
     let role = st.role;
     let names: Vec<&str> = match role {
         Role::Writable => MANIFEST_SLOTS.to_vec(),
@@ -628,9 +727,11 @@ fn read_slots(fs: &dyn Fs, set: &SetConfig, root: &Path, st: &mut ReplicaState) 
     let mut current = vec![false; names.len()];
     for (i, name) in names.iter().enumerate() {
         let rel = RelPath::meta(&set.name, name);
-        let (s, hint, m) = read_manifest(fs, set, root, &rel);
+        let (s, hint, m, verdict) = read_manifest(fs, set, root, &rel, key);
         if role == Role::Writable {
             st.generation_floor = st.generation_floor.max(hint);
+        } else if s != SlotState::Missing {
+            st.signature = Some(verdict.unwrap_or(SignatureState::NotChecked));
         }
         if let Some(m) = m {
             match &best {
@@ -660,6 +761,9 @@ fn read_meta_dir(fs: &dyn Fs, set: &SetConfig, root: &Path, st: &mut ReplicaStat
     if let Ok(entries) = fs.read_dir(root, Some(&meta)) {
         for e in entries {
             if let Some(n) = &e.name {
+                if n == GOLDEN_SIGNATURE && st.role == Role::Golden {
+                    st.signature_file = true;
+                }
                 if is_temp_name(n) && e.kind == Kind::File {
                     if let Ok(p) = meta.join(n) {
                         st.junk.push(p);

@@ -190,6 +190,14 @@ pub enum Action {
     },
     /// `seal`: write the golden manifest ([`Plan::committed`]).
     WriteGoldenManifest { root: PathBuf, generation: u64 },
+    /// `seal --sign-key`: write the golden manifest's signature file (`signature`, its
+    /// whole text: [`crate::sign`]), after the golden manifest and before the seal
+    /// marker, so a sealed golden copy always carries its signature.
+    WriteGoldenSignature {
+        root: PathBuf,
+        rel: RelPath,
+        signature: String,
+    },
     /// `seal`: write the seal marker, last: the golden copy is complete only now.
     WriteSealMarker {
         root: PathBuf,

@@ -187,6 +187,9 @@ pub(crate) fn actions(plan: &Plan) -> Vec<String> {
             Action::WriteGoldenManifest { root, generation } => {
                 format!("write_golden_manifest {} gen {generation}", root.display())
             }
+            Action::WriteGoldenSignature { root, .. } => {
+                format!("write_golden_signature {}", root.display())
+            }
             Action::WriteSealMarker { root, .. } => {
                 format!("write_seal_marker {}", root.display())
             }

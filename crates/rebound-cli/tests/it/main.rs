@@ -27,6 +27,8 @@
 //!   killed at every mutation.
 //! - `slots`: one damaged manifest slot never costs a commit; verify reports it, boot
 //!   rewrites it.
+//! - `signing`: `keygen`, `seal --sign-key`, `golden_public_key`: forged, unsigned,
+//!   truncated, flipped and foreign signatures make the golden copy damaged.
 //! - `log_to`: messages for early boot (`--log-to`, `log_to`): `<N>` lines on standard
 //!   error, a stand-in /dev/kmsg and the real busybox syslogd (root; else skipped).
 
@@ -51,6 +53,7 @@ mod races;
 mod remove;
 mod reports;
 mod roots;
+mod signing;
 mod slots;
 mod tree;
 mod update;
