@@ -123,6 +123,7 @@ pub mod testing {
     pub use crate::history::{load as history_load, Boots, Loaded, Log};
     pub use crate::metrics::{label_value, parse_sample, render as metrics_render, Sample};
     pub use crate::record::{open as record_open, seal as record_seal, Broken};
+    pub use crate::sign::parse_signature;
     pub use crate::statcache::{load as statcache_load, Record as StatRecord, StatCache, Usage};
 
     /// `Boots::parse`: a boot counter record (`boots.0`, `boots.1`).
