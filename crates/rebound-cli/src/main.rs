@@ -303,7 +303,7 @@ fn parse_since(s: &str) -> anyhow::Result<rebound::Since> {
     }
     rebound::parse_time(s).map(rebound::Since::Time).ok_or_else(|| {
         anyhow::anyhow!(
-            "--since {s}: not a time; write RFC 3339 (2026-12-05T05:00:00Z), a date (2026-12-05, UTC) or boot:N"
+            "--since {s}: not a time of years 0000 to 9999; write RFC 3339 (2026-12-05T05:00:00Z), a date (2026-12-05, UTC) or boot:N"
         )
     })
 }

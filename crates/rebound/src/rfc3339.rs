@@ -20,7 +20,9 @@ pub fn format(secs: i64) -> String {
 /// Parses what a user types for a point in time: RFC 3339 with `Z` or a numeric
 /// offset (`2026-12-05T05:18:19Z`, `2026-12-05T07:18:19+02:00`, fractions of a
 /// second dropped; a space may stand for the `T`), or a date alone
-/// (`2026-12-05`, midnight UTC). `None` for anything else.
+/// (`2026-12-05`, midnight UTC). `None` for anything else, and for an instant outside
+/// years 0 to 9999 UTC (`9999-12-31T23:59:59-01:00`): [`format`] could not write it
+/// back, and an event log time must read back as it was written.
 pub fn parse(s: &str) -> Option<i64> {
     let s = s.trim();
     let b = s.as_bytes();
@@ -72,7 +74,7 @@ pub fn parse(s: &str) -> Option<i64> {
             sign * (oh * 3600 + om * 60)
         }
     };
-    Some(date + h * 3600 + mi * 60 + sec.min(59) - offset)
+    Some(date + h * 3600 + mi * 60 + sec.min(59) - offset).filter(|t| (MIN..=MAX).contains(t))
 }
 
 /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
@@ -183,5 +185,24 @@ mod tests {
             assert_eq!(parse(bad), None, "{bad}");
         }
         assert!(parse("2024-02-29").is_some());
+    }
+
+    /// Found writing the round-trip check of the fuzz target event_log (fuzz/README.md): an
+    /// offset took the instant past year 9999, which `format` clamps, so an event log
+    /// time read back different.
+    #[test]
+    fn an_instant_outside_years_0_to_9999_is_refused_and_every_accepted_one_formats_back() {
+        for bad in ["9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00+00:01"] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        for (text, secs) in [
+            ("9999-12-31T23:59:59Z", MAX),
+            ("9999-12-31T23:59:59+01:00", MAX - 3600),
+            ("0000-01-01T00:00:00Z", MIN),
+            ("0000-01-01T00:00:00-00:01", MIN + 60),
+        ] {
+            assert_eq!(parse(text), Some(secs), "{text}");
+            assert_eq!(parse(&format(secs)), Some(secs), "{text}");
+        }
     }
 }
