@@ -175,6 +175,30 @@ TOML
         esac
     done
 fi
+
+# sign_files: a key pair from `rebound keygen` and the signature `seal --sign-key`
+# writes beside a golden manifest (signed golden manifests, issue 15).
+if "$bin" keygen --help >/dev/null 2>&1; then
+    s=$work/signed
+    mkdir -p "$s/usr/app" "$s/bak"
+    printf 'signed\n' > "$s/usr/app/a.conf"
+    "$bin" keygen --out "$s/factory" >/dev/null 2>&1 || true
+    cat > "$s/rebound.toml" <<TOML
+[[set]]
+name = "signed"
+mode = "golden"
+live = "$s/usr"
+golden = "$s/bak"
+include = ["app/**"]
+golden_public_key = "$s/factory.pub"
+TOML
+    "$bin" -c "$s/rebound.toml" seal --sign-key "$s/factory" >/dev/null 2>&1 || true
+    for f in "$s/factory" "$s/factory.pub" "$s/bak/.rebound/signed/manifest.sig"; do
+        add sign_files "$f"
+    done
+    add manifest_decode "$s/bak/.rebound/signed/manifest"
+    add config_parse "$s/rebound.toml"
+fi
 # history_load: boots.0 NUL boots.1 NUL events.0 NUL events.1 of each set's copies,
 # renamed to the fuzz target's set `cfg` (the event log names its set).
 find "$d" -path '*/.rebound/*' -name events.0 | while read -r f; do
