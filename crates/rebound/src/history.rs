@@ -79,13 +79,15 @@ impl Boots {
 
     pub(crate) fn parse(body: &[u8]) -> Option<Boots> {
         let body = std::str::from_utf8(body).ok()?;
-        let mut lines = body.lines();
+        // Exact `\n` line ends (not `str::lines`, which also ends a line at `\r\n`).
+        let mut lines = body.strip_suffix('\n')?.split('\n');
         if lines.next()? != BOOTS_HEADER {
             return None;
         }
         let count = lines.next()?.strip_prefix("count ")?.parse().ok()?;
         let id = lines.next()?.strip_prefix("boot-id ")?;
-        if lines.next().is_some() || id.is_empty() || id.contains(' ') {
+        // One token of printable ASCII, as `Fs::boot_id` gives them.
+        if lines.next().is_some() || id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()) {
             return None;
         }
         Some(Boots {
@@ -262,7 +264,8 @@ impl Log {
 
     /// Parses a record's body; `None` if any line is not as [`Log::render`] writes it.
     pub(crate) fn parse(body: &str, set: &str) -> Option<Log> {
-        let mut lines = body.lines();
+        // Exact `\n` line ends, as in `Boots::parse`.
+        let mut lines = body.strip_suffix('\n')?.split('\n');
         if lines.next()? != EVENTS_HEADER || lines.next()? != format!("set {set}") {
             return None;
         }
@@ -1045,5 +1048,27 @@ mod tests {
         };
         assert_eq!(Boots::parse(none.render().as_bytes()), Some(none));
         assert_eq!(Boots::parse(b"rebound-boots 1\ncount 7\n"), None);
+    }
+
+    /// Found by the fuzz target boots_parse (fuzz/README.md, minimised by hand):
+    /// `str::lines` ended a line at `\r\n` too, so a boot id ending in `\r` lost it once
+    /// the counter was rewritten, and a record rebound never writes was read.
+    #[test]
+    fn a_carriage_return_is_not_a_line_end() {
+        let boots = |body: &str| Boots::parse(body.as_bytes());
+        assert!(boots("rebound-boots 1\ncount 1\nboot-id a\n").is_some());
+        for bad in [
+            "rebound-boots 1\ncount 1\nboot-id a\r\r\n",
+            "rebound-boots 1\ncount 1\nboot-id a\r\n",
+            "rebound-boots 1\r\ncount 1\nboot-id a\n",
+            "rebound-boots 1\ncount 1\nboot-id a\tb\n",
+        ] {
+            assert_eq!(boots(bad), None, "{bad:?}");
+        }
+        let log = "rebound-events 1\nset cfg\nnext 1\ntotal restore 1\n";
+        assert!(Log::parse(log, "cfg").is_some());
+        assert_eq!(Log::parse(&log.replace("1\nt", "1\r\nt"), "cfg"), None);
+        assert_eq!(Log::parse(&log.replace("cfg\n", "cfg\r\n"), "cfg"), None);
+        assert_eq!(Log::parse(log.trim_end(), "cfg"), None, "cut short");
     }
 }

@@ -128,7 +128,10 @@ impl StatCache {
 
     fn parse_body(body: &[u8], algo: HashAlgo) -> Option<StatCache> {
         let body = std::str::from_utf8(body).ok()?;
-        let mut lines = body.lines();
+        // Exact `\n` line ends: `str::lines` also ends a line at `\r\n`, a second
+        // spelling of the same cache that rebound never writes (found by fuzzing the
+        // boot counter's parser, which had the same flaw).
+        let mut lines = body.strip_suffix('\n')?.split('\n');
         if lines.next()? != MAGIC || lines.next()? != format!("hash {algo}") {
             return None;
         }
@@ -586,6 +589,12 @@ mod tests {
         assert_eq!(d.boot(10), ALL);
         // Another algorithm's cache is not used.
         assert!(StatCache::decode(&good, HashAlgo::Blake3).is_none());
+        // A `\r\n` line end, resealed (a second spelling rebound never writes): refused.
+        let Ok(body) = crate::record::open(&good) else {
+            panic!("the cache opens")
+        };
+        let body = String::from_utf8_lossy(body).replacen('\n', "\r\n", 1);
+        assert!(StatCache::decode(&crate::record::seal(body), HashAlgo::Xxh3).is_none());
     }
 
     #[test]
