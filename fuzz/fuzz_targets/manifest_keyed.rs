@@ -13,9 +13,9 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use rebound::testing::{
-    record_open, record_open_keyed, record_seal, record_seal_keyed, reseal, DeviceKey, Manifest,
-    Signers,
+    record_open, record_open_keyed, record_seal, record_seal_keyed, reseal, Manifest,
 };
+use rebound::{DeviceKey, Signers};
 
 fn keys() -> &'static (DeviceKey, DeviceKey) {
     static K: OnceLock<(DeviceKey, DeviceKey)> = OnceLock::new();
