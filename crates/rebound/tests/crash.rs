@@ -1084,23 +1084,20 @@ fn budget() -> Budget {
     }
 }
 
-#[test]
-fn every_crash_point_of_every_scenario_keeps_the_invariant() {
-    let b = budget();
-    let mut rows = Vec::new();
-    let mut all = Vec::new();
-    for s in scenarios() {
-        let t = explore(&s, b, Breakage::default());
-        rows.push(format!(
-            "| {:<45} | {:>5} | {:>6} | {:>8} | {:>10} |",
-            s.name,
-            t.ops,
-            t.points,
-            t.states,
-            t.violations.len()
-        ));
-        all.extend(t.violations);
-    }
+/// One row of the explorer's table: scenario, operations, cuts, states, violations.
+fn table_row(s: &Scenario, t: &Tally) -> String {
+    format!(
+        "| {:<45} | {:>5} | {:>6} | {:>8} | {:>10} |",
+        s.name,
+        t.ops,
+        t.points,
+        t.states,
+        t.violations.len()
+    )
+}
+
+/// Prints the explorer's table: its header and `rows`.
+fn print_table(rows: &[String]) {
     println!(
         "| {:<45} | {:>5} | {:>6} | {:>8} | {:>10} |",
         "scenario", "ops", "cuts", "states", "violations"
@@ -1116,6 +1113,19 @@ fn every_crash_point_of_every_scenario_keeps_the_invariant() {
     for r in rows {
         println!("{r}");
     }
+}
+
+#[test]
+fn every_crash_point_of_every_scenario_keeps_the_invariant() {
+    let b = budget();
+    let mut rows = Vec::new();
+    let mut all = Vec::new();
+    for s in scenarios() {
+        let t = explore(&s, b, Breakage::default());
+        rows.push(table_row(&s, &t));
+        all.extend(t.violations);
+    }
+    print_table(&rows);
     if let Some(first) = all.first() {
         panic!("{} violations; first:\n{first}", all.len());
     }
@@ -1145,14 +1155,7 @@ fn every_crash_point_of_every_scenario_keeps_the_invariant_with_a_device_key() {
         }
         let config = scenario_config(&s, true);
         let t = explore_config(&s, &config, b, Breakage::default());
-        rows.push(format!(
-            "| {:<45} | {:>5} | {:>6} | {:>8} | {:>10} |",
-            s.name,
-            t.ops,
-            t.points,
-            t.states,
-            t.violations.len()
-        ));
+        rows.push(table_row(&s, &t));
         all.extend(t.violations);
         // After an uninterrupted run and a boot, every slot present is keyed.
         let fs = fresh(&s, &config);
@@ -1174,13 +1177,7 @@ fn every_crash_point_of_every_scenario_keeps_the_invariant_with_a_device_key() {
         }
     }
     println!("keyed (device_key):");
-    println!(
-        "| {:<45} | {:>5} | {:>6} | {:>8} | {:>10} |",
-        "scenario", "ops", "cuts", "states", "violations"
-    );
-    for r in rows {
-        println!("{r}");
-    }
+    print_table(&rows);
     if let Some(first) = all.first() {
         panic!(
             "{} violations with a device key; first:\n{first}",
