@@ -169,7 +169,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Read-only check of every copy, golden included. Writes nothing anywhere.
+    /// Read-only check of every copy, golden included. Writes nothing in any copy (only
+    /// the metrics file, if one is configured).
     #[command(after_help = EXIT_HELP)]
     Verify {
         /// Sets to check (default: all).
