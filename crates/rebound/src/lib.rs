@@ -51,6 +51,7 @@ mod manifest;
 mod metrics;
 mod names;
 mod observe;
+mod parity;
 mod plan;
 mod record;
 mod relpath;
