@@ -457,6 +457,7 @@ fn mode_name(m: Mode) -> &'static str {
     match m {
         Mode::Golden => "golden",
         Mode::Mirror => "mirror",
+        Mode::Parity => "parity",
     }
 }
 

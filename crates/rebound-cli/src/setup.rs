@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 fn label(set: &SetConfig, index: usize, role: Role) -> &'static str {
     match (set.mode, role, index) {
         (_, Role::Golden, _) => "golden",
-        (Mode::Golden, Role::Writable, 0) => "live",
-        (Mode::Golden, Role::Writable, _) => "copy",
+        (Mode::Golden | Mode::Parity, Role::Writable, 0) => "live",
+        (Mode::Golden | Mode::Parity, Role::Writable, _) => "copy",
         (Mode::Mirror, Role::Writable, _) => "replica",
     }
 }
@@ -37,6 +37,7 @@ fn mode_name(mode: Mode) -> &'static str {
     match mode {
         Mode::Golden => "golden",
         Mode::Mirror => "mirror",
+        Mode::Parity => "parity",
     }
 }
 
@@ -59,13 +60,16 @@ fn boot_check(set: &SetConfig) -> String {
     }
 }
 
-/// Every replica root of every set, each once, in configuration order: what must be
-/// mounted before `rebound boot` runs.
+/// Every replica root and parity directory of every set, each once, in configuration
+/// order: what must be mounted before `rebound boot` runs.
 pub fn mounts(config: &Config) -> Vec<&Path> {
     let mut out: Vec<&Path> = Vec::new();
-    for r in config.sets.iter().flat_map(|s| s.replicas.iter()) {
-        if !out.contains(&r.root.as_path()) {
-            out.push(&r.root);
+    for s in &config.sets {
+        let roots = s.replicas.iter().map(|r| r.root.as_path());
+        for root in roots.chain(s.parity.iter().map(|p| p.root.as_path())) {
+            if !out.contains(&root) {
+                out.push(root);
+            }
         }
     }
     out
@@ -101,6 +105,14 @@ pub fn check_config(config: &Config) -> String {
                 label(set, i, r.role),
                 r.root.display(),
                 must(r.role)
+            ));
+        }
+        if let Some(p) = &set.parity {
+            line(format!(
+                "  parity  {}: mounted read-write before `rebound boot` ({}% recovery blocks, blocks of at most {} bytes)",
+                p.root.display(),
+                p.redundancy,
+                p.block
             ));
         }
         line(format!("  include {}", set.include.join(", ")));
@@ -169,6 +181,11 @@ pub fn check_config_json(config: &Config) -> Value {
                 "full_check_every": set.full_check_every,
                 "device_key": set.key.path,
                 "device_key_id": set.key.key.as_ref().map(|k| k.id()),
+                "parity": set.parity.as_ref().map(|p| json!({
+                    "root": p.root,
+                    "redundancy": p.redundancy,
+                    "block_size": p.block,
+                })),
             })
         })
         .collect();

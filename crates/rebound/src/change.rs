@@ -25,6 +25,7 @@ use crate::fs::{full, Meta};
 use crate::manifest::{Entry, Manifest};
 use crate::names::{GOLDEN_SIGNATURE, SEALED_MARKER, STAGE_DIR};
 use crate::observe::{FileState, Observed, SetState, SlotState, TagState};
+use crate::parity_store::RecordState;
 use crate::plan::{self, Action, Checked, Need, Plan, PlanError, Planned, Source, SourceKind};
 use crate::relpath::RelPath;
 use crate::sign::{golden_manifest_bytes, SignKey};
@@ -149,8 +150,8 @@ pub fn plan_commit(
     // first if it is not read yet. Generations never repeat.
     if golden_unread(state) {
         return Ok(Planned::Need(Need {
-            hash: Vec::new(),
             golden: true,
+            ..Need::default()
         }));
     }
     next.generation = plan::next_generation(state)
@@ -184,6 +185,9 @@ pub fn plan_commit(
             meta: f.meta,
         })
         .collect();
+    // IMPORTANT: the parity of the new content before the manifest that names it.
+    let new: Vec<(Digest, Source)> = files.iter().map(|f| (f.digest, f.from.clone())).collect();
+    change.extend(plan::parity_writes(set, state, &next, &[], &new).now);
     change.extend(commit_manifest(state, ci, next.generation, checked)?);
     let recorded = files
         .iter()
@@ -443,6 +447,8 @@ pub fn plan_seal(
                 .max();
         }
     }
+    // IMPORTANT: the parity of the sealed content before the manifest that names it.
+    change.extend(plan::parity_writes(set, state, &m, &[], &[]).now);
     change.extend(commit_manifest(state, 0, m.generation, Vec::new())?);
     let after = predict(state, &change, &m, &[]);
     Ok(then_boot(set, &after, change, m)?.map(|plan| Sealing { plan, skipped }))
@@ -535,6 +541,12 @@ pub fn predict(
 
 /// What one action of a change leaves in `st` (see [`predict`]).
 fn apply(st: &mut SetState, a: &Action, committed: &Manifest) {
+    if let Action::WriteParity { digest, .. } = a {
+        if let Some(p) = st.parity.as_mut() {
+            p.records.insert(*digest, RecordState::Listed);
+        }
+        return;
+    }
     let root = match a {
         Action::Stage { root, .. }
         | Action::CommitManifest { root, .. }

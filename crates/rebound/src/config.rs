@@ -120,6 +120,14 @@ pub struct RawSet {
     pub golden_public_key: Option<PathBuf>,
     /// This set's device key file (absolute), instead of the top-level one.
     pub device_key: Option<PathBuf>,
+    /// The parity directory (absolute): per-block digests and Reed-Solomon recovery
+    /// blocks of every protected file, a source beside the copies. Required in
+    /// `mode = "parity"`.
+    pub parity: Option<PathBuf>,
+    /// Recovery blocks in percent of each file's data blocks (1-100, default 10).
+    pub parity_redundancy: Option<u32>,
+    /// Block size in bytes (a multiple of 64, 64 B to 16 MiB, default 4096).
+    pub parity_block_size: Option<u32>,
 }
 
 /// What to do with symbolic links that the include patterns select.
@@ -145,6 +153,8 @@ pub enum Mode {
     Golden,
     /// Two or more writable copies; the newest wins.
     Mirror,
+    /// One writable copy (`live`) and its parity (`parity`): no second full copy.
+    Parity,
 }
 
 /// The role of a replica in its set.
@@ -199,6 +209,19 @@ pub struct SetConfig {
     /// The device key (`device_key`): its path from the file, the key itself once
     /// [`Config::load_keys`] read it.
     pub key: KeySlot,
+    /// The parity directory and its layout (`parity`), if the set has one.
+    pub parity: Option<ParityConfig>,
+}
+
+/// A set's parity directory (docs/design.md section 2.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParityConfig {
+    /// Absolute, outside every replica of every set's golden copy and of this set.
+    pub root: PathBuf,
+    /// Recovery blocks in percent of each file's data blocks (1-100).
+    pub redundancy: u8,
+    /// Largest block size in bytes (a multiple of 64); small files get smaller blocks.
+    pub block: u32,
 }
 
 /// Largest configuration file read (1 MiB); a real one is a few kilobytes.
@@ -433,6 +456,7 @@ impl Config {
             sets.push(set);
         }
         golden_apart(&sets).map_err(err)?;
+        parity_apart(&sets).map_err(err)?;
         no_file_in_two_sets(&sets).map_err(err)?;
         keys_outside_replicas(&sets).map_err(err)?;
         if let Some(m) = &metrics_file {
@@ -667,6 +691,30 @@ fn golden_apart(sets: &[SetConfig]) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A parity directory lies apart from every replica of every set: inside a golden copy
+/// it would be written outside `seal`; inside (or around) a writable copy its records
+/// would be walked as that set's files. Sets may share one parity directory (each
+/// keeps its records under `.rebound/<set>/`).
+fn parity_apart(sets: &[SetConfig]) -> std::result::Result<(), String> {
+    for p in sets {
+        let Some(pc) = &p.parity else { continue };
+        for o in sets {
+            for r in &o.replicas {
+                if r.root.starts_with(&pc.root) || pc.root.starts_with(&r.root) {
+                    return Err(format!(
+                        "set `{}`: parity `{}` overlaps the replica `{}` of set `{}`; keep the parity directory apart from every copy",
+                        p.name,
+                        pc.root.display(),
+                        r.root.display(),
+                        o.name
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A file belongs to one set only: a literal include pattern (a plain path, no glob
 /// syntax) of one set that another set sharing a writable root (as written) also
 /// selects is refused here, naming both sets and the path. Two glob patterns cannot
@@ -729,8 +777,8 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
     let version_file = match &s.version_file {
         None => None,
         Some(v) => {
-            if s.mode != Mode::Mirror {
-                return Err("`version_file` is for mirror sets".into());
+            if s.mode == Mode::Golden {
+                return Err("`version_file` is for mirror and parity sets".into());
             }
             let rel = RelPath::new(v).map_err(|e| format!("version_file `{v}`: {e}"))?;
             if rel.is_meta() || include_set.is_match(rel.as_str()) {
@@ -743,6 +791,7 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
     };
     let full_check_every = resolve_full_check_every(&s)?;
     let golden_public_key = resolve_golden_public_key(&s, &replicas)?;
+    let parity = resolve_parity(&s, &replicas)?;
     Ok(SetConfig {
         name: s.name,
         mode: s.mode,
@@ -762,7 +811,65 @@ fn resolve_set(s: RawSet) -> std::result::Result<SetConfig, String> {
         history: HistoryConfig::default(),
         golden_public_key,
         key: KeySlot::default(),
+        parity,
     })
+}
+
+/// `parity`, `parity_redundancy`, `parity_block_size`: an absolute directory apart from
+/// every replica of the set (a parity record inside a copy would be walked, and lost
+/// with it), a redundancy of 1-100 percent, a block size that is a multiple of 64.
+fn resolve_parity(
+    s: &RawSet,
+    replicas: &[Replica],
+) -> std::result::Result<Option<ParityConfig>, String> {
+    let Some(p) = &s.parity else {
+        if s.mode == Mode::Parity {
+            return Err("a parity set needs `parity` (the directory for its parity records)".into());
+        }
+        if s.parity_redundancy.is_some() || s.parity_block_size.is_some() {
+            return Err("`parity_redundancy` and `parity_block_size` need `parity`".into());
+        }
+        return Ok(None);
+    };
+    let root = root_path("parity", p)?;
+    if let Some(r) = replicas
+        .iter()
+        .find(|r| root.starts_with(&r.root) || r.root.starts_with(&root))
+    {
+        return Err(format!(
+            "parity `{}` overlaps the replica `{}`: keep the parity directory apart from every copy (ideally on another partition)",
+            root.display(),
+            r.root.display()
+        ));
+    }
+    let redundancy = match s.parity_redundancy {
+        None => crate::parity::DEFAULT_REDUNDANCY,
+        Some(n @ 1..=100) => n as u8,
+        Some(n) => {
+            return Err(format!(
+                "`parity_redundancy = {n}`: must be 1 to 100 (percent of each file's blocks)"
+            ))
+        }
+    };
+    let block = match s.parity_block_size {
+        None => crate::parity::DEFAULT_BLOCK,
+        Some(b)
+            if b % crate::parity::MIN_BLOCK == 0
+                && (crate::parity::MIN_BLOCK..=crate::parity::MAX_BLOCK).contains(&b) =>
+        {
+            b
+        }
+        Some(b) => {
+            return Err(format!(
+                "`parity_block_size = {b}`: must be a multiple of 64 from 64 to 16777216 bytes"
+            ))
+        }
+    };
+    Ok(Some(ParityConfig {
+        root,
+        redundancy,
+        block,
+    }))
 }
 
 /// `golden_public_key`: golden sets only; an absolute path outside every replica of
@@ -913,6 +1020,19 @@ fn resolve_replicas(s: &RawSet) -> std::result::Result<Vec<Replica>, String> {
             replicas.push(Replica {
                 root: root_path("golden", golden)?,
                 role: Role::Golden,
+            });
+        }
+        Mode::Parity => {
+            if s.golden.is_some() || !s.copies.is_empty() || !s.replicas.is_empty() {
+                return Err(
+                    "a parity set uses `live` and `parity`, not `golden`, `copies` or `replicas` (for a second copy, use a golden or mirror set with `parity`)"
+                        .into(),
+                );
+            }
+            let live = s.live.as_deref().ok_or("a parity set needs `live`")?;
+            replicas.push(Replica {
+                root: root_path("live", live)?,
+                role: Role::Writable,
             });
         }
         Mode::Mirror => {

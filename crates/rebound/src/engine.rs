@@ -17,6 +17,7 @@ use crate::history::{self, Event};
 use crate::observe::{
     self, Depth, FileState, ReplicaState, SetState, SignatureState, SlotState, TagState,
 };
+use crate::parity_store;
 use crate::plan::{self, Action, Plan, Planned, Source, SourceKind};
 use crate::relpath::RelPath;
 use crate::roots;
@@ -313,7 +314,10 @@ impl<'a> Engine<'a> {
             match make(state)? {
                 Planned::Complete(t) => return Ok(t),
                 Planned::Need(n) if n.golden => observe::observe_golden(self.fs(), set, state)?,
-                Planned::Need(n) => observe::hash_on_demand(self.fs(), state, &n.hash),
+                Planned::Need(n) => {
+                    observe::hash_on_demand(self.fs(), state, &n.hash);
+                    parity_store::check_fits(self.fs(), state, &n.parity);
+                }
             }
         }
         Err(Error::Internal(
@@ -1524,6 +1528,7 @@ pub fn describe_action(a: &Action) -> String {
                 plan::SourceKind::Staged => " (staged)",
                 plan::SourceKind::Writable => "",
                 plan::SourceKind::Incoming => " (update)",
+                plan::SourceKind::Parity => " (rebuilt from its intact blocks and parity)",
             }
         ),
         Action::SyncFile { root, path } => {
@@ -1569,6 +1574,17 @@ pub fn describe_action(a: &Action) -> String {
         Action::WriteSealMarker { root, rel, .. } => {
             format!("seal the golden copy: write {}", full(root, rel).display())
         }
+        Action::WriteParity {
+            root, rel, from, ..
+        } => format!(
+            "write the parity record {} of {}",
+            full(root, rel).display(),
+            full(&from.root, &from.rel).display()
+        ),
+        Action::RemoveParity { root, rel } => format!(
+            "remove the parity record {} (no longer named)",
+            full(root, rel).display()
+        ),
         Action::SetMeta {
             root,
             path,

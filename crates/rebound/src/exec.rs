@@ -45,6 +45,7 @@ use crate::hashing::{hash_reader, CHUNK};
 use crate::keys::Signers;
 use crate::manifest::Manifest;
 use crate::names::{GOLDEN_MANIFEST, MANIFEST_SLOTS};
+use crate::parity;
 use crate::plan::{Action, Checked, Plan, Prior, Source, SourceKind};
 use crate::relpath::RelPath;
 use crate::sign::golden_manifest_bytes;
@@ -133,7 +134,37 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action, signers: Signers<'_>) -> Result
     match a {
         Action::RemoveJunk { root, rel }
         | Action::RemoveStaged { root, rel }
+        | Action::RemoveParity { root, rel }
         | Action::Unseal { root, rel } => d.remove_file(root, rel),
+        Action::WriteParity {
+            root,
+            rel,
+            from,
+            digest,
+            size,
+            block,
+            redundancy,
+        } => {
+            let algo = plan_algo(plan)?;
+            let src = d.fs().open_read(&from.root, &from.rel)?;
+            let name = full(&from.root, &from.rel);
+            let mut enc = parity::Encoder::new(src, algo, *digest, *size, *block, *redundancy);
+            d.write_file_guarded(root, rel, 0o644, None, &mut enc, &name, algo, None, &no_guard)
+                .map(|_| ())
+                .map_err(|err| match err {
+                    // The copy no longer holds what the plan read it as: it changed.
+                    Error::Io { ref source, .. }
+                        if source.kind() == std::io::ErrorKind::InvalidData
+                            && from.kind == SourceKind::Writable =>
+                    {
+                        Error::Changed {
+                            path: name.clone(),
+                            what: CHANGED_WHILE_COMMITTING,
+                        }
+                    }
+                    other => other,
+                })
+        }
         Action::RemoveStale { root, path, digest } => {
             let algo = plan_algo(plan)?;
             let prior = Prior::File { digest: *digest };
@@ -156,9 +187,11 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action, signers: Signers<'_>) -> Result
         } => {
             let algo = plan_algo(plan)?;
             let to = (root.as_path(), path, *mode, *owner);
-            copy(d, plan, from, *digest, to, &|| {
-                unchanged(d.fs(), root, path, *prior, algo)
-            })
+            let guard = || unchanged(d.fs(), root, path, *prior, algo);
+            if from.kind == SourceKind::Parity {
+                return rebuild(d, algo, from, *digest, *prior, to, &guard);
+            }
+            copy(d, plan, from, *digest, to, &guard)
         }
         // Staged content is rebound's own: it gets the mode, and its owner only when
         // the restore from it gives the file its place.
@@ -281,6 +314,32 @@ fn copy(
         guard,
     )
     .map(|_| ())
+}
+
+/// Rebuilds a damaged file from its own intact blocks and the parity record `from`,
+/// through the write protocol: the rebuilt content must hash to `digest` before it
+/// replaces the damaged copy (and `guard` must still hold right before the rename).
+fn rebuild(
+    d: &Durable<'_>,
+    algo: HashAlgo,
+    from: &Source,
+    digest: Digest,
+    prior: Prior,
+    to: Target<'_>,
+    guard: &dyn Fn() -> Result<()>,
+) -> Result<()> {
+    let (root, rel, mode, owner) = to;
+    let record = d.fs().open_read(&from.root, &from.rel)?;
+    // What stands there now is read only if observe saw a regular file: a missing
+    // file, a directory or an unreadable file offer no intact block.
+    let damaged: Box<dyn std::io::Read + Send + '_> = match prior {
+        Prior::File { .. } => d.fs().open_read(root, rel)?,
+        Prior::Missing | Prior::Other => Box::new(std::io::empty()),
+    };
+    let mut src = parity::Rebuild::new(record, damaged, algo, digest);
+    let name = full(&from.root, &from.rel);
+    d.write_file_guarded(root, rel, mode, owner, &mut src, &name, algo, Some(digest), guard)
+        .map(|_| ())
 }
 
 /// `Ok` if every committed file still has the `lstat` it had when it was hashed.

@@ -522,16 +522,20 @@ pub fn counter_kind(a: &Action) -> Option<(&'static str, bool)> {
                 SourceKind::Golden => "file_from_golden",
                 SourceKind::Staged => "file_from_staged",
                 SourceKind::Incoming => "file_from_update",
+                SourceKind::Parity => "file_from_parity",
             },
             true,
         ),
+        Action::WriteParity { .. } => ("parity_record", false),
         Action::SetMeta { .. } => ("metadata", true),
         Action::MoveAside { .. } => ("moved_aside", true),
         Action::WriteManifest { .. } | Action::CommitManifest { .. } => ("manifest", false),
         Action::WriteTag { .. } => ("version_tag", false),
         Action::RemoveStale { .. } => ("stale_file", false),
         Action::Stage { .. } | Action::SyncFile { .. } => ("interrupted_change", false),
-        Action::RemoveJunk { .. } | Action::RemoveStaged { .. } => return None,
+        Action::RemoveJunk { .. } | Action::RemoveStaged { .. } | Action::RemoveParity { .. } => {
+            return None
+        }
         Action::Unseal { .. }
         | Action::WriteGolden { .. }
         | Action::WriteGoldenManifest { .. }
@@ -578,6 +582,10 @@ pub fn describe(a: &Action) -> (&'static str, &Path, String, Option<String>) {
             ("write_golden_signature", root, rel.to_string(), None)
         }
         Action::WriteSealMarker { root, rel, .. } => ("seal", root, rel.to_string(), None),
+        Action::WriteParity {
+            root, rel, from, ..
+        } => ("write_parity", root, rel.to_string(), src(from)),
+        Action::RemoveParity { root, rel } => ("remove_parity", root, rel.to_string(), None),
         Action::MoveAside { root, path, to } => (
             "move_aside",
             root,

@@ -52,6 +52,7 @@ mod metrics;
 mod names;
 mod observe;
 mod parity;
+mod parity_store;
 mod plan;
 mod record;
 mod relpath;

@@ -28,10 +28,12 @@ const READ_MAX: u64 = 1 << 20;
 
 /// Every repair kind, so that each counter exists from the first run (a counter
 /// that appears only once it is 1 hides its first increase from `rate()`).
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 11] = [
     "file_from_copy",
     "file_from_golden",
     "file_from_staged",
+    "file_from_parity",
+    "parity_record",
     "metadata",
     "moved_aside",
     "manifest",

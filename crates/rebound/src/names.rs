@@ -40,6 +40,13 @@ pub const SEALED_MARKER: &str = "sealed";
 /// Staged files are named by the lowercase hex digest of their content.
 pub const STAGE_DIR: &str = "stage";
 
+/// Directory (inside the set's metadata directory of its parity directory) of the
+/// parity records: `.rebound/<set>/parity/<xx>/<hex>`, named by the lowercase hex
+/// digest of the content they protect, `<xx>` its first two digits (256 directories
+/// at most: vfat's limit on entries per directory is never near). See
+/// [`crate::parity`] and docs/design.md section 2.6.
+pub const PARITY_DIR: &str = "parity";
+
 /// The record of the last repair that rebound before 2026-12 kept (the event log,
 /// [`crate::history`], replaced it): removed by the first event written.
 pub const LEGACY_LAST_REPAIR: &str = "last-repair";

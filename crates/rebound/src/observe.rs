@@ -30,6 +30,7 @@ use crate::names::{
     is_temp_name, DISPLACED_DIR, GOLDEN_MANIFEST, GOLDEN_SIGNATURE, MANIFEST_MAX_BYTES,
     MANIFEST_SLOTS, SEALED_MARKER, STAGE_DIR, TAG_MAX_BYTES,
 };
+use crate::parity_store::{observe_parity, ParityState};
 use crate::relpath::RelPath;
 use crate::sign::{PublicKey, KEY_FILE_MAX_BYTES};
 use crate::statcache;
@@ -298,6 +299,8 @@ pub struct SetState {
     pub set: String,
     pub hash: HashAlgo,
     pub replicas: Vec<ReplicaState>,
+    /// The parity directory, if the set has one.
+    pub parity: Option<ParityState>,
     /// Threads for hashing on demand.
     #[serde(skip)]
     pub threads: usize,
@@ -485,10 +488,16 @@ pub fn observe(fs: &dyn Fs, set: &SetConfig, depth: Depth) -> Result<SetState> {
     for r in &mut replicas {
         find_blocked(fs, set, r);
     }
+    // Records are read whole and checked at every boot (a damaged one is rewritten
+    // from an intact copy), except the boots of a `changed_only` set that are not full
+    // checks: those list them (a record used is checked while it is read).
+    let check = depth == Depth::Deep || !set.changed_only || set.force_full;
+    let parity = observe_parity(fs, set, check, depth == Depth::Deep);
     Ok(SetState {
         set: set.name.clone(),
         hash: set.hash,
         replicas,
+        parity,
         threads: set.threads,
     })
 }

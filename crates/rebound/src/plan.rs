@@ -33,6 +33,7 @@ use crate::digest::Digest;
 use crate::manifest::{Entry, Manifest, Owner};
 use crate::names::{DISPLACED_DIR, GOLDEN_MANIFEST, MANIFEST_SLOTS, STAGE_DIR};
 use crate::observe::{FileState, Observed, ReplicaState, SetState, SlotState, TagState};
+use crate::parity_store::{describe_fit, record_rel, RecordState};
 use crate::relpath::RelPath;
 
 /// Where a restore reads from.
@@ -46,7 +47,7 @@ pub struct Source {
     pub kind: SourceKind,
 }
 
-/// The kinds of copy a restore reads from (parity comes next).
+/// The kinds of copy a restore reads from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
     /// The file in a writable replica (live, an extra copy, a mirror peer).
@@ -55,21 +56,26 @@ pub enum SourceKind {
     Staged,
     /// The golden (factory) copy.
     Golden,
+    /// A parity record (`rel`, in the parity directory `root`): the file is rebuilt
+    /// from the intact blocks of the damaged copy it replaces and the record's
+    /// recovery blocks ([`crate::parity::Rebuild`]).
+    Parity,
     /// The new content of an `update`, in the directory it was given: outside every
     /// replica, read only to stage it.
     Incoming,
 }
 
-/// The JSON form reports have always had: `root`, `rel`, and the two flags `staged`
-/// and `golden`.
+/// The JSON form reports have always had: `root`, `rel`, and the flags `staged` and
+/// `golden`; then `parity`.
 impl Serialize for Source {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Source", 4)?;
+        let mut st = s.serialize_struct("Source", 5)?;
         st.serialize_field("root", &self.root)?;
         st.serialize_field("rel", &self.rel)?;
         st.serialize_field("staged", &(self.kind == SourceKind::Staged))?;
         st.serialize_field("golden", &(self.kind == SourceKind::Golden))?;
+        st.serialize_field("parity", &(self.kind == SourceKind::Parity))?;
         st.end()
     }
 }
@@ -204,6 +210,23 @@ pub enum Action {
         rel: RelPath,
         generation: u64,
     },
+    /// Write the parity record of `digest` (`size` bytes, read from `from`, an intact
+    /// copy) into the parity directory `root` at `rel`, with this block size and
+    /// redundancy: before any manifest that names that content for the first time.
+    /// The record is checked against `digest` while it is computed (a source that
+    /// changed fails it); it replaces a damaged record of the same name.
+    WriteParity {
+        root: PathBuf,
+        rel: RelPath,
+        from: Source,
+        digest: Digest,
+        size: u64,
+        block: u32,
+        redundancy: u8,
+    },
+    /// Remove a parity record that the target no longer names (after every manifest
+    /// of the target).
+    RemoveParity { root: PathBuf, rel: RelPath },
     /// Move what stands where a protected file or the version tag must be written (a
     /// directory at its path, a file at one of its parent directories' paths) to `to`,
     /// inside `.rebound/<set>/displaced/`, by a rename within the same root. Never
@@ -230,7 +253,7 @@ impl Action {
     pub fn is_cleanup(&self) -> bool {
         matches!(
             self,
-            Action::RemoveJunk { .. } | Action::RemoveStaged { .. }
+            Action::RemoveJunk { .. } | Action::RemoveStaged { .. } | Action::RemoveParity { .. }
         )
     }
 }
@@ -289,6 +312,8 @@ pub enum Problem {
     ManifestDamaged,
     /// A manifest slot is missing or behind the other's generation.
     ManifestOutdated,
+    /// A parity record is damaged: never used, rewritten from an intact copy.
+    ParityDamaged,
 }
 
 impl Problem {
@@ -306,6 +331,7 @@ impl Problem {
             Problem::FactoryFallback => "factory_fallback",
             Problem::ManifestDamaged => "manifest_damaged",
             Problem::ManifestOutdated => "manifest_outdated",
+            Problem::ParityDamaged => "parity_damaged",
         }
     }
 }
@@ -876,6 +902,9 @@ fn adopt_first_run<'s>(
 pub struct Need {
     pub hash: Vec<(usize, RelPath)>,
     pub golden: bool,
+    /// Damaged copies to compare with the parity record of their content
+    /// ([`crate::parity_store::check_fits`]).
+    pub parity: Vec<(usize, RelPath, Digest)>,
 }
 
 /// A plan, or what must be read before it can be made. Only a complete plan can be
@@ -908,8 +937,8 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Planned, PlanError> {
     match choose(set, state, &mut warnings)? {
         Choice::Chosen(c) => plan_to(set, state, c, warnings, golden),
         Choice::NeedGolden => Ok(Planned::Need(Need {
-            hash: Vec::new(),
             golden: true,
+            ..Need::default()
         })),
         Choice::Nothing => {
             warnings.push(format!(
@@ -1035,6 +1064,8 @@ struct PathContext<'s> {
     /// The authority's entries and generation (what may be moved aside, and where to).
     names: &'s BTreeMap<RelPath, Entry>,
     generation: u64,
+    /// `verify`: compare every damaged copy with its parity record.
+    analyze_parity: bool,
 }
 
 /// What the plan does about one path of the authority: a pure function of that path's
@@ -1062,7 +1093,23 @@ fn decide_path(
     row: &[Option<&FileState>],
 ) -> PathDecision {
     let mut d = PathDecision::default();
-    let source = find_source(cx.state, cx.set, row, path, entry, &mut d.need.hash);
+    // An intact full copy first, then parity, then golden (docs/design.md 3).
+    let copy = find_copy(cx.state, cx.set, row, path, entry);
+    let rebuilt = match &copy {
+        Some(_) if !cx.analyze_parity => Rebuilt::Nothing,
+        _ => parity_sources(cx, path, entry, row, &mut d.need.parity),
+    };
+    let (rebuilt, source) = match (rebuilt, copy) {
+        (_, Some(c)) => (None, Some(c)),
+        (Rebuilt::Sources(v), None) => (Some(v), None),
+        // Compared with parity first: golden is read only if parity cannot help.
+        (Rebuilt::Pending, None) => return d,
+        (Rebuilt::Nothing, None) => (None, find_golden(cx.state, row, path, entry, &mut d.need.hash)),
+    };
+    if let Some(rebuilt) = rebuilt {
+        decide_rebuilt(cx, path, entry, row, rebuilt, &mut d);
+        return d;
+    }
     let (entry, source) = match source {
         Some(s) => (entry.clone(), Some(s)),
         // The fallback needs the golden manifest: ask for it, unless a golden file
@@ -1105,7 +1152,9 @@ fn decide_path(
                 .extend(fix_meta(r, path, &entry, &fs, &mut d.findings));
             continue;
         }
-        d.findings.push(damage_finding(r, path, &entry, &fs));
+        let mut finding = damage_finding(r, path, &entry, &fs);
+        add_fit(cx, r, path, &mut finding);
+        d.findings.push(finding);
         if let Some(src) = &source {
             d.actions
                 .extend(move_aside(cx.set, r, path, cx.names, cx.generation));
@@ -1132,6 +1181,139 @@ fn decide_path(
         });
     }
     d
+}
+
+/// What parity can do for one path with no intact full copy.
+enum Rebuilt {
+    /// No usable record (or no parity directory), or no copy fits it.
+    Nothing,
+    /// Damaged copies were asked to be compared with the record (`Need::parity`).
+    Pending,
+    /// Per replica: where its content comes from (the record, or the first copy
+    /// rebuilt from it, once rebuilt); `None` for intact copies and golden.
+    Sources(Vec<Option<Source>>),
+}
+
+/// Parity as the source of `entry`'s damaged copies: each copy whose own intact blocks
+/// and the record's recovery blocks suffice is rebuilt from them; the others are
+/// copied from the first rebuilt one. Copies not compared with the record yet are
+/// asked for (`need`).
+fn parity_sources(
+    cx: &PathContext<'_>,
+    path: &RelPath,
+    entry: &Entry,
+    row: &[Option<&FileState>],
+    need: &mut Vec<(usize, RelPath, Digest)>,
+) -> Rebuilt {
+    let Some(ps) = cx.state.parity.as_ref().filter(|p| p.root_exists) else {
+        return Rebuilt::Nothing;
+    };
+    if !ps.records.get(&entry.digest).is_some_and(RecordState::usable) {
+        return Rebuilt::Nothing;
+    }
+    let rel = record_rel(&cx.set.name, &entry.digest);
+    let mut out: Vec<Option<Source>> = vec![None; row.len()];
+    let mut pending = false;
+    for (i, (r, fs)) in cx.state.replicas.iter().zip(row).enumerate() {
+        if r.role != Role::Writable || fs.and_then(FileState::digest) == Some(entry.digest) {
+            continue;
+        }
+        match ps.fits.get(&(i, path.clone())) {
+            None => {
+                need.push((i, path.clone(), entry.digest));
+                pending = true;
+            }
+            Some(Ok(f)) if f.recoverable => {
+                out[i] = Some(Source {
+                    root: ps.root.clone(),
+                    rel: rel.clone(),
+                    kind: SourceKind::Parity,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    if pending {
+        return Rebuilt::Pending;
+    }
+    let Some(first) = out.iter().position(Option::is_some) else {
+        return Rebuilt::Nothing;
+    };
+    let chained = Source {
+        root: cx.state.replicas[first].root.clone(),
+        rel: path.clone(),
+        kind: SourceKind::Writable,
+    };
+    for (i, (r, fs)) in cx.state.replicas.iter().zip(row).enumerate() {
+        if r.role == Role::Writable
+            && out[i].is_none()
+            && fs.and_then(FileState::digest) != Some(entry.digest)
+        {
+            out[i] = Some(chained.clone());
+        }
+    }
+    Rebuilt::Sources(out)
+}
+
+/// The writes of a path whose damaged copies are rebuilt from parity ([`Rebuilt`]):
+/// rebuilds first, then the copies taken from a rebuilt one.
+fn decide_rebuilt(
+    cx: &PathContext<'_>,
+    path: &RelPath,
+    entry: &Entry,
+    row: &[Option<&FileState>],
+    sources: Vec<Option<Source>>,
+    d: &mut PathDecision,
+) {
+    let mut later = Vec::new();
+    for ((r, fs), src) in cx.state.replicas.iter().zip(row).zip(sources) {
+        let fs = fs.cloned().unwrap_or(FileState::Missing);
+        if r.role == Role::Golden {
+            if r.observed != Observed::Lazy {
+                let ge = cx.golden_manifest.and_then(|m| m.entries.get(path));
+                d.findings.extend(golden_file_finding(r, path, ge, &fs));
+            }
+            continue;
+        }
+        if fs.digest() == Some(entry.digest) {
+            d.actions
+                .extend(fix_meta(r, path, entry, &fs, &mut d.findings));
+            continue;
+        }
+        let mut finding = damage_finding(r, path, entry, &fs);
+        add_fit(cx, r, path, &mut finding);
+        d.findings.push(finding);
+        let Some(src) = src else { continue };
+        let to = if src.kind == SourceKind::Parity {
+            &mut d.actions
+        } else {
+            &mut later
+        };
+        to.extend(move_aside(cx.set, r, path, cx.names, cx.generation));
+        to.push(Action::Restore {
+            root: r.root.clone(),
+            path: path.clone(),
+            from: src,
+            digest: entry.digest,
+            size: entry.size,
+            mode: entry.mode,
+            prior: Prior::of(Some(&fs)),
+            owner: entry.owner,
+        });
+    }
+    d.actions.extend(later);
+}
+
+/// Adds to a damaged copy's finding what its parity record can do for it, if it was
+/// compared with one (`verify` compares every damaged copy).
+fn add_fit(cx: &PathContext<'_>, r: &ReplicaState, path: &RelPath, f: &mut Finding) {
+    let Some(ps) = &cx.state.parity else { return };
+    let Some(ri) = cx.state.replicas.iter().position(|x| std::ptr::eq(x, r)) else {
+        return;
+    };
+    if let Some(fit) = ps.fits.get(&(ri, path.clone())) {
+        f.detail = format!("{}; {}", f.detail, describe_fit(fit));
+    }
 }
 
 /// The factory version of `path`: golden's entry and the golden file as source, if it
@@ -1253,6 +1435,7 @@ fn decide_paths(cx: &PathContext<'_>, base: &Manifest) -> Content {
         out.findings.extend(d.findings);
         out.actions.extend(d.actions);
         out.need.hash.extend(d.need.hash);
+        out.need.parity.extend(d.need.parity);
         out.need.golden |= d.need.golden;
         if d.lost {
             out.lost.push(path.clone());
@@ -1357,6 +1540,8 @@ enum Phase {
     UnneededStaged,
     /// Leftover temporary files.
     Junk,
+    /// Parity records of content an intact copy holds: before any manifest names it.
+    Parity,
     /// Files this plan removes, staged before any removal (no manifest of the target
     /// can be written before them).
     StageRemovals,
@@ -1367,10 +1552,14 @@ enum Phase {
     EarlyManifests,
     /// Moves aside, restores and metadata fixes, path by path.
     Content,
+    /// Parity records of content only this plan's restores bring back.
+    ParityRestored,
     /// The other replicas' removals and manifests, replica by replica.
     LateManifests,
     /// Removals left for after every manifest.
     Stale,
+    /// Parity records the target does not name.
+    ParityStale,
     /// Version tags, last of what the user sees.
     Tags,
     /// Staged content of earlier changes, now held in place.
@@ -1518,6 +1707,7 @@ fn plan_to(
         golden_lazy,
         names: &base.entries,
         generation: base.generation,
+        analyze_parity: state.parity.as_ref().is_some_and(|p| p.analyze_all),
     };
     let content = decide_paths(&cx, &base);
     let mut findings = golden_manifest_findings(set, state);
@@ -1537,7 +1727,7 @@ fn plan_to(
     need.golden |= fresh && golden_lazy;
     need.hash.sort();
     need.hash.dedup();
-    if need.golden || !need.hash.is_empty() {
+    if need.golden || !need.hash.is_empty() || !need.parity.is_empty() {
         return Ok(Planned::Need(need));
     }
     if fresh {
@@ -1550,6 +1740,11 @@ fn plan_to(
     let replicas = replica_writes(set, state, &target, &mut findings);
     order_manifests(set, state, &content.actions, replicas, &mut phased);
     phased.add(Phase::Junk, state_junk(state));
+    let pw = parity_writes(set, state, &target, &content.actions, &[]);
+    findings.extend(pw.findings);
+    phased.add(Phase::Parity, pw.now);
+    phased.add(Phase::ParityRestored, pw.restored);
+    phased.add(Phase::ParityStale, pw.stale);
     phased.add(Phase::Content, content.actions);
     phased.add(Phase::Tags, tag_writes(set, state, &target, &base));
     staged_content(set, state, &target, &mut phased);
@@ -1840,6 +2035,12 @@ fn golden_check(state: &SetState) -> Option<GoldenCheck> {
 }
 
 fn state_junk(state: &SetState) -> Vec<Action> {
+    let parity = state.parity.iter().flat_map(|p| {
+        p.junk.iter().map(|j| Action::RemoveJunk {
+            root: p.root.clone(),
+            rel: j.clone(),
+        })
+    });
     state
         .replicas
         .iter()
@@ -1850,7 +2051,138 @@ fn state_junk(state: &SetState) -> Vec<Action> {
                 rel: j.clone(),
             })
         })
+        .chain(parity)
         .collect()
+}
+
+/// The parity records a plan writes and removes.
+#[derive(Default)]
+pub(crate) struct ParityWrites {
+    /// From copies intact as observed: before any manifest.
+    pub now: Vec<Action>,
+    /// From copies this plan restores: after them.
+    pub restored: Vec<Action>,
+    /// Records the target does not name: after every manifest.
+    pub stale: Vec<Action>,
+    pub findings: Vec<Finding>,
+}
+
+/// The parity writes that keep the parity directory in step with `target`: a record
+/// for every content it names that has no usable one (missing, or damaged: reported),
+/// read from a copy intact as observed (writable, staged, golden) or, failing that,
+/// from one this plan's `content` restores; the removal of every record it does not
+/// name. Nothing without a parity directory (or while it is not there: unmounted).
+/// `new` names the sources of a change's new content (`commit`, `update`), which
+/// observe did not see as the set's.
+pub(crate) fn parity_writes(
+    set: &SetConfig,
+    state: &SetState,
+    target: &Manifest,
+    content: &[Action],
+    new: &[(Digest, Source)],
+) -> ParityWrites {
+    let mut out = ParityWrites::default();
+    let (Some(pc), Some(ps)) = (&set.parity, &state.parity) else {
+        return out;
+    };
+    if !ps.root_exists {
+        return out;
+    }
+    let mut done: BTreeSet<Digest> = BTreeSet::new();
+    for (path, entry) in target.entries.iter().filter(|(p, _)| set.selects(p)) {
+        let rec = ps.records.get(&entry.digest);
+        if rec.is_some_and(RecordState::usable) || done.contains(&entry.digest) {
+            continue;
+        }
+        let rel = record_rel(&set.name, &entry.digest);
+        let restored = || {
+            content.iter().find_map(|a| match a {
+                Action::Restore {
+                    root,
+                    path: p,
+                    digest,
+                    ..
+                } if p == path && *digest == entry.digest => Some(Source {
+                    root: root.clone(),
+                    rel: path.clone(),
+                    kind: SourceKind::Writable,
+                }),
+                _ => None,
+            })
+        };
+        let incoming = new
+            .iter()
+            .find(|(d, _)| *d == entry.digest)
+            .map(|(_, s)| s.clone());
+        let (list, from) = match incoming.or_else(|| intact_copy(set, state, path, entry)) {
+            Some(src) => (&mut out.now, src),
+            None => match restored() {
+                Some(src) => (&mut out.restored, src),
+                None => continue,
+            },
+        };
+        if let Some(RecordState::Damaged(why)) = rec {
+            out.findings.push(Finding {
+                root: ps.root.clone(),
+                path: path.clone(),
+                problem: Problem::ParityDamaged,
+                detail: format!(
+                    "parity record {} is damaged ({why}); not used, rewritten from an intact copy",
+                    rel
+                ),
+            });
+        }
+        done.insert(entry.digest);
+        list.push(Action::WriteParity {
+            root: ps.root.clone(),
+            rel,
+            from,
+            digest: entry.digest,
+            size: entry.size,
+            block: pc.block,
+            redundancy: pc.redundancy,
+        });
+    }
+    let named: BTreeSet<&Digest> = target.entries.values().map(|e| &e.digest).collect();
+    for d in ps.records.keys().filter(|d| !named.contains(d)) {
+        out.stale.push(Action::RemoveParity {
+            root: ps.root.clone(),
+            rel: record_rel(&set.name, d),
+        });
+    }
+    out
+}
+
+/// A copy of `entry` intact as observed: a writable replica's file at `path`, staged
+/// content, or a golden file hashed and matching.
+fn intact_copy(set: &SetConfig, state: &SetState, path: &RelPath, entry: &Entry) -> Option<Source> {
+    for r in &state.replicas {
+        if r.files.get(path).and_then(FileState::digest) == Some(entry.digest) {
+            return Some(Source {
+                root: r.root.clone(),
+                rel: path.clone(),
+                kind: if r.role == Role::Golden {
+                    SourceKind::Golden
+                } else {
+                    SourceKind::Writable
+                },
+            });
+        }
+    }
+    state
+        .replicas
+        .iter()
+        .filter(|r| r.role == Role::Writable && r.staged.contains(&entry.digest))
+        .find_map(|r| {
+            let rel = RelPath::meta(&set.name, STAGE_DIR)
+                .join(&entry.digest.to_hex())
+                .ok()?;
+            Some(Source {
+                root: r.root.clone(),
+                rel,
+                kind: SourceKind::Staged,
+            })
+        })
 }
 
 fn golden_source(g: &ReplicaState, path: &RelPath) -> Source {
@@ -1888,14 +2220,14 @@ impl<'a, V> Seek<'a, V> {
     }
 }
 
+/// An intact full copy of `entry` among the writable replicas, or its staged content.
 /// `row` holds each replica's state of `path` (`None`: not in its map).
-fn find_source(
+fn find_copy(
     state: &SetState,
     set: &SetConfig,
     row: &[Option<&FileState>],
     path: &RelPath,
     entry: &Entry,
-    need_hash: &mut Vec<(usize, RelPath)>,
 ) -> Option<Source> {
     let writable = state
         .replicas
@@ -1922,6 +2254,18 @@ fn find_source(
             }
         }
     }
+    None
+}
+
+/// The golden copy of `entry`, if it verifies; a golden file not hashed yet is asked
+/// for (`need_hash`).
+fn find_golden(
+    state: &SetState,
+    row: &[Option<&FileState>],
+    path: &RelPath,
+    entry: &Entry,
+    need_hash: &mut Vec<(usize, RelPath)>,
+) -> Option<Source> {
     for (gi, g) in state
         .replicas
         .iter()

@@ -129,6 +129,7 @@ pub(crate) fn state(replicas: Vec<ReplicaState>) -> SetState {
         set: "s".into(),
         hash: ALGO,
         replicas,
+        parity: None,
         threads: 1,
     }
 }
@@ -193,6 +194,13 @@ pub(crate) fn actions(plan: &Plan) -> Vec<String> {
             Action::WriteSealMarker { root, .. } => {
                 format!("write_seal_marker {}", root.display())
             }
+            Action::WriteParity { root, from, .. } => format!(
+                "write_parity {} from {} ({:?})",
+                root.display(),
+                from.root.display(),
+                from.kind
+            ),
+            Action::RemoveParity { root, rel } => format!("remove_parity {} {rel}", root.display()),
         })
         .collect()
 }
@@ -629,4 +637,133 @@ fn slots_a_slot_left_behind_is_reported_and_rewritten() {
         ["manifest_outdated /live .rebound/s/manifest.1"]
     );
     assert_eq!(actions(&plan), ["write_manifest /live slot 1 gen 3"]);
+}
+
+// ---------------------------------------------------------------------------------
+// Parity as a source (docs/design.md section 2.6): a full copy first, then parity,
+// then golden; records written before the manifests that name them, stale ones after.
+
+fn parity_set() -> SetConfig {
+    set("[[set]]\nname='s'\nmode='parity'\nlive='/live'\nparity='/par'\ninclude=['**']\nhash='blake3'\n")
+}
+
+fn parity_state(records: &[(&str, crate::parity_store::RecordState)]) -> crate::parity_store::ParityState {
+    crate::parity_store::ParityState {
+        root: "/par".into(),
+        root_exists: true,
+        records: records
+            .iter()
+            .map(|(c, s)| (ALGO.digest(c.as_bytes()), s.clone()))
+            .collect(),
+        junk: Vec::new(),
+        problems: Vec::new(),
+        fits: BTreeMap::new(),
+        analyze_all: false,
+    }
+}
+
+fn fit(recoverable: bool) -> crate::parity::Fit {
+    crate::parity::Fit {
+        blocks: 10,
+        damaged: if recoverable { 1 } else { 5 },
+        recoverable,
+        worst: (!recoverable).then_some((5, 1)),
+    }
+}
+
+#[test]
+fn parity_a_damaged_file_is_compared_with_its_record_then_rebuilt_from_it() {
+    use crate::parity_store::RecordState;
+    let s = parity_set();
+    let m = manifest(3, None, &[("x", "v1"), ("y", "w")]);
+    let live = writable("/live", Some(m), &[("x", file("v1-damaged")), ("y", file("w"))]);
+    let mut st = state(vec![live]);
+    st.parity = Some(parity_state(&[("v1", RecordState::Listed), ("w", RecordState::Listed)]));
+    // First the damaged copy is compared with the record: nothing is planned yet.
+    match plan(&s, &st).unwrap() {
+        Planned::Need(n) => assert_eq!(n.parity, vec![(0, p("x"), ALGO.digest(b"v1"))]),
+        Planned::Complete(p) => panic!("planned before the comparison: {:?}", actions(&p)),
+    }
+    st.parity.as_mut().unwrap().fits.insert((0, p("x")), Ok(fit(true)));
+    let pl = planned(&s, &st);
+    assert_eq!(actions(&pl), vec!["restore /live x from /par (Parity)"]);
+    assert!(pl.lost.is_empty());
+    // Beyond the record's recovery blocks: lost, left as it is.
+    st.parity.as_mut().unwrap().fits.insert((0, p("x")), Ok(fit(false)));
+    let pl = planned(&s, &st);
+    assert_eq!(pl.lost, vec![p("x")]);
+    assert!(actions(&pl).is_empty(), "{:?}", actions(&pl));
+}
+
+#[test]
+fn parity_comes_before_golden_and_golden_after_parity_fails() {
+    use crate::parity_store::RecordState;
+    let mut s = golden_set(&[]);
+    s.parity = parity_set().parity;
+    let m = manifest(3, None, &[("x", "v1")]);
+    let live = writable("/live", Some(m.clone()), &[("x", file("bad"))]);
+    let g = golden(Some(m), true, &[("x", file("v1"))]);
+    let mut st = state(vec![live, g]);
+    st.parity = Some(parity_state(&[("v1", RecordState::Listed)]));
+    st.parity.as_mut().unwrap().fits.insert((0, p("x")), Ok(fit(true)));
+    assert_eq!(actions(&planned(&s, &st)), vec!["restore /live x from /par (Parity)"]);
+    st.parity.as_mut().unwrap().fits.insert((0, p("x")), Ok(fit(false)));
+    assert_eq!(actions(&planned(&s, &st)), vec!["restore /live x from /gold (Golden)"]);
+    // A damaged record is never used: golden, and the record is rewritten from the
+    // verified golden file (an intact copy as observed: before anything else).
+    st.parity = Some(parity_state(&[("v1", RecordState::Damaged("checksum".into()))]));
+    let pl = planned(&s, &st);
+    assert_eq!(
+        actions(&pl),
+        vec![
+            "write_parity /par from /gold (Golden)",
+            "restore /live x from /gold (Golden)"
+        ]
+    );
+    assert!(findings(&pl).contains(&"parity_damaged /par x".to_string()), "{:?}", findings(&pl));
+}
+
+#[test]
+fn parity_mirror_copies_not_fitting_are_copied_from_the_rebuilt_one_after_it() {
+    use crate::parity_store::RecordState;
+    let mut s = mirror_set();
+    s.parity = parity_set().parity;
+    let m = manifest(3, Some(1), &[("apps/x", "v1")]);
+    let a = writable("/a", Some(m.clone()), &[("apps/x", FileState::Missing)]);
+    let b = writable("/b", Some(m), &[("apps/x", file("v1-bitrot"))]);
+    let mut a = a;
+    let mut b = b;
+    a.tag = TagState::Value(1);
+    b.tag = TagState::Value(1);
+    let mut st = state(vec![a, b]);
+    st.parity = Some(parity_state(&[("v1", RecordState::Listed)]));
+    let f = &mut st.parity.as_mut().unwrap().fits;
+    f.insert((0, p("apps/x")), Ok(fit(false)));
+    f.insert((1, p("apps/x")), Ok(fit(true)));
+    assert_eq!(
+        actions(&planned(&s, &st)),
+        vec![
+            "restore /b apps/x from /par (Parity)",
+            "restore /a apps/x from /b (Writable)"
+        ]
+    );
+}
+
+#[test]
+fn parity_records_of_new_content_come_before_the_manifest_and_stale_ones_after() {
+    use crate::parity_store::RecordState;
+    let s = parity_set();
+    // First run: the files are adopted; their records go before the first manifest.
+    let live = writable("/live", None, &[("x", file("v1"))]);
+    let mut st = state(vec![live]);
+    st.parity = Some(parity_state(&[("old", RecordState::Listed)]));
+    let acts = actions(&planned(&s, &st));
+    let rec = acts.iter().position(|a| a.starts_with("write_parity /par from /live")).unwrap();
+    let man = acts.iter().position(|a| a.starts_with("write_manifest")).unwrap();
+    let stale = acts.iter().position(|a| a.starts_with("remove_parity")).unwrap();
+    assert!(rec < man && man < stale, "{acts:?}");
+    // No parity directory (unmounted): nothing about parity is planned.
+    st.parity.as_mut().unwrap().root_exists = false;
+    let acts = actions(&planned(&s, &st));
+    assert!(acts.iter().all(|a| !a.contains("parity")), "{acts:?}");
 }

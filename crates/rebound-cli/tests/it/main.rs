@@ -31,6 +31,9 @@
 //!   truncated, flipped and foreign signatures make the golden copy damaged.
 //! - `keys`: keyed live manifests (device_key): the attacks of issue 15 refused, bad
 //!   key files, migration and rotation with `rekey`, a cut between every step.
+//! - `parity`: parity sets and `parity = DIR` (issue 16): damage within and beyond the
+//!   redundancy repaired or reported through `boot` and `verify`, parity kept in step by
+//!   `commit`, `write` and `update`, damaged and missing records, bad configuration.
 //! - `log_to`: messages for early boot (`--log-to`, `log_to`): `<N>` lines on standard
 //!   error, a stand-in /dev/kmsg and the real busybox syslogd (root; else skipped).
 
@@ -52,6 +55,7 @@ mod malformed;
 mod mirror;
 mod mounts;
 mod output;
+mod parity;
 mod perms;
 mod races;
 mod remove;

@@ -1,0 +1,278 @@
+//! Parity (issue 16): a `mode = "parity"` set (live + parity, no second copy) and
+//! `parity = DIR` beside golden copies. Damage within and beyond the redundancy
+//! (flipped bits in k blocks, zeroed ranges, a torn last page, truncation, a grown file,
+//! a deleted file), repairs through `rebound boot`, what `verify` reports, parity kept in
+//! step by `commit`, `update` and `write`, and damaged parity records.
+
+use crate::util::Dir;
+
+/// The data file of the tests: 256 KiB of varied bytes (64 blocks of 4 KiB; at 10%
+/// redundancy its record holds 7 recovery blocks).
+const SIZE: usize = 256 * 1024;
+const BLOCK: usize = 4096;
+
+fn content(seed: u32) -> Vec<u8> {
+    // A small LCG: deterministic, not compressible, different per seed.
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..SIZE)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A parity set `data`: live `usr` with `db.bin` and `small.cfg`, parity in `par`,
+/// booted once (the first run adopts the files and writes their records).
+fn device(name: &str) -> Dir {
+    let d = Dir::new(name);
+    d.config(&format!(
+        "[[set]]\nname = \"data\"\nmode = \"parity\"\nlive = \"{}\"\nparity = \"{}\"\ninclude = [\"**\"]\n",
+        d.path("usr").display(),
+        d.path("par").display()
+    ));
+    d.write("usr/db.bin", content(1));
+    d.write("usr/small.cfg", "baud=115200\n");
+    std::fs::create_dir_all(d.path("par")).unwrap();
+    d.run(["boot"], 0).says(&["first run"]);
+    assert_eq!(records(&d).len(), 2, "one record per content");
+    d.run(["verify"], 0);
+    d
+}
+
+/// Every record file of set `data` in `par`.
+fn records(d: &Dir) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let base = d.path("par/.rebound/data/parity");
+    for fan in std::fs::read_dir(base).unwrap() {
+        for r in std::fs::read_dir(fan.unwrap().path()).unwrap() {
+            out.push(r.unwrap().path());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn damage_blocks(d: &Dir, rel: &str, blocks: &[usize]) {
+    let mut b = d.read_opt(rel).unwrap();
+    for k in blocks {
+        // One flipped bit per block, somewhere inside it.
+        b[k * BLOCK + (k * 977) % BLOCK] ^= 0x10;
+    }
+    d.write(rel, b);
+}
+
+#[test]
+fn a_parity_set_repairs_up_to_its_redundancy_of_damaged_blocks_through_boot() {
+    let d = device("parity-within");
+    // 10% of 64 blocks, spread over the file, first and last included.
+    damage_blocks(&d, "usr/db.bin", &[0, 9, 20, 31, 47, 63]);
+    d.run(["verify"], 1)
+        .says(&["6 of 64 blocks damaged, repairable"]);
+    d.run(["boot"], 0)
+        .says(&["result: repaired", "rebuilt from its intact blocks and parity"]);
+    assert_eq!(d.read_opt("usr/db.bin").unwrap(), content(1));
+    // All 7 recovery blocks are usable: 7 damaged blocks are still repaired.
+    damage_blocks(&d, "usr/db.bin", &[1, 2, 3, 4, 5, 6, 7]);
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read_opt("usr/db.bin").unwrap(), content(1));
+    d.run(["verify"], 0);
+    let log = d.run(["log", "--json"], 0).stdout();
+    assert!(log.contains("file_from_parity"), "{log}");
+}
+
+#[test]
+fn damage_beyond_the_redundancy_is_reported_lost_and_left_as_it_is() {
+    let d = device("parity-beyond");
+    damage_blocks(&d, "usr/db.bin", &(0..8).map(|k| k * 8).collect::<Vec<_>>());
+    let damaged = d.read_opt("usr/db.bin").unwrap();
+    d.run(["verify"], 1)
+        .says(&["8 of 64 blocks damaged, not repairable"]);
+    d.run(["boot"], 3).says(&["lost"]);
+    assert_eq!(d.read_opt("usr/db.bin").unwrap(), damaged, "a lost file is left as it is");
+}
+
+#[test]
+fn zeroed_ranges_a_torn_last_page_truncation_and_growth_are_rebuilt() {
+    let d = device("parity-shapes");
+    let good = content(1);
+    // A zeroed range of 5 blocks (a torn erase block).
+    let mut b = good.clone();
+    b[10 * BLOCK + 100..15 * BLOCK - 100].fill(0);
+    d.write("usr/db.bin", &b);
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read_opt("usr/db.bin").unwrap(), good);
+    // A torn last page: its bytes garbage.
+    let mut b = good.clone();
+    let n = b.len();
+    b[n - BLOCK..].fill(0xA5);
+    d.write("usr/db.bin", &b);
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read_opt("usr/db.bin").unwrap(), good);
+    // Truncated by 3 blocks and a half (the manifest has the size).
+    d.write("usr/db.bin", &good[..good.len() - 3 * BLOCK - 2048]);
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read_opt("usr/db.bin").unwrap(), good);
+    // Grown: the bytes beyond the recorded size go, the blocks were intact.
+    let mut b = good.clone();
+    b.extend_from_slice(b"appended by a runaway logger\n");
+    d.write("usr/db.bin", &b);
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read_opt("usr/db.bin").unwrap(), good);
+    // A small file is rebuilt too (its blocks are small: 64 bytes).
+    d.write("usr/small.cfg", "baud=115201\n");
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read("usr/small.cfg"), "baud=115200\n");
+}
+
+#[test]
+fn a_deleted_file_is_not_repairable_from_parity_alone_and_is_reported_so() {
+    let d = device("parity-deleted");
+    d.remove("usr/db.bin");
+    d.run(["verify"], 1)
+        .says(&["64 of 64 blocks damaged, not repairable"]);
+    d.run(["boot"], 3).says(&["lost"]);
+    assert!(!d.exists("usr/db.bin"));
+}
+
+#[test]
+fn commit_and_write_keep_parity_in_step_and_drop_the_old_records() {
+    let d = device("parity-commit");
+    d.write("usr/db.bin", content(2));
+    d.run(["commit", "usr/db.bin"], 0);
+    assert_eq!(records(&d).len(), 2, "the old content's record is removed");
+    damage_blocks(&d, "usr/db.bin", &[3, 30, 60]);
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read_opt("usr/db.bin").unwrap(), content(2));
+    // `write` replaces content and commits it: its record is there before its manifest.
+    d.write("new.cfg", "baud=9600\n");
+    d.run(["write", "usr/small.cfg", "--from", "new.cfg"], 0);
+    d.write("usr/small.cfg", "baud=9601\n");
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read("usr/small.cfg"), "baud=9600\n");
+    assert_eq!(records(&d).len(), 2);
+}
+
+#[test]
+fn update_writes_the_parity_of_new_files_before_its_manifest() {
+    let d = device("parity-update");
+    d.write("upd/db.bin", content(3));
+    d.write("upd/new/extra.bin", content(4));
+    d.run(["update", "data", "--from", "upd"], 0);
+    assert_eq!(d.read_opt("usr/db.bin").unwrap(), content(3));
+    assert_eq!(records(&d).len(), 3);
+    damage_blocks(&d, "usr/new/extra.bin", &[5, 6]);
+    damage_blocks(&d, "usr/db.bin", &[50]);
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read_opt("usr/new/extra.bin").unwrap(), content(4));
+    assert_eq!(d.read_opt("usr/db.bin").unwrap(), content(3));
+}
+
+#[test]
+fn a_damaged_parity_record_is_reported_never_used_and_rewritten() {
+    let d = device("parity-record");
+    for r in records(&d) {
+        let mut b = std::fs::read(&r).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 1;
+        std::fs::write(&r, b).unwrap();
+    }
+    d.run(["verify"], 1).says(&["parity_damaged"]);
+    d.run(["boot"], 0)
+        .says(&["parity_damaged", "write the parity record"]);
+    d.run(["verify"], 0);
+    // The rewritten records repair.
+    damage_blocks(&d, "usr/db.bin", &[1, 2]);
+    d.run(["boot"], 0).says(&["result: repaired"]);
+    assert_eq!(d.read_opt("usr/db.bin").unwrap(), content(1));
+    // A record missing (deleted) is written again from the intact file.
+    for r in records(&d) {
+        std::fs::remove_file(r).unwrap();
+    }
+    d.run(["boot"], 0).says(&["write the parity record"]);
+    assert_eq!(records(&d).len(), 2);
+}
+
+#[test]
+fn damaged_file_and_damaged_record_is_lost_not_rebuilt_from_bad_parity() {
+    let d = device("parity-both");
+    for r in records(&d) {
+        let mut b = std::fs::read(&r).unwrap();
+        let n = b.len();
+        b[n - 40] ^= 0xff;
+        std::fs::write(&r, b).unwrap();
+    }
+    damage_blocks(&d, "usr/db.bin", &[1]);
+    let damaged = d.read_opt("usr/db.bin").unwrap();
+    d.run(["boot"], 3).says(&["lost", "parity_damaged"]);
+    assert_eq!(d.read_opt("usr/db.bin").unwrap(), damaged);
+}
+
+#[test]
+fn a_golden_set_with_parity_rebuilds_before_reading_golden() {
+    let d = Dir::golden_device("parity-golden", &[]);
+    let cfg = d.read("rebound.toml");
+    d.config(&format!("{cfg}parity = \"{}\"\n", d.path("par").display()));
+    std::fs::create_dir_all(d.path("par")).unwrap();
+    d.write("usr/app/data.bin", content(5));
+    d.run(["seal", "config"], 0);
+    assert!(records(&d).len() >= 5, "a record per sealed content");
+    damage_blocks(&d, "usr/app/data.bin", &[4, 40]);
+    // Golden is damaged too: parity alone repairs.
+    d.write("bak/app/data.bin", b"not the data");
+    d.run(["boot"], 0)
+        .says(&["rebuilt from its intact blocks and parity"]);
+    assert_eq!(d.read_opt("usr/app/data.bin").unwrap(), content(5));
+    // Damage beyond parity falls back to golden, when golden is intact.
+    d.write("usr/apn_cfg.json", "{}");
+    d.remove("bak/app/data.bin");
+    d.run(["seal", "--force", "config"], 0);
+    d.remove("usr/app/data.bin");
+    d.run(["boot"], 0).says(&["(golden)"]);
+    assert_eq!(d.read_opt("usr/app/data.bin").unwrap(), content(5));
+}
+
+#[test]
+fn a_missing_parity_directory_is_reported_and_nothing_is_written_there() {
+    let d = device("parity-unmounted");
+    std::fs::remove_dir_all(d.path("par")).unwrap();
+    d.run(["boot"], 0)
+        .says(&["parity directory", "does not exist"]);
+    assert!(!d.exists("par"), "rebound wrote into a missing parity directory");
+}
+
+#[test]
+fn bad_parity_configuration_is_refused_naming_the_key() {
+    let d = Dir::new("parity-config");
+    let live = d.path("usr");
+    let par = d.path("par");
+    let cases = [
+        (format!("mode = \"parity\"\nlive = \"{}\"\n", live.display()), "needs `parity`"),
+        (
+            format!("mode = \"parity\"\nlive = \"{}\"\nparity = \"{}/p\"\n", live.display(), live.display()),
+            "overlaps",
+        ),
+        (
+            format!("mode = \"parity\"\nlive = \"{}\"\nparity = \"{}\"\nparity_redundancy = 0\n", live.display(), par.display()),
+            "parity_redundancy",
+        ),
+        (
+            format!("mode = \"parity\"\nlive = \"{}\"\nparity = \"{}\"\nparity_block_size = 100\n", live.display(), par.display()),
+            "parity_block_size",
+        ),
+        (
+            format!("mode = \"parity\"\nlive = \"{}\"\nparity = \"{}\"\ngolden = \"/g\"\n", live.display(), par.display()),
+            "a parity set uses `live` and `parity`",
+        ),
+    ];
+    for (body, needle) in cases {
+        d.config(&format!("[[set]]\nname = \"s\"\ninclude = [\"x\"]\n{body}"));
+        d.run(["check-config"], 2).says(&[needle]);
+    }
+    d.config(&format!(
+        "[[set]]\nname = \"s\"\ninclude = [\"x\"]\nmode = \"parity\"\nlive = \"{}\"\nparity = \"{}\"\nparity_redundancy = 25\n",
+        live.display(),
+        par.display()
+    ));
+    d.run(["check-config"], 0).says(&["parity mode", "25% recovery blocks"]);
+}
