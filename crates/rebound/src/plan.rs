@@ -1104,7 +1104,10 @@ fn decide_path(
         (Rebuilt::Sources(v), None) => (Some(v), None),
         // Compared with parity first: golden is read only if parity cannot help.
         (Rebuilt::Pending, None) => return d,
-        (Rebuilt::Nothing, None) => (None, find_golden(cx.state, row, path, entry, &mut d.need.hash)),
+        (Rebuilt::Nothing, None) => (
+            None,
+            find_golden(cx.state, row, path, entry, &mut d.need.hash),
+        ),
     };
     if let Some(rebuilt) = rebuilt {
         decide_rebuilt(cx, path, entry, row, rebuilt, &mut d);
@@ -1208,7 +1211,11 @@ fn parity_sources(
     let Some(ps) = cx.state.parity.as_ref().filter(|p| p.root_exists) else {
         return Rebuilt::Nothing;
     };
-    if !ps.records.get(&entry.digest).is_some_and(RecordState::usable) {
+    if !ps
+        .records
+        .get(&entry.digest)
+        .is_some_and(RecordState::usable)
+    {
         return Rebuilt::Nothing;
     }
     let rel = record_rel(&cx.set.name, &entry.digest);

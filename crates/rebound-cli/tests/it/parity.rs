@@ -69,8 +69,10 @@ fn a_parity_set_repairs_up_to_its_redundancy_of_damaged_blocks_through_boot() {
     damage_blocks(&d, "usr/db.bin", &[0, 9, 20, 31, 47, 63]);
     d.run(["verify"], 1)
         .says(&["6 of 64 blocks damaged, repairable"]);
-    d.run(["boot"], 0)
-        .says(&["result: repaired", "rebuilt from its intact blocks and parity"]);
+    d.run(["boot"], 0).says(&[
+        "result: repaired",
+        "rebuilt from its intact blocks and parity",
+    ]);
     assert_eq!(d.read_opt("usr/db.bin").unwrap(), content(1));
     // All 7 recovery blocks are usable: 7 damaged blocks are still repaired.
     damage_blocks(&d, "usr/db.bin", &[1, 2, 3, 4, 5, 6, 7]);
@@ -89,7 +91,11 @@ fn damage_beyond_the_redundancy_is_reported_lost_and_left_as_it_is() {
     d.run(["verify"], 1)
         .says(&["8 of 64 blocks damaged, not repairable"]);
     d.run(["boot"], 3).says(&["lost"]);
-    assert_eq!(d.read_opt("usr/db.bin").unwrap(), damaged, "a lost file is left as it is");
+    assert_eq!(
+        d.read_opt("usr/db.bin").unwrap(),
+        damaged,
+        "a lost file is left as it is"
+    );
 }
 
 #[test]
@@ -238,7 +244,10 @@ fn a_missing_parity_directory_is_reported_and_nothing_is_written_there() {
     std::fs::remove_dir_all(d.path("par")).unwrap();
     d.run(["boot"], 0)
         .says(&["parity directory", "does not exist"]);
-    assert!(!d.exists("par"), "rebound wrote into a missing parity directory");
+    assert!(
+        !d.exists("par"),
+        "rebound wrote into a missing parity directory"
+    );
 }
 
 #[test]
@@ -247,21 +256,40 @@ fn bad_parity_configuration_is_refused_naming_the_key() {
     let live = d.path("usr");
     let par = d.path("par");
     let cases = [
-        (format!("mode = \"parity\"\nlive = \"{}\"\n", live.display()), "needs `parity`"),
         (
-            format!("mode = \"parity\"\nlive = \"{}\"\nparity = \"{}/p\"\n", live.display(), live.display()),
+            format!("mode = \"parity\"\nlive = \"{}\"\n", live.display()),
+            "needs `parity`",
+        ),
+        (
+            format!(
+                "mode = \"parity\"\nlive = \"{}\"\nparity = \"{}/p\"\n",
+                live.display(),
+                live.display()
+            ),
             "overlaps",
         ),
         (
-            format!("mode = \"parity\"\nlive = \"{}\"\nparity = \"{}\"\nparity_redundancy = 0\n", live.display(), par.display()),
+            format!(
+                "mode = \"parity\"\nlive = \"{}\"\nparity = \"{}\"\nparity_redundancy = 0\n",
+                live.display(),
+                par.display()
+            ),
             "parity_redundancy",
         ),
         (
-            format!("mode = \"parity\"\nlive = \"{}\"\nparity = \"{}\"\nparity_block_size = 100\n", live.display(), par.display()),
+            format!(
+                "mode = \"parity\"\nlive = \"{}\"\nparity = \"{}\"\nparity_block_size = 100\n",
+                live.display(),
+                par.display()
+            ),
             "parity_block_size",
         ),
         (
-            format!("mode = \"parity\"\nlive = \"{}\"\nparity = \"{}\"\ngolden = \"/g\"\n", live.display(), par.display()),
+            format!(
+                "mode = \"parity\"\nlive = \"{}\"\nparity = \"{}\"\ngolden = \"/g\"\n",
+                live.display(),
+                par.display()
+            ),
             "a parity set uses `live` and `parity`",
         ),
     ];
@@ -274,5 +302,6 @@ fn bad_parity_configuration_is_refused_naming_the_key() {
         live.display(),
         par.display()
     ));
-    d.run(["check-config"], 0).says(&["parity mode", "25% recovery blocks"]);
+    d.run(["check-config"], 0)
+        .says(&["parity mode", "25% recovery blocks"]);
 }
