@@ -345,7 +345,9 @@ impl<R: Read> RecordReader<R> {
             window: le32(16),
             redundancy: h[9],
         };
-        layout.check().or_else(|e| bad(format!("parity record: {e}")))?;
+        layout
+            .check()
+            .or_else(|e| bad(format!("parity record: {e}")))?;
         let mut d = [0u8; 32];
         let d = &mut d[..algo.digest_len()];
         self.exact(d)?;
@@ -866,7 +868,12 @@ impl<R: Read, F: Read> Rebuild<R, F> {
             }
             // Exactly as many recovery blocks as damaged ones: the decoder needs no
             // more, and a damaged recovery block is caught by the digest check below.
-            for (j, r) in self.recovery.chunks_exact(block).take(damaged.len()).enumerate() {
+            for (j, r) in self
+                .recovery
+                .chunks_exact(block)
+                .take(damaged.len())
+                .enumerate()
+            {
                 rs.add_recovery_shard(j, r).map_err(rs_err)?;
             }
             let result = rs.decode().map_err(rs_err)?;
@@ -895,5 +902,725 @@ impl<R: Read, F: Read> Read for Rebuild<R, F> {
         let r = out.read(buf, |o| self.produce(o));
         self.out = out;
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Deterministic bytes that are never a run of zeros for long (so zeroing a range
+    /// always damages the blocks it touches).
+    fn content(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8 | 1
+            })
+            .collect()
+    }
+
+    fn encode_layout(data: &[u8], algo: HashAlgo, layout: Layout) -> Vec<u8> {
+        let mut rec = Vec::new();
+        Encoder::with_layout(data, algo, algo.digest(data), layout)
+            .read_to_end(&mut rec)
+            .unwrap();
+        assert_eq!(rec.len() as u64, layout.record_size(algo), "{layout:?}");
+        rec
+    }
+
+    fn encode(data: &[u8], block: u32, redundancy: u8) -> (Vec<u8>, Layout) {
+        let layout = Layout::new(data.len() as u64, block, redundancy);
+        (encode_layout(data, HashAlgo::Blake3, layout), layout)
+    }
+
+    fn rebuild(rec: &[u8], file: &[u8], algo: HashAlgo, digest: Digest) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        Rebuild::new(rec, file, algo, digest).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    fn fit(rec: &[u8], file: &[u8], data: &[u8]) -> Fit {
+        analyze(rec, file, HashAlgo::Blake3, HashAlgo::Blake3.digest(data)).unwrap()
+    }
+
+    fn rebuilt(rec: &[u8], file: &[u8], data: &[u8]) -> io::Result<Vec<u8>> {
+        rebuild(rec, file, HashAlgo::Blake3, HashAlgo::Blake3.digest(data))
+    }
+
+    fn flip_block(file: &mut [u8], l: &Layout, b: u64, sel: usize) {
+        let start = (b * u64::from(l.block)) as usize;
+        let end = (start + l.block as usize).min(file.len());
+        let i = start + sel % (end - start);
+        file[i] ^= 1 << (sel % 8);
+    }
+
+    #[test]
+    fn layout_small_files_get_about_32_blocks() {
+        let l = Layout::new(4096, 4096, 10);
+        assert_eq!((l.block, l.blocks(), l.windows()), (128, 32, 1));
+        assert_eq!(l.recovery_blocks(), 4);
+        let l = Layout::new(1 << 30, 4096, 10);
+        assert_eq!((l.block, l.window, l.blocks()), (4096, 2048, 1 << 18));
+        assert_eq!(l.windows(), 128);
+        assert_eq!(l.recovery_blocks(), 128 * 205);
+        // A small configured block on a large file: the window is capped by the codec.
+        let l = Layout::new(1 << 30, 64, 100);
+        assert_eq!((l.block, l.window), (64, MAX_WINDOW));
+        assert!(ReedSolomonEncoder::supports(
+            l.window as usize,
+            l.recovery(u64::from(l.window)) as usize
+        ));
+        // A block above the window: one block per window.
+        let l = Layout::new(1 << 30, MAX_BLOCK, 10);
+        assert_eq!((l.block, l.window), (MAX_BLOCK, 1));
+    }
+
+    #[test]
+    fn layout_clamps_what_config_refuses() {
+        let l = Layout::new(1 << 20, 100, 0);
+        assert_eq!((l.block, l.redundancy), (64, 1));
+        let l = Layout::new(1 << 40, u32::MAX, 200);
+        assert_eq!((l.block, l.redundancy), (MAX_BLOCK, 100));
+        let l = Layout::new(0, 4096, 10);
+        assert_eq!((l.blocks(), l.windows(), l.recovery_blocks()), (0, 0, 0));
+        assert_eq!(l.record_size(HashAlgo::Sha256), 28 + 32 + 32);
+        // A hand-made layout never divides by zero.
+        let l = Layout {
+            size: 10,
+            block: 0,
+            window: 0,
+            redundancy: 0,
+        };
+        let _ = (
+            l.blocks(),
+            l.windows(),
+            l.recovery_blocks(),
+            l.record_size(HashAlgo::Crc32),
+        );
+    }
+
+    #[test]
+    fn roundtrip_every_size_and_algo() {
+        for size in [
+            0,
+            1,
+            2,
+            63,
+            64,
+            65,
+            127,
+            2048,
+            2049,
+            4095,
+            4096,
+            100_000,
+            (1 << 20) + 3,
+        ] {
+            for algo in HashAlgo::ALL {
+                let data = content(size, size as u64);
+                let layout = Layout::new(size as u64, DEFAULT_BLOCK, DEFAULT_REDUNDANCY);
+                let rec = encode_layout(&data, algo, layout);
+                let digest = algo.digest(&data);
+                let info = check_record(&rec[..], algo, u64::MAX).unwrap();
+                assert_eq!(info, RecordInfo { layout, digest });
+                assert_eq!(rebuild(&rec, &data, algo, digest).unwrap(), data);
+                let f = analyze(&rec[..], &data[..], algo, digest).unwrap();
+                assert_eq!(
+                    f,
+                    Fit {
+                        blocks: layout.blocks(),
+                        damaged: 0,
+                        recoverable: true,
+                        worst: None
+                    }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn small_reads_yield_the_same_bytes() {
+        let data = content(10_000, 3);
+        let (rec, _) = encode(&data, 4096, 10);
+        let mut enc = Encoder::new(
+            &data[..],
+            HashAlgo::Blake3,
+            HashAlgo::Blake3.digest(&data),
+            10_000,
+            4096,
+            10,
+        );
+        let mut got = Vec::new();
+        let mut buf = [0u8; 7];
+        loop {
+            let n = enc.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, rec);
+        let mut file = data.clone();
+        file[5] ^= 1;
+        let mut rb = Rebuild::new(
+            &rec[..],
+            &file[..],
+            HashAlgo::Blake3,
+            HashAlgo::Blake3.digest(&data),
+        );
+        let mut got = Vec::new();
+        loop {
+            let n = rb.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, data);
+    }
+
+    #[test]
+    fn damage_within_capacity_is_rebuilt() {
+        // 1 MiB + 1000: 257 blocks of 4 KiB, one window, 26 recovery blocks.
+        let data = content((1 << 20) + 1000, 7);
+        let (rec, l) = encode(&data, 4096, 10);
+        assert_eq!((l.blocks(), l.recovery(l.blocks())), (257, 26));
+
+        // Bit flips in as many blocks as there are recovery blocks, the last one too.
+        let mut file = data.clone();
+        for b in (0..25).map(|i| i * 10).chain([256]) {
+            flip_block(&mut file, &l, b, b as usize * 31);
+        }
+        let f = fit(&rec, &file, &data);
+        assert_eq!((f.damaged, f.recoverable, f.worst), (26, true, None));
+        assert_eq!(rebuilt(&rec, &file, &data).unwrap(), data);
+
+        // A zeroed range across block boundaries: blocks 2..=7.
+        let mut file = data.clone();
+        file[10_000..30_000].fill(0);
+        assert_eq!(
+            (
+                fit(&rec, &file, &data).damaged,
+                fit(&rec, &file, &data).recoverable
+            ),
+            (6, true)
+        );
+        assert_eq!(rebuilt(&rec, &file, &data).unwrap(), data);
+
+        // A torn last page: its last 4096 bytes zeroed, or garbage (2 blocks: the size is
+        // not a multiple of the block).
+        for garbage in [false, true] {
+            let mut file = data.clone();
+            let n = file.len();
+            let tail = &mut file[n - 4096..];
+            if garbage {
+                tail.copy_from_slice(&content(4096, 99));
+            } else {
+                tail.fill(0);
+            }
+            assert_eq!(fit(&rec, &file, &data).damaged, 2);
+            assert_eq!(rebuilt(&rec, &file, &data).unwrap(), data);
+        }
+
+        // Truncation: the file lost its last 4 blocks (the short one of 1000 bytes and
+        // three whole ones) and 5 bytes of a fifth.
+        let file = &data[..data.len() - 1000 - 3 * 4096 - 5];
+        assert_eq!(fit(&rec, file, &data).damaged, 5);
+        assert_eq!(rebuilt(&rec, file, &data).unwrap(), data);
+        // Truncation inside the last block only: the block is damaged even though the
+        // bytes that are there match.
+        let file = &data[..data.len() - 1];
+        assert_eq!(fit(&rec, file, &data).damaged, 1);
+        assert_eq!(rebuilt(&rec, file, &data).unwrap(), data);
+
+        // A grown file: the bytes beyond the size are ignored.
+        let mut file = data.clone();
+        file.extend_from_slice(&content(5000, 1));
+        assert_eq!(fit(&rec, &file, &data).damaged, 0);
+        assert_eq!(rebuilt(&rec, &file, &data).unwrap(), data);
+        // Grown and damaged.
+        file[0] ^= 0x80;
+        assert_eq!(fit(&rec, &file, &data).damaged, 1);
+        assert_eq!(rebuilt(&rec, &file, &data).unwrap(), data);
+    }
+
+    #[test]
+    fn damage_beyond_capacity_is_reported_and_never_rebuilt() {
+        let data = content((1 << 20) + 1000, 8);
+        let (rec, l) = encode(&data, 4096, 10);
+        let mut file = data.clone();
+        for b in 0..27 {
+            flip_block(&mut file, &l, b * 9, 5);
+        }
+        let f = fit(&rec, &file, &data);
+        assert_eq!(
+            f,
+            Fit {
+                blocks: 257,
+                damaged: 27,
+                recoverable: false,
+                worst: Some((27, 26))
+            }
+        );
+        let e = rebuilt(&rec, &file, &data).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn missing_file_is_recoverable_only_when_recovery_covers_every_block() {
+        // 100 bytes: two 64-byte blocks; 100% redundancy gives two recovery blocks.
+        let data = content(100, 1);
+        let (rec, l) = encode(&data, 4096, 100);
+        assert_eq!((l.blocks(), l.recovery_blocks()), (2, 2));
+        let f = fit(&rec, &[], &data);
+        assert_eq!((f.damaged, f.recoverable), (2, true));
+        assert_eq!(rebuilt(&rec, &[], &data).unwrap(), data);
+        // One block: one recovery block at any redundancy.
+        let data = content(64, 2);
+        let (rec, _) = encode(&data, 4096, 1);
+        assert!(fit(&rec, &[], &data).recoverable);
+        assert_eq!(rebuilt(&rec, &[], &data).unwrap(), data);
+        // 4 KiB at 10%: 32 blocks, 4 recovery blocks.
+        let data = content(4096, 3);
+        let (rec, _) = encode(&data, 4096, 10);
+        let f = fit(&rec, &[], &data);
+        assert_eq!(
+            f,
+            Fit {
+                blocks: 32,
+                damaged: 32,
+                recoverable: false,
+                worst: Some((32, 4))
+            }
+        );
+        assert!(rebuilt(&rec, &[], &data).is_err());
+        // An empty file needs nothing.
+        let (rec, _) = encode(&[], 4096, 10);
+        assert!(fit(&rec, &[], &[]).recoverable);
+        assert_eq!(rebuilt(&rec, &[], &[]).unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn many_windows_each_use_their_own_recovery_blocks() {
+        // 196 blocks of 1 KiB in windows of 16: 12 full windows (2 recovery blocks
+        // each) and one of 4 (1 recovery block).
+        let data = content(200_000, 4);
+        let l = Layout::with_window(200_000, 1024, 10, 16);
+        assert_eq!((l.block, l.blocks(), l.windows()), (1024, 196, 13));
+        assert_eq!(l.recovery_blocks(), 12 * 2 + 1);
+        let rec = encode_layout(&data, HashAlgo::Blake3, l);
+        // Self-describing: no hint needed to check it.
+        assert_eq!(
+            check_record(&rec[..], HashAlgo::Blake3, u64::MAX)
+                .unwrap()
+                .layout,
+            l
+        );
+        let mut file = data.clone();
+        for w in 0..12 {
+            flip_block(&mut file, &l, w * 16 + 3, 1);
+            flip_block(&mut file, &l, w * 16 + 15, 2);
+        }
+        flip_block(&mut file, &l, 195, 3);
+        let f = fit(&rec, &file, &data);
+        assert_eq!((f.damaged, f.recoverable), (25, true));
+        assert_eq!(rebuilt(&rec, &file, &data).unwrap(), data);
+        // A third damaged block in window 5, and four in window 7: the worst is 7.
+        flip_block(&mut file, &l, 5 * 16, 4);
+        for b in [7 * 16, 7 * 16 + 1] {
+            flip_block(&mut file, &l, b, 4);
+        }
+        let f = fit(&rec, &file, &data);
+        assert_eq!(
+            (f.damaged, f.recoverable, f.worst),
+            (28, false, Some((4, 2)))
+        );
+        assert!(rebuilt(&rec, &file, &data).is_err());
+    }
+
+    #[test]
+    fn large_file_spans_default_windows() {
+        // 20 MiB at the default block: windows of 2048 blocks (8 MiB), three of them.
+        let data = content(20 << 20, 5);
+        let (rec, l) = encode(&data, DEFAULT_BLOCK, DEFAULT_REDUNDANCY);
+        assert_eq!((l.block, l.window, l.windows()), (4096, 2048, 3));
+        let mut file = data.clone();
+        for w in 0..3 {
+            for i in 0..l.recovery(l.window_blocks(w)) {
+                flip_block(&mut file, &l, w * 2048 + i * 5, 0);
+            }
+        }
+        let f = fit(&rec, &file, &data);
+        assert!(f.recoverable);
+        assert_eq!(f.damaged, l.recovery_blocks());
+        assert!(rebuilt(&rec, &file, &data).unwrap() == data);
+    }
+
+    #[test]
+    fn any_damaged_byte_of_a_record_is_refused() {
+        let data = content(300, 6);
+        let (rec, l) = encode(&data, 4096, 20);
+        let digest = HashAlgo::Blake3.digest(&data);
+        assert_eq!(l.windows(), 1);
+        for i in 0..rec.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut bad = rec.clone();
+                bad[i] ^= flip;
+                assert!(
+                    check_record(&bad[..], HashAlgo::Blake3, u64::MAX).is_err(),
+                    "{i}"
+                );
+                assert!(
+                    analyze(&bad[..], &data[..], HashAlgo::Blake3, digest).is_err(),
+                    "{i}"
+                );
+                assert!(
+                    rebuild(&bad, &data, HashAlgo::Blake3, digest).is_err(),
+                    "{i}"
+                );
+            }
+        }
+        for n in 0..rec.len() {
+            assert!(
+                check_record(&rec[..n], HashAlgo::Blake3, u64::MAX).is_err(),
+                "{n}"
+            );
+            assert!(
+                analyze(&rec[..n], &data[..], HashAlgo::Blake3, digest).is_err(),
+                "{n}"
+            );
+            assert!(
+                rebuild(&rec[..n], &data, HashAlgo::Blake3, digest).is_err(),
+                "{n}"
+            );
+        }
+        let mut long = rec.clone();
+        long.push(0);
+        assert!(check_record(&long[..], HashAlgo::Blake3, u64::MAX).is_err());
+        assert!(analyze(&long[..], &data[..], HashAlgo::Blake3, digest).is_err());
+        assert!(rebuild(&long, &data, HashAlgo::Blake3, digest).is_err());
+        // A record longer than the caller allows is refused from its header.
+        let n = rec.len() as u64;
+        assert!(check_record(&rec[..], HashAlgo::Blake3, n - 1).is_err());
+        assert!(check_record(&rec[..], HashAlgo::Blake3, n).is_ok());
+    }
+
+    /// A record with a chosen header and a valid trailer: what a hostile writer makes.
+    fn forged(block: u32, window: u32, size: u64, redundancy: u8, body: &[u8]) -> Vec<u8> {
+        let mut r = Vec::new();
+        r.extend_from_slice(MAGIC);
+        r.extend_from_slice(&[VERSION, redundancy]);
+        r.extend_from_slice(&3u16.to_le_bytes());
+        r.extend_from_slice(&block.to_le_bytes());
+        r.extend_from_slice(&window.to_le_bytes());
+        r.extend_from_slice(&size.to_le_bytes());
+        r.extend_from_slice(HashAlgo::Xxh3.digest(b"x").as_bytes());
+        r.extend_from_slice(body);
+        let t = *blake3::hash(&r).as_bytes();
+        r.extend_from_slice(&t);
+        r
+    }
+
+    #[test]
+    fn hostile_headers_are_refused_without_allocating_from_them() {
+        let algo = HashAlgo::Xxh3;
+        let digest = algo.digest(b"x");
+        for (block, window, size, r) in [
+            (0, 1, 100, 10),
+            (65, 1, 100, 10),
+            (MAX_BLOCK + 64, 1, 100, 10),
+            (64, 0, 100, 10),
+            (64, MAX_WINDOW + 1, 100, 10),
+            (MAX_BLOCK, 2, 100, 10),
+            (4096, 4096, 100, 10),
+            (64, 1, 100, 0),
+            (64, 1, 100, 101),
+        ] {
+            let rec = forged(block, window, size, r, &[]);
+            let e = check_record(&rec[..], algo, u64::MAX).unwrap_err();
+            assert!(e.contains("out of bounds"), "{e}");
+            assert!(analyze(&rec[..], &b"x"[..], algo, digest).is_err());
+            assert!(rebuild(&rec, b"x", algo, digest).is_err());
+        }
+        // In bounds, but claiming an absurd size: refused by length, never read.
+        for size in [u64::MAX, 1 << 62, 1 << 40] {
+            let rec = forged(MAX_BLOCK, 1, size, 100, &[]);
+            assert!(check_record(&rec[..], algo, 1 << 30).is_err());
+            assert!(check_record(&rec[..], algo, u64::MAX).is_err());
+            // analyze and Rebuild read it window by window and find it truncated.
+            assert!(analyze(&rec[..], &b"x"[..], algo, digest).is_err());
+            assert!(rebuild(&rec, b"x", algo, digest).is_err());
+        }
+    }
+
+    #[test]
+    fn record_for_other_content_or_algo_is_refused() {
+        let data = content(5000, 9);
+        let (rec, _) = encode(&data, 4096, 10);
+        let other = HashAlgo::Blake3.digest(b"other");
+        assert!(analyze(&rec[..], &data[..], HashAlgo::Blake3, other).is_err());
+        let e = rebuild(&rec, &data, HashAlgo::Blake3, other).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let sha = HashAlgo::Sha256.digest(&data);
+        assert!(check_record(&rec[..], HashAlgo::Sha256, u64::MAX).is_err());
+        assert!(analyze(&rec[..], &data[..], HashAlgo::Sha256, sha).is_err());
+        let e = rebuild(&rec, &data, HashAlgo::Sha256, sha).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn encoder_refuses_a_source_that_changed() {
+        let data = content(50_000, 10);
+        let digest = HashAlgo::Blake3.digest(&data);
+        let full = Layout::new(50_000, 4096, 10).record_size(HashAlgo::Blake3) as usize;
+        let mut changed = data.clone();
+        changed[49_999] ^= 1;
+        let longer = [&data[..], b"!"].concat();
+        for (src, size) in [
+            (&changed[..], 50_000),
+            (&data[..49_999], 50_000),
+            (&longer[..], 50_000),
+            (&data[..], 49_999),
+        ] {
+            let mut enc = Encoder::new(src, HashAlgo::Blake3, digest, size, 4096, 10);
+            let mut got = Vec::new();
+            let e = enc.read_to_end(&mut got).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+            // The trailer was never yielded, and the encoder stays failed.
+            assert!(got.len() < full);
+            assert!(enc.read(&mut [0u8; 16]).is_err());
+        }
+    }
+
+    /// A reader that fails with a chosen error after `ok` bytes.
+    struct Failing<'a> {
+        data: &'a [u8],
+        ok: usize,
+    }
+
+    impl Read for Failing<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.ok == 0 {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, "no"));
+            }
+            let n = buf.len().min(self.ok).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            self.ok -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn inner_io_errors_propagate_as_they_are() {
+        let data = content(20_000, 11);
+        let digest = HashAlgo::Blake3.digest(&data);
+        let (rec, _) = encode(&data, 4096, 10);
+        let src = Failing {
+            data: &data,
+            ok: 100,
+        };
+        let mut enc = Encoder::new(src, HashAlgo::Blake3, digest, 20_000, 4096, 10);
+        let e = enc.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        let file = Failing {
+            data: &data,
+            ok: 100,
+        };
+        let mut rb = Rebuild::new(&rec[..], file, HashAlgo::Blake3, digest);
+        let e = rb.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        let record = Failing {
+            data: &rec,
+            ok: 100,
+        };
+        let mut rb = Rebuild::new(record, &data[..], HashAlgo::Blake3, digest);
+        let e = rb.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        let file = Failing {
+            data: &data,
+            ok: 100,
+        };
+        assert!(analyze(&rec[..], file, HashAlgo::Blake3, digest).is_err());
+        let record = Failing {
+            data: &rec,
+            ok: 100,
+        };
+        assert!(check_record(record, HashAlgo::Blake3, u64::MAX).is_err());
+    }
+
+    #[test]
+    fn damaged_recovery_block_never_yields_wrong_bytes() {
+        // Bytes in the record's recovery blocks changed and its trailer forged: the
+        // rebuilt block fails its digest.
+        let data = content(4096, 12);
+        let (mut rec, l) = encode(&data, 4096, 10);
+        let head = FIXED_HEADER + 32 + 32 * BLOCK_DIGEST;
+        rec[head + 3] ^= 1;
+        let n = rec.len() - TRAILER;
+        let t = *blake3::hash(&rec[..n]).as_bytes();
+        rec[n..].copy_from_slice(&t);
+        let mut file = data.clone();
+        flip_block(&mut file, &l, 0, 0);
+        let e = rebuilt(&rec, &file, &data).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    /// Run with `cargo test -p rebound --release --lib parity::tests::speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a figure, not a check: run in --release"]
+    fn speed_64_mib_at_10_percent() {
+        let data = content(64 << 20, 13);
+        let digest = HashAlgo::Blake3.digest(&data);
+        let mib = 64.0;
+        let t = std::time::Instant::now();
+        let mut rec = Vec::new();
+        Encoder::new(
+            &data[..],
+            HashAlgo::Blake3,
+            digest,
+            data.len() as u64,
+            4096,
+            10,
+        )
+        .read_to_end(&mut rec)
+        .unwrap();
+        let enc = t.elapsed().as_secs_f64();
+        let l = Layout::new(data.len() as u64, 4096, 10);
+        let t = std::time::Instant::now();
+        analyze(&rec[..], &data[..], HashAlgo::Blake3, digest).unwrap();
+        let ana = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        assert_eq!(
+            rebuild(&rec, &data, HashAlgo::Blake3, digest).unwrap(),
+            data
+        );
+        let intact = t.elapsed().as_secs_f64();
+        let mut file = data.clone();
+        for w in 0..l.windows() {
+            for i in 0..l.recovery(l.window_blocks(w)) {
+                flip_block(&mut file, &l, w * u64::from(l.window) + i * 9, 0);
+            }
+        }
+        let t = std::time::Instant::now();
+        assert_eq!(
+            rebuild(&rec, &file, HashAlgo::Blake3, digest).unwrap(),
+            data
+        );
+        let full = t.elapsed().as_secs_f64();
+        println!(
+            "64 MiB, 4 KiB blocks, 10%: record {} bytes; encode {:.0} MiB/s, analyze {:.0} MiB/s, \
+             rebuild intact {:.0} MiB/s, rebuild with 10% of blocks damaged {:.0} MiB/s",
+            rec.len(),
+            mib / enc,
+            mib / ana,
+            mib / intact,
+            mib / full
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn damage_patterns_rebuild_exactly_or_fail(
+            size in 0usize..200 << 10,
+            block in 1u32..=128,
+            redundancy in 1u8..=50,
+            window in proptest::option::of(1u32..64),
+            seed in any::<u64>(),
+            hits in proptest::collection::vec(any::<(u64, usize)>(), 0..40),
+            cut in proptest::option::of(any::<u64>()),
+        ) {
+            let block = block * MIN_BLOCK;
+            let data = content(size, seed);
+            let l = match window {
+                Some(w) => Layout::with_window(size as u64, block, redundancy, w),
+                None => Layout::new(size as u64, block, redundancy),
+            };
+            let rec = encode_layout(&data, HashAlgo::Blake3, l);
+            let mut file = data.clone();
+            let blocks = l.blocks();
+            if blocks > 0 {
+                for (b, sel) in hits {
+                    flip_block(&mut file, &l, b % blocks, sel);
+                }
+            }
+            if let Some(c) = cut {
+                file.truncate((c % (size as u64 + 1)) as usize);
+            }
+            // Damaged: a missing byte, or bytes that differ (a bit flipped twice is
+            // intact again).
+            let damaged: Vec<u64> = (0..blocks)
+                .filter(|&b| {
+                    let s = (b * u64::from(l.block)) as usize;
+                    let e = (s + l.block as usize).min(size);
+                    file.len() < e || file[s..e] != data[s..e]
+                })
+                .collect();
+            let mut per_window = vec![0u64; l.windows() as usize];
+            for &b in &damaged {
+                per_window[(b / u64::from(l.window)) as usize] += 1;
+            }
+            let ok = per_window
+                .iter()
+                .enumerate()
+                .all(|(w, &d)| d <= l.recovery(l.window_blocks(w as u64)));
+            let f = fit(&rec, &file, &data);
+            prop_assert_eq!(f.damaged, damaged.len() as u64);
+            prop_assert_eq!(f.recoverable, ok);
+            prop_assert_eq!(f.worst.is_none(), ok);
+            match rebuilt(&rec, &file, &data) {
+                Ok(got) => {
+                    prop_assert!(ok);
+                    prop_assert!(got == data);
+                }
+                Err(e) => {
+                    prop_assert!(!ok);
+                    prop_assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_records_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+            header in any::<(u32, u32, u64, u8)>(),
+            forge in any::<bool>(),
+            max in any::<u64>(),
+        ) {
+            let rec = if forge {
+                let (block, window, size, r) = header;
+                forged(block % (1 << 16), window % 256, size % (1 << 20), r, &bytes)
+            } else {
+                bytes
+            };
+            let digest = HashAlgo::Xxh3.digest(b"x");
+            let _ = check_record(&rec[..], HashAlgo::Xxh3, max);
+            let _ = check_record(&rec[..], HashAlgo::Xxh3, u64::MAX);
+            let _ = analyze(&rec[..], &b"x"[..], HashAlgo::Xxh3, digest);
+            let _ = rebuild(&rec, b"x", HashAlgo::Xxh3, digest);
+        }
+
+        #[test]
+        fn flipped_record_bytes_are_refused(
+            size in 0usize..20_000,
+            redundancy in 1u8..=100,
+            pos in any::<usize>(),
+            flip in 1u8..=255,
+        ) {
+            let data = content(size, size as u64);
+            let (mut rec, _) = encode(&data, 4096, redundancy);
+            let i = pos % rec.len();
+            rec[i] ^= flip;
+            prop_assert!(check_record(&rec[..], HashAlgo::Blake3, u64::MAX).is_err());
+        }
     }
 }
