@@ -213,7 +213,7 @@ pub fn check_fits(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPath, 
         let fit = (|| {
             let record = fs
                 .open_read(&ps.root, &rel)
-                .map_err(|e| format!("record cannot be read: {e}"))?;
+                .map_err(|e| format!("parity record could not be read: {e}"))?;
             let file: Box<dyn Read + Send + '_> = match fs.metadata(root, path) {
                 Ok(Some(m)) if m.kind == Kind::File => fs
                     .open_read(root, path)
@@ -225,7 +225,7 @@ pub fn check_fits(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPath, 
         if let Err(why) = &fit {
             // Only the record's own faults condemn it (a copy that cannot be read
             // is the copy's problem).
-            if why.starts_with("record") {
+            if !why.starts_with("file could not be read") {
                 ps.records
                     .insert(*digest, RecordState::Damaged(why.clone()));
             }
