@@ -206,7 +206,7 @@ fn all_scenarios() -> Vec<Scenario> {
             user: &[],
         },
         Scenario {
-            name: "parity: commit, with a media fault after the cut",
+            name: "parity: commit, media fault after the cut",
             config: parity_config(),
             setup: |fs, c| {
                 put_all(fs, "/dev0/usr", PRISTINE);
@@ -231,7 +231,7 @@ fn all_scenarios() -> Vec<Scenario> {
             user: &[],
         },
         Scenario {
-            name: "parity: update, vfat, media fault after the cut",
+            name: "parity: update, vfat, media fault after cut",
             config: parity_config(),
             setup: |fs, c| {
                 put_all(fs, "/dev0/usr", PRISTINE);
