@@ -213,7 +213,7 @@ pub struct SetConfig {
     pub parity: Option<ParityConfig>,
 }
 
-/// A set's parity directory (docs/design.md section 2.6).
+/// A set's parity directory (docs/design.md section 2.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParityConfig {
     /// Absolute, outside every replica of every set's golden copy and of this set.

@@ -474,6 +474,7 @@ impl<'a> Engine<'a> {
                                 | plan::Problem::Unreadable
                                 | plan::Problem::WrongMode
                                 | plan::Problem::WrongOwner
+                                | plan::Problem::ParityDamaged
                         )
                     }
             })
@@ -524,6 +525,8 @@ impl<'a> Engine<'a> {
                         .get(*slot)
                         .is_some_and(|n| finding(root, &RelPath::meta(&set.name, n), true)),
                     Action::WriteTag { root, rel, .. } => finding(root, rel, false),
+                    // A damaged record rewritten (a missing one is only written).
+                    Action::WriteParity { root, rel, .. } => finding(root, rel, false),
                     _ => kind == "interrupted_change" || kind == "stale_file",
                 };
                 count.then(|| history::Counted {

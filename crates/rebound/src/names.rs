@@ -44,7 +44,7 @@ pub const STAGE_DIR: &str = "stage";
 /// parity records: `.rebound/<set>/parity/<xx>/<hex>`, named by the lowercase hex
 /// digest of the content they protect, `<xx>` its first two digits (256 directories
 /// at most: vfat's limit on entries per directory is never near). See
-/// [`crate::parity`] and docs/design.md section 2.6.
+/// [`crate::parity`] and docs/design.md section 2.5.
 pub const PARITY_DIR: &str = "parity";
 
 /// The record of the last repair that rebound before 2026-12 kept (the event log,

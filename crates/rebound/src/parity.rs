@@ -1,6 +1,6 @@
 //! Parity records: per-block digests and Reed-Solomon recovery blocks for one file's
 //! content, so that a damaged copy is rebuilt from its own intact blocks without a
-//! second full copy (docs/design.md section 2.6).
+//! second full copy (docs/design.md section 2.5).
 //!
 //! Pure streaming code over `std::io`: no file system, no paths. The engine names
 //! records by content digest (`.rebound/<set>/parity/<xx>/<hex>` in the parity
@@ -630,11 +630,6 @@ impl<R: Read> Encoder<R> {
             rs: None,
             out: Out::default(),
         }
-    }
-
-    /// The layout of the record being written.
-    pub fn layout(&self) -> Layout {
-        self.layout
     }
 
     /// Puts the next part of the record in `out`; false once the trailer was yielded.

@@ -7,7 +7,7 @@
 //! (`.rebound/<set>/parity/<xx>/<hex>`), so a record serves every path holding that
 //! content, survives renames, and the record of a new content never replaces the
 //! record of the content still committed: a cut between writing a record and the
-//! manifest that names it leaves both (docs/design.md section 2.6).
+//! manifest that names it leaves both (docs/design.md section 2.5).
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};

@@ -2128,12 +2128,11 @@ pub(crate) fn parity_writes(
             .or_else(|| restored().map(|s| (false, s)));
         if let Some(RecordState::Damaged(why)) = rec {
             out.findings.push(Finding {
-                root: state.replicas.first().map_or_else(|| ps.root.clone(), |r| r.root.clone()),
-                path: path.clone(),
+                root: ps.root.clone(),
+                path: rel.clone(),
                 problem: Problem::ParityDamaged,
                 detail: format!(
-                    "its parity record {} is damaged ({why}); not used, {}",
-                    crate::fs::full(&ps.root, &rel).display(),
+                    "the parity record of {path} is damaged ({why}); not used, {}",
                     if source.is_some() {
                         "rewritten from an intact copy"
                     } else {
@@ -2142,8 +2141,14 @@ pub(crate) fn parity_writes(
                 ),
             });
         }
-        let Some((early, from)) = source else { continue };
-        let list = if early { &mut out.now } else { &mut out.restored };
+        let Some((early, from)) = source else {
+            continue;
+        };
+        let list = if early {
+            &mut out.now
+        } else {
+            &mut out.restored
+        };
         done.insert(entry.digest);
         list.push(Action::WriteParity {
             root: ps.root.clone(),

@@ -146,7 +146,11 @@ fn commit_and_write_keep_parity_in_step_and_drop_the_old_records() {
     let d = device("parity-commit");
     d.write("usr/db.bin", content(2));
     d.run(["commit", "usr/db.bin"], 0);
-    assert_eq!(records(&d, "data").len(), 2, "the old content's record is removed");
+    assert_eq!(
+        records(&d, "data").len(),
+        2,
+        "the old content's record is removed"
+    );
     damage_blocks(&d, "usr/db.bin", &[3, 30, 60]);
     d.run(["boot"], 0).says(&["result: repaired"]);
     assert_eq!(d.read_opt("usr/db.bin").unwrap(), content(2));
@@ -187,6 +191,8 @@ fn a_damaged_parity_record_is_reported_never_used_and_rewritten() {
     d.run(["boot"], 0)
         .says(&["parity damaged", "write the parity record"]);
     d.run(["verify"], 0);
+    let st = d.run(["status", "--json"], 0).json();
+    assert_eq!(st[0]["history"]["repairs"]["parity_record"], 2, "{st:#}");
     // The rewritten records repair.
     damage_blocks(&d, "usr/db.bin", &[1, 2]);
     d.run(["boot"], 0).says(&["result: repaired"]);
@@ -197,6 +203,11 @@ fn a_damaged_parity_record_is_reported_never_used_and_rewritten() {
     }
     d.run(["boot"], 0).says(&["write the parity record"]);
     assert_eq!(records(&d, "data").len(), 2);
+    let st = d.run(["status", "--json"], 0).json();
+    assert_eq!(
+        st[0]["history"]["repairs"]["parity_record"], 2,
+        "written, not repaired"
+    );
 }
 
 #[test]
@@ -222,7 +233,10 @@ fn a_golden_set_with_parity_rebuilds_before_reading_golden() {
     std::fs::create_dir_all(d.path("par")).unwrap();
     d.write("usr/app/data.bin", content(5));
     d.run(["seal", "config"], 0);
-    assert!(records(&d, "config").len() >= 5, "a record per sealed content");
+    assert!(
+        records(&d, "config").len() >= 5,
+        "a record per sealed content"
+    );
     damage_blocks(&d, "usr/app/data.bin", &[4, 40]);
     // Golden is damaged too: parity alone repairs.
     d.write("bak/app/data.bin", b"not the data");
