@@ -223,6 +223,31 @@ for t in 2026-12-05 '2026-12-05 07:18:19+02:00' 2026-12-05T05:18:19.123456Z \
     printf '%s' "$t" > "$work/t"
     add rfc3339_parse "$work/t"
 done
+# parity_record: the records of a parity set (issue 16): small files (64-byte blocks),
+# a 20 KiB one, an empty one, at 10% and 50% redundancy.
+if grep -q parity_redundancy "$bin" 2>/dev/null; then
+    p=$work/parity
+    mkdir -p "$p/live/d" "$p/par" "$p/par2"
+    printf 'baud=115200\n' > "$p/live/small.cfg"
+    : > "$p/live/empty"
+    head -c 20480 /dev/urandom > "$p/live/d/blob.bin"
+    for r in 10 50; do
+        cat > "$p/rebound.toml" <<TOML
+[[set]]
+name = "p$r"
+mode = "parity"
+live = "$p/live"
+parity = "$p/par$([ $r = 50 ] && echo 2)"
+parity_redundancy = $r
+include = ["**"]
+TOML
+        "$bin" -c "$p/rebound.toml" boot >/dev/null 2>&1 || true
+    done
+    add config_parse "$p/rebound.toml"
+    find "$p/par" "$p/par2" -path '*/parity/*' -type f | while read -r f; do
+        add parity_record "$f"
+    done
+fi
 for t in $(ls "$seeds"); do
     printf '%-18s %3d files %6d bytes\n' "$t" "$(ls "$seeds/$t" | wc -l)" "$(cat "$seeds/$t"/* | wc -c)"
 done

@@ -306,6 +306,20 @@ pub fn status(sets: &[SetStatus]) -> String {
                 ));
             }
         }
+        if let Some(p) = &set.parity {
+            if p.exists {
+                out.line(format_args!(
+                    "  parity   {}: {} records ({}% recovery blocks, blocks of at most {} bytes)",
+                    p.root.display(),
+                    p.records,
+                    p.redundancy,
+                    p.block_size
+                ));
+            }
+            for why in &p.problems {
+                out.line(format_args!("  parity   {why}"));
+            }
+        }
         history(&mut out, &set.history);
     }
     out.0

@@ -1374,6 +1374,16 @@ impl<'a> Engine<'a> {
                 include: s.include.clone(),
                 version_file: s.version_file.clone(),
                 replicas,
+                parity: parity_store::observe_parity(self.fs(), s, false, false).map(|p| {
+                    ParityStatus {
+                        root: p.root,
+                        exists: p.root_exists,
+                        records: p.records.len(),
+                        redundancy: s.parity.as_ref().map_or(0, |c| c.redundancy),
+                        block_size: s.parity.as_ref().map_or(0, |c| c.block),
+                        problems: p.problems,
+                    }
+                }),
                 history: HistoryStatus::of(self.fs(), s),
             });
         }
@@ -1697,7 +1707,22 @@ pub struct SetStatus {
     pub include: Vec<String>,
     pub version_file: Option<RelPath>,
     pub replicas: Vec<ReplicaStatus>,
+    /// The parity directory, if the set has one.
+    pub parity: Option<ParityStatus>,
     pub history: HistoryStatus,
+}
+
+/// A set's parity directory as `status` lists it (records are not read).
+#[derive(Debug, Clone, Serialize)]
+pub struct ParityStatus {
+    pub root: PathBuf,
+    pub exists: bool,
+    /// Records listed (one per content).
+    pub records: usize,
+    pub redundancy: u8,
+    pub block_size: u32,
+    /// Why the directory could not be listed, if it could not.
+    pub problems: Vec<String>,
 }
 
 /// What a set's history says (`status`): its boot count, repairs by kind, files

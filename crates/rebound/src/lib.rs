@@ -76,8 +76,8 @@ pub use sign::{keygen, PublicKey, SignKey};
 
 // Running the engine, and what it reports.
 pub use engine::{
-    describe_action, exit, Command, Engine, HistoryStatus, Installed, ReplicaStatus, Report,
-    SetLog, SetReport, SetStatus, Since, Suspect,
+    describe_action, exit, Command, Engine, HistoryStatus, Installed, ParityStatus, ReplicaStatus,
+    Report, SetLog, SetReport, SetStatus, Since, Suspect,
 };
 pub use history::{Event, EventAction, EventOutcome};
 pub use metrics::Run as MetricsRun;
@@ -133,6 +133,12 @@ pub mod testing {
         seal_keyed as record_seal_keyed, Broken,
     };
     pub use crate::statcache::{load as statcache_load, Record as StatRecord, StatCache, Usage};
+    // Parity records (section 2.5 of docs/design.md): the codec the `parity_record`
+    // fuzz target drives.
+    pub use crate::parity::{
+        analyze as parity_analyze, check_record as parity_check_record, Encoder as ParityEncoder,
+        Layout as ParityLayout, Rebuild as ParityRebuild,
+    };
 
     /// `Boots::parse` of a boot counter record (`boots.0`, `boots.1`) whose trailer holds.
     pub fn boots_parse(bytes: &[u8]) -> Option<Boots> {

@@ -37,6 +37,7 @@ fn device(name: &str) -> Dir {
     d.run(["boot"], 0).says(&["first run"]);
     assert_eq!(records(&d, "data").len(), 2, "one record per content");
     d.run(["verify"], 0);
+    d.run(["status"], 0).says(&["parity", "2 records (10% recovery blocks"]);
     d
 }
 
