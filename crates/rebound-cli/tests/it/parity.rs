@@ -37,7 +37,8 @@ fn device(name: &str) -> Dir {
     d.run(["boot"], 0).says(&["first run"]);
     assert_eq!(records(&d, "data").len(), 2, "one record per content");
     d.run(["verify"], 0);
-    d.run(["status"], 0).says(&["parity", "2 records (10% recovery blocks"]);
+    d.run(["status"], 0)
+        .says(&["parity", "2 records (10% recovery blocks"]);
     d
 }
 
@@ -319,4 +320,9 @@ fn bad_parity_configuration_is_refused_naming_the_key() {
     ));
     d.run(["check-config"], 0)
         .says(&["parity mode", "25% recovery blocks"]);
+    // The parity directory's mount is waited for like every copy's.
+    let units = d.run(["systemd-mounts"], 0).stdout();
+    assert!(units.contains(&par.display().to_string()), "{units}");
+    let j = d.run(["check-config", "--json"], 0).json();
+    assert_eq!(j["sets"][0]["parity"]["redundancy"], 25, "{j:#}");
 }
