@@ -19,7 +19,7 @@ use crate::config::SetConfig;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::fs::{full, Fs, Kind};
-use crate::names::{is_temp_name, PARITY_DIR};
+use crate::names::PARITY_DIR;
 use crate::observe::SetState;
 use crate::parity::{self, Fit, Layout};
 use crate::relpath::RelPath;
@@ -160,11 +160,10 @@ pub fn observe_parity(
             }
             let digest = Digest::from_hex(set.hash, name).filter(|_| name.starts_with(fan));
             let Some(digest) = digest else {
-                // A leftover temporary file, or a name no record has (another hash
-                // algorithm's record after a change of `hash`): not ours to keep.
-                if is_temp_name(name) || Digest::from_hex(set.hash, name).is_none() {
-                    st.junk.push(rel);
-                }
+                // A leftover temporary file (`is_temp_name`), or a name no record of this
+                // set has (another hash algorithm's after a change of `hash`, or in the
+                // wrong fan directory): rebound's own directory, nothing to keep.
+                st.junk.push(rel);
                 continue;
             };
             let state = if check {

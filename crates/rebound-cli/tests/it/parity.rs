@@ -326,3 +326,20 @@ fn bad_parity_configuration_is_refused_naming_the_key() {
     let j = d.run(["check-config", "--json"], 0).json();
     assert_eq!(j["sets"][0]["parity"]["redundancy"], 25, "{j:#}");
 }
+
+#[test]
+fn leftovers_in_the_parity_directory_are_removed_and_nothing_else_is_touched() {
+    let d = device("parity-leftovers");
+    let base = "par/.rebound/data/parity";
+    d.write(&format!("{base}/ab/.rebound-tmp-77-1"), "torn record");
+    d.write(&format!("{base}/ab/not-a-digest"), "stray");
+    d.write("par/notes.txt", "the user's, outside rebound's directory");
+    d.run(["boot"], 0);
+    assert!(!d.exists(&format!("{base}/ab/.rebound-tmp-77-1")));
+    assert!(!d.exists(&format!("{base}/ab/not-a-digest")));
+    assert_eq!(
+        d.read("par/notes.txt"),
+        "the user's, outside rebound's directory"
+    );
+    assert_eq!(records(&d, "data").len(), 2);
+}
