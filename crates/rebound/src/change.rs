@@ -186,8 +186,17 @@ pub fn plan_commit(
         })
         .collect();
     // IMPORTANT: the parity of the new content before the manifest that names it.
+    // Only the new content's: another file's missing record is the boot's to write,
+    // after the commit point (its failure must not stop this change).
     let new: Vec<(Digest, Source)> = files.iter().map(|f| (f.digest, f.from.clone())).collect();
-    change.extend(plan::parity_writes(set, state, &next, &[], &new).now);
+    change.extend(
+        plan::parity_writes(set, state, &next, &[], &new)
+            .now
+            .into_iter()
+            .filter(|a| {
+                matches!(a, Action::WriteParity { digest, .. } if new.iter().any(|(d, _)| d == digest))
+            }),
+    );
     change.extend(commit_manifest(state, ci, next.generation, checked)?);
     let recorded = files
         .iter()

@@ -20,6 +20,9 @@
 //!   that do share a directory). A recorded path its set no longer selects is being
 //!   released, not claimed: moving a file from one set to another works.
 //!
+//! - a set's parity directory that is, lies inside or contains a replica of any set
+//!   refuses both sets.
+//!
 //! Only the affected sets are refused; a boot still protects every other set.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -136,6 +139,36 @@ pub fn refused(fs: &dyn Fs, config: &Config) -> BTreeMap<String, String> {
                 );
                 refuse(a.set, why.clone());
                 refuse(b.set, why);
+            }
+        }
+    }
+    // A parity directory lies apart from every replica of every set, by identity too
+    // (the configuration compared spellings): through a link it could be a golden copy
+    // (written outside `seal`) or a copy whose walk would take its records for files.
+    for set in &config.sets {
+        let Some(pc) = &set.parity else { continue };
+        let Ok(Some(ids)) = fs.root_identity(&pc.root) else {
+            continue;
+        };
+        let p = Root {
+            set,
+            root: &pc.root,
+            role: Role::Writable,
+            ids,
+        };
+        for r in &roots {
+            let Some(rel) = relation(&p, r) else { continue };
+            let why = format!(
+                "parity directory `{}` of set `{}` {rel} the {} `{}` of set `{}` (compared after following links): keep the parity directory apart from every copy; nothing was done",
+                p.root.display(),
+                set.name,
+                if r.role == Role::Golden { "golden copy" } else { "copy" },
+                r.root.display(),
+                r.set.name
+            );
+            refuse(set, why.clone());
+            if r.set.name != set.name {
+                refuse(r.set, why);
             }
         }
     }
