@@ -38,12 +38,26 @@ CFG_BASE = ["apn_cfg.json", "system_config.json", "app/main.py", "app/lib/util.p
 CFG_EXTRA = ["app/plugins/p1.py", "app/plugins/p2.py", "app/plugins/p3.py"]
 APPS_BASE = ["apps/app.bin", "apps/app.ini", "apps/lib/libfoo.so", "apps/scripts/start.sh"]
 APPS_EXTRA = ["apps/extra/e1.dat", "apps/extra/e2.dat"]
+# Set "data", parity mode: one copy (live) and its parity records, no second copy.
+DATA_BASE = ["db/store.bin", "log/events.dat", "settings.json", "cal/calib.json"]
+DATA_EXTRA = ["db/index.bin", "cal/extra.json"]
 BIG = {"app/data.bin", "apps/app.bin", "apps/lib/libfoo.so", "apps/extra/e1.dat"}
+# Files of a fixed size range (bytes, head included). store.bin is 60-64 blocks of
+# 4 KiB (6 or 7 recovery blocks at 10%): its rebuilds are real multi-block rebuilds.
+# Smaller files get about 32 smaller blocks (parity.rs, Layout::new).
+SIZED = {"db/store.bin": (60 * 4096, 64 * 4096), "log/events.dat": (40_000, 120_000),
+         "db/index.bin": (20_000, 60_000)}
 
+SETS = ("config", "apps", "data")
 ROOTS = {
     "config": ["/usrapp/cfg", "/usrdata/cfgcopy"],
     "apps": ["/usrapp/apprun", "/usrdata/appbackup"],
+    "data": ["/usrapp/data"],
 }
+BASE = {"config": CFG_BASE, "apps": APPS_BASE, "data": DATA_BASE}
+EXTRA = {"config": CFG_EXTRA, "apps": APPS_EXTRA, "data": DATA_EXTRA}
+# The factory directory of each set (lab.py factory) and in the guest's /ctl/factory.
+FACTORY_DIR = {"config": "cfg", "apps": "apps", "data": "data"}
 SIDE_ROOT = {"system": "/usrapp/apprun", "usrdata": "/usrdata/appbackup"}
 VERSION_FILE = "app_ver.txt"
 PART_SIZE = 64 << 20
@@ -64,6 +78,9 @@ def content(version, rel):
     Big files span many pages, so a torn write shows."""
     r = random.Random(f"{version}:{rel}")
     head = f"rebound power-cut lab: {rel} version {version}\n".encode()
+    if rel in SIZED:
+        lo, hi = SIZED[rel]
+        return head + r.randbytes(r.randint(lo, hi) - len(head))
     if rel in BIG:
         return head + r.randbytes(r.randint(20_000, 300_000))
     return head + base64.b64encode(r.randbytes(r.randint(30, 2_000))) + b"\n"
@@ -74,14 +91,17 @@ def digest(data):
 
 
 def factory_files():
-    cfg = {rel: content("factory", rel) for rel in CFG_BASE}
-    apps = {rel: content("factory", rel) for rel in APPS_BASE}
-    return cfg, apps
+    """Every set's factory files: {set: {rel: bytes}}."""
+    return {name: {rel: content("factory", rel) for rel in BASE[name]} for name in SETS}
+
+
+def factory_digests(name):
+    return {rel: digest(data) for rel, data in factory_files()[name].items()}
 
 
 def write_factory(out):
-    cfg, apps = factory_files()
-    for sub, files in (("cfg", cfg), ("apps", apps)):
+    for name, files in factory_files().items():
+        sub = FACTORY_DIR[name]
         for rel, data in files.items():
             p = os.path.join(out, sub, rel)
             os.makedirs(os.path.dirname(p), exist_ok=True)
@@ -97,17 +117,16 @@ def write_factory(out):
 class State:
     """Committed content of every protected file (digests) and the app version tag."""
 
-    def __init__(self, config, apps, tag):
-        self.sets = {"config": dict(config), "apps": dict(apps)}
+    def __init__(self, sets, tag):
+        self.sets = {name: dict(sets[name]) for name in SETS}
         self.tag = tag
 
     @staticmethod
     def factory():
-        cfg, apps = factory_files()
-        return State({k: digest(v) for k, v in cfg.items()}, {k: digest(v) for k, v in apps.items()}, 1)
+        return State({name: factory_digests(name) for name in SETS}, 1)
 
     def copy(self):
-        return State(self.sets["config"], self.sets["apps"], self.tag)
+        return State(self.sets, self.tag)
 
     def apply(self, step):
         s = self.copy()
@@ -118,11 +137,11 @@ class State:
         return s
 
     def key(self):
-        return (tuple(sorted(self.sets["config"].items())), tuple(sorted(self.sets["apps"].items())), self.tag)
+        return tuple(tuple(sorted(self.sets[name].items())) for name in SETS) + (self.tag,)
 
     def describe_diff(self, other):
         out = []
-        for name in ("config", "apps"):
+        for name in SETS:
             a, b = self.sets[name], other.sets[name]
             for rel in sorted(set(a) | set(b)):
                 if a.get(rel) != b.get(rel):
@@ -160,11 +179,14 @@ class Planner:
             # write: `rebound write` (issue part 9), the new content replaced and
             # committed as one change; commit: the application rewrites the file in
             # place (as the vendor's applications do), then `rebound commit`.
+            # The parity set ("data") has one copy: an in-place edit cut before its
+            # commit has no other copy to come back from (beyond the redundancy it is
+            # lost, by design), so its application writes through `rebound write`.
             kind = r.choices(["commit-config", "commit-apps", "write-config", "write-apps",
-                              "update-config", "update-apps"], [18, 15, 12, 10, 15, 15])[0]
+                              "update-config", "update-apps", "write-data", "update-data"],
+                             [18, 15, 12, 10, 15, 15, 14, 10])[0]
             kind, set_name = kind.split("-")
-            base = CFG_BASE if set_name == "config" else APPS_BASE
-            extra = CFG_EXTRA if set_name == "config" else APPS_EXTRA
+            base, extra = BASE[set_name], EXTRA[set_name]
             if kind in ("commit", "write"):
                 files = [r.choice(base)]
             else:
@@ -187,7 +209,16 @@ class Planner:
         # Cut at a uniformly random moment of the (estimated) workload, a little past
         # its end sometimes, so that completed plans are cut too.
         cut_at = int(r.uniform(0, 1.15) * max(1, len(steps)) * self.step_cs) + 1
-        return {"cycle": c, "steps": steps, "pause": pause, "cut_at": cut_at, "erase": erase}
+        # A media fault on top of the previous cut, in half the cycles that erase
+        # nothing: before rebound boot, the guest flips a byte in each of `blocks`
+        # blocks of one file of the parity set (at most 10% of its blocks; guest/lab,
+        # media_fault), and the boot must rebuild it from its intact blocks and parity.
+        fault = None
+        if not first_of_run and erase == "none" and r.random() < 0.5:
+            fault = {"file": r.choices(DATA_BASE, [6, 2, 1, 1])[0], "blocks": r.randint(1, 6),
+                     "salt": r.randrange(1 << 30)}
+        return {"cycle": c, "steps": steps, "pause": pause, "cut_at": cut_at, "erase": erase,
+                "fault": fault}
 
     def learn(self, cy, plan):
         """Adapt the estimated step duration (which spreads the cut moments over the
@@ -203,8 +234,10 @@ class Planner:
             self.step_cs *= 1.3  # cut long after the start, yet no step done: too slow a guess
 
 
-def build_control(path, fs, run_id, cycles, broken, factory_dir, vfat_opts="", extra=""):
-    """The control disk: a tar archive the guest unpacks into /ctl."""
+def build_control(path, fs, run_id, cycles, broken, factory_dir, vfat_opts="", extra="", flash=False):
+    """The control disk: a tar archive the guest unpacks into /ctl. factory_dir: the
+    factory files, for the factory flash of the first cycle (`flash`) or the parity
+    set's reflash after a system erase."""
     def add_bytes(tf, name, data, mode=0o644):
         info = tarfile.TarInfo(name)
         info.size = len(data)
@@ -214,13 +247,16 @@ def build_control(path, fs, run_id, cycles, broken, factory_dir, vfat_opts="", e
 
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tf:
         add_bytes(tf, "params.sh", (f"FS={fs}\nRUN={run_id}\nNCYCLES={len(cycles)}\n"
-                                    f"BROKEN={1 if broken else 0}\nFACTORY={1 if factory_dir else 0}\n"
+                                    f"BROKEN={1 if broken else 0}\nFACTORY={1 if flash else 0}\n"
                                     f"VFAT_OPTS='{vfat_opts}'\n{extra}").encode())
         if factory_dir:
             tf.add(factory_dir, arcname="factory")
         for i, cy in enumerate(cycles, 1):
+            fault = cy.get("fault") or {"file": "", "blocks": 0, "salt": 0}
             add_bytes(tf, f"cycles/{i}/params",
-                      f"PAUSE_AT={cy['pause']}\nCUT_AT={cy['cut_at']}\nERASE={cy['erase']}\n".encode())
+                      (f"PAUSE_AT={cy['pause']}\nCUT_AT={cy['cut_at']}\nERASE={cy['erase']}\n"
+                       f"FAULT_FILE='{fault['file']}'\nFAULT_BLOCKS={fault['blocks']}\n"
+                       f"FAULT_SALT={fault['salt']}\n").encode())
             lines = []
             for st in cy["steps"]:
                 if st["kind"] in ("commit", "write"):
@@ -342,18 +378,26 @@ def parse_dump(text):
     return files, tags, noroot
 
 
-def count_repairs(boot_json):
+def restores(boot_json):
+    """The restores a boot's report says succeeded: (set, path, source) with source
+    "parity", "staged", "golden" or "copy"."""
     try:
         rep = json.loads(boot_json)
     except ValueError:
-        return 0
-    n = 0
+        return []
+    out = []
     for s in rep.get("sets", []):
         for o in s.get("outcomes", []) or []:
             a = o.get("action", {})
             if a.get("action") == "restore" and not o.get("error"):
-                n += 1
-    return n
+                src = a.get("from") or {}
+                kind = next((k for k in ("parity", "staged", "golden") if src.get(k)), "copy")
+                out.append((s.get("set"), a.get("path"), kind))
+    return out
+
+
+def count_repairs(boot_json):
+    return len(restores(boot_json))
 
 
 # What `rebound boot` sends to the kernel log (log_to = "kmsg" in rebound.toml): the
@@ -390,8 +434,11 @@ def check_kmsg(boot_json, kmsg):
         plan = s.get("plan") or {}
         outcomes = s.get("outcomes") or []
         failed = sum(1 for o in outcomes if o.get("error"))
+        # What rebound counts as a repair (plan.rs, Action::is_cleanup): everything but
+        # the removal of junk, of staged content and of stale parity records.
         repairs = sum(1 for o in outcomes if not o.get("error")
-                      and o.get("action", {}).get("action") not in ("remove_junk", "remove_staged"))
+                      and o.get("action", {}).get("action") not in ("remove_junk", "remove_staged",
+                                                                    "remove_parity"))
         lost = len(plan.get("lost") or [])
         gen = f"generation {plan.get('generation')}"
         if lost or failed or repairs:
@@ -426,7 +473,8 @@ class Checker:
         self.stats = {"cuts": 0, "workload_cuts": 0, "boot_cuts": 0, "boots": 0, "repairs": 0,
                       "reformats": 0, "erases": 0, "fsck_fixes": 0, "fs_ro": 0, "steps_done": 0,
                       "inflight_new": 0, "inflight_old": 0, "violations": 0,
-                      "kmsg_boots": 0, "kmsg_repair_lines": 0}
+                      "kmsg_boots": 0, "kmsg_repair_lines": 0, "faults": 0, "fault_blocks": 0,
+                      "fault_skips": 0, "parity_rebuilds": 0, "reflashes": 0}
 
     def reset(self):
         self.candidates = [State.factory()]  # acceptable states at the next check
@@ -458,7 +506,7 @@ class Checker:
         except ValueError:
             problems.append(f"version tag unreadable: {tagvals[0]!r}")
             tag = -1
-        observed = State(obs_sets["config"], obs_sets["apps"], tag)
+        observed = State(obs_sets, tag)
         match = next((c for c in self.candidates if c.key() == observed.key()), None)
         if match is None:
             exp = " | ".join(f"candidate {i}: " + "; ".join(c.describe_diff(observed)) for i, c in enumerate(self.candidates))
@@ -484,6 +532,20 @@ class Checker:
                 self.stats["fsck_fixes"] += 1
         if any(ln.startswith("factory") for ln in lines):
             self.reset()
+        # A system erase took the parity set's only copy and the guest flashed its
+        # factory files again (guest/lab, reflash_data): from here on it is at factory.
+        if any(ln.startswith("reflash data") for ln in lines):
+            self.stats["reflashes"] += 1
+            fd = factory_digests("data")
+            self.candidates = [State({**c.sets, "data": fd}, c.tag) for c in self.candidates]
+        # A media fault on top of the cut: the guest damaged a file of the parity set
+        # before the boot (guest/lab, media_fault). The state check below requires it
+        # old or new, undamaged, after the boot; the report must show the repair.
+        faults = [ln.split() for ln in lines if ln.startswith("fault data ")]
+        for f in faults:
+            self.stats["faults"] += 1
+            self.stats["fault_blocks"] += len(f[4].split(","))
+        self.stats["fault_skips"] += sum(1 for ln in lines if ln.startswith("fault-skip"))
         # A partition the kernel turned read-only (it found its own metadata corrupt; see
         # fs_went_ro in guest/lab): the guest power-cycled at once. Not rebound's fault, but
         # the next boot must succeed: the same partition read-only twice in a row means
@@ -508,7 +570,13 @@ class Checker:
             v.append("no boot result recorded (guest crashed or hung?)")
             return v
         self.stats["boots"] += 1
-        self.stats["repairs"] += count_repairs(blocks.get("boot-json", ""))
+        done_restores = restores(blocks.get("boot-json", ""))
+        self.stats["repairs"] += len(done_restores)
+        self.stats["parity_rebuilds"] += sum(1 for r in done_restores if r[2] == "parity")
+        for f in faults:
+            if not any(r[0] == "data" and r[1] == f[2] for r in done_restores):
+                v.append(f"media fault in data:{f[2]} (blocks {f[4]} of {f[6]}): the boot's report "
+                         f"shows no restore of it")
         kv, klines = check_kmsg(blocks.get("boot-json", ""), blocks.get("kmsg", ""))
         v.extend(kv)
         self.stats["kmsg_boots"] += 1
@@ -746,8 +814,10 @@ class Lab:
                     with open(os.path.join(d, cycles[0]["erase"] + ".img"), "r+b") as f:
                         f.truncate(0)
                         f.truncate(PART_SIZE)
+            need_factory = factory or any(cy["erase"] == "system" for cy in cycles)
             build_control(os.path.join(d, "control.tar"), fs, c, cycles, a.broken,
-                          a.factory if factory else None, a.vfat_opts, self.disk_params if replay else "")
+                          a.factory if need_factory else None, a.vfat_opts,
+                          self.disk_params if replay else "", flash=factory)
             with open(os.path.join(d, "results.img"), "wb") as f:
                 f.truncate(RESULTS_SIZE)
             if replay:
@@ -817,7 +887,8 @@ class Lab:
             self.say(fs, f"cycles {c - 1}/{a.cuts}: cuts {s['cuts']} (boot {s['boot_cuts']}), "
                          + (f"replayed states {s['replays']}, " if replay else "")
                          + f"repairs {s['repairs']} (kernel log lines {s['kmsg_repair_lines']}), "
-                         + f"reformats {s['reformats']}, violations {s['violations']} "
+                         + f"reformats {s['reformats']}, media faults {s['faults']} "
+                         + f"(parity rebuilds {s['parity_rebuilds']}), violations {s['violations']} "
                          f"[{secs:.1f}s/run]")
         checker.stats["seconds"] = int(time.time() - t_start)
         self.results[fs] = (checker.stats, all_violations)
@@ -830,7 +901,9 @@ class Lab:
             t.join()
         print()
         print(f"== power-cut lab summary ({self.a.arch})" + (" (BROKEN build: REBOUND_FAULT_SKIP_SYNC=1)" if self.a.broken else ""))
-        hdr = f"{'fs':6} {'cuts':>6} {'boot-cuts':>9} {'boots':>6} {'steps':>6} {'repairs':>8} {'reformats':>9} {'erases':>6} {'fs-ro':>5} {'inflight new/old':>16} {'violations':>10} {'time':>6}"
+        hdr = (f"{'fs':6} {'cuts':>6} {'boot-cuts':>9} {'boots':>6} {'steps':>6} {'repairs':>8} {'reformats':>9} "
+               f"{'erases':>6} {'fs-ro':>5} {'inflight new/old':>16} {'faults':>6} {'par-rebuilds':>12} "
+               f"{'violations':>10} {'time':>6}")
         print(hdr)
         total_v = 0
         total_loss = 0
@@ -844,7 +917,7 @@ class Lab:
             total_loss += s.get("data_loss", 0)
             print(f"{fs:6} {s['cuts']:>6} {s['boot_cuts']:>9} {s['boots']:>6} {s['steps_done']:>6} {s['repairs']:>8} "
                   f"{s['reformats']:>9} {s['erases']:>6} {s['fs_ro']:>5} {str(s['inflight_new']) + '/' + str(s['inflight_old']):>16} "
-                  f"{s['violations']:>10} {s['seconds']:>5}s")
+                  f"{s['faults']:>6} {s['parity_rebuilds']:>12} {s['violations']:>10} {s['seconds']:>5}s")
         with open(os.path.join(self.a.work, "summary.json"), "w") as f:
             json.dump({"seed": self.a.seed, "broken": self.a.broken, "arch": self.a.arch,
                        "results": {k: {"stats": s, "violations": v[:50]} for k, (s, v) in self.results.items()}}, f, indent=1)
