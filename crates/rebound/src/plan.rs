@@ -884,6 +884,21 @@ fn adopt_first_run<'s>(
             ));
         }
     }
+    // The manifests of a parity set live in its one copy: a copy that lost them (a
+    // reformatted partition, reflashed files) looks like a first run. The records of
+    // earlier content say it is not; the files are adopted as they are (nothing else
+    // can vouch for them), and the report says so.
+    if let Some(n) = state
+        .parity
+        .as_ref()
+        .map(|p| p.records.len())
+        .filter(|n| *n > 0)
+    {
+        warnings.push(format!(
+            "no manifest in any copy, but the parity directory holds {n} record{} of earlier content: the copy's manifests were lost (a reformatted or reflashed partition?); its files are adopted as they are, unchecked, and those records are removed",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
     let mut m = Manifest::new(&set.name, next_generation(state)?, set.hash, tag(r));
     m.entries = adopt_files(set, r, warnings);
     Ok(Choice::Chosen(Chosen {

@@ -343,3 +343,14 @@ fn leftovers_in_the_parity_directory_are_removed_and_nothing_else_is_touched() {
     );
     assert_eq!(records(&d, "data").len(), 2);
 }
+
+/// The manifests of a parity set live in its one copy (the lab's finding 4,
+/// docs/powercut.md): a copy that lost them looks like a first run. The adoption says
+/// that the parity directory knew earlier content.
+#[test]
+fn a_parity_set_that_lost_its_manifests_says_so_when_it_adopts() {
+    let d = device("parity-lost-manifests");
+    d.remove("usr/.rebound");
+    d.run(["boot"], 0)
+        .says(&["first run", "the parity directory holds 2 records of earlier content"]);
+}
