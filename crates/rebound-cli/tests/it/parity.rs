@@ -354,3 +354,35 @@ fn a_parity_set_that_lost_its_manifests_says_so_when_it_adopts() {
     d.run(["boot"], 0)
         .says(&["first run", "the parity directory holds 2 records of earlier content"]);
 }
+
+// ---------------------------------------------------------------------------------
+// Review of issue 16 (fresh eyes): reproductions.
+
+/// A parity set keeps its manifests only in the live copy (both slots on the data's
+/// partition). A media fault that damages both slots and a file's blocks makes the
+/// boot re-adopt the files as they are; the record of the committed content must not
+/// be removed by that adoption: it is the only thing left that can repair the file.
+#[test]
+fn review_readoption_after_both_slots_are_damaged_keeps_the_committed_record() {
+    let d = device("parity-review-slots");
+    let before = records(&d, "data");
+    damage_blocks(&d, "usr/db.bin", &[1]);
+    for slot in ["manifest.0", "manifest.1"] {
+        let rel = format!("usr/.rebound/data/{slot}");
+        let mut b = d.read_opt(&rel).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 0x01;
+        d.write(&rel, b);
+    }
+    let out = d.cmd(["boot"]).run();
+    eprintln!("{}", out.text());
+    let after = records(&d, "data");
+    for r in &before {
+        assert!(
+            after.contains(r),
+            "the record {} of the committed content was removed by the re-adoption; db.bin now: {}",
+            r.display(),
+            if d.read_opt("usr/db.bin").unwrap() == content(1) { "intact" } else { "damaged, adopted as the truth" }
+        );
+    }
+}
