@@ -250,3 +250,131 @@ pub fn describe_fit(fit: &Result<Fit, String>) -> String {
         Err(why) => format!("parity: not usable ({why})"),
     }
 }
+
+#[cfg(test)]
+mod review_tests {
+    //! Review of issue 16: reproductions.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::io::{self, Read};
+    use std::path::{Path, PathBuf};
+
+    use crate::config::Config;
+    use crate::engine::Engine;
+    use crate::error::{Error, Result};
+    use crate::fs::sim::SimFs;
+    use crate::fs::{DirEntry, DirId, Fs, Meta, WriteFile};
+    use crate::manifest::Owner;
+    use crate::relpath::RelPath;
+
+    /// The simulated filesystem, except that opening `fail` for reading fails with EIO
+    /// (a flash page that cannot be read; `lstat` still works).
+    struct FailOpen<'a> {
+        sim: &'a SimFs,
+        fail: PathBuf,
+    }
+
+    impl Fs for FailOpen<'_> {
+        fn metadata(&self, root: &Path, rel: &RelPath) -> Result<Option<Meta>> {
+            self.sim.metadata(root, rel)
+        }
+        fn dir_metadata(&self, root: &Path, dir: Option<&RelPath>) -> Result<Option<Meta>> {
+            self.sim.dir_metadata(root, dir)
+        }
+        fn read_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<Vec<DirEntry>> {
+            self.sim.read_dir(root, dir)
+        }
+        fn open_read(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
+            let p = root.join(rel.as_str());
+            if p == self.fail {
+                return Err(Error::io("open", p, io::Error::from_raw_os_error(5)));
+            }
+            self.sim.open_read(root, rel)
+        }
+        fn create_new(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<Box<dyn WriteFile + '_>> {
+            self.sim.create_new(root, rel, mode)
+        }
+        fn rename(&self, root: &Path, from: &RelPath, to: &RelPath) -> Result<()> {
+            self.sim.rename(root, from, to)
+        }
+        fn set_owner(&self, root: &Path, rel: &RelPath, owner: Owner) -> Result<()> {
+            self.sim.set_owner(root, rel, owner)
+        }
+        fn set_mode(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<()> {
+            self.sim.set_mode(root, rel, mode)
+        }
+        fn remove_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
+            self.sim.remove_file(root, rel)
+        }
+        fn create_dir(&self, root: &Path, rel: &RelPath) -> Result<()> {
+            self.sim.create_dir(root, rel)
+        }
+        fn create_root(&self, root: &Path) -> Result<()> {
+            self.sim.create_root(root)
+        }
+        fn sync_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<()> {
+            self.sim.sync_dir(root, dir)
+        }
+        fn sync_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
+            self.sim.sync_file(root, rel)
+        }
+        fn root_identity(&self, root: &Path) -> Result<Option<Vec<DirId>>> {
+            self.sim.root_identity(root)
+        }
+        fn boot_id(&self) -> Option<String> {
+            self.sim.boot_id()
+        }
+        fn now(&self) -> std::time::SystemTime {
+            self.sim.now()
+        }
+    }
+
+    fn data() -> Vec<u8> {
+        let mut x: u32 = 7;
+        (0..64 * 1024)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// Two files hold the same content, so one record serves both. One of them cannot
+    /// be opened (EIO); the other has one damaged block, well within the record's
+    /// recovery blocks. The copy that cannot be opened is that copy's problem: it must
+    /// not condemn the intact record, and the other file must be rebuilt from it.
+    #[test]
+    fn review_a_copy_that_cannot_be_opened_does_not_condemn_an_intact_record() {
+        let sim = SimFs::new();
+        let content = data();
+        sim.put(Path::new("/live/a.bin"), &content);
+        sim.put(Path::new("/live/b.bin"), &content);
+        sim.mkdir_all(Path::new("/par"));
+        let config = Config::parse(
+            "[[set]]\nname = \"s\"\nmode = \"parity\"\nlive = \"/live\"\nparity = \"/par\"\ninclude = [\"**\"]\n",
+            Path::new("/etc/rebound.toml"),
+        )
+        .unwrap();
+        let r = Engine::new(&sim).boot(&config, &[], false).unwrap();
+        assert_eq!(r.exit_code(), 0, "{r:#?}");
+
+        let mut damaged = content.clone();
+        damaged[100] ^= 0x10;
+        sim.put(Path::new("/live/b.bin"), &damaged);
+        let fs = FailOpen {
+            sim: &sim,
+            fail: PathBuf::from("/live/a.bin"),
+        };
+        let r = Engine::new(&fs).boot(&config, &[], false).unwrap();
+        let text = format!("{r:#?}");
+        assert!(
+            !text.contains("parity_damaged") && !text.contains("ParityDamaged"),
+            "an intact record was reported damaged because another copy could not be opened:\n{text}"
+        );
+        assert_eq!(
+            sim.get(Path::new("/live/b.bin")).unwrap(),
+            content,
+            "b.bin was not rebuilt from its intact record:\n{text}"
+        );
+    }
+}
