@@ -386,3 +386,50 @@ fn review_readoption_after_both_slots_are_damaged_keeps_the_committed_record() {
         );
     }
 }
+
+/// The parity directory is checked against the copies only as written. A link makes
+/// two spellings one directory: a parity directory that is a link to the golden copy
+/// passes `check-config`, and every boot then writes records into the golden copy,
+/// which only `seal` may write (docs/design.md 2.5: "inside a golden copy it would be
+/// written outside `seal`"). Replicas are compared by identity at run time
+/// (`roots.rs`); the parity directory is not.
+#[test]
+fn review_a_parity_directory_linked_to_the_golden_copy_is_refused() {
+    let d = Dir::golden_device("parity-review-link", &[]);
+    d.run(["seal", "config"], 0);
+    std::os::unix::fs::symlink(d.path("bak"), d.path("par")).unwrap();
+    let cfg = d.read("rebound.toml");
+    d.config(&format!("{cfg}parity = \"{}\"\n", d.path("par").display()));
+    let out = d.cmd(["boot"]).run();
+    eprintln!("{}", out.text());
+    assert!(
+        !d.exists("bak/.rebound/config/parity"),
+        "records were written into the golden copy through a linked parity directory"
+    );
+}
+
+/// A commit writes, before its commit point, the record of every content the new
+/// manifest names without a usable record, not only the new content's. So a record
+/// of an unrelated, unchanged file that cannot be written (here a directory stands
+/// where it goes; a full parity partition or an unreadable source do the same) makes
+/// every commit of any other file fail, all or nothing.
+#[test]
+fn review_an_unrelated_record_that_cannot_be_written_does_not_block_a_commit() {
+    let d = device("parity-review-unrelated");
+    // small.cfg's record: the smaller of the two files.
+    let small = records(&d, "data")
+        .into_iter()
+        .min_by_key(|r| std::fs::metadata(r).unwrap().len())
+        .unwrap();
+    std::fs::remove_file(&small).unwrap();
+    std::fs::create_dir(&small).unwrap();
+    std::fs::write(small.join("x"), "in the way").unwrap();
+    d.write("usr/db.bin", content(2));
+    let out = d.cmd(["commit", "usr/db.bin"]).run();
+    eprintln!("{}", out.text());
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "committing db.bin failed because small.cfg's record could not be written"
+    );
+}
