@@ -816,3 +816,46 @@ fn parity_records_of_new_content_come_before_the_manifest_and_stale_ones_after()
     let acts = actions(&planned(&s, &st));
     assert!(acts.iter().all(|a| !a.contains("parity")), "{acts:?}");
 }
+
+/// Review of issue 16: golden is read lazily at boot, and only if parity cannot help:
+/// while the damaged copy is being compared with its record nothing of golden is asked
+/// for, and a copy that fits is rebuilt without golden ever being read.
+#[test]
+fn review_parity_a_lazy_golden_copy_is_not_read_while_parity_can_help() {
+    use crate::parity_store::RecordState;
+    let mut s = golden_set(&[]);
+    s.parity = parity_set().parity;
+    let m = manifest(3, None, &[("x", "v1")]);
+    let live = writable("/live", Some(m), &[("x", file("bad"))]);
+    let mut g = golden(None, true, &[]);
+    g.observed = Observed::Lazy;
+    g.slots = Vec::new();
+    let mut st = state(vec![live, g]);
+    st.parity = Some(parity_state(&[("v1", RecordState::Listed)]));
+    match plan(&s, &st).unwrap() {
+        Planned::Need(n) => {
+            assert_eq!(n.parity, vec![(0, p("x"), ALGO.digest(b"v1"))]);
+            assert!(n.hash.is_empty() && !n.golden, "golden asked for: {n:?}");
+        }
+        Planned::Complete(p) => panic!("planned before the comparison: {:?}", actions(&p)),
+    }
+    st.parity
+        .as_mut()
+        .unwrap()
+        .fits
+        .insert((0, p("x")), Ok(fit(true)));
+    assert_eq!(
+        actions(&planned(&s, &st)),
+        vec!["restore /live x from /par (Parity)"]
+    );
+    // Parity cannot help: now golden's file is asked for.
+    st.parity
+        .as_mut()
+        .unwrap()
+        .fits
+        .insert((0, p("x")), Ok(fit(false)));
+    match plan(&s, &st).unwrap() {
+        Planned::Need(n) => assert!(n.golden || n.hash == vec![(1, p("x"))], "{n:?}"),
+        Planned::Complete(p) => panic!("golden never asked for: {:?}", actions(&p)),
+    }
+}
