@@ -1374,7 +1374,7 @@ impl<'a> Engine<'a> {
                 include: s.include.clone(),
                 version_file: s.version_file.clone(),
                 replicas,
-                parity: parity_store::observe_parity(self.fs(), s, false, false).map(|p| {
+                parity: parity_store::observe_parity(self.fs(), s, None, false).map(|p| {
                     ParityStatus {
                         root: p.root,
                         exists: p.root_exists,

@@ -161,7 +161,15 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action, signers: Signers<'_>) -> Result
                 {
                     Error::Changed {
                         path: name.clone(),
-                        what: CHANGED_WHILE_COMMITTING,
+                        what: if plan
+                            .actions
+                            .iter()
+                            .any(|a| matches!(a, Action::CommitManifest { .. }))
+                        {
+                            CHANGED_WHILE_COMMITTING
+                        } else {
+                            CHANGED_DURING_RUN
+                        },
                     }
                 }
                 other => other,

@@ -492,7 +492,12 @@ pub fn observe(fs: &dyn Fs, set: &SetConfig, depth: Depth) -> Result<SetState> {
     // from an intact copy), except the boots of a `changed_only` set that are not full
     // checks: those list them (a record used is checked while it is read).
     let check = depth == Depth::Deep || !set.changed_only || set.force_full;
-    let parity = observe_parity(fs, set, check, depth == Depth::Deep);
+    let named: BTreeMap<Digest, u64> = replicas
+        .iter()
+        .filter_map(|r| r.manifest.as_ref())
+        .flat_map(|m| m.entries.values().map(|e| (e.digest, e.size)))
+        .collect();
+    let parity = observe_parity(fs, set, check.then_some(&named), depth == Depth::Deep);
     Ok(SetState {
         set: set.name.clone(),
         hash: set.hash,

@@ -24,10 +24,6 @@ use crate::observe::SetState;
 use crate::parity::{self, Fit, Layout};
 use crate::relpath::RelPath;
 
-/// Largest record read (a record of the largest file rebound can protect is far
-/// smaller than this; a bigger file there is not a record).
-pub const RECORD_MAX_BYTES: u64 = 1 << 40;
-
 /// What one record is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "detail")]
@@ -82,12 +78,22 @@ fn parity_dir(set: &str) -> RelPath {
     RelPath::meta(set, PARITY_DIR)
 }
 
-/// Lists (and, with `check`, reads whole and checks) every record of the set's parity
-/// directory. Never fails: what cannot be read is a problem of the report.
+/// The most bytes a record of a `size`-byte content may hold, whatever its header
+/// says (block digests of 64-byte blocks are `size / 8`, recovery blocks at 100% about
+/// `size`, plus rounding per window): a larger file there is not read.
+pub fn record_max(size: u64) -> u64 {
+    size.saturating_mul(3).saturating_add(1 << 20)
+}
+
+/// Lists every record of the set's parity directory and, with `named`, reads whole and
+/// checks those of the contents it names (content digest -> size: what the manifests
+/// name), each at most [`record_max`] bytes long. The others are only listed: a boot
+/// removes them and never uses one. Never fails: what cannot be read is a problem of
+/// the report.
 pub fn observe_parity(
     fs: &dyn Fs,
     set: &SetConfig,
-    check: bool,
+    named: Option<&BTreeMap<Digest, u64>>,
     deep: bool,
 ) -> Option<ParityState> {
     let pc = set.parity.as_ref()?;
@@ -166,10 +172,9 @@ pub fn observe_parity(
                 st.junk.push(rel);
                 continue;
             };
-            let state = if check {
-                check_one(fs, &pc.root, &rel, set, &digest)
-            } else {
-                RecordState::Listed
+            let state = match named.map(|n| n.get(&digest)) {
+                Some(Some(size)) => check_one(fs, &pc.root, &rel, set, &digest, *size),
+                _ => RecordState::Listed,
             };
             st.records.insert(digest, state);
         }
@@ -183,13 +188,16 @@ fn check_one(
     rel: &RelPath,
     set: &SetConfig,
     digest: &Digest,
+    size: u64,
 ) -> RecordState {
     let r = match fs.open_read(root, rel) {
         Ok(r) => r,
         Err(e) => return RecordState::Damaged(format!("cannot be read: {e}")),
     };
-    match parity::check_record(r, set.hash, RECORD_MAX_BYTES) {
-        Ok(info) if info.digest == *digest => RecordState::Intact(info.layout),
+    match parity::check_record(r, set.hash, record_max(size)) {
+        Ok(info) if info.digest == *digest && info.layout.size == size => {
+            RecordState::Intact(info.layout)
+        }
         Ok(_) => RecordState::Damaged("it protects other content than its name says".into()),
         Err(why) => RecordState::Damaged(why),
     }
@@ -199,17 +207,26 @@ fn check_one(
 /// filling [`ParityState::fits`]. A copy that is missing, or not a regular file, has
 /// no intact block (an empty file is compared). A record found damaged here is marked
 /// so (it is then rewritten, never used).
-pub fn check_fits(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPath, Digest)]) {
+pub fn check_fits(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPath, Digest, u64)]) {
     let algo = state.hash;
     let roots: Vec<PathBuf> = state.replicas.iter().map(|r| r.root.clone()).collect();
     let set = state.set.clone();
     let Some(ps) = state.parity.as_mut() else {
         return;
     };
-    for (ri, path, digest) in wanted {
+    for (ri, path, digest, size) in wanted {
         let Some(root) = roots.get(*ri) else { continue };
         let rel = record_rel(&set, digest);
         let fit = (|| {
+            // Never read more than a record of this content can hold.
+            if let Ok(Some(m)) = fs.metadata(&ps.root, &rel) {
+                if m.size > record_max(*size) {
+                    return Err(format!(
+                        "parity record is {} bytes, more than any record of a {size}-byte file",
+                        m.size
+                    ));
+                }
+            }
             let record = fs
                 .open_read(&ps.root, &rel)
                 .map_err(|e| format!("parity record could not be read: {e}"))?;
@@ -217,7 +234,10 @@ pub fn check_fits(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPath, 
                 // IMPORTANT: a copy that cannot be opened is the copy's problem, never
                 // the record's (the prefix keeps the record usable, below).
                 Ok(Some(m)) if m.kind == Kind::File => fs.open_read(root, path).map_err(|e| {
-                    format!("file could not be read: {}: {e}", full(root, path).display())
+                    format!(
+                        "file could not be read: {}: {e}",
+                        full(root, path).display()
+                    )
                 })?,
                 _ => Box::new(io::empty()),
             };
@@ -293,7 +313,12 @@ mod review_tests {
             }
             self.sim.open_read(root, rel)
         }
-        fn create_new(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<Box<dyn WriteFile + '_>> {
+        fn create_new(
+            &self,
+            root: &Path,
+            rel: &RelPath,
+            mode: u32,
+        ) -> Result<Box<dyn WriteFile + '_>> {
             self.sim.create_new(root, rel, mode)
         }
         fn rename(&self, root: &Path, from: &RelPath, to: &RelPath) -> Result<()> {

@@ -884,6 +884,28 @@ fn adopt_first_run<'s>(
             ));
         }
     }
+    // IMPORTANT: a parity set's manifests live in its one copy, beside its files: one
+    // fault that damaged both slots may have damaged files too. Adopting them would make
+    // a damaged file the truth and remove the record of its committed content, the
+    // only thing left that can repair it. With slots there but none intact, and records
+    // of earlier content, nothing is adopted: the set is refused, everything kept.
+    if set.mode == crate::config::Mode::Parity {
+        let present = state
+            .replicas
+            .iter()
+            .filter(|r| r.role == Role::Writable)
+            .flat_map(|r| r.slots.iter())
+            .any(|s| !matches!(s, SlotState::Missing));
+        let records = state.parity.as_ref().map_or(0, |p| p.records.len());
+        if present && records > 0 {
+            return Err(PlanError(format!(
+                "no intact manifest in the copy {} (its slots are damaged), and the parity directory holds {records} record{} of committed content: the files are not adopted as they are (a damaged file would become the truth and lose the record that can repair it); nothing was done. Check the files; to accept them as they are, `rebound seal {}`",
+                r.root.display(),
+                if records == 1 { "" } else { "s" },
+                set.name
+            )));
+        }
+    }
     // The manifests of a parity set live in its one copy: a copy that lost them (a
     // reformatted partition, reflashed files) looks like a first run. The records of
     // earlier content say it is not; the files are adopted as they are (nothing else
@@ -919,7 +941,7 @@ pub struct Need {
     pub golden: bool,
     /// Damaged copies to compare with the parity record of their content
     /// ([`crate::parity_store::check_fits`]).
-    pub parity: Vec<(usize, RelPath, Digest)>,
+    pub parity: Vec<(usize, RelPath, Digest, u64)>,
 }
 
 /// A plan, or what must be read before it can be made. Only a complete plan can be
@@ -1221,17 +1243,16 @@ fn parity_sources(
     path: &RelPath,
     entry: &Entry,
     row: &[Option<&FileState>],
-    need: &mut Vec<(usize, RelPath, Digest)>,
+    need: &mut Vec<(usize, RelPath, Digest, u64)>,
 ) -> Rebuilt {
     let Some(ps) = cx.state.parity.as_ref().filter(|p| p.root_exists) else {
         return Rebuilt::Nothing;
     };
-    if !ps
-        .records
-        .get(&entry.digest)
-        .is_some_and(RecordState::usable)
-    {
-        return Rebuilt::Nothing;
+    match ps.records.get(&entry.digest) {
+        // A record for other content than its name says (its size) is no source.
+        Some(RecordState::Intact(l)) if l.size != entry.size => return Rebuilt::Nothing,
+        Some(r) if r.usable() => {}
+        _ => return Rebuilt::Nothing,
     }
     let rel = record_rel(&cx.set.name, &entry.digest);
     let mut out: Vec<Option<Source>> = vec![None; row.len()];
@@ -1242,7 +1263,7 @@ fn parity_sources(
         }
         match ps.fits.get(&(i, path.clone())) {
             None => {
-                need.push((i, path.clone(), entry.digest));
+                need.push((i, path.clone(), entry.digest, entry.size));
                 pending = true;
             }
             Some(Ok(f)) if f.recoverable => {

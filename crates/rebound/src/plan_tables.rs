@@ -690,7 +690,7 @@ fn parity_a_damaged_file_is_compared_with_its_record_then_rebuilt_from_it() {
     ]));
     // First the damaged copy is compared with the record: nothing is planned yet.
     match plan(&s, &st).unwrap() {
-        Planned::Need(n) => assert_eq!(n.parity, vec![(0, p("x"), ALGO.digest(b"v1"))]),
+        Planned::Need(n) => assert_eq!(n.parity, vec![(0, p("x"), ALGO.digest(b"v1"), 2)]),
         Planned::Complete(p) => panic!("planned before the comparison: {:?}", actions(&p)),
     }
     st.parity
@@ -834,7 +834,7 @@ fn review_parity_a_lazy_golden_copy_is_not_read_while_parity_can_help() {
     st.parity = Some(parity_state(&[("v1", RecordState::Listed)]));
     match plan(&s, &st).unwrap() {
         Planned::Need(n) => {
-            assert_eq!(n.parity, vec![(0, p("x"), ALGO.digest(b"v1"))]);
+            assert_eq!(n.parity, vec![(0, p("x"), ALGO.digest(b"v1"), 2)]);
             assert!(n.hash.is_empty() && !n.golden, "golden asked for: {n:?}");
         }
         Planned::Complete(p) => panic!("planned before the comparison: {:?}", actions(&p)),
