@@ -340,11 +340,17 @@ fn rebuild(
 ) -> Result<()> {
     let (root, rel, mode, owner) = to;
     let record = d.fs().open_read(&from.root, &from.rel)?;
-    // What stands there now is read only if observe saw a regular file: a missing
-    // file, a directory or an unreadable file offer no intact block.
+    // What stands there now is read if observe saw a regular file (a page the storage
+    // refuses reads as zeros: a damaged block), or something it could not read (an
+    // unreadable file is read the same way; a directory cannot be opened: no intact
+    // block); a missing file offers none.
     let damaged: Box<dyn std::io::Read + Send + '_> = match prior {
-        Prior::File { .. } => d.fs().open_read(root, rel)?,
-        Prior::Missing | Prior::Other => Box::new(std::io::empty()),
+        Prior::File { .. } => d.fs().open_read_damaged(root, rel)?,
+        Prior::Other => d
+            .fs()
+            .open_read_damaged(root, rel)
+            .unwrap_or_else(|_| Box::new(std::io::empty())),
+        Prior::Missing => Box::new(std::io::empty()),
     };
     let mut src = parity::Rebuild::new(record, damaged, algo, digest);
     let name = full(&from.root, &from.rel);

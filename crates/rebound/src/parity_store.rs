@@ -233,12 +233,14 @@ pub fn check_fits(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPath, 
             let file: Box<dyn Read + Send + '_> = match fs.metadata(root, path) {
                 // IMPORTANT: a copy that cannot be opened is the copy's problem, never
                 // the record's (the prefix keeps the record usable, below).
-                Ok(Some(m)) if m.kind == Kind::File => fs.open_read(root, path).map_err(|e| {
-                    format!(
-                        "file could not be read: {}: {e}",
-                        full(root, path).display()
-                    )
-                })?,
+                Ok(Some(m)) if m.kind == Kind::File => {
+                    fs.open_read_damaged(root, path).map_err(|e| {
+                        format!(
+                            "file could not be read: {}: {e}",
+                            full(root, path).display()
+                        )
+                    })?
+                }
                 _ => Box::new(io::empty()),
             };
             parity::analyze(record, file, algo, *digest)

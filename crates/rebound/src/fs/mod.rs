@@ -149,6 +149,60 @@ impl<F: Fs + ?Sized> Cursor for PlainCursor<'_, F> {
     }
 }
 
+/// The unit [`Tolerant`] skips after a read error: a page.
+pub const SECTOR: u64 = 4096;
+
+/// A reader of a damaged copy ([`Fs::open_read_damaged`]): a read that fails with EIO
+/// yields zeros from the current offset to the next [`SECTOR`] boundary instead, and
+/// the reader seeks past them. Only EIO: any other error is returned as it is (a file
+/// that vanished, a permission refused is not damage to work around).
+#[derive(Debug)]
+pub struct Tolerant<R> {
+    inner: R,
+    pos: u64,
+    /// Bytes read as zeros because the storage refused them.
+    pub unreadable: u64,
+}
+
+impl<R: Read + std::io::Seek> Tolerant<R> {
+    pub fn new(inner: R) -> Tolerant<R> {
+        Tolerant {
+            inner,
+            pos: 0,
+            unreadable: 0,
+        }
+    }
+}
+
+/// EIO.
+const EIO: i32 = 5;
+
+impl<R: Read + std::io::Seek> Read for Tolerant<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Ok(n) => {
+                    self.pos += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(EIO) => {
+                    let next = (self.pos / SECTOR + 1) * SECTOR;
+                    let n = usize::try_from(next - self.pos)
+                        .unwrap_or(usize::MAX)
+                        .min(buf.len());
+                    buf[..n].fill(0);
+                    self.pos += n as u64;
+                    self.unreadable += n as u64;
+                    self.inner.seek(std::io::SeekFrom::Start(self.pos))?;
+                    return Ok(n);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 /// The filesystem operations rebound needs, relative to a replica root.
 ///
 /// `dir: None` means the root itself.
@@ -176,6 +230,19 @@ pub trait Fs: Sync {
     /// # Errors
     /// I/O errors (`NotFound` if missing); [`crate::Error::Symlink`] for a link.
     fn open_read(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>>;
+
+    /// Opens a damaged copy of a protected file for a parity comparison or rebuild: as
+    /// [`Fs::open_read`], except that a range the storage refuses to read (EIO: how
+    /// eMMC and UBI report an uncorrectable page) reads as zeros up to the next
+    /// [`SECTOR`] boundary and reading goes on after it ([`Tolerant`]), so that the
+    /// block holding it counts as damaged instead of failing the whole file. The
+    /// default (a filesystem without such errors) is `open_read`.
+    ///
+    /// # Errors
+    /// As [`Fs::open_read`].
+    fn open_read_damaged(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
+        self.open_read(root, rel)
+    }
 
     /// Creates a new file (`O_EXCL`) with exactly the permission bits `mode`.
     ///
@@ -378,6 +445,108 @@ pub fn full_dir(root: &Path, dir: Option<&RelPath>) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::io::Read;
+
+    /// A file whose bytes in `bad` cannot be read (EIO), like an uncorrectable page.
+    struct Flaky {
+        data: Vec<u8>,
+        pos: usize,
+        bad: std::ops::Range<usize>,
+    }
+
+    impl Read for Flaky {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.bad.contains(&self.pos) {
+                return Err(std::io::Error::from_raw_os_error(5));
+            }
+            let end = if self.pos < self.bad.start {
+                self.bad.start
+            } else {
+                self.data.len()
+            };
+            let n = buf.len().min(end.saturating_sub(self.pos));
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    impl std::io::Seek for Flaky {
+        fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+            if let std::io::SeekFrom::Start(p) = to {
+                self.pos = usize::try_from(p).unwrap_or(usize::MAX);
+            }
+            Ok(self.pos as u64)
+        }
+    }
+
+    #[test]
+    fn an_unreadable_page_reads_as_zeros_and_the_rest_as_it_is() {
+        let data: Vec<u8> = (0..5 * 4096 + 100).map(|i| (i % 251) as u8 + 1).collect();
+        let mut t = super::Tolerant::new(Flaky {
+            data: data.clone(),
+            pos: 0,
+            bad: 8192 + 10..8192 + 20,
+        });
+        let mut out = Vec::new();
+        t.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), data.len());
+        assert_eq!(out[..8192 + 10], data[..8192 + 10]);
+        assert!(out[8192 + 10..3 * 4096].iter().all(|b| *b == 0));
+        assert_eq!(out[3 * 4096..], data[3 * 4096..]);
+        assert_eq!(t.unreadable, 4096 - 10);
+        // Any other error is returned.
+        struct Gone;
+        impl Read for Gone {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(13))
+            }
+        }
+        impl std::io::Seek for Gone {
+            fn seek(&mut self, _: std::io::SeekFrom) -> std::io::Result<u64> {
+                Ok(0)
+            }
+        }
+        assert!(super::Tolerant::new(Gone).read(&mut [0u8; 8]).is_err());
+    }
+
+    /// An unreadable page of a copy is a damaged block for parity: compared and
+    /// rebuilt like a flipped bit, never the whole file lost.
+    #[test]
+    fn an_unreadable_page_is_rebuilt_from_parity() {
+        use crate::digest::HashAlgo;
+        use crate::parity::{analyze, Encoder, Rebuild};
+        let data: Vec<u8> = (0..64 * 4096).map(|i| (i * 7 % 253) as u8).collect();
+        let algo = HashAlgo::Blake3;
+        let digest = algo.digest(&data);
+        let mut rec = Vec::new();
+        Encoder::new(&data[..], algo, digest, data.len() as u64, 4096, 10)
+            .read_to_end(&mut rec)
+            .unwrap();
+        let flaky = || {
+            super::Tolerant::new(Flaky {
+                data: data.clone(),
+                pos: 0,
+                bad: 20 * 4096 + 5..20 * 4096 + 6,
+            })
+        };
+        let fit = analyze(&rec[..], flaky(), algo, digest).unwrap();
+        assert_eq!((fit.damaged, fit.recoverable), (1, true));
+        let mut out = Vec::new();
+        Rebuild::new(&rec[..], flaky(), algo, digest)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+        // Read plainly, the same page fails the whole comparison.
+        let plain = Flaky {
+            data: data.clone(),
+            pos: 0,
+            bad: 20 * 4096 + 5..20 * 4096 + 6,
+        };
+        assert!(analyze(&rec[..], plain, algo, digest).is_err());
+    }
+
     use super::*;
 
     #[test]

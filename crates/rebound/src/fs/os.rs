@@ -380,6 +380,13 @@ impl Fs for OsFs {
         open_file_at(&parent, root, rel)
     }
 
+    fn open_read_damaged(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
+        self.keep_journal();
+        let parent = self.open_parent(root, rel, "open")?;
+        let (file, _) = open_plain_file_at(&parent, root, rel)?;
+        Ok(Box::new(super::Tolerant::new(file)))
+    }
+
     fn start_journal(&self) {
         *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = Journal::started();
     }
@@ -622,6 +629,11 @@ fn open_file_perm_at(
     root: &Path,
     rel: &RelPath,
 ) -> Result<(Box<dyn Read + Send + 'static>, Perm)> {
+    open_plain_file_at(parent, root, rel).map(|(f, p)| (Box::new(f) as Box<dyn Read + Send>, p))
+}
+
+/// As [`open_file_perm_at`], the file itself (seekable).
+fn open_plain_file_at(parent: &OwnedFd, root: &Path, rel: &RelPath) -> Result<(File, Perm)> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let fd = match rustix::fs::openat(parent, rel.file_name(), flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -649,7 +661,7 @@ fn open_file_perm_at(
             gid: st.st_gid,
         },
     };
-    Ok((Box::new(File::from(fd)), perm))
+    Ok((File::from(fd), perm))
 }
 
 /// [`OsFs::cursor`]: keeps the root and the last directory used open. Files come in
