@@ -824,7 +824,9 @@ fn resolve_parity(
 ) -> std::result::Result<Option<ParityConfig>, String> {
     let Some(p) = &s.parity else {
         if s.mode == Mode::Parity {
-            return Err("a parity set needs `parity` (the directory for its parity records)".into());
+            return Err(
+                "a parity set needs `parity` (the directory for its parity records)".into(),
+            );
         }
         if s.parity_redundancy.is_some() || s.parity_block_size.is_some() {
             return Err("`parity_redundancy` and `parity_block_size` need `parity`".into());

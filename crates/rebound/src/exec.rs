@@ -149,21 +149,23 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action, signers: Signers<'_>) -> Result
             let src = d.fs().open_read(&from.root, &from.rel)?;
             let name = full(&from.root, &from.rel);
             let mut enc = parity::Encoder::new(src, algo, *digest, *size, *block, *redundancy);
-            d.write_file_guarded(root, rel, 0o644, None, &mut enc, &name, algo, None, &no_guard)
-                .map(|_| ())
-                .map_err(|err| match err {
-                    // The copy no longer holds what the plan read it as: it changed.
-                    Error::Io { ref source, .. }
-                        if source.kind() == std::io::ErrorKind::InvalidData
-                            && from.kind == SourceKind::Writable =>
-                    {
-                        Error::Changed {
-                            path: name.clone(),
-                            what: CHANGED_WHILE_COMMITTING,
-                        }
+            d.write_file_guarded(
+                root, rel, 0o644, None, &mut enc, &name, algo, None, &no_guard,
+            )
+            .map(|_| ())
+            .map_err(|err| match err {
+                // The copy no longer holds what the plan read it as: it changed.
+                Error::Io { ref source, .. }
+                    if source.kind() == std::io::ErrorKind::InvalidData
+                        && from.kind == SourceKind::Writable =>
+                {
+                    Error::Changed {
+                        path: name.clone(),
+                        what: CHANGED_WHILE_COMMITTING,
                     }
-                    other => other,
-                })
+                }
+                other => other,
+            })
         }
         Action::RemoveStale { root, path, digest } => {
             let algo = plan_algo(plan)?;
@@ -338,8 +340,18 @@ fn rebuild(
     };
     let mut src = parity::Rebuild::new(record, damaged, algo, digest);
     let name = full(&from.root, &from.rel);
-    d.write_file_guarded(root, rel, mode, owner, &mut src, &name, algo, Some(digest), guard)
-        .map(|_| ())
+    d.write_file_guarded(
+        root,
+        rel,
+        mode,
+        owner,
+        &mut src,
+        &name,
+        algo,
+        Some(digest),
+        guard,
+    )
+    .map(|_| ())
 }
 
 /// `Ok` if every committed file still has the `lstat` it had when it was hashed.

@@ -84,7 +84,12 @@ fn parity_dir(set: &str) -> RelPath {
 
 /// Lists (and, with `check`, reads whole and checks) every record of the set's parity
 /// directory. Never fails: what cannot be read is a problem of the report.
-pub fn observe_parity(fs: &dyn Fs, set: &SetConfig, check: bool, deep: bool) -> Option<ParityState> {
+pub fn observe_parity(
+    fs: &dyn Fs,
+    set: &SetConfig,
+    check: bool,
+    deep: bool,
+) -> Option<ParityState> {
     let pc = set.parity.as_ref()?;
     let mut st = ParityState {
         root: pc.root.clone(),
@@ -116,9 +121,14 @@ pub fn observe_parity(fs: &dyn Fs, set: &SetConfig, check: bool, deep: bool) -> 
     let fans = match fs.read_dir(&pc.root, Some(&dir)) {
         Ok(v) => v,
         // Not there yet: no record.
-        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Some(st),
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Some(st)
+        }
         Err(e) => {
-            st.problems.push(format!("parity directory {}: {e}", full(&pc.root, &dir).display()));
+            st.problems.push(format!(
+                "parity directory {}: {e}",
+                full(&pc.root, &dir).display()
+            ));
             return Some(st);
         }
     };
@@ -135,13 +145,16 @@ pub fn observe_parity(fs: &dyn Fs, set: &SetConfig, check: bool, deep: bool) -> 
         let entries = match fs.read_dir(&pc.root, Some(&fan_rel)) {
             Ok(v) => v,
             Err(e) => {
-                st.problems.push(format!("{}: {e}", full(&pc.root, &fan_rel).display()));
+                st.problems
+                    .push(format!("{}: {e}", full(&pc.root, &fan_rel).display()));
                 continue;
             }
         };
         for e in entries {
             let Some(name) = &e.name else { continue };
-            let Ok(rel) = fan_rel.join(name) else { continue };
+            let Ok(rel) = fan_rel.join(name) else {
+                continue;
+            };
             if e.kind != Kind::File {
                 continue;
             }
@@ -165,7 +178,13 @@ pub fn observe_parity(fs: &dyn Fs, set: &SetConfig, check: bool, deep: bool) -> 
     Some(st)
 }
 
-fn check_one(fs: &dyn Fs, root: &Path, rel: &RelPath, set: &SetConfig, digest: &Digest) -> RecordState {
+fn check_one(
+    fs: &dyn Fs,
+    root: &Path,
+    rel: &RelPath,
+    set: &SetConfig,
+    digest: &Digest,
+) -> RecordState {
     let r = match fs.open_read(root, rel) {
         Ok(r) => r,
         Err(e) => return RecordState::Damaged(format!("cannot be read: {e}")),
@@ -185,14 +204,16 @@ pub fn check_fits(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPath, 
     let algo = state.hash;
     let roots: Vec<PathBuf> = state.replicas.iter().map(|r| r.root.clone()).collect();
     let set = state.set.clone();
-    let Some(ps) = state.parity.as_mut() else { return };
+    let Some(ps) = state.parity.as_mut() else {
+        return;
+    };
     for (ri, path, digest) in wanted {
         let Some(root) = roots.get(*ri) else { continue };
         let rel = record_rel(&set, digest);
         let fit = (|| {
             let record = fs
                 .open_read(&ps.root, &rel)
-                .map_err(|e| format!("record cannot be read: {e}"))?;
+                .map_err(|e| format!("parity record could not be read: {e}"))?;
             let file: Box<dyn Read + Send + '_> = match fs.metadata(root, path) {
                 Ok(Some(m)) if m.kind == Kind::File => fs
                     .open_read(root, path)
@@ -204,8 +225,9 @@ pub fn check_fits(fs: &dyn Fs, state: &mut SetState, wanted: &[(usize, RelPath, 
         if let Err(why) = &fit {
             // Only the record's own faults condemn it (a copy that cannot be read
             // is the copy's problem).
-            if why.starts_with("record") {
-                ps.records.insert(*digest, RecordState::Damaged(why.clone()));
+            if !why.starts_with("file could not be read") {
+                ps.records
+                    .insert(*digest, RecordState::Damaged(why.clone()));
             }
         }
         ps.fits.insert((*ri, path.clone()), fit);

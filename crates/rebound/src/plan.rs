@@ -1104,7 +1104,10 @@ fn decide_path(
         (Rebuilt::Sources(v), None) => (Some(v), None),
         // Compared with parity first: golden is read only if parity cannot help.
         (Rebuilt::Pending, None) => return d,
-        (Rebuilt::Nothing, None) => (None, find_golden(cx.state, row, path, entry, &mut d.need.hash)),
+        (Rebuilt::Nothing, None) => (
+            None,
+            find_golden(cx.state, row, path, entry, &mut d.need.hash),
+        ),
     };
     if let Some(rebuilt) = rebuilt {
         decide_rebuilt(cx, path, entry, row, rebuilt, &mut d);
@@ -1208,7 +1211,11 @@ fn parity_sources(
     let Some(ps) = cx.state.parity.as_ref().filter(|p| p.root_exists) else {
         return Rebuilt::Nothing;
     };
-    if !ps.records.get(&entry.digest).is_some_and(RecordState::usable) {
+    if !ps
+        .records
+        .get(&entry.digest)
+        .is_some_and(RecordState::usable)
+    {
         return Rebuilt::Nothing;
     }
     let rel = record_rel(&cx.set.name, &entry.digest);
@@ -1910,6 +1917,7 @@ fn observed_problems(state: &SetState) -> Vec<String> {
         .replicas
         .iter()
         .flat_map(|r| r.problems.iter().cloned())
+        .chain(state.parity.iter().flat_map(|p| p.problems.iter().cloned()))
         .collect()
 }
 
@@ -2114,24 +2122,28 @@ pub(crate) fn parity_writes(
             .iter()
             .find(|(d, _)| *d == entry.digest)
             .map(|(_, s)| s.clone());
-        let (list, from) = match incoming.or_else(|| intact_copy(set, state, path, entry)) {
-            Some(src) => (&mut out.now, src),
-            None => match restored() {
-                Some(src) => (&mut out.restored, src),
-                None => continue,
-            },
-        };
+        let source = incoming
+            .map(|s| (true, s))
+            .or_else(|| intact_copy(set, state, path, entry).map(|s| (true, s)))
+            .or_else(|| restored().map(|s| (false, s)));
         if let Some(RecordState::Damaged(why)) = rec {
             out.findings.push(Finding {
-                root: ps.root.clone(),
+                root: state.replicas.first().map_or_else(|| ps.root.clone(), |r| r.root.clone()),
                 path: path.clone(),
                 problem: Problem::ParityDamaged,
                 detail: format!(
-                    "parity record {} is damaged ({why}); not used, rewritten from an intact copy",
-                    rel
+                    "its parity record {} is damaged ({why}); not used, {}",
+                    crate::fs::full(&ps.root, &rel).display(),
+                    if source.is_some() {
+                        "rewritten from an intact copy"
+                    } else {
+                        "and no intact copy is left to rewrite it from"
+                    }
                 ),
             });
         }
+        let Some((early, from)) = source else { continue };
+        let list = if early { &mut out.now } else { &mut out.restored };
         done.insert(entry.digest);
         list.push(Action::WriteParity {
             root: ps.root.clone(),

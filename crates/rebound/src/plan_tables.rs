@@ -647,7 +647,9 @@ fn parity_set() -> SetConfig {
     set("[[set]]\nname='s'\nmode='parity'\nlive='/live'\nparity='/par'\ninclude=['**']\nhash='blake3'\n")
 }
 
-fn parity_state(records: &[(&str, crate::parity_store::RecordState)]) -> crate::parity_store::ParityState {
+fn parity_state(
+    records: &[(&str, crate::parity_store::RecordState)],
+) -> crate::parity_store::ParityState {
     crate::parity_store::ParityState {
         root: "/par".into(),
         root_exists: true,
@@ -676,20 +678,35 @@ fn parity_a_damaged_file_is_compared_with_its_record_then_rebuilt_from_it() {
     use crate::parity_store::RecordState;
     let s = parity_set();
     let m = manifest(3, None, &[("x", "v1"), ("y", "w")]);
-    let live = writable("/live", Some(m), &[("x", file("v1-damaged")), ("y", file("w"))]);
+    let live = writable(
+        "/live",
+        Some(m),
+        &[("x", file("v1-damaged")), ("y", file("w"))],
+    );
     let mut st = state(vec![live]);
-    st.parity = Some(parity_state(&[("v1", RecordState::Listed), ("w", RecordState::Listed)]));
+    st.parity = Some(parity_state(&[
+        ("v1", RecordState::Listed),
+        ("w", RecordState::Listed),
+    ]));
     // First the damaged copy is compared with the record: nothing is planned yet.
     match plan(&s, &st).unwrap() {
         Planned::Need(n) => assert_eq!(n.parity, vec![(0, p("x"), ALGO.digest(b"v1"))]),
         Planned::Complete(p) => panic!("planned before the comparison: {:?}", actions(&p)),
     }
-    st.parity.as_mut().unwrap().fits.insert((0, p("x")), Ok(fit(true)));
+    st.parity
+        .as_mut()
+        .unwrap()
+        .fits
+        .insert((0, p("x")), Ok(fit(true)));
     let pl = planned(&s, &st);
     assert_eq!(actions(&pl), vec!["restore /live x from /par (Parity)"]);
     assert!(pl.lost.is_empty());
     // Beyond the record's recovery blocks: lost, left as it is.
-    st.parity.as_mut().unwrap().fits.insert((0, p("x")), Ok(fit(false)));
+    st.parity
+        .as_mut()
+        .unwrap()
+        .fits
+        .insert((0, p("x")), Ok(fit(false)));
     let pl = planned(&s, &st);
     assert_eq!(pl.lost, vec![p("x")]);
     assert!(actions(&pl).is_empty(), "{:?}", actions(&pl));
@@ -705,13 +722,30 @@ fn parity_comes_before_golden_and_golden_after_parity_fails() {
     let g = golden(Some(m), true, &[("x", file("v1"))]);
     let mut st = state(vec![live, g]);
     st.parity = Some(parity_state(&[("v1", RecordState::Listed)]));
-    st.parity.as_mut().unwrap().fits.insert((0, p("x")), Ok(fit(true)));
-    assert_eq!(actions(&planned(&s, &st)), vec!["restore /live x from /par (Parity)"]);
-    st.parity.as_mut().unwrap().fits.insert((0, p("x")), Ok(fit(false)));
-    assert_eq!(actions(&planned(&s, &st)), vec!["restore /live x from /gold (Golden)"]);
+    st.parity
+        .as_mut()
+        .unwrap()
+        .fits
+        .insert((0, p("x")), Ok(fit(true)));
+    assert_eq!(
+        actions(&planned(&s, &st)),
+        vec!["restore /live x from /par (Parity)"]
+    );
+    st.parity
+        .as_mut()
+        .unwrap()
+        .fits
+        .insert((0, p("x")), Ok(fit(false)));
+    assert_eq!(
+        actions(&planned(&s, &st)),
+        vec!["restore /live x from /gold (Golden)"]
+    );
     // A damaged record is never used: golden, and the record is rewritten from the
     // verified golden file (an intact copy as observed: before anything else).
-    st.parity = Some(parity_state(&[("v1", RecordState::Damaged("checksum".into()))]));
+    st.parity = Some(parity_state(&[(
+        "v1",
+        RecordState::Damaged("checksum".into()),
+    )]));
     let pl = planned(&s, &st);
     assert_eq!(
         actions(&pl),
@@ -720,7 +754,11 @@ fn parity_comes_before_golden_and_golden_after_parity_fails() {
             "restore /live x from /gold (Golden)"
         ]
     );
-    assert!(findings(&pl).contains(&"parity_damaged /par x".to_string()), "{:?}", findings(&pl));
+    assert!(
+        findings(&pl).contains(&"parity_damaged /par x".to_string()),
+        "{:?}",
+        findings(&pl)
+    );
 }
 
 #[test]
@@ -758,9 +796,18 @@ fn parity_records_of_new_content_come_before_the_manifest_and_stale_ones_after()
     let mut st = state(vec![live]);
     st.parity = Some(parity_state(&[("old", RecordState::Listed)]));
     let acts = actions(&planned(&s, &st));
-    let rec = acts.iter().position(|a| a.starts_with("write_parity /par from /live")).unwrap();
-    let man = acts.iter().position(|a| a.starts_with("write_manifest")).unwrap();
-    let stale = acts.iter().position(|a| a.starts_with("remove_parity")).unwrap();
+    let rec = acts
+        .iter()
+        .position(|a| a.starts_with("write_parity /par from /live"))
+        .unwrap();
+    let man = acts
+        .iter()
+        .position(|a| a.starts_with("write_manifest"))
+        .unwrap();
+    let stale = acts
+        .iter()
+        .position(|a| a.starts_with("remove_parity"))
+        .unwrap();
     assert!(rec < man && man < stale, "{acts:?}");
     // No parity directory (unmounted): nothing about parity is planned.
     st.parity.as_mut().unwrap().root_exists = false;
