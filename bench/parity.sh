@@ -3,7 +3,7 @@
 #
 #   bench/parity.sh                  # 1 MiB, 64 MiB, 1 GiB files and a 10,000-file tree
 #   SKIP_BIG=1 bench/parity.sh       # without the 1 GiB file
-#   QUICK=1 bench/parity.sh          # 1 MiB, 64 MiB and a 1,000-file tree (a few minutes)
+#   QUICK=1 bench/parity.sh          # 1 MiB, 64 MiB and a 1,000-file tree (about 15 min)
 #
 # What it does, in one run (one run per figure: ratios, not assertions):
 # 1. installs what it needs (Debian: par2, time; as root only) and builds rebound
@@ -22,11 +22,12 @@
 #      allows 32,768 blocks per set, so not for the 1 GiB file);
 #    - `par2 def`: par2's own choice, -r REDUNDANCY (2000 blocks);
 #    - `par2 file` (tree): one par2 set per file, as a firmware engineer scripting
-#      par2 would: rebound's block size and recovery count for that file, -n1, files
-#      handed to JOBS parallel par2 processes (creation and repair);
+#      par2 would: rebound's block size and recovery count for that file, -n1 -t1,
+#      files handed to JOBS parallel par2 processes (creation and repair);
 #    - `par2 -R` (tree): one recursive set over the tree, -r REDUNDANCY, -b of at
-#      least 2000 and twice the number of files (par2 needs a block per file);
-#      PAR2_TREE_R=0 leaves it out (it is par2's slowest case);
+#      least 2000 and twice the number of files (par2 needs a block per file); by
+#      default only up to 2,000 files (PAR2_TREE_R=1/0 forces it on/off: on 10,000
+#      files its creation alone takes minutes);
 # 4. per damage pattern (DAMAGES, bench/parity_damage.py, positions on rebound's
 #    block grid, the same bytes damaged in every copy): `flip5`/`flip10` one bit in
 #    ceil(5%/10% of the blocks) of every window, `zero5` a zeroed range of 5% of the
