@@ -4,6 +4,9 @@
 //!   100 directories of 100 files;
 //! - `gen tiny DIR`: 100,000 files of 1 KiB in 1,000 directories of 100 files;
 //! - `gen big DIR`: one 1 GiB file;
+//! - `gen file BYTES DIR`: one file `DIR/file.bin` of BYTES bytes (`bench/parity.sh`);
+//! - `gen tree N DIR`: N files of 1-64 KiB as in `small`, in directories of 100 files
+//!   (`gen tree 10000` is `small`);
 //! - `floor [--threads N] [--buf KIB] DIR...`: the true I/O floor of reading the
 //!   trees: walk them (readdir only), then open + read until end of file + close of
 //!   every regular file, with one page-aligned, reused buffer per thread, files
@@ -47,34 +50,66 @@ impl Rng {
     }
 }
 
+/// `files` files in directories of `per_dir` (the last one may hold fewer).
 fn gen_tree(
     dir: &Path,
-    dirs: usize,
+    files: usize,
     per_dir: usize,
     size: impl Fn(&mut Rng) -> usize,
 ) -> io::Result<()> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut buf = vec![0u8; 64 * 1024];
-    for d in 0..dirs {
-        let sub = dir.join(format!("d{d:04}"));
-        fs::create_dir_all(&sub)?;
-        for f in 0..per_dir {
-            let n = size(&mut rng);
-            rng.fill(&mut buf[..n]);
-            let mut out = File::create(sub.join(format!("f{f:04}.bin")))?;
-            out.write_all(&buf[..n])?;
+    for i in 0..files {
+        let sub = dir.join(format!("d{:04}", i / per_dir));
+        if i % per_dir == 0 {
+            fs::create_dir_all(&sub)?;
         }
+        let n = size(&mut rng);
+        rng.fill(&mut buf[..n]);
+        let mut out = File::create(sub.join(format!("f{:04}.bin", i % per_dir)))?;
+        out.write_all(&buf[..n])?;
     }
     Ok(())
+}
+
+fn gen_file(bytes: u64, dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut out = File::create(dir.join("file.bin"))?;
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill(&mut buf[..n]);
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+fn small_size(r: &mut Rng) -> usize {
+    1024 + (r.next() % (63 * 1024 + 1)) as usize
+}
+
+fn gen_sized(kind: &str, n: u64, dir: &Path) -> io::Result<()> {
+    match kind {
+        "file" => gen_file(n, dir),
+        "tree" => {
+            fs::create_dir_all(dir)?;
+            gen_tree(dir, n as usize, 100, small_size)
+        }
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("unknown sized corpus `{other}` (file, tree)"),
+        )),
+    }
 }
 
 fn gen(kind: &str, dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     match kind {
-        "small" => gen_tree(dir, 100, 100, |r| {
-            1024 + (r.next() % (63 * 1024 + 1)) as usize
-        }),
-        "tiny" => gen_tree(dir, 1000, 100, |_| 1024),
+        "small" => gen_tree(dir, 10_000, 100, small_size),
+        "tiny" => gen_tree(dir, 100_000, 100, |_| 1024),
         "big" => {
             let mut rng = Rng(0x2545_F491_4F6C_DD1D);
             let mut buf = vec![0u8; 1 << 20];
@@ -153,7 +188,7 @@ fn floor(dirs: &[PathBuf], threads: usize, buf_kib: usize) -> io::Result<(u64, u
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: rebound-bench gen small|tiny|big DIR | floor [--threads N] [--buf KIB] DIR..."
+        "usage: rebound-bench gen small|tiny|big DIR | gen file|tree N DIR | floor [--threads N] [--buf KIB] DIR..."
     );
     ExitCode::from(2)
 }
@@ -164,6 +199,10 @@ fn main() -> ExitCode {
         Some("gen") if args.len() == 3 => {
             gen(&args[1], Path::new(&args[2])).map(|()| String::new())
         }
+        Some("gen") if args.len() == 4 => match args[2].parse() {
+            Ok(n) => gen_sized(&args[1], n, Path::new(&args[3])).map(|()| String::new()),
+            Err(_) => return usage(),
+        },
         Some("floor") => {
             let mut threads = 1;
             let mut buf = 256;
