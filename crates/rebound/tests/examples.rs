@@ -16,10 +16,15 @@ fn every_shipped_example_configuration_parses() {
             let text = std::fs::read_to_string(&p).unwrap();
             let cfg = rebound::Config::parse(&text, &p)
                 .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            assert!(cfg.set("config").is_ok() || cfg.set("apps").is_ok());
+            assert!(
+                cfg.set("config").is_ok() || cfg.set("apps").is_ok() || cfg.set("data").is_ok()
+            );
             seen.push(p.file_name().unwrap().to_string_lossy().into_owned());
         }
     }
     seen.sort();
-    assert_eq!(seen, ["device.toml", "golden.toml", "mirror.toml"]);
+    assert_eq!(
+        seen,
+        ["device.toml", "golden.toml", "mirror.toml", "parity.toml"]
+    );
 }

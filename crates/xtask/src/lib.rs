@@ -122,13 +122,13 @@ fn render_page(
         roff.control("TP", []);
         roff.text([italic(CONFIG)]);
         roff.text([roman(
-            "The configuration: the protected sets, their roots (live, golden, copies) \
+            "The configuration: the protected sets, their roots (live, golden, copies, parity) \
              and patterns. Check it with rebound check-config.",
         )]);
         roff.control("TP", []);
         roff.text([italic(format!("{EXAMPLES}/"))]);
         roff.text([roman(
-            "Example configurations (device.toml, golden.toml, mirror.toml) to copy to ",
+            "Example configurations (device.toml, golden.toml, mirror.toml, parity.toml) to copy to ",
         )]);
         roff.text([italic(CONFIG), roman(".")]);
     }
