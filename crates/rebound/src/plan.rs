@@ -1147,7 +1147,15 @@ fn decide_path(
         ),
     };
     if let Some(rebuilt) = rebuilt {
-        decide_rebuilt(cx, path, entry, row, rebuilt, &mut d);
+        repair_copies(
+            cx,
+            path,
+            entry,
+            row,
+            &|i| rebuilt.get(i).cloned().flatten(),
+            true,
+            &mut d,
+        );
         return d;
     }
     let (entry, source) = match source {
@@ -1174,42 +1182,7 @@ fn decide_path(
             None => (entry.clone(), None),
         },
     };
-    for (r, fs) in cx.state.replicas.iter().zip(row) {
-        let fs = fs.cloned().unwrap_or(FileState::Missing);
-        if r.role == Role::Golden {
-            // A lazily read golden copy was read only as a source: nothing to say.
-            if r.observed != Observed::Lazy {
-                let ge = cx.golden_manifest.and_then(|m| m.entries.get(path));
-                d.findings.extend(golden_file_finding(r, path, ge, &fs));
-            }
-            continue;
-        }
-        if fs.digest() == Some(entry.digest) {
-            // Intact content; its permission bits and owner must be the recorded ones
-            // too (a setuid bit added, a file made unreadable, a config handed to
-            // root). An owner not recorded (format 1) is not checked.
-            d.actions
-                .extend(fix_meta(r, path, &entry, &fs, &mut d.findings));
-            continue;
-        }
-        let mut finding = damage_finding(r, path, &entry, &fs);
-        add_fit(cx, r, path, &mut finding);
-        d.findings.push(finding);
-        if let Some(src) = &source {
-            d.actions
-                .extend(move_aside(cx.set, r, path, cx.names, cx.generation));
-            d.actions.push(Action::Restore {
-                root: r.root.clone(),
-                path: path.clone(),
-                from: src.clone(),
-                digest: entry.digest,
-                size: entry.size,
-                mode: entry.mode,
-                prior: Prior::of(Some(&fs)),
-                owner: entry.owner,
-            });
-        }
-    }
+    repair_copies(cx, path, &entry, row, &|_| source.clone(), false, &mut d);
     // Lost only once nothing about this path is still to be read.
     if source.is_none() && d.need.hash.is_empty() && !cx.golden_lazy {
         d.lost = true;
@@ -1298,20 +1271,27 @@ fn parity_sources(
     Rebuilt::Sources(out)
 }
 
-/// The writes of a path whose damaged copies are rebuilt from parity ([`Rebuilt`]):
-/// rebuilds first, then the copies taken from a rebuilt one.
-fn decide_rebuilt(
+/// What is wrong with each replica's copy of a path, and the writes that repair it from
+/// `sources` (per replica). Intact content gets its mode and owner fixed
+/// ([`fix_meta`]); a damaged copy gets a finding (with what parity could do, if it was
+/// compared) and, with a source (`source_of` the replica's index: asked only for a
+/// damaged copy), a move aside of what is in its way and a `Restore`.
+/// `rebuilt` (sources from parity, [`Rebuilt`]): the rebuilds first, then the copies
+/// taken from a rebuilt one; otherwise in replica order.
+fn repair_copies(
     cx: &PathContext<'_>,
     path: &RelPath,
     entry: &Entry,
     row: &[Option<&FileState>],
-    sources: Vec<Option<Source>>,
+    source_of: &dyn Fn(usize) -> Option<Source>,
+    rebuilt: bool,
     d: &mut PathDecision,
 ) {
     let mut later = Vec::new();
-    for ((r, fs), src) in cx.state.replicas.iter().zip(row).zip(sources) {
+    for (i, (r, fs)) in cx.state.replicas.iter().zip(row).enumerate() {
         let fs = fs.cloned().unwrap_or(FileState::Missing);
         if r.role == Role::Golden {
+            // A lazily read golden copy was read only as a source: nothing to say.
             if r.observed != Observed::Lazy {
                 let ge = cx.golden_manifest.and_then(|m| m.entries.get(path));
                 d.findings.extend(golden_file_finding(r, path, ge, &fs));
@@ -1319,6 +1299,9 @@ fn decide_rebuilt(
             continue;
         }
         if fs.digest() == Some(entry.digest) {
+            // Intact content; its permission bits and owner must be the recorded ones
+            // too (a setuid bit added, a file made unreadable, a config handed to
+            // root). An owner not recorded (format 1) is not checked.
             d.actions
                 .extend(fix_meta(r, path, entry, &fs, &mut d.findings));
             continue;
@@ -1326,8 +1309,8 @@ fn decide_rebuilt(
         let mut finding = damage_finding(r, path, entry, &fs);
         add_fit(cx, r, path, &mut finding);
         d.findings.push(finding);
-        let Some(src) = src else { continue };
-        let to = if src.kind == SourceKind::Parity {
+        let Some(src) = source_of(i) else { continue };
+        let to = if !rebuilt || src.kind == SourceKind::Parity {
             &mut d.actions
         } else {
             &mut later
