@@ -871,18 +871,17 @@ fn adopt_first_run<'s>(
     // manifest slot present in any writable copy). Slots that are there but not
     // authenticated (tampered with, written without the key, or torn) are no reason to
     // trust the files beside them.
-    if set.key.key.is_some() {
-        let present = state
-            .replicas
-            .iter()
-            .filter(|r| r.role == Role::Writable)
-            .flat_map(|r| r.slots.iter())
-            .any(|s| !matches!(s, SlotState::Missing));
-        if present {
-            return Err(PlanError(
-                "no writable copy has a manifest authenticated by the device key, and there is no golden copy: the files are not adopted (they may have been tampered with). If the key was just turned on, rekey under the configuration without it first (`rebound rekey --key PATH`, docs/design.md 2.3); to accept the files as they are, `rebound seal --force` this set".into(),
-            ));
-        }
+    // A manifest slot is there in some writable copy (intact or not): not a first run.
+    let present = state
+        .replicas
+        .iter()
+        .filter(|r| r.role == Role::Writable)
+        .flat_map(|r| r.slots.iter())
+        .any(|s| !matches!(s, SlotState::Missing));
+    if set.key.key.is_some() && present {
+        return Err(PlanError(
+            "no writable copy has a manifest authenticated by the device key, and there is no golden copy: the files are not adopted (they may have been tampered with). If the key was just turned on, rekey under the configuration without it first (`rebound rekey --key PATH`, docs/design.md 2.3); to accept the files as they are, `rebound seal --force` this set".into(),
+        ));
     }
     // IMPORTANT: a parity set's manifests live in its one copy, beside its files: one
     // fault that damaged both slots may have damaged files too. Adopting them would make
@@ -890,12 +889,6 @@ fn adopt_first_run<'s>(
     // only thing left that can repair it. With slots there but none intact, and records
     // of earlier content, nothing is adopted: the set is refused, everything kept.
     if set.mode == crate::config::Mode::Parity {
-        let present = state
-            .replicas
-            .iter()
-            .filter(|r| r.role == Role::Writable)
-            .flat_map(|r| r.slots.iter())
-            .any(|s| !matches!(s, SlotState::Missing));
         let records = state.parity.as_ref().map_or(0, |p| p.records.len());
         if present && records > 0 {
             return Err(PlanError(format!(
