@@ -971,6 +971,25 @@ pub fn plan(set: &SetConfig, state: &SetState) -> Result<Planned, PlanError> {
             ..Need::default()
         })),
         Choice::Nothing => {
+            // A parity set's copy gone with its manifests (a reformatted or unmounted
+            // partition) while its parity directory knew its files: a loss, not a
+            // set with nothing to protect.
+            if let Some(n) = state
+                .parity
+                .as_ref()
+                .map(|p| p.records.len())
+                .filter(|n| *n > 0)
+            {
+                return Err(PlanError(format!(
+                    "no manifest and no included file in the copy, but the parity directory holds {n} record{} of earlier content: the copy's files and manifests are gone (a reformatted or unmounted partition?) and cannot be rebuilt from parity alone; nothing was done. If the set is meant to start empty, remove {}",
+                    if n == 1 { "" } else { "s" },
+                    state.parity.as_ref().map_or_else(String::new, |p| {
+                        crate::fs::full(&p.root, &RelPath::meta_dir(&set.name))
+                            .display()
+                            .to_string()
+                    })
+                )));
+            }
             warnings.push(format!(
                 "set `{}`: no manifest and no included file in any replica; nothing is protected yet",
                 set.name

@@ -439,3 +439,17 @@ fn review_an_unrelated_record_that_cannot_be_written_does_not_block_a_commit() {
         .says(&["rebuilt from its intact blocks and parity"]);
     assert_eq!(d.read_opt("usr/db.bin").unwrap(), content(2));
 }
+
+/// A parity set whose copy is gone whole (files and manifests: a reformatted or
+/// unmounted partition) while its parity directory knew its files is a loss, said so
+/// (exit 2), not a set with nothing to protect yet; the records are kept.
+#[test]
+fn a_parity_set_whose_copy_is_gone_is_an_error_not_nothing_to_protect() {
+    let d = device("parity-copy-gone");
+    d.wipe("usr");
+    d.run(["boot"], 2).says(&[
+        "the parity directory holds 2 records of earlier content",
+        "cannot be rebuilt from parity alone",
+    ]);
+    assert_eq!(records(&d, "data").len(), 2);
+}
