@@ -169,7 +169,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Read-only check of every copy, golden included. Writes nothing in any copy (only
+    /// Read-only check of every copy, golden included, and of the parity records the
+    /// manifests name; a damaged file of a set with parity is compared with its record
+    /// ("parity: N of M blocks damaged, repairable"). Writes nothing in any copy (only
     /// the metrics file, if one is configured).
     #[command(after_help = EXIT_HELP)]
     Verify {
