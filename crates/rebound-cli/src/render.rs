@@ -497,13 +497,14 @@ mod tests {
     }
 
     /// A restore's source keeps its JSON form: `root`, `rel` and the flags `staged`
-    /// and `golden`, whatever its kind is called inside.
+    /// and `golden`, whatever its kind is called inside; `parity` since issue 16.
     #[test]
     fn a_source_keeps_its_json_fields() {
-        for (kind, staged, golden) in [
-            (SourceKind::Writable, false, false),
-            (SourceKind::Staged, true, false),
-            (SourceKind::Golden, false, true),
+        for (kind, staged, golden, parity) in [
+            (SourceKind::Writable, false, false, false),
+            (SourceKind::Staged, true, false, false),
+            (SourceKind::Golden, false, true, false),
+            (SourceKind::Parity, false, false, true),
         ] {
             let Ok(rel) = RelPath::new("a/b") else {
                 panic!("a relative path")
@@ -516,7 +517,8 @@ mod tests {
             assert_eq!(
                 serde_json::to_value(&src).ok(),
                 Some(serde_json::json!({
-                    "root": "/data", "rel": "a/b", "staged": staged, "golden": golden
+                    "root": "/data", "rel": "a/b", "staged": staged, "golden": golden,
+                    "parity": parity
                 }))
             );
         }
@@ -538,6 +540,7 @@ mod tests {
             (Problem::FactoryFallback, "factory_fallback"),
             (Problem::ManifestDamaged, "manifest_damaged"),
             (Problem::ManifestOutdated, "manifest_outdated"),
+            (Problem::ParityDamaged, "parity_damaged"),
         ] {
             assert_eq!(serde_json::to_value(p).ok(), Some(serde_json::json!(name)));
             assert_eq!(p.as_str(), name);
