@@ -96,7 +96,10 @@ setup() {
             dpkg --print-foreign-architectures | grep -qx "$d" || dpkg --add-architecture "$d"
         done
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
+        # A mirror caught mid-sync fails an index now and then: retry once, then go on
+        # with the lists there are (the install below fails if a package is missing).
+        apt-get update -qq || { sleep 30; apt-get update -qq; } ||
+            echo "WARNING: apt-get update failed twice; using the package lists there are" >&2
         mapfile -t pkgs < <(printf '%s\n' "${MISSING_PKGS[@]}" | sort -u)
         apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
         find_missing "$@"

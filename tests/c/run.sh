@@ -49,7 +49,10 @@ done
 if [ "${#need[@]}" -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    # A mirror caught mid-sync fails an index now and then: retry once, then go on
+    # with the lists there are (the install below fails if a package is missing).
+    apt-get update -qq || { sleep 30; apt-get update -qq; } ||
+        echo "WARNING: apt-get update failed twice; using the package lists there are" >&2
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 

@@ -59,7 +59,10 @@ for p in debootstrap lintian binutils; do
 done
 if [ "${#need[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || die "apt-get update failed"
+    # A mirror caught mid-sync fails an index now and then: retry once, then go on
+    # with the lists there are (the install below fails if a package is missing).
+    apt-get update -qq || { sleep 30; apt-get update -qq; } ||
+        echo "WARNING: apt-get update failed twice; using the package lists there are" >&2
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
         || die "apt-get install ${need[*]} failed"
 fi

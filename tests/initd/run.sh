@@ -31,7 +31,10 @@ if [ "${1:-}" != --in-namespace ]; then
     if ! command -v busybox > /dev/null 2>&1 || ! command -v unshare > /dev/null 2>&1; then
         echo "== installing busybox-static util-linux"
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
+        # A mirror caught mid-sync fails an index now and then: retry once, then go on
+        # with the lists there are (the install below fails if a package is missing).
+        apt-get update -qq || { sleep 30; apt-get update -qq; } ||
+            echo "WARNING: apt-get update failed twice; using the package lists there are" >&2
         apt-get install -y -qq --no-install-recommends busybox-static util-linux > /dev/null
     fi
     if [ -z "${REBOUND_BIN:-}" ]; then

@@ -70,7 +70,10 @@ if need_install; then
     log "installing $PKGS"
     mkdir -p "$WORK/apt/partial"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    # A mirror caught mid-sync fails an index now and then: retry once, then go on
+    # with the lists there are (the install below fails if a package is missing).
+    apt-get update -qq || { sleep 30; apt-get update -qq; } ||
+        echo "WARNING: apt-get update failed twice; using the package lists there are" >&2
     BB_PKG=""
     command -v busybox >/dev/null 2>&1 || BB_PKG=busybox-static
     # shellcheck disable=SC2086
