@@ -491,12 +491,19 @@ pub fn observe(fs: &dyn Fs, set: &SetConfig, depth: Depth) -> Result<SetState> {
     // Records are read whole and checked at every boot (a damaged one is rewritten
     // from an intact copy), except the boots of a `changed_only` set that are not full
     // checks: those list them (a record used is checked while it is read).
-    let check = depth == Depth::Deep || !set.changed_only || set.force_full;
-    let named: BTreeMap<Digest, u64> = replicas
-        .iter()
-        .filter_map(|r| r.manifest.as_ref())
-        .flat_map(|m| m.entries.values().map(|e| (e.digest, e.size)))
-        .collect();
+    // (The map of named contents is built only for a set with a parity directory: a
+    // boot of any other set pays nothing for parity.)
+    let check =
+        set.parity.is_some() && (depth == Depth::Deep || !set.changed_only || set.force_full);
+    let named: BTreeMap<Digest, u64> = if check {
+        replicas
+            .iter()
+            .filter_map(|r| r.manifest.as_ref())
+            .flat_map(|m| m.entries.values().map(|e| (e.digest, e.size)))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let parity = observe_parity(fs, set, check.then_some(&named), depth == Depth::Deep);
     Ok(SetState {
         set: set.name.clone(),
