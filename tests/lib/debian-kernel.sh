@@ -11,18 +11,29 @@
 # Sets KVER (the kernel version) and VMLINUZ (what QEMU boots: for amd64 the
 # uncompressed ELF vmlinux, unpacked once, since decompressing the xz bzImage takes
 # seconds under TCG at every boot and the kernel has CONFIG_PVH). Exits 2 on failure.
+# apt_update_tolerant: a mirror caught mid-sync fails an index now and then ("File has
+# unexpected size ... Mirror sync in progress?"): retry once after 30 s, then go on with
+# the lists there are (a download or install that needs a missing list fails by itself,
+# naming the package).
+apt_update_tolerant() {
+    apt-get update -qq || { sleep 30; apt-get update -qq; } ||
+        echo "WARNING: apt-get update failed twice; using the package lists there are" >&2
+}
+
 # debian_add_arch DEBARCH INSTALL WHO: a foreign architecture's packages can be
 # downloaded only once dpkg knows it; adds it (as root, INSTALL=1) or exits 2 saying how.
 debian_add_arch() {
     local debarch="$1" install="$2" who="$3"
     [ "$debarch" = "$(dpkg --print-architecture)" ] && return 0
-    dpkg --print-foreign-architectures | grep -qx "$debarch" && return 0
+    # Not grep -q: under pipefail its early exit can kill dpkg with SIGPIPE and read as
+    # "not known".
+    dpkg --print-foreign-architectures | grep -x "$debarch" >/dev/null && return 0
     if [ "$install" != 1 ] || [ "$(id -u)" != 0 ]; then
         echo "$who: dpkg does not know architecture $debarch: run as root (dpkg --add-architecture $debarch && apt-get update)" >&2
         exit 2
     fi
     dpkg --add-architecture "$debarch"
-    apt-get update -qq
+    apt_update_tolerant
 }
 
 debian_kernel() {
@@ -37,7 +48,7 @@ debian_kernel() {
                 | awk -v f="$flavour" '$1 == "Depends:" && $2 ~ ("^linux-image-6\\.1\\.0-.*-" f) {print $2; exit}'
         }
         kname="$(kname)"
-        if [ -z "$kname" ] && [ "$install" = 1 ]; then apt-get update -qq; kname="$(kname)"; fi
+        if [ -z "$kname" ] && [ "$install" = 1 ]; then apt_update_tolerant; kname="$(kname)"; fi
         if [ -z "$kname" ]; then
             echo "$who: cannot find the linux-image-6.1.0-*-$flavour package name (apt-get update?)" >&2
             exit 2

@@ -36,6 +36,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=tests/lib/debian-kernel.sh
+. "$REPO/tests/lib/debian-kernel.sh"
 
 ARCH=x86_64
 CUTS=""
@@ -106,10 +108,7 @@ if need_install; then
         [ "$(id -u)" = 0 ] || { echo "run.sh: need root to apt-get install $PKGS" >&2; exit 2; }
         log "installing $PKGS"
         export DEBIAN_FRONTEND=noninteractive
-        # A mirror caught mid-sync fails an index now and then: retry once, then go on
-        # with the lists there are (the install below fails if a package is missing).
-        apt-get update -qq || { sleep 30; apt-get update -qq; } ||
-            echo "WARNING: apt-get update failed twice; using the package lists there are" >&2
+        apt_update_tolerant
         # shellcheck disable=SC2086
         apt-get install -y -qq --no-install-recommends $PKGS file >/dev/null
     else
@@ -123,8 +122,6 @@ fi
 #    work/kernel (work/<arch>/kernel for ARM).
 # ---------------------------------------------------------------------------------
 KDIR="$WORK/kernel"
-# shellcheck source=tests/lib/debian-kernel.sh
-. "$REPO/tests/lib/debian-kernel.sh"
 debian_kernel "$KDIR" "$KFLAVOUR" "$DEBARCH" "$INSTALL" run.sh
 log "kernel $KVER ($(basename "$VMLINUZ"))"
 

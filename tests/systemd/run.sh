@@ -40,6 +40,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=tests/lib/debian-kernel.sh
+. "$REPO/tests/lib/debian-kernel.sh"
 WORK="$HERE/work"
 DIST="$REPO/dist/systemd"
 
@@ -88,10 +90,7 @@ if missing; then
     [ "$INSTALL" = 1 ] || die "missing tools and --no-install given (need: $PKGS)"
     log "installing $PKGS"
     export DEBIAN_FRONTEND=noninteractive
-    # A mirror caught mid-sync fails an index now and then: retry once, then go on
-    # with the lists there are (the install below fails if a package is missing).
-    apt-get update -qq || { sleep 30; apt-get update -qq; } ||
-        echo "WARNING: apt-get update failed twice; using the package lists there are" >&2
+    apt_update_tolerant
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
 fi
@@ -239,8 +238,6 @@ fi
 #    installed) by the function tests/powercut/run.sh uses, into the same cache.
 # ---------------------------------------------------------------------------------
 KDIR="$REPO/tests/powercut/work/kernel"
-# shellcheck source=tests/lib/debian-kernel.sh
-. "$REPO/tests/lib/debian-kernel.sh"
 debian_kernel "$KDIR" amd64 amd64 "$INSTALL" tests/systemd/run.sh
 log "kernel $KVER ($(basename "$VMLINUZ"))"
 
