@@ -110,7 +110,8 @@ pub fn plan_commit(
     };
     let base = boot
         .manifest
-        .clone()
+        .as_deref()
+        .cloned()
         .unwrap_or_else(|| Manifest::new(&set.name, 0, set.hash, None));
     let mut next = base.clone();
     for f in files {
@@ -590,7 +591,7 @@ fn apply(st: &mut SetState, a: &Action, committed: &Manifest) {
                 r.slots.resize(*slot + 1, SlotState::Missing);
             }
             r.slots[*slot] = SlotState::Intact(*generation);
-            r.manifest = Some(committed.clone());
+            r.manifest = Some(std::sync::Arc::new(committed.clone()));
             r.current_slot = Some(*slot);
             r.slot_current = r
                 .slots
@@ -617,7 +618,7 @@ fn apply(st: &mut SetState, a: &Action, committed: &Manifest) {
         Action::WriteGoldenManifest { generation, .. } => {
             r.slots = vec![SlotState::Intact(*generation)];
             r.current_slot = Some(0);
-            r.manifest = Some(committed.clone());
+            r.manifest = Some(std::sync::Arc::new(committed.clone()));
         }
         Action::WriteGoldenSignature { .. } => r.signature_file = true,
         Action::WriteSealMarker { .. } => r.sealed = true,

@@ -898,7 +898,7 @@ impl<'a> Engine<'a> {
         }
         // IMPORTANT: generations never repeat, golden's included (see `change`).
         observe::observe_golden(self.fs(), set, &mut state)?;
-        let mut next = base.clone();
+        let mut next = crate::manifest::Manifest::clone(&base);
         for (_, rel) in files {
             next.entries.remove(rel);
         }

@@ -284,7 +284,7 @@ fn run(d: &Durable<'_>, plan: &Plan, a: &Action, signers: Signers<'_>) -> Result
         } => {
             let m = plan
                 .manifest
-                .as_ref()
+                .as_deref()
                 .filter(|m| m.generation == *generation)
                 .map_or_else(|| committed(plan, *generation), Ok)?;
             write_manifest(d, root, &plan.set, *slot, (m, signers))

@@ -14,7 +14,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -169,8 +171,9 @@ pub struct ReplicaState {
     /// slot held is never given to different content.
     #[serde(skip)]
     pub generation_floor: Option<u64>,
+    /// Shared with the plan ([`crate::plan::Plan::manifest`]) when the plan keeps it.
     #[serde(skip)]
-    pub manifest: Option<Manifest>,
+    pub manifest: Option<Arc<Manifest>>,
     /// Golden only: the seal completed.
     pub sealed: bool,
     /// Golden only, once its manifest was read: what its signature said (`None`: no
@@ -315,14 +318,30 @@ pub enum Depth {
     Deep,
 }
 
+/// What [`read_manifest`] made of a slot's bytes.
+enum Decoded {
+    /// Nothing usable (missing, damaged, another set's or another hash's manifest).
+    Nothing,
+    /// An intact manifest of this set.
+    Manifest(Manifest),
+    /// The very bytes of the best manifest read so far (the other slot of the same
+    /// generation, the usual case): not decoded a second time.
+    SameAsBest,
+}
+
 /// Reads and decodes one manifest slot, once: the state of the slot, the generation
-/// it claims (leniently, even if damaged: a floor, never an authority) and, if it is
-/// intact, the manifest itself (never read a second time, so what is judged is what
-/// is used).
+/// it claims (leniently, even if damaged: a floor, never an authority), what it holds
+/// (see [`Decoded`]) and the BLAKE3 hash of its bytes.
+///
+/// `best` is the hash of the bytes of the best manifest read so far and its
+/// generation: a slot with exactly those bytes is that manifest (same bytes, same
+/// checksum, same verdict), so it is not decoded again (a manifest of 100,000 files
+/// is megabytes in memory).
 ///
 /// With `key` (a golden manifest of a set with `golden_public_key`), the bytes must
 /// carry a valid signature ([`GOLDEN_SIGNATURE`]) before they are decoded: otherwise
 /// the slot is damaged, whatever they hold. The signature's verdict is returned too.
+#[allow(clippy::too_many_arguments)]
 fn read_manifest(
     fs: &dyn Fs,
     set: &SetConfig,
@@ -330,18 +349,40 @@ fn read_manifest(
     rel: &RelPath,
     public: Option<&PublicKey>,
     device: Option<&DeviceKey>,
+    best: Option<(blake3::Hash, u64)>,
 ) -> (
     SlotState,
     Option<u64>,
-    Option<Manifest>,
+    Decoded,
     Option<SignatureState>,
+    Option<blake3::Hash>,
 ) {
     let bytes = match read_small(fs, root, rel, MANIFEST_MAX_BYTES) {
-        Ok(None) => return (SlotState::Missing, None, None, None),
-        Err(e) => return (SlotState::Damaged(e.to_string()), None, None, None),
+        Ok(None) => return (SlotState::Missing, None, Decoded::Nothing, None, None),
+        Err(e) => {
+            return (
+                SlotState::Damaged(e.to_string()),
+                None,
+                Decoded::Nothing,
+                None,
+                None,
+            )
+        }
         Ok(Some(bytes)) => bytes,
     };
     let hint = generation_hint(&bytes);
+    let hash = blake3::hash(&bytes);
+    if public.is_none() {
+        if let Some((_, generation)) = best.filter(|(h, _)| *h == hash) {
+            return (
+                SlotState::Intact(generation),
+                hint,
+                Decoded::SameAsBest,
+                None,
+                Some(hash),
+            );
+        }
+    }
     let verdict = public.map(|k| match verify_signature(fs, set, root, k, &bytes) {
         Ok(()) => SignatureState::Verified,
         Err(why) => SignatureState::Refused(why),
@@ -350,12 +391,15 @@ fn read_manifest(
         return (
             SlotState::Damaged(format!("{}: {why}", full(root, rel).display())),
             hint,
-            None,
+            Decoded::Nothing,
             verdict,
+            Some(hash),
         );
     }
     let (s, m) = decode_slot(set, root, rel, &bytes, device);
-    (s, hint, m, verdict)
+    drop(bytes);
+    let m = m.map_or(Decoded::Nothing, Decoded::Manifest);
+    (s, hint, m, verdict, Some(hash))
 }
 
 /// Checks the golden manifest `bytes` against its signature file with `key`.
@@ -538,6 +582,7 @@ pub fn claims(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Result<BTreeSet<RelP
             &mut st,
             start.as_ref(),
             &mut found,
+            &out,
             false,
         );
     }
@@ -757,7 +802,7 @@ fn read_slots(
     };
     // Only the best manifest so far is kept: at most two are in memory at once. Each
     // slot is compared with it, so it is known which slots hold the current manifest.
-    let mut best: Option<(usize, Manifest)> = None;
+    let mut best: Option<(usize, Manifest, blake3::Hash)> = None;
     let mut current = vec![false; names.len()];
     for (i, name) in names.iter().enumerate() {
         let rel = RelPath::meta(&set.name, name);
@@ -765,28 +810,31 @@ fn read_slots(
             Role::Writable => set.key.key.as_deref(),
             Role::Golden => None,
         };
-        let (s, hint, m, verdict) = read_manifest(fs, set, root, &rel, key, device);
+        let known = best.as_ref().map(|(_, m, h)| (*h, m.generation));
+        let (s, hint, m, verdict, hash) = read_manifest(fs, set, root, &rel, key, device, known);
         if role == Role::Writable {
             st.generation_floor = st.generation_floor.max(hint);
         } else if s != SlotState::Missing {
             st.signature = Some(verdict.unwrap_or(SignatureState::NotChecked));
         }
-        if let Some(m) = m {
-            match &best {
-                Some((_, b)) if *b == m => current[i] = true,
-                Some((_, b)) if b.generation >= m.generation => {}
+        match (m, hash) {
+            (Decoded::SameAsBest, _) => current[i] = true,
+            (Decoded::Manifest(m), Some(hash)) => match &best {
+                Some((_, b, _)) if *b == m => current[i] = true,
+                Some((_, b, _)) if b.generation >= m.generation => {}
                 _ => {
                     current.iter_mut().for_each(|c| *c = false);
                     current[i] = true;
-                    best = Some((i, m));
+                    best = Some((i, m, hash));
                 }
-            }
+            },
+            _ => {}
         }
         st.slots.push(s);
     }
-    if let Some((i, m)) = best {
+    if let Some((i, m, _)) = best {
         st.current_slot = Some(i);
-        st.manifest = Some(m);
+        st.manifest = Some(Arc::new(m));
     }
     st.slot_current = current;
 }
@@ -865,7 +913,16 @@ fn observe_files(
     let root = st.root.clone();
     let mut cursor = fs.cursor(&root);
     for start in set.walk_roots() {
-        walk(fs, &mut *cursor, set, st, start.as_ref(), &mut found, hash);
+        walk(
+            fs,
+            &mut *cursor,
+            set,
+            st,
+            start.as_ref(),
+            &mut found,
+            named,
+            hash,
+        );
     }
     drop(cursor);
     let unlisted = not_in(named, &found);
@@ -1054,25 +1111,46 @@ fn hash_listed(fs: &dyn Fs, set: &SetConfig, st: &mut ReplicaState) {
             }
         }
     }
+    // In batches of HASH_BATCH files: the list of files to hash and their results
+    // (about 100 bytes a file) exist for one batch at a time, not for the whole set.
     let root = st.root.as_path();
-    let todo: Vec<(&std::path::Path, &RelPath)> = st
-        .files
-        .iter()
-        .filter(|(_, s)| matches!(s, FileState::File { digest: None, .. }))
-        .map(|(p, _)| (root, p))
-        .collect();
-    let results = hashing::hash_files(fs, &todo, set.hash, set.threads);
-    drop(todo);
-    // The same filter over the same, unchanged map yields the same files in the same
-    // order: result `i` belongs to the `i`-th of them (no path copied, none looked up).
-    let unhashed = st
-        .files
-        .values_mut()
-        .filter(|s| matches!(s, FileState::File { digest: None, .. }));
-    for (s, r) in unhashed.zip(results) {
-        set_digest(s, r);
+    let unhashed = |s: &FileState| matches!(s, FileState::File { digest: None, .. });
+    let mut from: Option<RelPath> = None;
+    loop {
+        let after = match &from {
+            None => (Bound::Unbounded, Bound::Unbounded),
+            Some(p) => (Bound::Excluded(p), Bound::Unbounded),
+        };
+        let batch: Vec<RelPath> = st
+            .files
+            .range::<RelPath, _>(after)
+            .filter(|(_, s)| unhashed(s))
+            .take(HASH_BATCH)
+            .map(|(p, _)| p.clone())
+            .collect();
+        let (Some(first), Some(last)) = (batch.first(), batch.last().cloned()) else {
+            return;
+        };
+        let jobs: Vec<(&Path, &RelPath)> = batch.iter().map(|p| (root, p)).collect();
+        let results = hashing::hash_files(fs, &jobs, set.hash, set.threads);
+        // The same filter over the same, unchanged range yields the same files in the
+        // same order: result `i` belongs to the `i`-th of them (none looked up).
+        let slots = st
+            .files
+            .range_mut::<RelPath, _>((Bound::Included(first), Bound::Included(&last)))
+            .map(|(_, s)| s)
+            .filter(|s| unhashed(s));
+        for (s, r) in slots.zip(results) {
+            set_digest(s, r);
+        }
+        from = Some(last);
     }
 }
+
+/// Files hashed per batch by [`hash_listed`]: large enough that the batch's end (the
+/// workers wait for its last file) costs nothing against the hashing, small enough
+/// that its list and results are a few hundred KiB.
+const HASH_BATCH: usize = 4096;
 
 fn file_state(m: &Meta) -> FileState {
     match m.kind {
@@ -1259,6 +1337,10 @@ fn entry_path(
 /// placeholders until the hash sets them from the open file ([`set_digest`]), and a
 /// file that cannot be hashed becomes `Unreadable`, so no placeholder outlives the
 /// pass. Otherwise each selected entry is `lstat`ed.
+///
+/// A path a manifest names is kept as the manifest's own copy of it (`named`): one
+/// string per path in memory, not one per map.
+#[allow(clippy::too_many_arguments)]
 fn walk(
     fs: &dyn Fs,
     cursor: &mut dyn crate::fs::Cursor,
@@ -1266,6 +1348,7 @@ fn walk(
     st: &mut ReplicaState,
     start: Option<&RelPath>,
     found: &mut BTreeMap<RelPath, FileState>,
+    named: &BTreeSet<RelPath>,
     hash: bool,
 ) {
     let by_type = hash && st.stat_cache.is_none();
@@ -1304,6 +1387,7 @@ fn walk(
                 Kind::Dir if set.excludes_below(&rel) => {}
                 Kind::Dir => stack.push(Some(rel)),
                 Kind::File if by_type && set.selects(&rel) => {
+                    let rel = named.get(&rel).cloned().unwrap_or(rel);
                     // Placeholders, set from the open file by the hash.
                     found.insert(
                         rel,
@@ -1316,6 +1400,7 @@ fn walk(
                     );
                 }
                 _ if set.selects(&rel) => {
+                    let rel = named.get(&rel).cloned().unwrap_or(rel);
                     // Through the cursor: the directory is already open.
                     let s = match cursor.metadata(&rel) {
                         Ok(Some(m)) => {

@@ -25,6 +25,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -378,7 +379,7 @@ pub struct Plan {
     pub golden: Option<GoldenCheck>,
     /// The authoritative manifest after this plan.
     #[serde(skip)]
-    pub manifest: Option<Manifest>,
+    pub manifest: Option<Arc<Manifest>>,
     /// The manifest an intentional change commits ([`Action::CommitManifest`], and
     /// the golden manifest a seal writes); most often the same as `manifest`.
     #[serde(skip)]
@@ -425,9 +426,9 @@ enum Choice<'s> {
 
 struct Chosen<'s> {
     authority: Authority,
-    /// Borrowed from the state when it is a replica's manifest: copied once, at the
-    /// end of planning, not per step.
-    manifest: Cow<'s, Manifest>,
+    /// Borrowed from the state when it is a replica's manifest: shared with the plan
+    /// (never copied) unless the plan changes an entry.
+    manifest: Cow<'s, Arc<Manifest>>,
     /// Changed from what any replica holds: needs a new generation.
     fresh: bool,
 }
@@ -658,7 +659,7 @@ fn describe(s: &FileState) -> String {
 
 /// The writable replica holding the intact manifest with the highest generation (the
 /// first of equals), and that manifest.
-fn highest_manifest(state: &SetState) -> Option<(&ReplicaState, &Manifest)> {
+fn highest_manifest(state: &SetState) -> Option<(&ReplicaState, &Arc<Manifest>)> {
     state
         .replicas
         .iter()
@@ -666,7 +667,7 @@ fn highest_manifest(state: &SetState) -> Option<(&ReplicaState, &Manifest)> {
         .filter_map(|r| r.manifest.as_ref().map(|m| (r, m)))
         .fold(
             None,
-            |acc: Option<(&ReplicaState, &Manifest)>, (r, m)| match acc {
+            |acc: Option<(&ReplicaState, &Arc<Manifest>)>, (r, m)| match acc {
                 Some((_, am)) if am.generation >= m.generation => acc,
                 _ => Some((r, m)),
             },
@@ -687,7 +688,7 @@ fn choose<'s>(
         }
     }
     let best = highest_manifest(state);
-    if let Some(c) = upgrade_by_tag(set, state, best, warnings)? {
+    if let Some(c) = upgrade_by_tag(set, state, best.map(|(r, m)| (r, &**m)), warnings)? {
         return Ok(Choice::Chosen(c));
     }
     if let Some((r, m)) = best {
@@ -787,7 +788,7 @@ fn upgrade_by_tag<'s>(
         } else {
             Authority::Adopt { root }
         },
-        manifest: Cow::Owned(m),
+        manifest: Cow::Owned(Arc::new(m)),
         fresh: true,
     }))
 }
@@ -920,7 +921,7 @@ fn adopt_first_run<'s>(
         authority: Authority::Adopt {
             root: r.root.clone(),
         },
-        manifest: Cow::Owned(m),
+        manifest: Cow::Owned(Arc::new(m)),
         fresh: true,
     }))
 }
@@ -1019,7 +1020,7 @@ pub fn plan_change(
         authority: Authority::Change {
             generation: target.generation,
         },
-        manifest: Cow::Owned(target),
+        manifest: Cow::Owned(Arc::new(target)),
         fresh: true,
     };
     plan_to(
@@ -1550,7 +1551,7 @@ fn replica_writes(
         let same = r
             .manifest
             .as_ref()
-            .is_some_and(|m| std::ptr::eq(m, target) || *m == *target);
+            .is_some_and(|m| std::ptr::eq(&**m, target) || **m == *target);
         slot_findings(set, r, same, target.generation, findings);
         let writes = slot_writes(r, same)
             .into_iter()
@@ -1730,10 +1731,7 @@ fn plan_to(
         mut fresh,
     } = chosen;
     // A copy-on-write view of `base`: copied only if the plan changes an entry.
-    let mut target: Cow<'_, Manifest> = match &base {
-        Cow::Borrowed(m) => Cow::Borrowed(*m),
-        Cow::Owned(m) => Cow::Borrowed(m),
-    };
+    let mut target: Cow<'_, Manifest> = Cow::Borrowed(&**base);
     fresh |= release_unselected(set, &mut target, &mut warnings);
     let golden_idx = state.replicas.iter().position(|r| r.role == Role::Golden);
     let golden_lazy = golden_idx.is_some_and(|i| state.replicas[i].observed == Observed::Lazy);
@@ -1741,7 +1739,7 @@ fn plan_to(
         set,
         state,
         golden_idx,
-        golden_manifest: golden_idx.and_then(|i| state.replicas[i].manifest.as_ref()),
+        golden_manifest: golden_idx.and_then(|i| state.replicas[i].manifest.as_deref()),
         golden_lazy,
         names: &base.entries,
         generation: base.generation,
@@ -1797,7 +1795,12 @@ fn plan_to(
         warnings,
         actions: phased.into_actions(),
         golden,
-        manifest: Some(target.into_owned()),
+        // The state's own manifest when nothing changed (a manifest of 100,000
+        // files is megabytes: shared, not copied).
+        manifest: Some(match target {
+            Cow::Borrowed(_) => Arc::clone(&*base),
+            Cow::Owned(m) => Arc::new(m),
+        }),
         committed: None,
     }))
 }
@@ -1830,6 +1833,11 @@ fn tag_writes(
 /// Staged content of earlier changes: removed first when the target does not name
 /// it, last (once everything else is done) when it does.
 fn staged_content(set: &SetConfig, state: &SetState, target: &Manifest, phased: &mut Phased) {
+    // Nothing staged (every boot but one after a cut during a change): no set of the
+    // target's digests, which is as large as the set.
+    if state.replicas.iter().all(|r| r.staged.is_empty()) {
+        return;
+    }
     let named: BTreeSet<Digest> = target.entries.values().map(|e| e.digest).collect();
     for r in state.replicas.iter().filter(|r| r.role == Role::Writable) {
         for d in &r.staged {

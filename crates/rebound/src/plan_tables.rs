@@ -84,7 +84,7 @@ pub(crate) fn writable(
             r.current_slot = Some(0);
             r.slot_current = vec![true, true];
             r.generation_floor = Some(g);
-            r.manifest = Some(m);
+            r.manifest = Some(std::sync::Arc::new(m));
         }
         None => {
             r.slots = vec![SlotState::Missing, SlotState::Missing];
@@ -106,7 +106,7 @@ pub(crate) fn golden(
         Some(m) => {
             r.slots = vec![SlotState::Intact(m.generation)];
             r.current_slot = Some(0);
-            r.manifest = Some(m);
+            r.manifest = Some(std::sync::Arc::new(m));
         }
         None => r.slots = vec![SlotState::Missing],
     }

@@ -399,7 +399,15 @@ pub fn read_small(fs: &dyn Fs, root: &Path, rel: &RelPath, max: u64) -> Result<O
         }
         Err(e) => return Err(e),
     };
-    let mut buf = Vec::new();
+    // Sized from `lstat` when it can be (a hint only: the read decides): a buffer
+    // grown by doubling holds up to twice the bytes, and a manifest of 100,000 files
+    // is megabytes, read at every boot.
+    let hint = fs
+        .metadata(root, rel)
+        .ok()
+        .flatten()
+        .map_or(0, |m| m.size.min(max).saturating_add(1));
+    let mut buf = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
     (&mut r)
         .take(max + 1)
         .read_to_end(&mut buf)
