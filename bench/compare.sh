@@ -452,7 +452,7 @@ if os.path.exists(p):
                 ("read both manifest slots, stage dir, sealed marker", after(0, lambda c: '".rebound"' in c[2])),
                 ("watch and walk the live tree (inotify, getdents)", after(0, lambda c: c[1] == "inotify_init1")),
                 ("open, read and hash the files", first),
-                ("boot counter and event log (read, write, fsync, rename)", after(last, lambda c: '".rebound"' in c[2])),
+                ("boot counter (written once per kernel boot id) and event log", after(last, lambda c: '".rebound"' in c[2])),
                 ("report, close, exit", after(last, lambda c: c[1] == "write" and c[2].startswith("1,"))),
                 ("", len(calls) - 1),
             ]
