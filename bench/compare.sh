@@ -444,6 +444,10 @@ if os.path.exists(p):
                   f"{(calls[last][0] - t0) * 1e3:.2f} ms")
             # Phases, each from the first call that marks it.
             after = lambda i, pred: next((k for k in range(i, len(calls)) if pred(calls[k])), None)
+            # The change journal's inotify instance: its close waits for an SRCU
+            # grace period of the kernel (fsnotify), which depends on the load.
+            ino = next((c[2].rsplit("= ", 1)[-1] for c in calls if c[1] == "inotify_init1"), None)
+            inoclose = after(last, lambda c: ino is not None and c[1] == "close" and c[2].startswith(ino + ")"))
             marks = [
                 ("exec, dynamic loader, Rust runtime", 0),
                 ("read the configuration", after(0, lambda c: ".toml" in c[2])),
@@ -453,10 +457,12 @@ if os.path.exists(p):
                 ("watch and walk the live tree (inotify, getdents)", after(0, lambda c: c[1] == "inotify_init1")),
                 ("open, read and hash the files", first),
                 ("boot counter (written once per kernel boot id) and event log", after(last, lambda c: '".rebound"' in c[2])),
+                ("close the change journal (the inotify instance)", inoclose),
                 ("report, close, exit", after(last, lambda c: c[1] == "write" and c[2].startswith("1,"))),
                 ("", len(calls) - 1),
             ]
             marks = sorted((m for m in marks if m[1] is not None), key=lambda m: m[1])
+            args = lambda a: re.sub(r"\)\s+= .*$", "", a)[:40]
             # The slowest single call, and which call made its file descriptor.
             k = max(range(len(calls)), key=lambda k: calls[k][3])
             what = ""
@@ -465,8 +471,8 @@ if os.path.exists(p):
                 src = next((c for c in reversed(calls[:k])
                             if re.search(r"= " + fd.group(1) + r"$", c[2])), None)
                 if src:
-                    what = f" (fd {fd.group(1)} from {src[1]}({src[2][:40]}))"
-            print(f"        slowest call: {calls[k][1]}({calls[k][2][:40]}) {calls[k][3] * 1e3:.2f} ms{what}")
+                    what = f" (fd {fd.group(1)} from {src[1]}({args(src[2])}))"
+            print(f"        slowest call: {calls[k][1]}({args(calls[k][2])}) {calls[k][3] * 1e3:.2f} ms{what}")
             for (name, i), (_, j) in zip(marks, marks[1:]):
                 if j <= i:
                     continue
