@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rebound's boot-time performance against the I/O floor and the tools users know.
 #
-#   bench/compare.sh            # the whole benchmark (about 25-35 minutes on 2 cores)
+#   bench/compare.sh            # the whole benchmark (16 minutes on 2 loaded cores, 2026-12-05)
 #   RUNS=3 CORPORA="small" bench/compare.sh    # a quicker look at one corpus
 #   COLD=0 bench/compare.sh     # without the cold-cache runs (they need root)
 #
