@@ -11,6 +11,7 @@
 # Sets KVER (the kernel version) and VMLINUZ (what QEMU boots: for amd64 the
 # uncompressed ELF vmlinux, unpacked once, since decompressing the xz bzImage takes
 # seconds under TCG at every boot and the kernel has CONFIG_PVH). Exits 2 on failure.
+
 # apt_update_tolerant: a mirror caught mid-sync fails an index now and then ("File has
 # unexpected size ... Mirror sync in progress?"): retry once after 30 s, then go on with
 # the lists there are (a download or install that needs a missing list fails by itself,

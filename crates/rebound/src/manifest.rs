@@ -252,8 +252,16 @@ impl Manifest {
         // the map is built from the sorted list in one go (its nodes full: inserted
         // one by one at the end, they would be about half full). The list is sized
         // from the line count: grown by doubling it would hold up to twice the room.
+        // But never beyond what the text can hold: an entry line is at least `min_line`
+        // bytes, so a crafted body of blank lines under a valid checksum (rebound
+        // never writes one) reserves no more than a real manifest of its size would,
+        // not an entry (80 bytes) per byte before its first line is found malformed.
+        let min_line = "file 0 0  a\n".len()
+            + if with_owner { "0 0 ".len() } else { 0 }
+            + 2 * hash.digest_len();
+        let newlines = text.bytes().filter(|b| *b == b'\n').count();
         let mut entries: Vec<(RelPath, Entry)> =
-            Vec::with_capacity(text.bytes().filter(|b| *b == b'\n').count());
+            Vec::with_capacity(newlines.min(text.len() / min_line));
         for (n, l) in lines {
             let r = l
                 .strip_prefix("file ")

@@ -1509,4 +1509,60 @@ mod tests {
         set_digest(&mut s, Err(eio));
         assert!(matches!(s, FileState::Unreadable { .. }), "{s:?}");
     }
+
+    /// `hash_listed` hashes in batches of `HASH_BATCH` files and gives result `i` of a
+    /// batch to the `i`-th file without a digest in the batch's range: across several
+    /// batches, with files that already have one (the stat cache's) and files in
+    /// other states between them, on several threads, every file gets its own
+    /// digest and no other state changes.
+    #[test]
+    fn hashing_in_batches_gives_every_file_its_own_digest() {
+        let mut config = crate::config::Config::parse(
+            "threads = 3\n[[set]]\nname='s'\nmode='golden'\nlive='/live'\ngolden='/gold'\ninclude=['**']\nhash='xxh3'\n",
+            Path::new("/etc/rebound.toml"),
+        )
+        .unwrap();
+        let set = config.sets.remove(0);
+        let dir = tempfile::tempdir().unwrap();
+        let fs = crate::fs::os::OsFs::new();
+        let root = dir.path();
+        let mut st = ReplicaState::blank(root, Role::Writable, true, Observed::Full);
+        let cached = set.hash.digest(b"from the stat cache");
+        let n = 2 * HASH_BATCH + 7;
+        // Names sorted in another order than they are numbered: d0/.., d1/.., ...
+        let name = |i: usize| format!("d{}/f{i:05}", i % 7);
+        for i in 0..n {
+            let rel = name(i);
+            std::fs::create_dir_all(root.join(&rel).parent().unwrap()).unwrap();
+            std::fs::write(root.join(&rel), rel.as_bytes()).unwrap();
+            let s = match i % 5 {
+                0 => FileState::File {
+                    size: 0,
+                    mode: 0,
+                    owner: Owner::default(),
+                    digest: Some(cached),
+                },
+                1 => FileState::Missing,
+                _ => listed(),
+            };
+            st.files.insert(RelPath::new(&rel).unwrap(), s);
+        }
+        hash_listed(&fs, &set, &mut st);
+        assert_eq!(st.files.len(), n);
+        for i in 0..n {
+            let rel = name(i);
+            let s = &st.files[&RelPath::new(&rel).unwrap()];
+            match i % 5 {
+                0 => assert_eq!(s.digest(), Some(cached), "{rel}"),
+                1 => assert_eq!(*s, FileState::Missing, "{rel}"),
+                _ => {
+                    assert_eq!(s.digest(), Some(set.hash.digest(rel.as_bytes())), "{rel}");
+                    assert!(
+                        matches!(s, FileState::File { size, .. } if *size == rel.len() as u64),
+                        "{rel}: {s:?}"
+                    );
+                }
+            }
+        }
+    }
 }

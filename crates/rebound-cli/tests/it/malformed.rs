@@ -200,6 +200,46 @@ fn every_kind_of_damaged_slot_is_treated_as_absent_never_a_panic() {
     }
 }
 
+/// A slot whose checksum holds but whose body is a header and then millions of blank
+/// lines (rebound never writes one; anyone can compute the `end` line) is malformed at
+/// its first blank line, like any other: the other slot rules. Its decoding must not
+/// first reserve room for an entry per line (80 bytes each: gigabytes for these 24
+/// MiB), which a device's memory cannot give: run with 1 GiB of address space, the
+/// boot must repair the slot, not die of a failed allocation.
+#[test]
+fn checksummed_slot_of_blank_lines_is_malformed_without_gigabytes_reserved() {
+    let test = "checksummed_slot_of_blank_lines_is_malformed_without_gigabytes_reserved";
+    if std::env::var_os("REBOUND_TEST_RUNNER").is_some_and(|r| !r.is_empty()) {
+        // An emulator's own reservation of the guest's address space exceeds the limit.
+        return crate::util::skip(test, "the binary runs under REBOUND_TEST_RUNNER");
+    }
+    let d = sealed("slot-blank-lines");
+    let mut body = String::from("rebound-manifest 2\nset config\ngeneration 9\nhash blake3\n");
+    body.push_str(&"\n".repeat(24 << 20));
+    d.write(SLOTS[0], rebound::testing::record_seal(body));
+    let limited = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg("ulimit -v 1048576 && exec \"$@\"")
+            .arg("sh")
+            .args(crate::util::bin_argv())
+            .args(["--threads", "1", "-c"])
+            .arg(d.path("rebound.toml"))
+            .args(args)
+            .env_remove("REBOUND_CONFIG")
+            .env_remove("REBOUND_FAULT_PAUSE_AT")
+            .env_remove("REBOUND_FAULT_RESUME_FILE")
+            .env_remove("REBOUND_FAULT_SKIP_SYNC");
+        crate::util::TestCommand { cmd }.run()
+    };
+    limited(&["boot"])
+        .expect_code(0)
+        .says(&[SLOTS[0], "manifest damaged", "result: repaired"]);
+    assert_eq!(d.read_opt(SLOTS[0]), d.read_opt(SLOTS[1]));
+    assert_eq!(d.read("usr/apn_cfg.json"), "{\"apn\": \"factory\"}\n");
+    d.run(["verify"], 0);
+}
+
 #[test]
 fn damaged_golden_manifest_with_no_live_manifest_is_exit_2_naming_it() {
     let d = sealed("golden-manifest");
