@@ -199,6 +199,7 @@ fn hash_files_in<'a>(
             next_file: 0,
             opening: 0,
             splits: VecDeque::new(),
+            waiting: 0,
         }),
         wake: Condvar::new(),
         out: Mutex::new((0..jobs.len()).map(|_| None).collect()),
@@ -273,6 +274,9 @@ struct Board {
     /// Split files with pieces not yet claimed, oldest first, each with its next
     /// piece: pieces are claimed before new files, so a split file finishes first.
     splits: VecDeque<(Arc<Split>, usize)>,
+    /// Workers waiting on [`Pass::wake`]: without any, an open that ends wakes
+    /// nobody (a wake is a system call, and a pass of small files makes one per file).
+    waiting: usize,
 }
 
 /// One unit of work.
@@ -360,7 +364,9 @@ impl Pass<'_, '_> {
             if !self.split || b.opening == 0 {
                 return None;
             }
+            b.waiting += 1;
             b = self.wake.wait(b).unwrap_or_else(PoisonError::into_inner);
+            b.waiting -= 1;
         }
     }
 
@@ -449,9 +455,12 @@ impl Drop for Opening<'_, '_, '_> {
         if let Some(s) = self.split.take() {
             b.splits.push_back((s, 0));
         }
-        b.opening -= 1;
+        b.opening = b.opening.saturating_sub(1);
+        let wake = b.waiting > 0;
         drop(b);
-        self.pass.wake.notify_all();
+        if wake {
+            self.pass.wake.notify_all();
+        }
     }
 }
 
