@@ -140,7 +140,7 @@ pub struct Digest {
 }
 
 impl Digest {
-    fn from_slice(s: &[u8]) -> Digest {
+    pub(crate) fn from_slice(s: &[u8]) -> Digest {
         let mut bytes = [0u8; 32];
         let n = s.len().min(32);
         bytes[..n].copy_from_slice(&s[..n]);

@@ -315,6 +315,13 @@ mod review_tests {
             }
             self.sim.open_read(root, rel)
         }
+        fn open_read_at(&self, root: &Path, rel: &RelPath) -> Result<crate::fs::OpenAt> {
+            let p = root.join(rel.as_str());
+            if p == self.fail {
+                return Err(Error::io("open", p, io::Error::from_raw_os_error(5)));
+            }
+            self.sim.open_read_at(root, rel)
+        }
         fn create_new(
             &self,
             root: &Path,

@@ -400,6 +400,15 @@ mod tests {
                 .or_default() += 1;
             self.os.open_read(root, rel)
         }
+        fn open_read_at(&self, root: &Path, rel: &RelPath) -> crate::Result<crate::fs::OpenAt> {
+            *self
+                .opens
+                .lock()
+                .unwrap()
+                .entry(root.join(rel.as_str()))
+                .or_default() += 1;
+            self.os.open_read_at(root, rel)
+        }
         fn create_new(
             &self,
             root: &Path,

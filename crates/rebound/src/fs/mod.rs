@@ -15,6 +15,7 @@ pub mod sim;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::manifest::Owner;
@@ -125,6 +126,50 @@ pub trait Cursor {
         });
         Ok((self.open_read(rel)?, perm))
     }
+
+    /// As [`Fs::open_read_at`].
+    ///
+    /// # Errors
+    /// As [`Fs::open_read_at`].
+    fn open_read_at(&mut self, rel: &RelPath) -> Result<OpenAt>;
+}
+
+/// A file open for positioned reads (`pread`): several threads read pieces of it at
+/// once through one shared handle, so that all of them read the same file even if its
+/// name is replaced meanwhile (two opens could each find a different file).
+pub trait ReadAt: Send + Sync {
+    /// Reads up to `buf.len()` bytes starting `offset` bytes into the file, without
+    /// moving any shared position; `Ok(0)` at (or past) the end of the file.
+    ///
+    /// # Errors
+    /// The I/O error as it is (`Interrupted` included: the caller retries).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+}
+
+impl ReadAt for std::fs::File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(self, buf, offset)
+    }
+}
+
+/// A regular file opened once for positioned reads ([`Fs::open_read_at`]), with what
+/// the `fstat` of that open said about it.
+#[derive(Clone)]
+pub struct OpenAt {
+    pub file: Arc<dyn ReadAt>,
+    /// The size at the open. A reader that splits the file reads exactly this many
+    /// bytes and then checks that the file ends there (it may change meanwhile).
+    pub size: u64,
+    pub perm: Perm,
+}
+
+impl std::fmt::Debug for OpenAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAt")
+            .field("size", &self.size)
+            .field("perm", &self.perm)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Permission bits and owner of a file, as an open saw them.
@@ -146,6 +191,9 @@ impl<F: Fs + ?Sized> Cursor for PlainCursor<'_, F> {
     }
     fn open_read(&mut self, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
         self.fs.open_read(self.root, rel)
+    }
+    fn open_read_at(&mut self, rel: &RelPath) -> Result<OpenAt> {
+        self.fs.open_read_at(self.root, rel)
     }
 }
 
@@ -230,6 +278,16 @@ pub trait Fs: Sync {
     /// # Errors
     /// I/O errors (`NotFound` if missing); [`crate::Error::Symlink`] for a link.
     fn open_read(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>>;
+
+    /// Opens a regular file once for positioned reads that several threads share
+    /// (hashing one large file in pieces), with the checks of [`Fs::open_read`] (no
+    /// link followed, nothing but a regular file) and the size, permission bits and
+    /// owner that the open itself saw (`fstat` of the opened file, never a second
+    /// lookup by name).
+    ///
+    /// # Errors
+    /// As [`Fs::open_read`].
+    fn open_read_at(&self, root: &Path, rel: &RelPath) -> Result<OpenAt>;
 
     /// Opens a damaged copy of a protected file for a parity comparison or rebuild: as
     /// [`Fs::open_read`], except that a range the storage refuses to read (EIO: how

@@ -19,7 +19,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::journal::Journal;
-use super::{full, full_dir, Cursor, DirEntry, DirId, Fs, Kind, Meta, Perm, WriteFile};
+use super::{full, full_dir, Cursor, DirEntry, DirId, Fs, Kind, Meta, OpenAt, Perm, WriteFile};
 use crate::error::{Error, Result};
 use crate::manifest::Owner;
 use crate::relpath::RelPath;
@@ -383,8 +383,14 @@ impl Fs for OsFs {
     fn open_read_damaged(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
         self.keep_journal();
         let parent = self.open_parent(root, rel, "open")?;
-        let (file, _) = open_plain_file_at(&parent, root, rel)?;
+        let (file, _, _) = open_plain_file_at(&parent, root, rel)?;
         Ok(Box::new(super::Tolerant::new(file)))
+    }
+
+    fn open_read_at(&self, root: &Path, rel: &RelPath) -> Result<OpenAt> {
+        self.keep_journal();
+        let parent = self.open_parent(root, rel, "open")?;
+        open_file_at_shared(&parent, root, rel)
     }
 
     fn start_journal(&self) {
@@ -629,11 +635,22 @@ fn open_file_perm_at(
     root: &Path,
     rel: &RelPath,
 ) -> Result<(Box<dyn Read + Send + 'static>, Perm)> {
-    open_plain_file_at(parent, root, rel).map(|(f, p)| (Box::new(f) as Box<dyn Read + Send>, p))
+    open_plain_file_at(parent, root, rel).map(|(f, p, _)| (Box::new(f) as Box<dyn Read + Send>, p))
 }
 
-/// As [`open_file_perm_at`], the file itself (seekable).
-fn open_plain_file_at(parent: &OwnedFd, root: &Path, rel: &RelPath) -> Result<(File, Perm)> {
+/// As [`open_file_perm_at`], one handle for positioned reads shared by threads.
+fn open_file_at_shared(parent: &OwnedFd, root: &Path, rel: &RelPath) -> Result<OpenAt> {
+    let (file, perm, size) = open_plain_file_at(parent, root, rel)?;
+    Ok(OpenAt {
+        file: Arc::new(file),
+        size,
+        perm,
+    })
+}
+
+/// As [`open_file_perm_at`], the file itself (seekable), and its size from the same
+/// `fstat`.
+fn open_plain_file_at(parent: &OwnedFd, root: &Path, rel: &RelPath) -> Result<(File, Perm, u64)> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let fd = match rustix::fs::openat(parent, rel.file_name(), flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -661,7 +678,7 @@ fn open_plain_file_at(parent: &OwnedFd, root: &Path, rel: &RelPath) -> Result<(F
             gid: st.st_gid,
         },
     };
-    Ok((File::from(fd), perm))
+    Ok((File::from(fd), perm, u64::try_from(st.st_size).unwrap_or(0)))
 }
 
 /// [`OsFs::cursor`]: keeps the root and the last directory used open. Files come in
@@ -723,6 +740,19 @@ impl Cursor for OsCursor<'_> {
             )
         })?;
         open_file_perm_at(parent, root, rel)
+    }
+
+    fn open_read_at(&mut self, rel: &RelPath) -> Result<OpenAt> {
+        self.fs.keep_journal();
+        let root = self.root;
+        let parent = self.parent(rel)?.ok_or_else(|| {
+            Error::io(
+                "open",
+                full(root, rel),
+                io::Error::new(io::ErrorKind::NotFound, "parent directory does not exist"),
+            )
+        })?;
+        open_file_at_shared(parent, root, rel)
     }
 }
 

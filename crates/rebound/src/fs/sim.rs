@@ -26,7 +26,7 @@ use std::io::{self, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{full, full_dir, DirEntry, DirId, Fs, Kind, Meta, WriteFile};
+use super::{full, full_dir, DirEntry, DirId, Fs, Kind, Meta, OpenAt, Perm, ReadAt, WriteFile};
 use crate::error::{Error, Result};
 use crate::manifest::Owner;
 use crate::relpath::RelPath;
@@ -748,6 +748,52 @@ impl WriteFile for SimWriter<'_> {
     }
 }
 
+impl SimFs {
+    /// Opens a file for reading: its live bytes as they are now (later writes do not
+    /// show through, as if every write replaced the file) and its metadata.
+    fn open_snapshot(&self, root: &Path, rel: &RelPath) -> Result<(Vec<u8>, Meta)> {
+        let st = self.lock();
+        let p = Self::parent_path(&st, root, rel, "open")?.join(rel.file_name());
+        match st.live.ns.get(&p) {
+            Some(n @ Node::File(i)) => {
+                let bytes = st
+                    .live
+                    .data
+                    .get(i)
+                    .map(|d| d.bytes.clone())
+                    .unwrap_or_default();
+                let m = meta(&st.live, n);
+                Ok((bytes, m))
+            }
+            Some(Node::Symlink) => Err(Error::Symlink { path: p }),
+            Some(Node::Dir) => Err(Error::io(
+                "open",
+                p,
+                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            )),
+            None => Err(Error::io(
+                "open",
+                p,
+                io::Error::from(io::ErrorKind::NotFound),
+            )),
+        }
+    }
+}
+
+/// What [`SimFs::open_read_at`] reads: the bytes the open saw.
+struct Snapshot(Vec<u8>);
+
+impl ReadAt for Snapshot {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let from = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.0.len());
+        let n = buf.len().min(self.0.len() - from);
+        buf[..n].copy_from_slice(&self.0[from..from + n]);
+        Ok(n)
+    }
+}
+
 impl Fs for SimFs {
     fn boot_id(&self) -> Option<String> {
         self.lock().boot_id.clone()
@@ -811,30 +857,20 @@ impl Fs for SimFs {
     }
 
     fn open_read(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
-        let st = self.lock();
-        let p = Self::parent_path(&st, root, rel, "open")?.join(rel.file_name());
-        match st.live.ns.get(&p) {
-            Some(Node::File(i)) => {
-                let bytes = st
-                    .live
-                    .data
-                    .get(i)
-                    .map(|d| d.bytes.clone())
-                    .unwrap_or_default();
-                Ok(Box::new(Cursor::new(bytes)))
-            }
-            Some(Node::Symlink) => Err(Error::Symlink { path: p }),
-            Some(Node::Dir) => Err(Error::io(
-                "open",
-                p,
-                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
-            )),
-            None => Err(Error::io(
-                "open",
-                p,
-                io::Error::from(io::ErrorKind::NotFound),
-            )),
-        }
+        let (bytes, _) = self.open_snapshot(root, rel)?;
+        Ok(Box::new(Cursor::new(bytes)))
+    }
+
+    fn open_read_at(&self, root: &Path, rel: &RelPath) -> Result<OpenAt> {
+        let (bytes, m) = self.open_snapshot(root, rel)?;
+        Ok(OpenAt {
+            size: bytes.len() as u64,
+            file: std::sync::Arc::new(Snapshot(bytes)),
+            perm: Perm {
+                mode: m.mode,
+                owner: m.owner(),
+            },
+        })
     }
 
     fn create_new(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<Box<dyn WriteFile + '_>> {
