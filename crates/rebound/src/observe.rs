@@ -1153,7 +1153,7 @@ fn hash_listed(fs: &dyn Fs, set: &SetConfig, st: &mut ReplicaState) {
 /// different sizes, a large file at the end of one batch is not overlapped with the
 /// next batch's files (the other workers wait for it). Every batch of files of like
 /// size (the usual tree) loses at most one file's time per worker; a blake3 file
-/// above [`hashing`]'s split size is hashed by every worker anyway.
+/// above [`hashing::SPLIT_ABOVE`] is hashed by every worker anyway.
 const HASH_BATCH: usize = 8192;
 
 fn file_state(m: &Meta) -> FileState {
