@@ -730,29 +730,31 @@ impl Cursor for OsCursor<'_> {
     }
 
     fn open_read_perm(&mut self, rel: &RelPath) -> Result<(Box<dyn Read + Send + '_>, Perm)> {
-        self.fs.keep_journal();
         let root = self.root;
-        let parent = self.parent(rel)?.ok_or_else(|| {
-            Error::io(
-                "open",
-                full(root, rel),
-                io::Error::new(io::ErrorKind::NotFound, "parent directory does not exist"),
-            )
-        })?;
+        let parent = self.parent_to_open(rel)?;
         open_file_perm_at(parent, root, rel)
     }
 
     fn open_read_at(&mut self, rel: &RelPath) -> Result<OpenAt> {
+        let root = self.root;
+        let parent = self.parent_to_open(rel)?;
+        open_file_at_shared(parent, root, rel)
+    }
+}
+
+impl OsCursor<'_> {
+    /// The open parent directory of a file about to be opened for reading (the
+    /// journal kept up to date first); a missing parent is the file's `NotFound`.
+    fn parent_to_open(&mut self, rel: &RelPath) -> Result<&OwnedFd> {
         self.fs.keep_journal();
         let root = self.root;
-        let parent = self.parent(rel)?.ok_or_else(|| {
+        self.parent(rel)?.ok_or_else(|| {
             Error::io(
                 "open",
                 full(root, rel),
                 io::Error::new(io::ErrorKind::NotFound, "parent directory does not exist"),
             )
-        })?;
-        open_file_at_shared(parent, root, rel)
+        })
     }
 }
 
