@@ -322,6 +322,13 @@ impl Pass<'_, '_> {
             match task {
                 Task::Piece(s, k) => self.hash_piece(&s, k, buf.as_mut_slice()),
                 Task::File(i) => {
+                    // Counted in `Board::opening` since `take`: the guard uncounts it
+                    // however this ends, also by unwinding (in `cursor`, say) before
+                    // the open, so no other worker waits for that open forever.
+                    let opening = self.split.then_some(Opening {
+                        pass: self,
+                        split: None,
+                    });
                     let Some(&(root, rel)) = self.jobs.get(i) else {
                         continue;
                     };
@@ -329,7 +336,7 @@ impl Pass<'_, '_> {
                         cursor = Some((root, self.fs.cursor(root)));
                     }
                     if let Some((_, c)) = cursor.as_mut() {
-                        self.hash_file(i, &mut **c, root, rel, buf.as_mut_slice());
+                        self.hash_file(i, opening, &mut **c, root, rel, buf.as_mut_slice());
                     }
                 }
             }
@@ -380,15 +387,20 @@ impl Pass<'_, '_> {
         }
     }
 
-    /// Opens file `i` and hashes it, or puts its pieces up for every worker.
-    fn hash_file(&self, i: usize, c: &mut dyn Cursor, root: &Path, rel: &RelPath, buf: &mut [u8]) {
-        if !self.split {
+    /// Opens file `i` and hashes it, or (`opening`: the pass splits files) puts its
+    /// pieces up for every worker.
+    fn hash_file(
+        &self,
+        i: usize,
+        opening: Option<Opening<'_, '_, '_>>,
+        c: &mut dyn Cursor,
+        root: &Path,
+        rel: &RelPath,
+        buf: &mut [u8],
+    ) {
+        let Some(mut opening) = opening else {
             self.store(i, hash_one(c, root, rel, self.algo, buf));
             return;
-        }
-        let mut opening = Opening {
-            pass: self,
-            split: None,
         };
         let open = match c.open_read_at(rel) {
             Ok(open) => open,
@@ -1149,6 +1161,119 @@ mod tests {
                 assert_eq!((h.size, h.mode, h.owner), (m.size, m.mode, m.owner()));
             }
             assert!(matches!(got[3], Err(Error::Symlink { .. })), "{:?}", got[3]);
+        }
+    }
+
+    /// A worker that unwinds between claiming a file and opening it (here: its
+    /// filesystem's `cursor` panics) must not leave the others waiting for that open
+    /// forever: the pass ends, the file without a digest (or the caller's panic
+    /// goes on), the other files hashed.
+    #[test]
+    fn a_worker_that_panics_before_its_open_leaves_no_one_waiting() {
+        use crate::fs::{DirEntry, DirId, Meta, WriteFile};
+
+        struct PanicCursor {
+            sim: SimFs,
+            bad: PathBuf,
+        }
+        impl Fs for PanicCursor {
+            fn metadata(&self, root: &Path, rel: &RelPath) -> Result<Option<Meta>> {
+                self.sim.metadata(root, rel)
+            }
+            fn dir_metadata(&self, root: &Path, dir: Option<&RelPath>) -> Result<Option<Meta>> {
+                self.sim.dir_metadata(root, dir)
+            }
+            fn read_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<Vec<DirEntry>> {
+                self.sim.read_dir(root, dir)
+            }
+            fn open_read(&self, root: &Path, rel: &RelPath) -> Result<Box<dyn Read + Send + '_>> {
+                self.sim.open_read(root, rel)
+            }
+            fn open_read_at(&self, root: &Path, rel: &RelPath) -> Result<OpenAt> {
+                self.sim.open_read_at(root, rel)
+            }
+            fn create_new(
+                &self,
+                root: &Path,
+                rel: &RelPath,
+                mode: u32,
+            ) -> Result<Box<dyn WriteFile + '_>> {
+                self.sim.create_new(root, rel, mode)
+            }
+            fn rename(&self, root: &Path, from: &RelPath, to: &RelPath) -> Result<()> {
+                self.sim.rename(root, from, to)
+            }
+            fn set_owner(&self, root: &Path, rel: &RelPath, owner: Owner) -> Result<()> {
+                self.sim.set_owner(root, rel, owner)
+            }
+            fn set_mode(&self, root: &Path, rel: &RelPath, mode: u32) -> Result<()> {
+                self.sim.set_mode(root, rel, mode)
+            }
+            fn remove_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
+                self.sim.remove_file(root, rel)
+            }
+            fn create_dir(&self, root: &Path, rel: &RelPath) -> Result<()> {
+                self.sim.create_dir(root, rel)
+            }
+            fn create_root(&self, root: &Path) -> Result<()> {
+                self.sim.create_root(root)
+            }
+            fn sync_dir(&self, root: &Path, dir: Option<&RelPath>) -> Result<()> {
+                self.sim.sync_dir(root, dir)
+            }
+            fn sync_file(&self, root: &Path, rel: &RelPath) -> Result<()> {
+                self.sim.sync_file(root, rel)
+            }
+            fn root_identity(&self, root: &Path) -> Result<Option<Vec<DirId>>> {
+                self.sim.root_identity(root)
+            }
+            fn cursor<'a>(&'a self, root: &'a Path) -> Box<dyn Cursor + 'a> {
+                assert!(root != self.bad, "cursor on {}", root.display());
+                self.sim.cursor(root)
+            }
+        }
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let fs = PanicCursor {
+                sim: SimFs::new(),
+                bad: PathBuf::from("/bad"),
+            };
+            let (good, bad) = (PathBuf::from("/good"), PathBuf::from("/bad"));
+            let names: Vec<RelPath> = (0..6).map(|i| rel(&format!("f{i}"))).collect();
+            for (i, n) in names.iter().enumerate() {
+                fs.sim.put(&good.join(n.as_str()), &pattern(5000 * i, i));
+                fs.sim.put(&bad.join(n.as_str()), &pattern(10, i));
+            }
+            // The bad root's file last, after a file that is split.
+            let mut jobs: Vec<Job<'_>> = names.iter().map(|p| (good.as_path(), p)).collect();
+            jobs.push((bad.as_path(), &names[0]));
+            let layout = Layout {
+                above: 2048,
+                piece: 1024,
+            };
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                hash_files_in(&fs, &jobs, HashAlgo::Blake3, 3, layout).0
+            }));
+            let _ = tx.send(done.map(|r| {
+                r.iter()
+                    .map(|r| r.as_ref().map(|h| h.digest).map_err(|_| ()))
+                    .collect::<Vec<_>>()
+            }));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the pass never ended: workers wait for an open that unwound");
+        // The caller's own worker may be the one that panicked: then the pass panics.
+        if let Ok(got) = got {
+            for (i, r) in got.iter().take(6).enumerate() {
+                assert_eq!(
+                    r,
+                    &Ok(HashAlgo::Blake3.digest(&pattern(5000 * i, i))),
+                    "{i}"
+                );
+            }
+            assert!(got[6].is_err());
         }
     }
 }
