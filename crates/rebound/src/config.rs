@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::HashAlgo;
 use crate::error::{Error, Result};
+use crate::glob::GlobSet;
 use crate::keys::{DeviceKey, KeySlot, Signers};
 use crate::manifest::valid_set_name;
 use crate::relpath::RelPath;
@@ -648,21 +648,14 @@ fn root_path(what: &str, p: &Path) -> std::result::Result<PathBuf, String> {
 }
 
 fn globs(what: &str, pats: &[String]) -> std::result::Result<GlobSet, String> {
-    let mut b = GlobSetBuilder::new();
     for p in pats {
         if p.starts_with('/') || p.split('/').any(|c| c == ".." || c == ".") || p.is_empty() {
             return Err(format!(
                 "{what} pattern `{p}`: must be relative to the replica root, without `.` or `..`"
             ));
         }
-        let g = GlobBuilder::new(p)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| format!("{what} pattern `{p}`: {e}"))?;
-        b.add(g);
     }
-    b.build().map_err(|e| format!("{what} patterns: {e}"))
+    GlobSet::new(pats).map_err(|(p, e)| format!("{what} pattern `{p}`: {e}"))
 }
 
 /// A golden copy is written only by `seal`: no set may name a directory inside

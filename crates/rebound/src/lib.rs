@@ -44,6 +44,7 @@ mod error;
 mod escape;
 mod exec;
 mod fs;
+mod glob;
 mod hashing;
 mod history;
 mod keys;
