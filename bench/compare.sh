@@ -24,6 +24,7 @@
 #      and `aide --check` (sha256 + size + permissions), over live + golden;
 #    - the no-change boot of a `changed_only` set (stat cache warm) on `small`;
 #    - peak RSS of `boot` on `tiny` (/usr/bin/time -v) and the stripped binary size;
+#      the RSS rows also for the static build tools/dist.sh ships (+crt-static);
 #    - (issue 17) the read+hash floor: the floor over the live tree and the set's
 #      metadata directory (what `boot` reads), each file also hashed with the crates
 #      and buffer rebound uses (crc32, xxh3, blake3; 1 and 2 threads), against
@@ -68,6 +69,11 @@ echo "== building"
 cargo build --release -q -p rebound-cli
 CARGO_TARGET_DIR=$BENCH_TARGET cargo build --release -q --manifest-path bench/Cargo.toml
 R=$TARGET/release/rebound
+# The form tools/dist.sh ships (static, +crt-static), for the memory rows: a static
+# binary maps only the C library code it uses, so its resident set is smaller.
+HOST=$(rustc -vV | sed -n 's/^host: //p')
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q -p rebound-cli --target "$HOST"
+RS=$TARGET/$HOST/release/rebound
 B=$BENCH_TARGET/release/rebound-bench
 
 W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/rebound-bench.XXXXXX")
@@ -161,6 +167,8 @@ for c in $CORPORA; do
         fi
         /usr/bin/time -v "$R" -c "$(cfg blake3)" --threads 1 boot 2>"$RES/rss-$c-1t.txt" >/dev/null || true
         /usr/bin/time -v "$R" -c "$(cfg blake3)" --threads 2 boot 2>"$RES/rss-$c.txt" >/dev/null || true
+        /usr/bin/time -v "$RS" -c "$(cfg blake3)" --threads 1 boot 2>"$RES/rss-$c-1t-static.txt" >/dev/null || true
+        /usr/bin/time -v "$RS" -c "$(cfg blake3)" --threads 2 boot 2>"$RES/rss-$c-static.txt" >/dev/null || true
         /usr/bin/time -v "$B" floor --threads 1 --hash blake3 --skip-meta "$d/live" "$d/live/.rebound/blake3" 2>"$RES/rss-$c-floor.txt" >/dev/null || true
         continue
         ;;
@@ -217,6 +225,8 @@ for c in $CORPORA; do
     if [ "$c" = tiny ]; then
         /usr/bin/time -v "$R" -c "$(cfg blake3)" --threads 2 boot 2>"$RES/rss-tiny.txt" >/dev/null || true
         /usr/bin/time -v "$R" -c "$(cfg blake3)" --threads 1 boot 2>"$RES/rss-tiny-1t.txt" >/dev/null || true
+        /usr/bin/time -v "$RS" -c "$(cfg blake3)" --threads 2 boot 2>"$RES/rss-tiny-static.txt" >/dev/null || true
+        /usr/bin/time -v "$RS" -c "$(cfg blake3)" --threads 1 boot 2>"$RES/rss-tiny-1t-static.txt" >/dev/null || true
     fi
     if [ "$COLD" = 1 ]; then
         # Issue 17, item 3: cold cache. Every run starts with the page cache,
@@ -312,7 +322,8 @@ v = get("small", "rebound boot changed-only (no change) 1t")
 if v:
     full = get("small", "rebound boot blake3 1t")
     print(f"  [---] 10k tree, no-change boot with changed_only: {v:.3f} s (full blake3 boot: {full:.3f} s)")
-for f, label in (("rss-tiny.txt", "2t"), ("rss-tiny-1t.txt", "1t")):
+for f, label in (("rss-tiny.txt", "2t"), ("rss-tiny-1t.txt", "1t"),
+                 ("rss-tiny-static.txt", "2t, static"), ("rss-tiny-1t-static.txt", "1t, static")):
     p = os.path.join(res, f)
     if os.path.exists(p):
         kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(p).read()).group(1))
@@ -393,7 +404,8 @@ def rss(f):
         if m:
             return int(m.group(1))
     return None
-for f, label in (("rss-few100.txt", "2t"), ("rss-few100-1t.txt", "1t")):
+for f, label in (("rss-few100.txt", "2t"), ("rss-few100-1t.txt", "1t"),
+                 ("rss-few100-static.txt", "2t, static as shipped"), ("rss-few100-1t-static.txt", "1t, static as shipped")):
     kb = rss(f)
     if kb:
         line(f"peak RSS of boot on 100 files ({label}) under 4 MiB", f"{kb / 1024:.1f} MiB", kb < 4 * 1024)

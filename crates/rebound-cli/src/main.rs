@@ -105,12 +105,10 @@ fn run(args: Args, log: &mut Log) -> anyhow::Result<u8> {
         c => c,
     };
     let config_path = config_path(args.config)?;
-    let mut config = Config::load(&config_path)?;
+    // `--threads` wins over the configuration's `threads`.
+    let mut config = Config::load_with_threads(&config_path, args.threads.map(usize::from))?;
     // The flag wins over the configuration.
     log.to = log.to.or(config.log_to);
-    if let Some(n) = args.threads {
-        config.set_threads(usize::from(n));
-    }
     if let Some(m) = &args.metrics_file {
         config.set_metrics_file(m)?;
     }

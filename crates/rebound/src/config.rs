@@ -364,6 +364,16 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] naming the file and what is wrong.
     pub fn load(path: &Path) -> Result<Config> {
+        Config::load_with_threads(path, None)
+    }
+
+    /// [`Config::load`] with a thread count that overrides the file's (`--threads`):
+    /// then the CPUs available are not looked up (std reads the cgroup's CPU quota
+    /// for that: about twenty system calls a small set's boot can do without).
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_with_threads(path: &Path, threads: Option<usize>) -> Result<Config> {
         let err = |what: String| Error::Config {
             path: path.to_path_buf(),
             what,
@@ -409,7 +419,7 @@ impl Config {
             )));
         }
         let text = String::from_utf8(text).map_err(|_| err("not UTF-8".into()))?;
-        let mut config = Config::parse(&text, path)?;
+        let mut config = Config::parse_with_threads(&text, path, threads)?;
         config.load_keys()?;
         Ok(config)
     }
@@ -419,6 +429,15 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] naming `path` and what is wrong.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        Config::parse_with_threads(text, path, None)
+    }
+
+    /// [`Config::parse`] with a thread count that overrides the file's, as
+    /// [`Config::load_with_threads`].
+    ///
+    /// # Errors
+    /// As [`Config::parse`].
+    pub fn parse_with_threads(text: &str, path: &Path, threads: Option<usize>) -> Result<Config> {
         let err = |what: String| Error::Config {
             path: path.to_path_buf(),
             what,
@@ -428,10 +447,11 @@ impl Config {
         if raw.set.is_empty() {
             return Err(err("no [[set]] defined: nothing to protect".into()));
         }
-        let threads = match raw.threads {
-            None => crate::hashing::default_threads(),
-            Some(0) => return Err(err("`threads` must be at least 1".into())),
-            Some(n) => n,
+        let threads = match (raw.threads, threads) {
+            (Some(0), _) => return Err(err("`threads` must be at least 1".into())),
+            (_, Some(n)) => n.max(1),
+            (Some(n), None) => n,
+            (None, None) => crate::hashing::default_threads(),
         };
         let history = resolve_history(&raw).map_err(err)?;
         let metrics_file = match &raw.metrics_file {
@@ -1275,6 +1295,14 @@ version_file = "app_ver.txt"
         assert_eq!(c.sets[0].full_check_every, 5);
         c.set_threads(0);
         assert_eq!((c.threads, c.sets[0].threads), (1, 1));
+        // `--threads` overrides the file's value and the default; a 0 in the file
+        // is still an error.
+        let p = Path::new("/etc/rebound.toml");
+        let d = Config::parse_with_threads(&format!("threads = 3\n{base}"), p, Some(2)).unwrap();
+        assert_eq!((d.threads, d.sets[0].threads), (2, 2));
+        let d = Config::parse_with_threads(base, p, Some(7)).unwrap();
+        assert_eq!((d.threads, d.sets[0].threads), (7, 7));
+        assert!(Config::parse_with_threads(&format!("threads = 0\n{base}"), p, Some(2)).is_err());
         c.force_full_check();
         assert!(c.sets[0].force_full);
         for (text, needle) in [
