@@ -11,7 +11,8 @@
 //! and `-` first or last are literal; no escapes inside a class); `{a,b}` either
 //! pattern (nested braces allowed, empty alternatives dropped); `\c` the character
 //! `c`. Rejected: an unclosed `[` or `{`, a `}` without `{`, a range running
-//! backwards (`[z-a]`), a trailing `\`.
+//! backwards (`[z-a]`), a trailing `\`, braces nested over [`MAX_NESTING`] deep, a
+//! pattern over [`MAX_PATTERN`] bytes.
 //!
 //! Own code instead of globset (which rebound used before): globset compiles every
 //! pattern to a regular expression, and its regex engine was about 430 KB of the
@@ -42,7 +43,21 @@ pub enum GlobError {
     UnclosedAlternates,
     /// `\` at the end of the pattern.
     DanglingEscape,
+    /// Braces nested deeper than [`MAX_NESTING`].
+    TooDeep,
+    /// A pattern longer than [`MAX_PATTERN`] bytes.
+    TooLong,
 }
+
+/// Deepest nesting of `{...}`: the compiled form is built and dropped recursively,
+/// and no real pattern nests more than a few levels (globset 0.4.22 set the same
+/// bound; 0.4.21 overflowed the stack).
+pub const MAX_NESTING: usize = 100;
+
+/// Longest pattern, in bytes: 4 times a path's longest (4096 bytes), room for a
+/// long list of names in `{...}`; it bounds the compiled automaton (about 40 bytes a
+/// character) and the work per path matched.
+pub const MAX_PATTERN: usize = 16 * 1024;
 
 impl fmt::Display for GlobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -56,6 +71,11 @@ impl fmt::Display for GlobError {
             GlobError::DanglingEscape => {
                 f.write_str("a `\\` at the end escapes nothing (write `\\\\` for a backslash)")
             }
+            GlobError::TooDeep => write!(f, "`{{...}}` nested more than {MAX_NESTING} deep"),
+            GlobError::TooLong => write!(
+                f,
+                "longer than {MAX_PATTERN} bytes: split it into several patterns"
+            ),
         }
     }
 }
@@ -117,6 +137,9 @@ impl Parser<'_> {
                 '*' => self.star(),
                 '[' => self.class()?,
                 '{' => {
+                    if self.alt_stack.len() >= MAX_NESTING {
+                        return Err(GlobError::TooDeep);
+                    }
                     self.alt_stack.push(self.branches.len());
                     self.branches.push(Vec::new());
                 }
@@ -459,6 +482,9 @@ fn literal(toks: &[Tok]) -> Option<String> {
 impl Glob {
     /// Parses and compiles `pattern`.
     pub fn new(pattern: &str) -> Result<Glob, GlobError> {
+        if pattern.len() > MAX_PATTERN {
+            return Err(GlobError::TooLong);
+        }
         let toks = Parser {
             chars: pattern.chars().peekable(),
             prev: None,
@@ -608,6 +634,31 @@ mod tests {
             GlobError::UnclosedAlternates
         );
         assert_eq!(Glob::new("a\\").unwrap_err(), GlobError::DanglingEscape);
+        // Bounds: an error, not a stack overflow or a huge automaton.
+        let deep = format!(
+            "{}a{}",
+            "{".repeat(MAX_NESTING + 1),
+            "}".repeat(MAX_NESTING + 1)
+        );
+        assert_eq!(Glob::new(&deep).unwrap_err(), GlobError::TooDeep);
+        let ok = format!("{}a{}", "{".repeat(MAX_NESTING), "}".repeat(MAX_NESTING));
+        assert!(m(&ok, "a"));
+        assert_eq!(
+            Glob::new(&"{a,".repeat(5_000)).unwrap_err(),
+            GlobError::TooDeep
+        );
+        assert_eq!(
+            Glob::new(&"a".repeat(MAX_PATTERN + 1)).unwrap_err(),
+            GlobError::TooLong
+        );
+        let long = format!(
+            "{{{}}}",
+            (0..2000)
+                .map(|i| format!("f{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(long.len() <= MAX_PATTERN && m(&long, "f1999") && !m(&long, "f2000"));
         let e = GlobSet::new(&["ok", "[x"]).unwrap_err();
         assert_eq!(e, ("[x".to_string(), GlobError::UnclosedClass));
     }

@@ -141,6 +141,14 @@ pub mod testing {
         Layout as ParityLayout, Rebuild as ParityRebuild,
     };
 
+    /// Whether the include/exclude pattern `pattern` matches `path` (`glob.rs`),
+    /// or why the pattern is refused.
+    pub fn glob_matches(pattern: &str, path: &str) -> std::result::Result<bool, String> {
+        crate::glob::Glob::new(pattern)
+            .map(|g| g.is_match(path))
+            .map_err(|e| e.to_string())
+    }
+
     /// `Boots::parse` of a boot counter record (`boots.0`, `boots.1`) whose trailer holds.
     pub fn boots_parse(bytes: &[u8]) -> Option<Boots> {
         Boots::parse(record_open(bytes).ok()?)
