@@ -19,6 +19,14 @@
 # builds always use /usr/bin/cargo with RUSTC=/usr/bin/rustc (override with
 # REBOUND_RUSTC / REBOUND_CARGO).
 #
+# If apt cannot install Debian's Rust for a target (seen: a Debian mirror serving a
+# security index that does not match its Release file, so libstd-rust-web-dev:armhf
+# 1.96 cannot be had while rustc-web 1.96 can), `setup` installs the linkers and the
+# emulator alone and adds the targets to rustup's toolchain instead; every later
+# call then uses rustup's toolchain for an ARCH whose standard library Debian's lacks,
+# and says so on stderr (WARNING). Cargo.lock's check against Rust 1.96 is then not
+# made by that run.
+#
 # REBOUND_CROSS_CRT_STATIC=0 leaves +crt-static out: for the C library's shared object
 # (librebound.so), which a +crt-static build drops ("dropping unsupported crate type
 # `cdylib`"). tools/dist.sh uses it for librebound only.
@@ -30,6 +38,8 @@ set -euo pipefail
 
 RUSTC="${REBOUND_RUSTC:-/usr/bin/rustc}"
 CARGO="${REBOUND_CARGO:-/usr/bin/cargo}"
+# The fallback when Debian's toolchain cannot be installed: rustup's (see `setup`).
+FALLBACK=0
 
 triple_of() {
     case "$1" in
@@ -50,11 +60,44 @@ gccpkgs_of() {
 }
 runner_of() { case "$1" in x86_64) echo "" ;; armv7) echo qemu-arm-static ;; aarch64) echo qemu-aarch64-static ;; esac; }
 
+# Whether the compiler $1 has the standard library of every ARCH that follows.
+has_std() {
+    local rustc="$1" a libdir
+    shift
+    [ -x "$rustc" ] || return 1
+    for a in "$@"; do
+        libdir="$("$rustc" --print target-libdir --target "$(triple_of "$a")" 2>/dev/null || true)"
+        [ -n "$libdir" ] && compgen -G "$libdir/libstd-*.rlib" >/dev/null || return 1
+    done
+}
+
+# Debian's toolchain when it has every ARCH's standard library; otherwise rustup's
+# toolchain if it has them (installed by `setup` when Debian's packages could not
+# be: a Debian mirror whose security index does not match its Release file has been
+# seen to hold back libstd-rust-web-dev:armhf for days). An explicit REBOUND_RUSTC
+# is never replaced.
+pick_toolchain() {
+    local r c
+    [ -n "${REBOUND_RUSTC:-}" ] && return 0
+    has_std "$RUSTC" "$@" && [ -x "$CARGO" ] && return 0
+    command -v rustup >/dev/null 2>&1 || return 0
+    r="$(rustup which rustc 2>/dev/null)" || return 0
+    c="$(rustup which cargo 2>/dev/null)" || return 0
+    has_std "$r" "$@" || return 0
+    RUSTC="$r"
+    CARGO="$c"
+    if [ "$FALLBACK" = 0 ]; then
+        FALLBACK=1
+        echo "WARNING: cross.sh: Debian's Rust (rustc-web 1.96 with libstd-rust-web-dev for $*) is not installed; using rustup's $("$RUSTC" --version)" >&2
+    fi
+}
+
 # Sets MISSING_PKGS (Debian packages) and MISSING_WHY (one sentence each) for ARCH...
 find_missing() {
     MISSING_PKGS=()
     MISSING_WHY=()
     local a t libdir
+    pick_toolchain "$@"
     if [ ! -x "$RUSTC" ] || [ ! -x "$CARGO" ]; then
         MISSING_PKGS+=(rustc-web cargo-web)
         MISSING_WHY+=("$RUSTC and $CARGO: Debian's Rust 1.96 (packages rustc-web cargo-web)")
@@ -101,7 +144,20 @@ setup() {
         apt-get update -qq || { sleep 30; apt-get update -qq; } ||
             echo "WARNING: apt-get update failed twice; using the package lists there are" >&2
         mapfile -t pkgs < <(printf '%s\n' "${MISSING_PKGS[@]}" | sort -u)
-        apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+        if ! apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; then
+            # Debian's Rust for the targets could not be had (its packages for a
+            # foreign architecture come from an index that failed above, or versions
+            # that do not match): the linkers and the emulator alone, and the Rust
+            # standard library of each target from rustup, if there is a rustup.
+            mapfile -t rest < <(printf '%s\n' "${pkgs[@]}" | grep -v -E '^(rustc-web|cargo-web|libstd-rust-web-dev)(:|$)' || true)
+            echo "WARNING: cross.sh: apt-get could not install ${pkgs[*]}; installing ${rest[*]:-nothing} and trying rustup's toolchain" >&2
+            [ "${#rest[@]}" -eq 0 ] || apt-get install -y -qq --no-install-recommends "${rest[@]}" >/dev/null
+            if command -v rustup >/dev/null 2>&1; then
+                for a in "$@"; do
+                    [ "$a" = x86_64 ] || rustup target add "$(triple_of "$a")" >&2
+                done
+            fi
+        fi
         find_missing "$@"
         [ "${#MISSING_PKGS[@]}" -eq 0 ] && return 0
     fi
@@ -122,6 +178,7 @@ cross_cargo() {
     t="$(triple_of "$a")"
     T="$(echo "$t" | tr 'a-z-' 'A-Z_')"
     runner="$(runner_of "$a")"
+    pick_toolchain "$a"
     local envs=(
         "RUSTC=$RUSTC"
         "CARGO_TARGET_${T}_LINKER=$(gcc_of "$a")"
@@ -141,5 +198,5 @@ case "$cmd" in
     cargo) [ $# -ge 2 ] || { echo "usage: cross.sh cargo ARCH SUBCOMMAND ARGS..." >&2; exit 2; }; cross_cargo "$@" ;;
     triple) triple_of "${1:?ARCH}" ;;
     runner) triple_of "${1:?ARCH}" >/dev/null; runner_of "$1" ;;
-    *) sed -n '2,24p' "$0"; [ "$cmd" = -h ] || [ "$cmd" = --help ] || exit 2 ;;
+    *) sed -n '2,36p' "$0"; [ "$cmd" = -h ] || [ "$cmd" = --help ] || exit 2 ;;
 esac
