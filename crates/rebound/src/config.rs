@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::HashAlgo;
 use crate::error::{Error, Result};
-use crate::glob::GlobSet;
+use crate::glob::{Glob, GlobSet};
 use crate::keys::{DeviceKey, KeySlot, Signers};
 use crate::manifest::valid_set_name;
 use crate::relpath::RelPath;
@@ -668,14 +668,16 @@ fn root_path(what: &str, p: &Path) -> std::result::Result<PathBuf, String> {
 }
 
 fn globs(what: &str, pats: &[String]) -> std::result::Result<GlobSet, String> {
+    let mut set = Vec::with_capacity(pats.len());
     for p in pats {
         if p.starts_with('/') || p.split('/').any(|c| c == ".." || c == ".") || p.is_empty() {
             return Err(format!(
                 "{what} pattern `{p}`: must be relative to the replica root, without `.` or `..`"
             ));
         }
+        set.push(Glob::new(p).map_err(|e| format!("{what} pattern `{p}`: {e}"))?);
     }
-    GlobSet::new(pats).map_err(|(p, e)| format!("{what} pattern `{p}`: {e}"))
+    Ok(GlobSet::from(set))
 }
 
 /// A golden copy is written only by `seal`: no set may name a directory inside
@@ -1343,6 +1345,9 @@ version_file = "app_ver.txt"
             ("[[set]]\nname='a'\nmode='golden'\nlive='usr'\ngolden='/b'\ninclude=['x']", "absolute"),
             ("[[set]]\nname='a'\nmode='golden'\nlive='/usr'\ngolden='/usr/b'\ninclude=['x']", "overlap"),
             ("[[set]]\nname='a'\nmode='golden'\nlive='/u'\ngolden='/b'\ninclude=['../x']", "relative"),
+            // Patterns are checked in order, each whole before the next.
+            ("[[set]]\nname='a'\nmode='golden'\nlive='/u'\ngolden='/b'\ninclude=['[x', '/etc']", "include pattern `[x`: unclosed character class"),
+            ("[[set]]\nname='a'\nmode='golden'\nlive='/u'\ngolden='/b'\ninclude=['x']\nexclude=['{a,b']", "exclude pattern `{a,b`: unclosed alternatives"),
             ("[[set]]\nname='a'\nmode='golden'\nlive='/u'\ngolden='/b'\ninclude=['x']\nhash='md5'", "md5"),
             ("[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a']\ninclude=['x']", "at least two"),
             ("[[set]]\nname='a'\nmode='mirror'\nreplicas=['/a','/b']\ninclude=['x']\nversion_file='../v'", "version_file"),
