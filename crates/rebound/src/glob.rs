@@ -1,5 +1,6 @@
-//! Include and exclude patterns: the glob syntax of the configuration, matched
-//! against a protected file's relative path (docs/design.md section 2.1).
+//! Include and exclude patterns: the glob syntax of the configuration (README,
+//! "Configuration"), matched against a protected file's relative path
+//! (docs/design.md sections 7 and 10).
 //!
 //! The syntax is the one rebound has always read (globset's, with `*` and `?`
 //! never matching `/` and `\` escaping): `?` one character but `/`; `*` any run of
@@ -94,11 +95,29 @@ enum Tok {
     RecursiveSuffix,
     /// `/**/` inside: `(/|/.*/)`.
     RecursiveMiddle,
-    Class {
-        negated: bool,
-        ranges: Vec<(char, char)>,
-    },
+    Class(Class),
     Alt(Vec<Vec<Tok>>),
+}
+
+/// `[...]`: one character of (or, negated, not of) the ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Class {
+    negated: bool,
+    ranges: Vec<(char, char)>,
+}
+
+impl Class {
+    fn accepts(&self, c: char) -> bool {
+        self.ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != self.negated
+    }
+}
+
+/// The character of a literal token.
+fn lit(t: &Tok) -> Option<char> {
+    match t {
+        Tok::Lit(c) => Some(*c),
+        _ => None,
+    }
 }
 
 struct Parser<'a> {
@@ -246,7 +265,7 @@ impl Parser<'_> {
         if in_range {
             ranges.push(('-', '-'));
         }
-        self.push(Tok::Class { negated, ranges });
+        self.push(Tok::Class(Class { negated, ranges }));
         Ok(())
     }
 }
@@ -259,10 +278,7 @@ enum Pred {
     NotSlash,
     /// Any character.
     Any,
-    Class {
-        negated: bool,
-        ranges: Vec<(char, char)>,
-    },
+    Class(Class),
 }
 
 impl Pred {
@@ -271,9 +287,7 @@ impl Pred {
             Pred::Lit(l) => *l == c,
             Pred::NotSlash => c != '/',
             Pred::Any => true,
-            Pred::Class { negated, ranges } => {
-                ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
-            }
+            Pred::Class(class) => class.accepts(c),
         }
     }
 }
@@ -322,10 +336,7 @@ impl Prog {
                 Tok::Lit(c) => self.0.push(Inst::Char(Pred::Lit(*c))),
                 Tok::Any => self.0.push(Inst::Char(Pred::NotSlash)),
                 Tok::Star => self.repeat(Pred::NotSlash),
-                Tok::Class { negated, ranges } => self.0.push(Inst::Char(Pred::Class {
-                    negated: *negated,
-                    ranges: ranges.clone(),
-                })),
+                Tok::Class(class) => self.0.push(Inst::Char(Pred::Class(class.clone()))),
                 // `(/?|.*/)` is `(.*/)?`: `/` alone is `.*/` with nothing before it.
                 Tok::RecursivePrefix => self.optional(|p| {
                     p.repeat(Pred::Any);
@@ -448,18 +459,7 @@ enum Matcher {
 
 /// One compiled pattern.
 #[derive(Debug, Clone)]
-pub struct Glob {
-    text: String,
-    matcher: Matcher,
-}
-
-impl PartialEq for Glob {
-    fn eq(&self, other: &Glob) -> bool {
-        self.text == other.text
-    }
-}
-
-impl Eq for Glob {}
+pub struct Glob(Matcher);
 
 /// Whether a branch compiles to nothing at all (no tokens, or only braces whose
 /// alternatives all do): globset leaves such an alternative out.
@@ -470,13 +470,9 @@ fn void(toks: &[Tok]) -> bool {
     })
 }
 
+/// The text of a pattern made of literal tokens only.
 fn literal(toks: &[Tok]) -> Option<String> {
-    toks.iter()
-        .map(|t| match t {
-            Tok::Lit(c) => Some(*c),
-            _ => None,
-        })
-        .collect()
+    toks.iter().map(lit).collect()
 }
 
 impl Glob {
@@ -508,15 +504,12 @@ impl Glob {
         } else {
             Matcher::prog(&toks)
         };
-        Ok(Glob {
-            text: pattern.to_string(),
-            matcher,
-        })
+        Ok(Glob(matcher))
     }
 
     /// Whether `path` (relative, `/`-separated) matches the whole pattern.
     pub fn is_match(&self, path: &str) -> bool {
-        match &self.matcher {
+        match &self.0 {
             Matcher::All => true,
             Matcher::Exact(s) => path == s,
             Matcher::Below(s) => path.starts_with(s.as_str()),
@@ -536,10 +529,6 @@ impl Glob {
 
 impl Matcher {
     fn prog(toks: &[Tok]) -> Matcher {
-        let lit = |t: &Tok| match t {
-            Tok::Lit(c) => Some(*c),
-            _ => None,
-        };
         let prefix: String = toks.iter().map_while(lit).collect();
         let mut suffix: Vec<char> = toks.iter().rev().map_while(lit).collect();
         suffix.reverse();
@@ -555,7 +544,7 @@ impl Matcher {
 }
 
 /// Several patterns: a path matches the set if it matches any of them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct GlobSet(Vec<Glob>);
 
 impl From<Vec<Glob>> for GlobSet {
