@@ -40,6 +40,8 @@ RUSTC="${REBOUND_RUSTC:-/usr/bin/rustc}"
 CARGO="${REBOUND_CARGO:-/usr/bin/cargo}"
 # The fallback when Debian's toolchain cannot be installed: rustup's (see `setup`).
 FALLBACK=0
+# Whether find_missing may take rustup's toolchain (setup first tries Debian's).
+PICK=1
 
 triple_of() {
     case "$1" in
@@ -97,7 +99,7 @@ find_missing() {
     MISSING_PKGS=()
     MISSING_WHY=()
     local a t libdir
-    pick_toolchain "$@"
+    [ "$PICK" = 0 ] || pick_toolchain "$@"
     if [ ! -x "$RUSTC" ] || [ ! -x "$CARGO" ]; then
         MISSING_PKGS+=(rustc-web cargo-web)
         MISSING_WHY+=("$RUSTC and $CARGO: Debian's Rust 1.96 (packages rustc-web cargo-web)")
@@ -128,10 +130,14 @@ setup() {
     local install=1 a d
     if [ "${1:-}" = --no-install ]; then install=0; shift; fi
     [ $# -gt 0 ] || set -- x86_64 armv7 aarch64
-    find_missing "$@"
-    [ "${#MISSING_PKGS[@]}" -eq 0 ] && return 0
     if [ "$install" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
         && grep -q '^12' /etc/debian_version 2>/dev/null; then
+        # Debian's toolchain first, even where rustup's has the targets: rustup's is
+        # only the fallback when apt cannot install Debian's.
+        PICK=0
+        find_missing "$@"
+        PICK=1
+        [ "${#MISSING_PKGS[@]}" -eq 0 ] && return 0
         echo "== installing the cross toolchain: $(printf '%s\n' "${MISSING_PKGS[@]}" | sort -u | tr '\n' ' ')"
         for a in "$@"; do
             d="$(debarch_of "$a")"
@@ -158,9 +164,9 @@ setup() {
                 done
             fi
         fi
-        find_missing "$@"
-        [ "${#MISSING_PKGS[@]}" -eq 0 ] && return 0
     fi
+    find_missing "$@"
+    [ "${#MISSING_PKGS[@]}" -eq 0 ] && return 0
     echo "cross.sh: the toolchain for $* is incomplete; missing:" >&2
     printf '  - %s\n' "${MISSING_WHY[@]}" >&2
     local add=()
