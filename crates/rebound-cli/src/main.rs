@@ -107,7 +107,7 @@ fn run(args: Args, log: &mut Log) -> anyhow::Result<u8> {
     let config_path = config_path(args.config)?;
     // `--threads` wins over the configuration's `threads`.
     let mut config = Config::load_with_threads(&config_path, args.threads.map(usize::from))?;
-    // The flag wins over the configuration.
+    // `--log-to` wins over the configuration's `log_to`.
     log.to = log.to.or(config.log_to);
     if let Some(m) = &args.metrics_file {
         config.set_metrics_file(m)?;
