@@ -23,6 +23,7 @@ use crate::relpath::RelPath;
 use crate::roots;
 use crate::sign::{PublicKey, SignKey};
 use crate::statcache;
+use crate::stream;
 
 /// Exit statuses, as documented in the README and `--help`.
 pub mod exit {
@@ -337,6 +338,25 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// A set's boot: streamed when it is intact ([`crate::stream`]: nothing to do,
+    /// proved in memory that does not grow with the set), else observed and planned
+    /// in full.
+    fn boot_set(&self, set: &SetConfig, dry_run: bool) -> SetReport {
+        let started = statcache::now_ns();
+        match stream::intact(self.fs(), set, true) {
+            Some((state, p)) => self.carry_out(
+                set,
+                &state,
+                p,
+                dry_run,
+                Intent::Repair,
+                Command::Boot,
+                started,
+            ),
+            None => self.reconcile(set, dry_run, Intent::Repair),
+        }
+    }
+
     /// Carries out a settled plan (unless `dry_run`) and reports it: what it writes on
     /// purpose (`intent`) is not damage; repairs go to the repair record; a
     /// `changed_only` set's stat cache is saved. An intentional change that failed
@@ -623,10 +643,7 @@ impl<'a> Engine<'a> {
         }
         let mut sets: Vec<SetReport> = sets
             .into_iter()
-            .map(|s| {
-                Self::held_back(&refused, s)
-                    .unwrap_or_else(|| self.reconcile(s, dry_run, Intent::Repair))
-            })
+            .map(|s| Self::held_back(&refused, s).unwrap_or_else(|| self.boot_set(s, dry_run)))
             .collect();
         if !dry_run && self.fs().journal_blind() {
             for r in &mut sets {

@@ -149,17 +149,24 @@ impl DeviceKey {
     /// derived MAC key over `len(set) set len(root) root body` (lengths as 8-byte
     /// little-endian), so a record moved to another set or another copy fails.
     pub fn mac(&self, set: &str, root: &Path, body: &[u8]) -> blake3::Hash {
+        let mut h = self.mac_start(set, root);
+        h.update(body);
+        let mac = h.finalize();
+        // The hasher's state holds the keyed chaining values: wiped too.
+        h.zeroize();
+        mac
+    }
+
+    /// The keyed hasher of [`DeviceKey::mac`] before the body: a reader that streams
+    /// the body feeds it, then wipes it (`zeroize`) once finalized.
+    pub(crate) fn mac_start(&self, set: &str, root: &Path) -> blake3::Hasher {
         let root = root.as_os_str().as_encoded_bytes();
         let mut h = blake3::Hasher::new_keyed(&self.mac_key);
         h.update(&(set.len() as u64).to_le_bytes());
         h.update(set.as_bytes());
         h.update(&(root.len() as u64).to_le_bytes());
         h.update(root);
-        h.update(body);
-        let mac = h.finalize();
-        // The hasher's state holds the keyed chaining values: wiped too.
-        h.zeroize();
-        mac
+        h
     }
 }
 

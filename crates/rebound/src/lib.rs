@@ -61,6 +61,7 @@ mod rfc3339;
 mod roots;
 mod sign;
 mod statcache;
+mod stream;
 
 // Public as a module because its whole content is API (the writers' locks every
 // program that embeds the engine must take) and its names read best qualified:

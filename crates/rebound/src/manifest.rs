@@ -37,7 +37,10 @@ use std::path::Path;
 
 use crate::digest::{Digest, HashAlgo};
 use crate::keys::{DeviceKey, Signers};
-use crate::names::{MANIFEST_MAGIC, MANIFEST_VERSION, MANIFEST_VERSION_1, MANIFEST_VERSION_KEYED};
+use crate::names::{
+    MANIFEST_MAGIC, MANIFEST_MAX_BYTES, MANIFEST_VERSION, MANIFEST_VERSION_1,
+    MANIFEST_VERSION_KEYED,
+};
 use crate::record;
 use crate::relpath::RelPath;
 
@@ -229,24 +232,17 @@ impl Manifest {
             }
         };
         let (_, version) = field(MANIFEST_MAGIC)?;
-        let version = match version.as_str() {
-            "1" => MANIFEST_VERSION_1,
-            "2" => MANIFEST_VERSION,
-            "3" => MANIFEST_VERSION_KEYED,
-            _ => return Err(ManifestError::Version(version)),
-        };
+        let version = parse_version(&version)?;
         let with_owner = version != MANIFEST_VERSION_1;
         let (n, set) = field("set")?;
-        if !valid_set_name(&set) {
-            return Err(bad(n, format!("invalid set name `{set}`")));
-        }
+        let set = parse_set(n, set)?;
         let (n, g) = field("generation")?;
         let generation = parse_u64(&g).ok_or_else(|| bad(n, "invalid generation"))?;
         let (n, h) = field("hash")?;
         let hash: HashAlgo = h.parse().map_err(|e: String| bad(n, e))?;
         let mut m = Manifest::new(&set, generation, hash, None);
         if let Some((n, t)) = lines.next_if(|(_, l)| l.starts_with("tag ")) {
-            m.tag = Some(parse_i64(&t[4..]).ok_or_else(|| bad(n, "invalid tag"))?);
+            m.tag = Some(parse_tag_line(n, t)?);
         }
         // Entries arrive sorted (checked against the previous one, no copy kept) and
         // the map is built from the sorted list in one go (its nodes full: inserted
@@ -263,62 +259,363 @@ impl Manifest {
         let mut entries: Vec<(RelPath, Entry)> =
             Vec::with_capacity(newlines.min(text.len() / min_line));
         for (n, l) in lines {
-            let r = l
-                .strip_prefix("file ")
-                .ok_or_else(|| bad(n, "expected `file ...`"))?;
-            let mut parts = r.splitn(if with_owner { 6 } else { 4 }, ' ');
-            let (size, mode) = (parts.next(), parts.next());
-            let owner = if with_owner {
-                match (parts.next(), parts.next()) {
-                    (Some("-"), Some("-")) => Some(None),
-                    (Some(u), Some(g)) => parse_id(u)
-                        .zip(parse_id(g))
-                        .map(|(uid, gid)| Some(Owner { uid, gid })),
-                    _ => None,
-                }
-            } else {
-                Some(None)
-            };
-            let (Some(size), Some(mode), Some(owner), Some(digest), Some(path)) =
-                (size, mode, owner, parts.next(), parts.next())
-            else {
-                return Err(bad(
-                    n,
-                    if with_owner {
-                        "expected `file <size> <mode> <uid> <gid> <digest> <path>`"
-                    } else {
-                        "expected `file <size> <mode> <digest> <path>`"
-                    },
-                ));
-            };
-            let size = parse_u64(size).ok_or_else(|| bad(n, "invalid size"))?;
-            let mode = parse_mode(mode).ok_or_else(|| bad(n, "invalid mode"))?;
-            let digest = Digest::from_hex(hash, digest)
-                .ok_or_else(|| bad(n, format!("invalid {hash} digest")))?;
-            let path = record::decode_path(path).ok_or_else(|| bad(n, "invalid path encoding"))?;
-            let path = RelPath::new(&path).map_err(|e| bad(n, format!("path `{path}`: {e}")))?;
-            if path.is_meta() {
-                return Err(bad(
-                    n,
-                    format!("path `{path}` is inside rebound's metadata"),
-                ));
-            }
+            let (path, entry) = parse_file_line(n, l, with_owner, hash)?;
             if entries.last().is_some_and(|(p, _)| *p >= path) {
                 return Err(bad(n, "paths not sorted or duplicated"));
             }
-            entries.push((
-                path,
-                Entry {
-                    size,
-                    mode,
-                    owner,
-                    digest,
-                },
-            ));
+            entries.push((path, entry));
         }
         m.entries = entries.into_iter().collect();
         Ok((version, m))
     }
+}
+
+/// What a streamed manifest's lines before its entries say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub version: u32,
+    pub set: String,
+    pub generation: u64,
+    pub hash: HashAlgo,
+    pub tag: Option<i64>,
+}
+
+/// What a streamed manifest's trailer proved ([`Stream::finish`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Trailer {
+    /// BLAKE3 of the body (every byte before the `mac` lines): two manifests with
+    /// the same body say the same, whichever copy each was written for.
+    pub body: blake3::Hash,
+    /// The checksum of the `end` line (every byte before it): two slots with the same
+    /// one hold the same bytes.
+    pub sum: blake3::Hash,
+}
+
+/// The longest line a stream accepts: a path of 4096 bytes, every byte
+/// percent-encoded, and the fields before it fit well under it.
+const STREAM_LINE_MAX: u64 = 32 << 10;
+
+/// A manifest read line by line (the streaming boot, docs/design.md section 3.5),
+/// holding one line, never the file. Accepts exactly what [`Manifest::decode`] (or
+/// with `key`, [`Manifest::decode_keyed`]) accepts, but trusts nothing until
+/// [`Stream::finish`] has checked the `end` line (and the `mac` line of `key`): what
+/// a caller concluded from the entries before then is void if `finish` fails.
+/// Version 1 manifests (no owners) are refused: their first boot rewrites them.
+pub(crate) struct Stream<'k, R> {
+    input: R,
+    line: Vec<u8>,
+    /// A line read but not consumed: the first after the header (no `tag`) or after
+    /// the entries.
+    pending: bool,
+    n: usize,
+    read: u64,
+    sum: blake3::Hasher,
+    mac: Option<(&'k DeviceKey, blake3::Hasher)>,
+    parse: bool,
+    prev: String,
+    pub header: Header,
+}
+
+impl<R> std::fmt::Debug for Stream<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("line", &self.n)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'k, R: std::io::BufRead> Stream<'k, R> {
+    /// Reads the header. With `key` (and the set and copy its MAC is bound to), only a
+    /// version 3 manifest with a valid MAC of it passes [`Stream::finish`]. Without
+    /// `parse`, the entries are checked by the checksum only (a slot compared with one
+    /// that was parsed: same `body` hash, same content).
+    ///
+    /// # Errors
+    /// What is wrong with the header, or the read.
+    pub(crate) fn open(
+        input: R,
+        key: Option<(&'k DeviceKey, &str, &Path)>,
+        parse: bool,
+    ) -> Result<Stream<'k, R>, ManifestError> {
+        let mut s = Stream {
+            input,
+            line: Vec::new(),
+            pending: false,
+            n: 0,
+            read: 0,
+            sum: blake3::Hasher::new(),
+            mac: key.map(|(k, set, root)| (k, k.mac_start(set, root))),
+            parse,
+            prev: String::new(),
+            header: Header {
+                version: 0,
+                set: String::new(),
+                generation: 0,
+                hash: HashAlgo::Blake3,
+                tag: None,
+            },
+        };
+        let (_, v) = s.field(MANIFEST_MAGIC)?;
+        let version = parse_version(&v)?;
+        if version == MANIFEST_VERSION_1 {
+            return Err(ManifestError::Version(v));
+        }
+        if s.mac.is_some() && version != MANIFEST_VERSION_KEYED {
+            return Err(ManifestError::Unauthenticated(format!(
+                "version {version} manifest: not authenticated by the device key"
+            )));
+        }
+        let (n, set) = s.field("set")?;
+        let set = parse_set(n, set)?;
+        let (n, g) = s.field("generation")?;
+        let generation = parse_u64(&g).ok_or_else(|| bad(n, "invalid generation"))?;
+        let (n, h) = s.field("hash")?;
+        let hash: HashAlgo = h.parse().map_err(|e: String| bad(n, e))?;
+        s.next_line()?;
+        let tag = match s.text()? {
+            Some(t) if t.starts_with("tag ") => {
+                let v = parse_tag_line(s.n, t)?;
+                s.body_line();
+                Some(v)
+            }
+            _ => {
+                s.pending = true;
+                None
+            }
+        };
+        s.header = Header {
+            version,
+            set,
+            generation,
+            hash,
+            tag,
+        };
+        Ok(s)
+    }
+
+    /// The next entry in path order (`None` after the last one; its path is not
+    /// decoded without `parse`, and then `None` is returned for each entry too, as
+    /// `Some(None)`).
+    ///
+    /// # Errors
+    /// A malformed line, paths out of order, the read.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn next_entry(&mut self) -> Result<Option<Option<(RelPath, Entry)>>, ManifestError> {
+        if !self.pending {
+            self.next_line()?;
+        }
+        if !self.line.starts_with(b"file ") {
+            self.pending = true;
+            return Ok(None);
+        }
+        self.pending = false;
+        let entry = if self.parse {
+            let l = self.text()?.unwrap_or_default();
+            let (path, entry) = parse_file_line(self.n, l, true, self.header.hash)?;
+            if !self.prev.is_empty() && self.prev.as_str() >= path.as_str() {
+                return Err(bad(self.n, "paths not sorted or duplicated"));
+            }
+            self.prev.clear();
+            self.prev.push_str(path.as_str());
+            Some((path, entry))
+        } else {
+            None
+        };
+        self.body_line();
+        Ok(Some(entry))
+    }
+
+    /// Reads the rest and checks the trailer: the `mac` lines, then the `end` line
+    /// last, its checksum, and with a key, its MAC.
+    ///
+    /// # Errors
+    /// Why the manifest is not intact (or not authenticated).
+    pub(crate) fn finish(mut self) -> Result<Trailer, ManifestError> {
+        while self.next_entry()?.is_some() {}
+        let body = self.sum.clone().finalize();
+        let mut macs: Vec<(String, String)> = Vec::new();
+        loop {
+            let l = self.text()?.ok_or(ManifestError::Truncated)?;
+            if let Some(sum) = l.strip_prefix("end ") {
+                let ok = sum == self.sum.finalize().to_hex().as_str();
+                let sum = blake3::Hash::from_hex(sum).map_err(|_| ManifestError::Checksum)?;
+                self.next_line()?;
+                if !ok || !self.line.is_empty() {
+                    return Err(ManifestError::Checksum);
+                }
+                let (key, mut h) = match self.mac.take() {
+                    None => return Ok(Trailer { body, sum }),
+                    Some(k) => k,
+                };
+                let want = h.finalize();
+                zeroize::Zeroize::zeroize(&mut h);
+                let ours: Vec<&(String, String)> =
+                    macs.iter().filter(|(id, _)| id == key.id()).collect();
+                if ours.is_empty()
+                    || ours
+                        .iter()
+                        .any(|(_, m)| blake3::Hash::from_hex(m).ok() != Some(want))
+                {
+                    return Err(ManifestError::Unauthenticated(
+                        "not authenticated by the device key".into(),
+                    ));
+                }
+                return Ok(Trailer { body, sum });
+            }
+            let mac = l
+                .strip_prefix("mac ")
+                .and_then(|m| m.split_once(' '))
+                .filter(|(id, mac)| is_lower_hex(id, 16) && is_lower_hex(mac, 64))
+                .ok_or_else(|| bad(self.n, "expected `mac ...` or `end ...`"))?;
+            macs.push((mac.0.to_string(), mac.1.to_string()));
+            self.sum.update(&self.line);
+            self.next_line()?;
+        }
+    }
+
+    /// Reads line `n + 1` into `line` (empty at the end of the input).
+    fn next_line(&mut self) -> Result<(), ManifestError> {
+        use std::io::{BufRead as _, Read as _};
+        self.line.clear();
+        let got = (&mut self.input)
+            .take(STREAM_LINE_MAX)
+            .read_until(b'\n', &mut self.line)
+            .map_err(|e| bad(self.n + 1, e.to_string()))?;
+        self.read += got as u64;
+        self.n += 1;
+        if self.read > MANIFEST_MAX_BYTES {
+            return Err(bad(self.n, "larger than a manifest may be"));
+        }
+        if got > 0 && !self.line.ends_with(b"\n") {
+            return Err(ManifestError::Truncated);
+        }
+        Ok(())
+    }
+
+    /// The current line without its `\n` (`None` at the end of the input).
+    fn text(&self) -> Result<Option<&str>, ManifestError> {
+        match self.line.strip_suffix(b"\n") {
+            None => Ok(None),
+            Some(l) => std::str::from_utf8(l)
+                .map(Some)
+                .map_err(|_| bad(self.n, "not UTF-8")),
+        }
+    }
+
+    /// The current line belongs to the body: checksummed and MAC'd.
+    fn body_line(&mut self) {
+        self.sum.update(&self.line);
+        if let Some((_, h)) = &mut self.mac {
+            h.update(&self.line);
+        }
+    }
+
+    /// Reads a header line `key value`, part of the body.
+    fn field(&mut self, key: &str) -> Result<(usize, String), ManifestError> {
+        self.next_line()?;
+        let v = match self.text()? {
+            None => return Err(ManifestError::Truncated),
+            Some(l) => l
+                .strip_prefix(key)
+                .and_then(|r| r.strip_prefix(' '))
+                .map(str::to_string)
+                .ok_or_else(|| bad(self.n, format!("expected `{key} ...`")))?,
+        };
+        self.body_line();
+        Ok((self.n, v))
+    }
+}
+
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The format version of a manifest's first line (`rebound-manifest <version>`).
+fn parse_version(v: &str) -> Result<u32, ManifestError> {
+    match v {
+        "1" => Ok(MANIFEST_VERSION_1),
+        "2" => Ok(MANIFEST_VERSION),
+        "3" => Ok(MANIFEST_VERSION_KEYED),
+        _ => Err(ManifestError::Version(v.to_string())),
+    }
+}
+
+/// The value of the `set` line (line `n`).
+fn parse_set(n: usize, set: String) -> Result<String, ManifestError> {
+    if valid_set_name(&set) {
+        Ok(set)
+    } else {
+        Err(bad(n, format!("invalid set name `{set}`")))
+    }
+}
+
+/// A `tag <value>` line (line `n`).
+fn parse_tag_line(n: usize, l: &str) -> Result<i64, ManifestError> {
+    l.strip_prefix("tag ")
+        .and_then(parse_i64)
+        .ok_or_else(|| bad(n, "invalid tag"))
+}
+
+/// One `file ...` line (line `n`): its path and entry. Every rule but the order of
+/// the paths, which the caller checks against the previous line.
+fn parse_file_line(
+    n: usize,
+    l: &str,
+    with_owner: bool,
+    hash: HashAlgo,
+) -> Result<(RelPath, Entry), ManifestError> {
+    let r = l
+        .strip_prefix("file ")
+        .ok_or_else(|| bad(n, "expected `file ...`"))?;
+    let mut parts = r.splitn(if with_owner { 6 } else { 4 }, ' ');
+    let (size, mode) = (parts.next(), parts.next());
+    let owner = if with_owner {
+        match (parts.next(), parts.next()) {
+            (Some("-"), Some("-")) => Some(None),
+            (Some(u), Some(g)) => parse_id(u)
+                .zip(parse_id(g))
+                .map(|(uid, gid)| Some(Owner { uid, gid })),
+            _ => None,
+        }
+    } else {
+        Some(None)
+    };
+    let (Some(size), Some(mode), Some(owner), Some(digest), Some(path)) =
+        (size, mode, owner, parts.next(), parts.next())
+    else {
+        return Err(bad(
+            n,
+            if with_owner {
+                "expected `file <size> <mode> <uid> <gid> <digest> <path>`"
+            } else {
+                "expected `file <size> <mode> <digest> <path>`"
+            },
+        ));
+    };
+    let size = parse_u64(size).ok_or_else(|| bad(n, "invalid size"))?;
+    let mode = parse_mode(mode).ok_or_else(|| bad(n, "invalid mode"))?;
+    let digest =
+        Digest::from_hex(hash, digest).ok_or_else(|| bad(n, format!("invalid {hash} digest")))?;
+    let path = record::decode_path(path).ok_or_else(|| bad(n, "invalid path encoding"))?;
+    let path = RelPath::new(&path).map_err(|e| bad(n, format!("path `{path}`: {e}")))?;
+    if path.is_meta() {
+        return Err(bad(
+            n,
+            format!("path `{path}` is inside rebound's metadata"),
+        ));
+    }
+    Ok((
+        path,
+        Entry {
+            size,
+            mode,
+            owner,
+            digest,
+        },
+    ))
 }
 
 /// The generation a damaged manifest claims, read leniently: the first of its first

@@ -581,7 +581,9 @@ pub fn claims(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Result<BTreeSet<RelP
             set,
             &mut st,
             start.as_ref(),
-            &mut found,
+            &mut |p, s| {
+                found.insert(p, s);
+            },
             &out,
             false,
         );
@@ -600,7 +602,7 @@ fn named_paths(replicas: &[ReplicaState]) -> BTreeSet<RelPath> {
 }
 
 /// A golden replica at boot: whether it exists and is sealed, nothing else.
-fn observe_lazy(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Result<ReplicaState> {
+pub(crate) fn observe_lazy(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Result<ReplicaState> {
     // Read now so that a bad key file fails every run, not only the one that needs
     // the golden copy.
     golden_key(fs, set)?;
@@ -747,6 +749,22 @@ pub fn observe_paths(fs: &dyn Fs, set: &SetConfig, state: &mut SetState, paths: 
 /// # Errors
 /// Only if the root cannot even be examined.
 pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Result<ReplicaState> {
+    observe_meta_with(fs, set, root, role, true)
+}
+
+/// [`observe_meta`], with the manifest slots read (`slots`) or left to the caller (the
+/// streaming boot reads them line by line: `slots`, `current_slot`, `slot_current`,
+/// `generation_floor` and `manifest` stay blank).
+///
+/// # Errors
+/// Only if the root cannot even be examined.
+pub(crate) fn observe_meta_with(
+    fs: &dyn Fs,
+    set: &SetConfig,
+    root: &Path,
+    role: Role,
+    slots: bool,
+) -> Result<ReplicaState> {
     let root_exists = matches!(fs.dir_metadata(root, None)?, Some(m) if m.kind == Kind::Dir);
     let mut st = ReplicaState::blank(root, role, root_exists, Observed::Full);
     if !root_exists {
@@ -764,7 +782,9 @@ pub fn observe_meta(fs: &dyn Fs, set: &SetConfig, root: &Path, role: Role) -> Re
         Role::Golden => golden_key(fs, set)?,
         Role::Writable => None,
     };
-    read_slots(fs, set, root, &mut st, key.as_ref());
+    if slots {
+        read_slots(fs, set, root, &mut st, key.as_ref());
+    }
     if role == Role::Golden {
         st.sealed = matches!(
             fs.metadata(root, &RelPath::meta(&set.name, SEALED_MARKER)),
@@ -919,7 +939,9 @@ fn observe_files(
             set,
             st,
             start.as_ref(),
-            &mut found,
+            &mut |p, s| {
+                found.insert(p, s);
+            },
             named,
             hash,
         );
@@ -971,21 +993,7 @@ fn collect_temps(fs: &dyn Fs, set: &SetConfig, replicas: &mut [ReplicaState]) {
             }
         }
         for d in dirs.iter().filter(|d| !r.walked.contains(*d)) {
-            let Ok(entries) = fs.read_dir(&r.root, d.as_ref()) else {
-                continue;
-            };
-            for e in entries {
-                let Some(n) = &e.name else { continue };
-                if is_temp_name(n) && e.kind == Kind::File {
-                    let rel = match d {
-                        None => RelPath::new(n),
-                        Some(d) => d.join(n),
-                    };
-                    if let Ok(rel) = rel {
-                        r.junk.push(rel);
-                    }
-                }
-            }
+            r.junk.extend(temps_in(fs, &r.root, d.as_ref()));
         }
         // Listed now: a second call (after the golden manifest was read) only looks
         // in directories that became of interest since.
@@ -993,6 +1001,127 @@ fn collect_temps(fs: &dyn Fs, set: &SetConfig, replicas: &mut [ReplicaState]) {
         r.junk.sort();
         r.junk.dedup();
     }
+}
+
+/// The temporary files of the write protocol in directory `d` of `root` (none if it
+/// cannot be listed).
+fn temps_in(fs: &dyn Fs, root: &Path, d: Option<&RelPath>) -> Vec<RelPath> {
+    let Ok(entries) = fs.read_dir(root, d) else {
+        return Vec::new();
+    };
+    entries
+        .into_iter()
+        .filter(|e| e.kind == Kind::File)
+        .filter_map(|e| e.name.filter(|n| is_temp_name(n)))
+        .filter_map(|n| match d {
+            None => RelPath::new(&n).ok(),
+            Some(d) => d.join(&n).ok(),
+        })
+        .collect()
+}
+
+/// The selected files of a writable root, sorted by path, for the streaming boot
+/// ([`crate::stream`]): the walk of [`observe_files`] (watching each directory before
+/// listing it, as the first writable copy of a boot is), keeping only the paths.
+/// `None` when anything would make the full observation say more than "these files":
+/// a selected path that is not a regular file, a problem (an unreadable directory, a
+/// name that cannot be protected), a leftover temporary file where rebound writes.
+pub(crate) fn walk_sorted(
+    fs: &dyn Fs,
+    set: &SetConfig,
+    root: &Path,
+    watch: bool,
+) -> Option<PathList> {
+    let mut st = ReplicaState::blank(root, Role::Writable, true, Observed::Full);
+    st.watch = watch;
+    let mut list = PathList::default();
+    let mut odd = false;
+    let none = BTreeSet::new();
+    let mut cursor = fs.cursor(root);
+    let starts = set.walk_roots();
+    for start in &starts {
+        walk(
+            fs,
+            &mut *cursor,
+            set,
+            &mut st,
+            start.as_ref(),
+            &mut |p, s| match s {
+                FileState::File { .. } => list.push(p.as_str()),
+                _ => odd = true,
+            },
+            &none,
+            true,
+        );
+    }
+    drop(cursor);
+    if odd || list.too_long || !st.problems.is_empty() || !st.temps_seen.is_empty() {
+        return None;
+    }
+    // The directories `collect_temps` would list that the walk did not: the root,
+    // the version tag's, and those of files met as walk starts.
+    let mut dirs: BTreeSet<Option<RelPath>> = BTreeSet::new();
+    dirs.insert(None);
+    if let Some(vf) = &set.version_file {
+        dirs.insert(vf.parent());
+    }
+    dirs.extend(starts.iter().flatten().map(RelPath::parent));
+    if dirs
+        .iter()
+        .filter(|d| !st.walked.contains(*d))
+        .any(|d| !temps_in(fs, root, d.as_ref()).is_empty())
+    {
+        return None;
+    }
+    list.sort();
+    Some(list)
+}
+
+/// Paths in one string, sorted by [`PathList::sort`] in the order of [`RelPath`]
+/// (bytes): about 20 bytes a path of 15 characters, against about 100 for a map entry
+/// of [`ReplicaState::files`].
+#[derive(Debug, Default)]
+pub(crate) struct PathList {
+    text: String,
+    spans: Vec<(u32, u32)>,
+    too_long: bool,
+}
+
+impl PathList {
+    fn push(&mut self, p: &str) {
+        // Offsets are 32 bits: past 4 GiB of path text (hundreds of millions of
+        // files) the list is marked too long, and the streaming boot falls back.
+        match (u32::try_from(self.text.len()), u32::try_from(p.len())) {
+            (Ok(start), Ok(len)) if start.checked_add(len).is_some() => {
+                self.text.push_str(p);
+                self.spans.push((start, len));
+            }
+            _ => self.too_long = true,
+        }
+    }
+
+    fn sort(&mut self) {
+        let text = &self.text;
+        self.spans
+            .sort_unstable_by(|a, b| span(text, *a).cmp(span(text, *b)));
+        self.spans.shrink_to_fit();
+    }
+
+    /// How many paths.
+    pub(crate) fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Path `i` in sorted order.
+    pub(crate) fn get(&self, i: usize) -> Option<&str> {
+        self.spans.get(i).map(|s| span(&self.text, *s))
+    }
+}
+
+fn span(text: &str, (start, len): (u32, u32)) -> &str {
+    let start = start as usize;
+    text.get(start..start.saturating_add(len as usize))
+        .unwrap_or_default()
 }
 
 /// Fills [`ReplicaState::blocked`] of a writable replica: for each path of interest
@@ -1265,7 +1394,7 @@ fn walk_start(
     set: &SetConfig,
     st: &mut ReplicaState,
     p: &RelPath,
-    found: &mut BTreeMap<RelPath, FileState>,
+    found: &mut dyn FnMut(RelPath, FileState),
 ) -> Option<Option<RelPath>> {
     let m = match fs.metadata(&st.root, p) {
         Ok(Some(m)) if m.kind == Kind::Dir => {
@@ -1281,7 +1410,7 @@ fn walk_start(
         fs.watch_dir(&st.root, p.parent().as_ref());
     }
     if let Some(m) = m.filter(|_| set.selects(p)) {
-        found.insert(p.clone(), file_state(&m));
+        found(p.clone(), file_state(&m));
         if m.kind == Kind::File && st.stat_cache.is_some() {
             st.stats.insert(p.clone(), m);
         }
@@ -1351,7 +1480,7 @@ fn walk(
     set: &SetConfig,
     st: &mut ReplicaState,
     start: Option<&RelPath>,
-    found: &mut BTreeMap<RelPath, FileState>,
+    found: &mut dyn FnMut(RelPath, FileState),
     named: &BTreeSet<RelPath>,
     hash: bool,
 ) {
@@ -1393,7 +1522,7 @@ fn walk(
                 Kind::File if by_type && set.selects(&rel) => {
                     let rel = named.get(&rel).cloned().unwrap_or(rel);
                     // Placeholders, set from the open file by the hash.
-                    found.insert(
+                    found(
                         rel,
                         FileState::File {
                             size: 0,
@@ -1419,7 +1548,7 @@ fn walk(
                             error: e.to_string(),
                         },
                     };
-                    found.insert(rel, s);
+                    found(rel, s);
                 }
                 _ => {}
             }

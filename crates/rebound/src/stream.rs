@@ -1,0 +1,224 @@
+//! The streaming boot (docs/design.md section 3.5): the boot of an intact set in
+//! memory that does not grow with its manifest.
+//!
+//! A boot of an intact set decides nothing per file: every protected file holds what
+//! the manifest records in every writable copy, so the plan has no action. This module
+//! proves that case without materialising the set: the current manifest is read line by
+//! line ([`manifest::Stream`]) against the sorted list of each writable copy's selected
+//! files ([`observe::walk_sorted`]), in batches that are hashed in parallel and
+//! compared entry by entry. What it keeps per file is the path in one string (about 20
+//! bytes), not a decoded manifest and a map of file states (about 200 bytes).
+//!
+//! It only ever concludes "intact". At the first thing that is not (a file that does
+//! not verify, a slot that differs, an extra file, leftovers, a set with parity or a
+//! stat cache, an error), it gives up and the boot observes and plans the set in full
+//! ([`crate::engine`]), which reads everything again: the files hashed before the
+//! first damaged one are read twice. Everything but the entries is decided by the
+//! planner itself ([`plan::plan`]), on the set's state with each manifest's entries
+//! left out: the authority, the tags, the slots, the golden copy, junk and staged
+//! content are what a full boot would decide, and the result stands only if that plan
+//! is empty. Per path, "intact everywhere" is exactly the case in which the planner's
+//! per-path decision has nothing to do (`plan::decide_path`).
+
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{Role, SetConfig};
+use crate::fs::Fs;
+use crate::hashing;
+use crate::keys::DeviceKey;
+use crate::manifest::{Entry, Header, Manifest, Stream, Trailer};
+use crate::names::MANIFEST_SLOTS;
+use crate::observe::{self, PathList, SetState, SlotState};
+use crate::plan::{self, Authority, Plan, Planned};
+use crate::relpath::RelPath;
+
+/// Entries compared per batch: their paths and results (about 200 bytes an entry)
+/// exist for one batch at a time.
+const BATCH: usize = 4096;
+
+/// The state and plan of `set` if it is intact (the plan then has no action, finding
+/// or warning); `None` if anything is not, or cannot be shown to be: then observe and
+/// plan it in full. `watch`: the walk watches the first writable copy's directories
+/// for the change journal, as [`observe::observe`] does at boot.
+pub(crate) fn intact(fs: &dyn Fs, set: &SetConfig, watch: bool) -> Option<(SetState, Plan)> {
+    // Parity records and the stat cache are per file: those sets are planned in full.
+    if set.parity.is_some() || set.changed_only {
+        return None;
+    }
+    let key = set.device_key().ok()?;
+    let mut replicas = Vec::with_capacity(set.replicas.len());
+    let mut lists: Vec<PathList> = Vec::new();
+    for r in &set.replicas {
+        match r.role {
+            Role::Golden => replicas.push(observe::observe_lazy(fs, set, &r.root).ok()?),
+            Role::Writable => {
+                let st =
+                    observe::observe_meta_with(fs, set, &r.root, Role::Writable, false).ok()?;
+                if !st.root_exists {
+                    return None;
+                }
+                lists.push(observe::walk_sorted(
+                    fs,
+                    set,
+                    &r.root,
+                    watch && lists.is_empty(),
+                )?);
+                replicas.push(st);
+            }
+        }
+    }
+    let roots: Vec<&Path> = set.writable().map(|(_, r)| r.root.as_path()).collect();
+    let first = *roots.first()?;
+    let slot = |i: usize| RelPath::meta(&set.name, MANIFEST_SLOTS[i]);
+    // The first copy's first slot, entry by entry against every copy's files.
+    let mut stream = open(fs, set, key, first, &slot(0), true)?;
+    let header = stream.header.clone();
+    if header.set != set.name || header.hash != set.hash {
+        return None;
+    }
+    let files = compare(fs, set, &roots, &lists, &mut stream)?;
+    let reference = stream.finish().ok()?;
+    // Every slot of every copy: intact, and the same body (the same bytes within a
+    // copy: a keyed manifest's MAC differs from copy to copy).
+    for root in &roots {
+        let mut sums = Vec::with_capacity(MANIFEST_SLOTS.len());
+        for i in 0..MANIFEST_SLOTS.len() {
+            let t = if *root == first && i == 0 {
+                reference
+            } else {
+                check(fs, set, key, root, &slot(i), &header)?
+            };
+            if t.body != reference.body {
+                return None;
+            }
+            sums.push(t.sum);
+        }
+        if sums.windows(2).any(|w| w[0] != w[1]) {
+            return None;
+        }
+    }
+    // The rest is the planner's: each copy's state with its manifest's entries left out.
+    for st in replicas.iter_mut().filter(|r| r.role == Role::Writable) {
+        st.slots = vec![SlotState::Intact(header.generation); MANIFEST_SLOTS.len()];
+        st.current_slot = Some(0);
+        st.slot_current = vec![true; MANIFEST_SLOTS.len()];
+        st.generation_floor = Some(header.generation);
+        st.manifest = Some(Arc::new(Manifest::new(
+            &set.name,
+            header.generation,
+            header.hash,
+            header.tag,
+        )));
+    }
+    let state = SetState {
+        set: set.name.clone(),
+        hash: set.hash,
+        replicas,
+        parity: None,
+        threads: set.threads,
+    };
+    let Ok(Planned::Complete(mut p)) = plan::plan(set, &state) else {
+        return None;
+    };
+    let empty = p.actions.is_empty()
+        && p.findings.is_empty()
+        && p.warnings.is_empty()
+        && p.lost.is_empty()
+        && matches!(p.authority, Authority::Manifest { .. });
+    if !empty {
+        return None;
+    }
+    p.files = files;
+    // The target is the manifest on disk, unchanged; it was not kept (a boot with
+    // nothing to write does not need it).
+    p.manifest = None;
+    Some((state, p))
+}
+
+/// Compares every entry of `stream` with the file at its path in each copy: the copies
+/// hold exactly the manifest's paths (the sorted lists, position by position), every
+/// path is selected, and each file hashes to its entry with its size, mode and owner.
+/// Returns the number of entries.
+fn compare(
+    fs: &dyn Fs,
+    set: &SetConfig,
+    roots: &[&Path],
+    lists: &[PathList],
+    stream: &mut Stream<'_, impl std::io::BufRead>,
+) -> Option<usize> {
+    let mut done = 0usize;
+    let mut batch: Vec<(RelPath, Entry)> = Vec::with_capacity(BATCH);
+    loop {
+        let next = stream.next_entry().ok()?;
+        let end = next.is_none();
+        if let Some(e) = next {
+            let (path, entry) = e?;
+            if !set.selects(&path) {
+                return None;
+            }
+            batch.push((path, entry));
+        }
+        if batch.len() == BATCH || (end && !batch.is_empty()) {
+            for (root, list) in roots.iter().zip(lists) {
+                let listed = batch
+                    .iter()
+                    .enumerate()
+                    .all(|(k, (p, _))| list.get(done + k) == Some(p.as_str()));
+                if !listed {
+                    return None;
+                }
+                let jobs: Vec<(&Path, &RelPath)> = batch.iter().map(|(p, _)| (*root, p)).collect();
+                let results = hashing::hash_files(fs, &jobs, set.hash, set.threads);
+                let intact = results.iter().zip(&batch).all(|(r, (_, e))| {
+                    r.as_ref().is_ok_and(|h| {
+                        h.digest == e.digest
+                            && h.size == e.size
+                            && h.mode == e.mode
+                            && e.owner == Some(h.owner)
+                    })
+                });
+                if !intact {
+                    return None;
+                }
+            }
+            done += batch.len();
+            batch.clear();
+        }
+        if end {
+            break;
+        }
+    }
+    lists.iter().all(|l| l.len() == done).then_some(done)
+}
+
+/// A slot opened for streaming, with the set's device key bound to its copy.
+fn open<'k, 'f>(
+    fs: &'f dyn Fs,
+    set: &SetConfig,
+    key: Option<&'k DeviceKey>,
+    root: &Path,
+    rel: &RelPath,
+    parse: bool,
+) -> Option<Stream<'k, BufReader<Box<dyn std::io::Read + Send + 'f>>>> {
+    let input = BufReader::with_capacity(hashing::CHUNK / 4, fs.open_read(root, rel).ok()?);
+    Stream::open(input, key.map(|k| (k, set.name.as_str(), root)), parse).ok()
+}
+
+/// A slot checked without decoding its entries: intact (and authenticated, with a
+/// key), with the header of the reference.
+fn check(
+    fs: &dyn Fs,
+    set: &SetConfig,
+    key: Option<&DeviceKey>,
+    root: &Path,
+    rel: &RelPath,
+    header: &Header,
+) -> Option<Trailer> {
+    let s = open(fs, set, key, root, rel, false)?;
+    if s.header != *header {
+        return None;
+    }
+    s.finish().ok()
+}
