@@ -1025,4 +1025,120 @@ mod tests {
             prop_assert_eq!(Manifest::decode(&m.encode()), Ok(m));
         }
     }
+
+    /// A manifest read through [`Stream`] (open, every entry, finish), or `None`
+    /// where the stream refuses it.
+    fn streamed(bytes: &[u8], key: Option<(&DeviceKey, &str, &Path)>) -> Option<Manifest> {
+        let mut s = Stream::open(bytes, key, true).ok()?;
+        let h = s.header.clone();
+        let mut m = Manifest::new(&h.set, h.generation, h.hash, h.tag);
+        while let Some(e) = s.next_entry().ok()? {
+            let (p, e) = e?;
+            m.entries.insert(p, e);
+        }
+        s.finish().ok()?;
+        Some(m)
+    }
+
+    /// The stream's trailer without parsing the entries.
+    fn scanned(bytes: &[u8], key: Option<(&DeviceKey, &str, &Path)>) -> Option<Trailer> {
+        Stream::open(bytes, key, false).ok()?.finish().ok()
+    }
+
+    #[test]
+    fn a_stream_reads_what_decode_reads() {
+        let (k, k2) = (key(1), key(2));
+        let root = Path::new("/data");
+        let m = sample();
+        let plain = m.encode();
+        assert_eq!(streamed(&plain, None), Some(m.clone()));
+        let keyed = m.encode_for(
+            Signers {
+                keys: [Some(&k), Some(&k2)],
+            },
+            root,
+        );
+        assert_eq!(streamed(&keyed, None), Some(m.clone()));
+        assert_eq!(
+            streamed(&keyed, Some((&k, "config", root))),
+            Some(m.clone())
+        );
+        assert_eq!(
+            streamed(&keyed, Some((&k2, "config", root))),
+            Some(m.clone())
+        );
+        // The MAC binds the key, the set and the copy; a version 2 manifest has none.
+        let other = key(3);
+        assert_eq!(streamed(&keyed, Some((&other, "config", root))), None);
+        assert_eq!(streamed(&keyed, Some((&k, "other", root))), None);
+        assert_eq!(
+            streamed(&keyed, Some((&k, "config", Path::new("/b")))),
+            None
+        );
+        assert_eq!(streamed(&plain, Some((&k, "config", root))), None);
+        // Same body, whichever copy it was written for; the `end` sums differ.
+        let elsewhere = m.encode_for(
+            Signers {
+                keys: [Some(&k), Some(&k2)],
+            },
+            Path::new("/b"),
+        );
+        let (a, b) = (
+            scanned(&elsewhere, None).unwrap(),
+            scanned(&keyed, None).unwrap(),
+        );
+        assert_eq!(a.body, b.body);
+        assert_ne!(a.sum, b.sum);
+        // Version 1 (no owners) is left to the full decoder; so is anything after
+        // the `end` line.
+        assert!(Manifest::decode(doc(1, "3 4755 352441c2 f").as_bytes()).is_ok());
+        assert_eq!(streamed(doc(1, "3 4755 352441c2 f").as_bytes(), None), None);
+        let mut extra = plain.clone();
+        extra.extend_from_slice(b"file 1 644 0 0 00 x\n");
+        assert!(Manifest::decode(&extra).is_err());
+        assert_eq!(streamed(&extra, None), None);
+        assert_eq!(scanned(&extra, None), None);
+    }
+
+    proptest! {
+        /// Whatever the damage (a byte changed, inserted or removed, the file cut), a
+        /// stream accepts only what decode accepts, and reads the same manifest; the
+        /// scan without parsing accepts only what decode accepts too.
+        #[test]
+        fn a_stream_accepts_nothing_decode_refuses(
+            keyed in any::<bool>(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            how in 0..4u8,
+        ) {
+            let k = key(1);
+            let root = Path::new("/data");
+            let m = sample();
+            let mut bytes = if keyed {
+                m.encode_for(Signers { keys: [Some(&k), None] }, root)
+            } else {
+                m.encode()
+            };
+            let i = at.index(bytes.len());
+            match how {
+                0 => bytes[i] = byte,
+                1 => bytes.insert(i, byte),
+                2 => {
+                    bytes.remove(i);
+                }
+                _ => bytes.truncate(i),
+            }
+            let key_of = keyed.then_some((&k, "config", root));
+            let decoded = match key_of {
+                Some((k, set, root)) => Manifest::decode_keyed(&bytes, k, set, root),
+                None => Manifest::decode(&bytes),
+            };
+            if let Some(s) = streamed(&bytes, key_of) {
+                prop_assert_eq!(decoded.clone(), Ok(s));
+            }
+            if scanned(&bytes, key_of).is_some() {
+                prop_assert!(decoded.is_ok());
+            }
+        }
+    }
 }

@@ -222,3 +222,220 @@ fn check(
     }
     s.finish().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::Engine;
+    use crate::fs::os::OsFs;
+    use crate::observe::Depth;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A sealed set in a temporary directory: `golden` mode (live + golden), or
+    /// `mirror` (two copies, a version tag); `extra` is added to the set's table.
+    struct Dev {
+        dir: tempfile::TempDir,
+        config: Config,
+    }
+
+    impl Dev {
+        fn new(mirror: bool, extra: &str) -> Dev {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path();
+            let text = if mirror {
+                format!(
+                    "[[set]]\nname = \"s\"\nmode = \"mirror\"\nreplicas = [\"{0}/a\", \"{0}/b\"]\ninclude = [\"etc/**\", \"app.bin\"]\nexclude = [\"etc/skip/**\"]\nversion_file = \"ver\"\n{extra}",
+                    p.display()
+                )
+            } else {
+                format!(
+                    "[[set]]\nname = \"s\"\nmode = \"golden\"\nlive = \"{0}/a\"\ngolden = \"{0}/g\"\ninclude = [\"etc/**\", \"app.bin\"]\nexclude = [\"etc/skip/**\"]\n{extra}",
+                    p.display()
+                )
+            };
+            for (rel, body) in [
+                ("a/app.bin", "app"),
+                ("a/etc/a.conf", "a"),
+                ("a/etc/a-b", "ab"),
+                ("a/etc/a/x.conf", "ax"),
+                ("a/etc/a0", "a0"),
+                ("a/etc/skip/ignored", "i"),
+                ("a/other", "not selected"),
+            ] {
+                let f = p.join(rel);
+                fs::create_dir_all(f.parent().unwrap()).unwrap();
+                fs::write(f, body).unwrap();
+            }
+            if mirror {
+                fs::write(p.join("a/ver"), "1\n").unwrap();
+                fs::create_dir_all(p.join("b")).unwrap();
+            } else {
+                fs::create_dir_all(p.join("g")).unwrap();
+            }
+            let path = p.join("rebound.toml");
+            fs::write(&path, &text).unwrap();
+            let config = Config::load(&path).unwrap();
+            let d = Dev { dir, config };
+            let os = OsFs::new();
+            let e = Engine::new(&os);
+            if mirror {
+                e.boot(&d.config, &[], false).unwrap();
+            } else {
+                e.seal(&d.config, &[], false, false).unwrap();
+            }
+            d
+        }
+
+        fn p(&self, rel: &str) -> std::path::PathBuf {
+            self.dir.path().join(rel)
+        }
+
+        /// The streamed result, checked against the full observation and plan: when
+        /// the stream says intact, the full plan is empty and says the same.
+        fn streamed(&self) -> bool {
+            let fs = OsFs::new();
+            let set = &self.config.sets[0];
+            let fast = intact(&fs, set, false);
+            let (_, full) = Engine::new(&fs).plan_set(set, Depth::Boot).unwrap();
+            let Some((_, p)) = fast else { return false };
+            assert!(full.actions.is_empty(), "{:?}", full.actions);
+            assert!(full.findings.is_empty(), "{:?}", full.findings);
+            assert!(full.warnings.is_empty(), "{:?}", full.warnings);
+            assert!(full.lost.is_empty());
+            assert_eq!(
+                (p.authority, p.generation, p.tag, p.files, p.golden),
+                (
+                    full.authority,
+                    full.generation,
+                    full.tag,
+                    full.files,
+                    full.golden
+                )
+            );
+            true
+        }
+    }
+
+    fn meta(d: &Dev, root: &str, name: &str) -> std::path::PathBuf {
+        d.p(&format!("{root}/.rebound/s/{name}"))
+    }
+
+    #[test]
+    fn an_intact_set_is_streamed_and_planned_as_the_full_boot_plans_it() {
+        for mirror in [false, true] {
+            let d = Dev::new(mirror, "");
+            assert!(d.streamed(), "mirror {mirror}");
+            // A file outside the patterns changes nothing.
+            fs::write(d.p("a/other"), "changed").unwrap();
+            fs::write(d.p("a/etc/skip/ignored"), "changed").unwrap();
+            assert!(d.streamed(), "mirror {mirror}");
+        }
+        let d = Dev::new(false, "hash = \"crc32\"\n");
+        assert!(d.streamed());
+    }
+
+    /// Each kind of damage or leftover the full boot acts on or reports: never
+    /// streamed.
+    #[test]
+    fn anything_not_intact_falls_back_to_the_full_boot() {
+        type Harm = fn(&Dev);
+        let harms: Vec<(&str, Harm)> = vec![
+            ("content", |d| fs::write(d.p("a/etc/a0"), "b0").unwrap()),
+            ("missing", |d| {
+                fs::remove_file(d.p("a/etc/a/x.conf")).unwrap()
+            }),
+            ("mode", |d| {
+                fs::set_permissions(d.p("a/app.bin"), fs::Permissions::from_mode(0o600)).unwrap()
+            }),
+            ("new file", |d| fs::write(d.p("a/etc/new"), "n").unwrap()),
+            ("link", |d| {
+                fs::remove_file(d.p("a/etc/a.conf")).unwrap();
+                std::os::unix::fs::symlink("a-b", d.p("a/etc/a.conf")).unwrap();
+            }),
+            ("slot missing", |d| {
+                fs::remove_file(meta(d, "a", "manifest.1")).unwrap()
+            }),
+            ("slot damaged", |d| {
+                let p = meta(d, "a", "manifest.0");
+                let mut b = fs::read(&p).unwrap();
+                b[30] ^= 1;
+                fs::write(p, b).unwrap();
+            }),
+            ("temp file", |d| {
+                fs::write(d.p("a/etc/.rebound-tmp-1-2"), "t").unwrap()
+            }),
+            ("temp at the root", |d| {
+                fs::write(d.p("a/.rebound-tmp-1-2"), "t").unwrap()
+            }),
+            ("staged", |d| {
+                fs::create_dir_all(meta(d, "a", "stage")).unwrap();
+                fs::write(meta(d, "a", "stage/00"), "x").unwrap();
+            }),
+        ];
+        for mirror in [false, true] {
+            for (what, harm) in &harms {
+                let d = Dev::new(mirror, "");
+                harm(&d);
+                assert!(!d.streamed(), "{what} (mirror {mirror})");
+            }
+        }
+        // Golden mode: the golden copy unsealed matters only where the live copy has
+        // no manifest (its fallback); the planner says so, on the streamed state too.
+        let d = Dev::new(false, "");
+        fs::remove_file(meta(&d, "g", "sealed")).unwrap();
+        assert!(d.streamed());
+        fs::remove_dir_all(d.p("g")).unwrap();
+        assert!(!d.streamed(), "golden copy missing: reported");
+        // Mirror mode: the second copy damaged, or a tag behind or ahead.
+        for harm in [
+            |d: &Dev| fs::write(d.p("b/app.bin"), "bad").unwrap(),
+            |d: &Dev| fs::write(d.p("b/ver"), "0\n").unwrap(),
+            |d: &Dev| fs::write(d.p("a/ver"), "2\n").unwrap(),
+            |d: &Dev| fs::remove_file(meta(d, "b", "manifest.0")).unwrap(),
+        ] {
+            let d = Dev::new(true, "");
+            harm(&d);
+            assert!(!d.streamed());
+        }
+    }
+
+    #[test]
+    fn a_path_no_longer_selected_or_a_parity_set_is_not_streamed() {
+        let d = Dev::new(false, "");
+        let text = fs::read_to_string(d.p("rebound.toml"))
+            .unwrap()
+            .replace("\"etc/skip/**\"", "\"etc/skip/**\", \"etc/a0\"");
+        fs::write(d.p("rebound.toml"), text).unwrap();
+        let c = Config::load(&d.p("rebound.toml")).unwrap();
+        assert!(intact(&OsFs::new(), &c.sets[0], false).is_none());
+        let d = Dev::new(false, "changed_only = true\n");
+        assert!(intact(&OsFs::new(), &d.config.sets[0], false).is_none());
+    }
+
+    #[test]
+    fn keyed_manifests_are_streamed_with_their_key_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("device.key");
+        fs::write(&key, [7u8; 32]).unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        for mirror in [false, true] {
+            let d = Dev::new(mirror, &format!("device_key = \"{}\"\n", key.display()));
+            assert!(d.streamed(), "mirror {mirror}");
+            // The same manifest with its `mac` lines taken out and its checksum
+            // made again (what anyone can write): not trusted.
+            let slot = meta(&d, "a", "manifest.1");
+            let bytes = fs::read(&slot).unwrap();
+            let text = String::from_utf8(bytes).unwrap();
+            let body: String = text
+                .lines()
+                .filter(|l| !l.starts_with("mac ") && !l.starts_with("end "))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            fs::write(&slot, crate::record::seal(body)).unwrap();
+            assert!(!d.streamed(), "mirror {mirror}");
+        }
+    }
+}
