@@ -10,7 +10,7 @@
 //! bytes), not a decoded manifest and a map of file states (about 200 bytes).
 //!
 //! It only ever concludes "intact". At the first thing that is not (a file that does
-//! not verify, a slot that differs, an extra file, leftovers, a set with parity or a
+//! not verify, a slot that differs, a leftover, a set with parity or a
 //! stat cache, an error), it gives up and the boot observes and plans the set in full
 //! ([`crate::engine`]), which reads everything again: the files hashed before the
 //! first damaged one are read twice. Everything but the entries is decided by the
@@ -137,10 +137,10 @@ pub(crate) fn intact(fs: &dyn Fs, set: &SetConfig, watch: bool) -> Option<(SetSt
     Some((state, p))
 }
 
-/// Compares every entry of `stream` with the file at its path in each copy: the copies
-/// hold exactly the manifest's paths (the sorted lists, position by position), every
-/// path is selected, and each file hashes to its entry with its size, mode and owner.
-/// Returns the number of entries.
+/// Compares every entry of `stream` with the file at its path in each copy: each copy
+/// lists every path of the manifest (its other selected files are not protected and
+/// the planner leaves them alone), every path is selected, and each file hashes to its
+/// entry with its size, mode and owner. Returns the number of entries.
 fn compare(
     fs: &dyn Fs,
     set: &SetConfig,
@@ -149,6 +149,9 @@ fn compare(
     stream: &mut Stream<'_, impl std::io::BufRead>,
 ) -> Option<usize> {
     let mut done = 0usize;
+    // Per copy, the position in its sorted list: both sequences are sorted, so one
+    // forward merge finds each path.
+    let mut at = vec![0usize; lists.len()];
     let mut batch: Vec<(RelPath, Entry)> = Vec::with_capacity(BATCH);
     loop {
         let next = stream.next_entry().ok()?;
@@ -161,13 +164,15 @@ fn compare(
             batch.push((path, entry));
         }
         if batch.len() == BATCH || (end && !batch.is_empty()) {
-            for (root, list) in roots.iter().zip(lists) {
-                let listed = batch
-                    .iter()
-                    .enumerate()
-                    .all(|(k, (p, _))| list.get(done + k) == Some(p.as_str()));
-                if !listed {
-                    return None;
+            for ((root, list), at) in roots.iter().zip(lists).zip(at.iter_mut()) {
+                for (p, _) in &batch {
+                    while list.get(*at).is_some_and(|l| l < p.as_str()) {
+                        *at += 1;
+                    }
+                    if list.get(*at) != Some(p.as_str()) {
+                        return None;
+                    }
+                    *at += 1;
                 }
                 let jobs: Vec<(&Path, &RelPath)> = batch.iter().map(|(p, _)| (*root, p)).collect();
                 let results = hashing::hash_files(fs, &jobs, set.hash, set.threads);
@@ -187,10 +192,9 @@ fn compare(
             batch.clear();
         }
         if end {
-            break;
+            return Some(done);
         }
     }
-    lists.iter().all(|l| l.len() == done).then_some(done)
 }
 
 /// A slot opened for streaming, with the set's device key bound to its copy.
@@ -332,6 +336,12 @@ mod tests {
             fs::write(d.p("a/other"), "changed").unwrap();
             fs::write(d.p("a/etc/skip/ignored"), "changed").unwrap();
             assert!(d.streamed(), "mirror {mirror}");
+            // Nor does a selected file no manifest names: not protected until it
+            // is committed, and left alone.
+            for new in ["a/etc/0", "a/etc/a/new", "a/etc/zz", "a/etc/a.d"] {
+                fs::write(d.p(new), "n").unwrap();
+            }
+            assert!(d.streamed(), "mirror {mirror}");
         }
         let d = Dev::new(false, "hash = \"crc32\"\n");
         assert!(d.streamed());
@@ -350,7 +360,6 @@ mod tests {
             ("mode", |d| {
                 fs::set_permissions(d.p("a/app.bin"), fs::Permissions::from_mode(0o600)).unwrap()
             }),
-            ("new file", |d| fs::write(d.p("a/etc/new"), "n").unwrap()),
             ("link", |d| {
                 fs::remove_file(d.p("a/etc/a.conf")).unwrap();
                 std::os::unix::fs::symlink("a-b", d.p("a/etc/a.conf")).unwrap();
