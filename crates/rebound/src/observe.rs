@@ -1107,11 +1107,6 @@ impl PathList {
         self.spans.shrink_to_fit();
     }
 
-    /// How many paths.
-    pub(crate) fn len(&self) -> usize {
-        self.spans.len()
-    }
-
     /// Path `i` in sorted order.
     pub(crate) fn get(&self, i: usize) -> Option<&str> {
         self.spans.get(i).map(|s| span(&self.text, *s))
