@@ -295,7 +295,7 @@ pub(crate) struct Trailer {
 /// percent-encoded, and the fields before it fit well under it.
 const STREAM_LINE_MAX: u64 = 32 << 10;
 
-/// A manifest read line by line (the streaming boot, docs/design.md section 3.5),
+/// A manifest read line by line (the streaming boot, docs/design.md section 3.2),
 /// holding one line, never the file. Accepts exactly what [`Manifest::decode`] (or
 /// with `key`, [`Manifest::decode_keyed`]) accepts, but trusts nothing until
 /// [`Stream::finish`] has checked the `end` line (and the `mac` line of `key`): what

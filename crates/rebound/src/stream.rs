@@ -1,4 +1,4 @@
-//! The streaming boot (docs/design.md section 3.5): the boot of an intact set in
+//! The streaming boot (docs/design.md section 3.2): the boot of an intact set in
 //! memory that does not grow with its manifest.
 //!
 //! A boot of an intact set decides nothing per file: every protected file holds what
