@@ -1038,8 +1038,7 @@ pub(crate) fn walk_sorted(
     let mut odd = false;
     let none = BTreeSet::new();
     let mut cursor = fs.cursor(root);
-    let starts = set.walk_roots();
-    for start in &starts {
+    for start in &set.walk_roots() {
         walk(
             fs,
             &mut *cursor,
@@ -1055,25 +1054,34 @@ pub(crate) fn walk_sorted(
         );
     }
     drop(cursor);
-    if odd || list.too_long || !st.problems.is_empty() || !st.temps_seen.is_empty() {
+    if odd || list.too_long || !st.problems.is_empty() {
         return None;
     }
-    // The directories `collect_temps` would list that the walk did not: the root,
-    // the version tag's, and those of files met as walk starts.
+    list.sort();
+    // Leftover temporary files where `collect_temps` would look (and the full boot
+    // remove them): the directories of the selected files (the manifest's paths are
+    // among them, or the stream gives up), the root and the version tag's directory.
     let mut dirs: BTreeSet<Option<RelPath>> = BTreeSet::new();
     dirs.insert(None);
     if let Some(vf) = &set.version_file {
         dirs.insert(vf.parent());
     }
-    dirs.extend(starts.iter().flatten().map(RelPath::parent));
-    if dirs
-        .iter()
-        .filter(|d| !st.walked.contains(*d))
-        .any(|d| !temps_in(fs, root, d.as_ref()).is_empty())
+    let mut last: Option<&str> = None;
+    for p in list.iter() {
+        let d = p.rfind('/').map(|i| &p[..i]);
+        if d != last {
+            dirs.insert(d.and_then(|d| RelPath::new(d).ok()));
+            last = d;
+        }
+    }
+    if st.temps_seen.iter().any(|t| dirs.contains(&t.parent()))
+        || dirs
+            .iter()
+            .filter(|d| !st.walked.contains(*d))
+            .any(|d| !temps_in(fs, root, d.as_ref()).is_empty())
     {
         return None;
     }
-    list.sort();
     Some(list)
 }
 
@@ -1105,6 +1113,11 @@ impl PathList {
         self.spans
             .sort_unstable_by(|a, b| span(text, *a).cmp(span(text, *b)));
         self.spans.shrink_to_fit();
+    }
+
+    /// The paths, in sorted order once sorted.
+    fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.spans.iter().map(|s| span(&self.text, *s))
     }
 
     /// Path `i` in sorted order.
