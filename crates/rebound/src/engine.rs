@@ -1507,16 +1507,16 @@ fn list_tree(fs: &dyn Fs, root: &Path) -> Result<Vec<RelPath>> {
     let mut stack: Vec<Option<RelPath>> = vec![None];
     while let Some(dir) = stack.pop() {
         for e in fs.read_dir(root, dir.as_ref())? {
-            let name = e.name.ok_or_else(|| {
-                Error::Usage(format!(
+            let Some(name) = &e.name else {
+                return Err(Error::Usage(format!(
                     "{}/{}: file name is not UTF-8",
                     crate::fs::full_dir(root, dir.as_ref()).display(),
-                    e.display
-                ))
-            })?;
+                    e.display()
+                )));
+            };
             let rel = match &dir {
-                None => RelPath::new(&name),
-                Some(d) => d.join(&name),
+                None => RelPath::new(name),
+                Some(d) => d.join(name),
             }
             .map_err(|e| Error::Usage(e.to_string()))?;
             match e.kind {

@@ -417,13 +417,13 @@ impl Pass<'_, '_> {
             return;
         }
         drop(opening);
-        let name = full(root, rel);
+        // The path is made only for a message (most files have none).
         let r = hash_counted(
             &mut AtReader {
                 file: &*open.file,
                 pos: 0,
             },
-            &name,
+            &|| full(root, rel),
             self.algo,
             buf,
         )
@@ -541,7 +541,8 @@ impl Split {
             file: &*self.open.file,
             pos: 0,
         };
-        let r = hash_counted(&mut r, &self.name, HashAlgo::Blake3, buf).map(|(d, n)| hashed(d, n));
+        let r = hash_counted(&mut r, &|| self.name.clone(), HashAlgo::Blake3, buf)
+            .map(|(d, n)| hashed(d, n));
         (r, false)
     }
 
@@ -695,7 +696,7 @@ fn hash_one(
     buf: &mut [u8],
 ) -> Result<Hashed> {
     let (mut r, perm) = cursor.open_read_perm(rel)?;
-    let (digest, size) = hash_counted(&mut *r, &full(root, rel), algo, buf)?;
+    let (digest, size) = hash_counted(&mut *r, &|| full(root, rel), algo, buf)?;
     Ok(Hashed {
         digest,
         size,
@@ -714,13 +715,13 @@ pub fn hash_reader(
     algo: HashAlgo,
     buf: &mut [u8],
 ) -> Result<Digest> {
-    hash_counted(r, name, algo, buf).map(|(d, _)| d)
+    hash_counted(r, &|| name.to_path_buf(), algo, buf).map(|(d, _)| d)
 }
 
 /// The one hash loop: the digest of everything `r` yields, and how many bytes that was.
 fn hash_counted(
     r: &mut dyn Read,
-    name: &Path,
+    name: &dyn Fn() -> PathBuf,
     algo: HashAlgo,
     buf: &mut [u8],
 ) -> Result<(Digest, u64)> {
@@ -734,7 +735,7 @@ fn hash_counted(
                 size += n as u64;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read", name, e)),
+            Err(e) => return Err(Error::io("read", name(), e)),
         }
     }
 }

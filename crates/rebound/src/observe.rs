@@ -877,7 +877,7 @@ fn read_meta_dir(fs: &dyn Fs, set: &SetConfig, root: &Path, st: &mut ReplicaStat
                 } else if n == DISPLACED_DIR && e.kind == Kind::Dir {
                     if let Ok(d) = meta.join(DISPLACED_DIR) {
                         if let Ok(list) = fs.read_dir(root, Some(&d)) {
-                            st.displaced = list.into_iter().map(|e| e.display).collect();
+                            st.displaced = list.iter().map(|e| e.display().to_string()).collect();
                         }
                     }
                 }
@@ -1020,21 +1020,41 @@ fn temps_in(fs: &dyn Fs, root: &Path, d: Option<&RelPath>) -> Vec<RelPath> {
         .collect()
 }
 
-/// The selected files of a writable root, sorted by path, for the streaming boot
-/// ([`crate::stream`]): the walk of [`observe_files`] (watching each directory before
-/// listing it, as the first writable copy of a boot is), keeping only the paths.
-/// `None` when anything would make the full observation say more than "these files":
-/// a selected path that is not a regular file, a problem (an unreadable directory, a
-/// name that cannot be protected), a leftover temporary file where rebound writes.
-pub(crate) fn walk_sorted(
+/// What the streaming boot ([`crate::stream`]) needs of a walk of a writable root: the
+/// directories holding selected files (where `collect_temps` looks for leftovers) and
+/// the temporary files met; nothing per file.
+#[derive(Debug)]
+pub(crate) struct Walked {
+    dirs: BTreeSet<Option<RelPath>>,
+    /// The directory recorded last (`None`: the root, or none yet: both known).
+    last: Option<String>,
+    temps_seen: Vec<RelPath>,
+    walked: BTreeSet<Option<RelPath>>,
+}
+
+/// The walk of [`observe_files`] over a writable root (watching each directory before
+/// listing it, as the first writable copy of a boot is), keeping no file. `None` when
+/// anything would make the full observation say more than "these files": a selected
+/// path that is not a regular file, a problem (an unreadable directory, a name that
+/// cannot be protected).
+pub(crate) fn walk_selected(
     fs: &dyn Fs,
     set: &SetConfig,
     root: &Path,
     watch: bool,
-) -> Option<PathList> {
+) -> Option<Walked> {
     let mut st = ReplicaState::blank(root, Role::Writable, true, Observed::Full);
     st.watch = watch;
-    let mut list = PathList::default();
+    let mut w = Walked {
+        dirs: BTreeSet::new(),
+        last: None,
+        temps_seen: Vec::new(),
+        walked: BTreeSet::new(),
+    };
+    w.dirs.insert(None);
+    if let Some(vf) = &set.version_file {
+        w.dirs.insert(vf.parent());
+    }
     let mut odd = false;
     let none = BTreeSet::new();
     let mut cursor = fs.cursor(root);
@@ -1046,7 +1066,7 @@ pub(crate) fn walk_sorted(
             &mut st,
             start.as_ref(),
             &mut |p, s| match s {
-                FileState::File { .. } => list.push(p.as_str()),
+                FileState::File { .. } => w.add_dir_of(&p),
                 _ => odd = true,
             },
             &none,
@@ -1054,82 +1074,37 @@ pub(crate) fn walk_sorted(
         );
     }
     drop(cursor);
-    if odd || list.too_long || !st.problems.is_empty() {
-        return None;
-    }
-    list.sort();
-    // Leftover temporary files where `collect_temps` would look (and the full boot
-    // remove them): the directories of the selected files (the manifest's paths are
-    // among them, or the stream gives up), the root and the version tag's directory.
-    let mut dirs: BTreeSet<Option<RelPath>> = BTreeSet::new();
-    dirs.insert(None);
-    if let Some(vf) = &set.version_file {
-        dirs.insert(vf.parent());
-    }
-    let mut last: Option<&str> = None;
-    for p in list.iter() {
-        let d = p.rfind('/').map(|i| &p[..i]);
-        if d != last {
-            dirs.insert(d.and_then(|d| RelPath::new(d).ok()));
-            last = d;
+    w.temps_seen = st.temps_seen;
+    w.walked = st.walked;
+    (!odd && st.problems.is_empty()).then_some(w)
+}
+
+impl Walked {
+    /// Records the directory of a selected or protected file: where rebound writes.
+    /// (Files come directory by directory: most are in the last one recorded.)
+    pub(crate) fn add_dir_of(&mut self, p: &RelPath) {
+        let known = self.last.as_deref() == p.parent_str() || self.dirs.contains(&p.parent());
+        if !known {
+            self.dirs.insert(p.parent());
+        }
+        if self.last.as_deref() != p.parent_str() {
+            self.last = p.parent_str().map(str::to_string);
         }
     }
-    if st.temps_seen.iter().any(|t| dirs.contains(&t.parent()))
-        || dirs
+
+    /// Whether a temporary file of the write protocol lies where the full boot would
+    /// remove it ([`collect_temps`]: the directories of the selected and protected
+    /// files, the root and the version tag's directory).
+    pub(crate) fn leftovers(&self, fs: &dyn Fs, root: &Path) -> bool {
+        self.temps_seen
             .iter()
-            .filter(|d| !st.walked.contains(*d))
-            .any(|d| !temps_in(fs, root, d.as_ref()).is_empty())
-    {
-        return None;
+            .any(|t| self.dirs.contains(&t.parent()))
+            || self
+                .dirs
+                .iter()
+                .filter(|d| !self.walked.contains(*d))
+                .any(|d| !temps_in(fs, root, d.as_ref()).is_empty())
     }
-    Some(list)
-}
-
-/// Paths in one string, sorted by [`PathList::sort`] in the order of [`RelPath`]
-/// (bytes): about 20 bytes a path of 15 characters, against about 100 for a map entry
-/// of [`ReplicaState::files`].
-#[derive(Debug, Default)]
-pub(crate) struct PathList {
-    text: String,
-    spans: Vec<(u32, u32)>,
-    too_long: bool,
-}
-
-impl PathList {
-    fn push(&mut self, p: &str) {
-        // Offsets are 32 bits: past 4 GiB of path text (hundreds of millions of
-        // files) the list is marked too long, and the streaming boot falls back.
-        match (u32::try_from(self.text.len()), u32::try_from(p.len())) {
-            (Ok(start), Ok(len)) if start.checked_add(len).is_some() => {
-                self.text.push_str(p);
-                self.spans.push((start, len));
-            }
-            _ => self.too_long = true,
-        }
-    }
-
-    fn sort(&mut self) {
-        let text = &self.text;
-        self.spans
-            .sort_unstable_by(|a, b| span(text, *a).cmp(span(text, *b)));
-        self.spans.shrink_to_fit();
-    }
-
-    /// The paths, in sorted order once sorted.
-    fn iter(&self) -> impl Iterator<Item = &str> + '_ {
-        self.spans.iter().map(|s| span(&self.text, *s))
-    }
-
-    /// Path `i` in sorted order.
-    pub(crate) fn get(&self, i: usize) -> Option<&str> {
-        self.spans.get(i).map(|s| span(&self.text, *s))
-    }
-}
-
-fn span(text: &str, (start, len): (u32, u32)) -> &str {
-    let start = start as usize;
-    text.get(start..start.saturating_add(len as usize))
-        .unwrap_or_default()
 }
 
 /// Fills [`ReplicaState::blocked`] of a writable replica: for each path of interest
@@ -1449,8 +1424,8 @@ fn entry_path(
         Err(why) => why,
     };
     let path = match dir {
-        None => e.display.clone(),
-        Some(d) => format!("{d}/{}", e.display),
+        None => e.display().to_string(),
+        Some(d) => format!("{d}/{}", e.display()),
     };
     let relevant = match e.kind {
         Kind::Dir => set.may_select_below(&path),

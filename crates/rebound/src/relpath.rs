@@ -101,6 +101,11 @@ impl RelPath {
         self.0.split('/')
     }
 
+    /// The parent directory's path, without making a [`RelPath`] of it.
+    pub fn parent_str(&self) -> Option<&str> {
+        self.0.rfind('/').map(|i| &self.0[..i])
+    }
+
     /// The parent directory, or `None` for a path with a single component.
     pub fn parent(&self) -> Option<RelPath> {
         self.0.rfind('/').map(|i| RelPath(Arc::from(&self.0[..i])))

@@ -4,10 +4,12 @@
 //! A boot of an intact set decides nothing per file: every protected file holds what
 //! the manifest records in every writable copy, so the plan has no action. This module
 //! proves that case without materialising the set: the current manifest is read line by
-//! line ([`manifest::Stream`]) against the sorted list of each writable copy's selected
-//! files ([`observe::walk_sorted`]), in batches that are hashed in parallel and
-//! compared entry by entry. What it keeps per file is the path in one string (about 20
-//! bytes), not a decoded manifest and a map of file states (about 200 bytes).
+//! line ([`manifest::Stream`]), in batches whose files are opened, hashed in parallel
+//! and compared entry by entry; each writable copy is walked ([`observe::walk_selected`])
+//! for what the full observation would report beyond its files (a selected link, an
+//! unreadable directory, leftovers). Nothing is kept per file (per directory: its path),
+//! where the full observation holds a decoded manifest and a map of file states (about
+//! 200 bytes a file).
 //!
 //! It only ever concludes "intact". At the first thing that is not (a file that does
 //! not verify, a slot that differs, a leftover, a set with parity or a
@@ -30,7 +32,7 @@ use crate::hashing;
 use crate::keys::DeviceKey;
 use crate::manifest::{Entry, Header, Manifest, Stream, Trailer};
 use crate::names::MANIFEST_SLOTS;
-use crate::observe::{self, PathList, SetState, SlotState};
+use crate::observe::{self, SetState, SlotState, Walked};
 use crate::plan::{self, Authority, Plan, Planned};
 use crate::relpath::RelPath;
 
@@ -49,7 +51,7 @@ pub(crate) fn intact(fs: &dyn Fs, set: &SetConfig, watch: bool) -> Option<(SetSt
     }
     let key = set.device_key().ok()?;
     let mut replicas = Vec::with_capacity(set.replicas.len());
-    let mut lists: Vec<PathList> = Vec::new();
+    let mut walks: Vec<Walked> = Vec::new();
     for r in &set.replicas {
         match r.role {
             Role::Golden => replicas.push(observe::observe_lazy(fs, set, &r.root).ok()?),
@@ -59,11 +61,11 @@ pub(crate) fn intact(fs: &dyn Fs, set: &SetConfig, watch: bool) -> Option<(SetSt
                 if !st.root_exists {
                     return None;
                 }
-                lists.push(observe::walk_sorted(
+                walks.push(observe::walk_selected(
                     fs,
                     set,
                     &r.root,
-                    watch && lists.is_empty(),
+                    watch && walks.is_empty(),
                 )?);
                 replicas.push(st);
             }
@@ -78,8 +80,15 @@ pub(crate) fn intact(fs: &dyn Fs, set: &SetConfig, watch: bool) -> Option<(SetSt
     if header.set != set.name || header.hash != set.hash {
         return None;
     }
-    let files = compare(fs, set, &roots, &lists, &mut stream)?;
+    let files = compare(fs, set, &roots, &mut walks, &mut stream)?;
     let reference = stream.finish().ok()?;
+    if roots
+        .iter()
+        .zip(&walks)
+        .any(|(root, w)| w.leftovers(fs, root))
+    {
+        return None;
+    }
     // Every slot of every copy: intact, and the same body (the same bytes within a
     // copy: a keyed manifest's MAC differs from copy to copy).
     for root in &roots {
@@ -137,22 +146,21 @@ pub(crate) fn intact(fs: &dyn Fs, set: &SetConfig, watch: bool) -> Option<(SetSt
     Some((state, p))
 }
 
-/// Compares every entry of `stream` with the file at its path in each copy: each copy
-/// lists every path of the manifest (its other selected files are not protected and
-/// the planner leaves them alone), every path is selected, and each file hashes to its
-/// entry with its size, mode and owner (an owner not recorded, format 1, is not
-/// checked: nor does the planner). Returns the number of entries.
+/// Compares every entry of `stream` with the file at its path in each copy: every path
+/// is selected, and each file, opened without following a link (nor a link in a
+/// parent directory), is a regular file that hashes to its entry with its size, mode
+/// and owner (an owner not recorded, format 1, is not checked: nor does the planner).
+/// The copies' other selected files are named by no manifest: not protected, and the
+/// planner leaves them alone too. Each path's directory is recorded in its copy's
+/// walk (where leftovers are looked for). Returns the number of entries.
 fn compare(
     fs: &dyn Fs,
     set: &SetConfig,
     roots: &[&Path],
-    lists: &[PathList],
+    walks: &mut [Walked],
     stream: &mut Stream<'_, impl std::io::BufRead>,
 ) -> Option<usize> {
     let mut done = 0usize;
-    // Per copy, the position in its sorted list: both sequences are sorted, so one
-    // forward merge finds each path.
-    let mut at = vec![0usize; lists.len()];
     let mut batch: Vec<(RelPath, Entry)> = Vec::with_capacity(BATCH);
     loop {
         let next = stream.next_entry().ok()?;
@@ -165,16 +173,7 @@ fn compare(
             batch.push((path, entry));
         }
         if batch.len() == BATCH || (end && !batch.is_empty()) {
-            for ((root, list), at) in roots.iter().zip(lists).zip(at.iter_mut()) {
-                for (p, _) in &batch {
-                    while list.get(*at).is_some_and(|l| l < p.as_str()) {
-                        *at += 1;
-                    }
-                    if list.get(*at) != Some(p.as_str()) {
-                        return None;
-                    }
-                    *at += 1;
-                }
+            for (root, walk) in roots.iter().zip(walks.iter_mut()) {
                 let jobs: Vec<(&Path, &RelPath)> = batch.iter().map(|(p, _)| (*root, p)).collect();
                 let results = hashing::hash_files(fs, &jobs, set.hash, set.threads);
                 let intact = results.iter().zip(&batch).all(|(r, (_, e))| {
@@ -187,6 +186,9 @@ fn compare(
                 });
                 if !intact {
                     return None;
+                }
+                for (p, _) in &batch {
+                    walk.add_dir_of(p);
                 }
             }
             done += batch.len();
@@ -369,6 +371,10 @@ mod tests {
             ("link", |d| {
                 fs::remove_file(d.p("a/etc/a.conf")).unwrap();
                 std::os::unix::fs::symlink("a-b", d.p("a/etc/a.conf")).unwrap();
+            }),
+            ("parent link", |d| {
+                fs::rename(d.p("a/etc/a"), d.p("a/etc/real")).unwrap();
+                std::os::unix::fs::symlink("real", d.p("a/etc/a")).unwrap();
             }),
             ("slot missing", |d| {
                 fs::remove_file(meta(d, "a", "manifest.1")).unwrap()

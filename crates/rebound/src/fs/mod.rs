@@ -53,10 +53,34 @@ pub struct Meta {
 pub struct DirEntry {
     /// The name; entries whose name is not UTF-8 are reported with `name: None`.
     pub name: Option<String>,
-    /// The raw name for messages: as is if it is UTF-8, else with every invalid
-    /// byte written `\xNN` ([`escape_name`]).
-    pub display: String,
+    /// The raw name escaped for messages, only when it is not UTF-8 (a UTF-8 name is
+    /// shown as it is: [`DirEntry::display`]).
+    escaped: String,
     pub kind: Kind,
+}
+
+impl DirEntry {
+    /// The entry of raw name `bytes`.
+    pub fn new(bytes: &[u8], kind: Kind) -> DirEntry {
+        match std::str::from_utf8(bytes) {
+            Ok(n) => DirEntry {
+                name: Some(n.to_string()),
+                escaped: String::new(),
+                kind,
+            },
+            Err(_) => DirEntry {
+                name: None,
+                escaped: escape_name(bytes),
+                kind,
+            },
+        }
+    }
+
+    /// The raw name for messages: as is if it is UTF-8, else with every invalid byte
+    /// written `\xNN` ([`escape_name`]).
+    pub fn display(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.escaped)
+    }
 }
 
 /// A file open for writing, created new by [`Fs::create_new`].

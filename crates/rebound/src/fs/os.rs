@@ -365,11 +365,7 @@ impl Fs for OsFs {
                 }
                 _ => Kind::Other,
             };
-            out.push(DirEntry {
-                name: std::str::from_utf8(bytes).ok().map(str::to_string),
-                display: super::escape_name(bytes),
-                kind,
-            });
+            out.push(DirEntry::new(bytes, kind));
         }
         Ok(out)
     }
@@ -696,9 +692,11 @@ struct OsCursor<'a> {
 impl OsCursor<'_> {
     /// The open parent directory of `rel`, `None` if some component is missing.
     fn parent(&mut self, rel: &RelPath) -> Result<Option<&OwnedFd>> {
-        let want = rel.parent();
-        let hit = matches!(&self.last, Some((d, _)) if *d == want);
+        // Compared as text: no path is made for the parent of a file in the
+        // directory already open (most files).
+        let hit = matches!(&self.last, Some((d, _)) if d.as_ref().map(RelPath::as_str) == rel.parent_str());
         if !hit {
+            let want = rel.parent();
             if self.root_fd.is_none() {
                 self.root_fd = Some(self.fs.root(self.root)?);
             }

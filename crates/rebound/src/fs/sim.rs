@@ -847,11 +847,7 @@ impl Fs for SimFs {
                     .file_name()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                DirEntry {
-                    name: Some(name.clone()),
-                    display: name,
-                    kind: meta(&st.live, n).kind,
-                }
+                DirEntry::new(name.as_bytes(), meta(&st.live, n).kind)
             })
             .collect())
     }
