@@ -23,7 +23,8 @@
 #    - `find | xargs b3sum` (plain, and `-P2 --no-mmap`), `find | xargs sha256sum`
 #      and `aide --check` (sha256 + size + permissions), over live + golden;
 #    - the no-change boot of a `changed_only` set (stat cache warm) on `small`;
-#    - peak RSS of `boot` on `tiny` (/usr/bin/time -v) and the stripped binary size;
+#    - peak RSS of `boot` on `tiny` (/usr/bin/time -v; also of a boot that repairs one
+#      file and of `verify`, both observed in full) and the stripped binary size;
 #      the RSS rows also for the static build tools/dist.sh ships (+crt-static);
 #    - (issue 17) the read+hash floor: the floor over the live tree and the set's
 #      metadata directory (what `boot` reads), each file also hashed with the crates
@@ -227,6 +228,14 @@ for c in $CORPORA; do
         /usr/bin/time -v "$R" -c "$(cfg blake3)" --threads 1 boot 2>"$RES/rss-tiny-1t.txt" >/dev/null || true
         /usr/bin/time -v "$RS" -c "$(cfg blake3)" --threads 2 boot 2>"$RES/rss-tiny-static.txt" >/dev/null || true
         /usr/bin/time -v "$RS" -c "$(cfg blake3)" --threads 1 boot 2>"$RES/rss-tiny-1t-static.txt" >/dev/null || true
+        # The full observation's memory: a boot that repairs one file (the streaming
+        # boot gives up at it and the set is observed in full; the repair restores
+        # the file from golden, so every set over this tree is intact again), and
+        # verify (always in full).
+        victim=$(find "$d/live" -type f -not -path '*/.rebound/*' -print -quit)
+        printf 'damaged' >"$victim"
+        /usr/bin/time -v "$R" -c "$(cfg blake3)" --threads 2 boot 2>"$RES/rss-tiny-repair.txt" >/dev/null || true
+        /usr/bin/time -v "$R" -c "$(cfg blake3)" --threads 2 verify 2>"$RES/rss-tiny-verify.txt" >/dev/null || true
     fi
     if [ "$COLD" = 1 ]; then
         # Issue 17, item 3: cold cache. Every run starts with the page cache,
@@ -328,6 +337,12 @@ for f, label in (("rss-tiny.txt", "2t"), ("rss-tiny-1t.txt", "1t"),
     if os.path.exists(p):
         kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(p).read()).group(1))
         line(f"peak RSS of boot on the 100k tree ({label}) under 16 MiB", f"{kb / 1024:.1f} MiB", kb < 16 * 1024)
+for f, label in (("rss-tiny-repair.txt", "a boot that repairs one file (observed in full), 2t"),
+                 ("rss-tiny-verify.txt", "verify (observed in full), 2t")):
+    p = os.path.join(res, f)
+    if os.path.exists(p):
+        kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(p).read()).group(1))
+        print(f"  [---] peak RSS on the 100k tree of {label}: {kb / 1024:.1f} MiB")
 size = int(open(os.path.join(res, "binary-size")).read())
 line("stripped release binary under 3 MiB", f"{size / 1048576:.2f} MiB ({size} bytes)", size < 3 * 1048576)
 
