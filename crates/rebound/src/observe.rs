@@ -1020,14 +1020,35 @@ fn temps_in(fs: &dyn Fs, root: &Path, d: Option<&RelPath>) -> Vec<RelPath> {
         .collect()
 }
 
+/// Directories where rebound writes, recorded from the paths of the files in them
+/// (for [`Walked::leftovers`]).
+#[derive(Debug, Default)]
+pub(crate) struct Dirs {
+    set: BTreeSet<Option<RelPath>>,
+    /// The directory recorded last (`None`: the root, or none yet: the root is always
+    /// looked at anyway).
+    last: Option<String>,
+}
+
+impl Dirs {
+    /// Records the directory of file `p`. Files come directory by directory: most are
+    /// in the one recorded last, and make no path.
+    pub(crate) fn add_dir_of(&mut self, p: &RelPath) {
+        if self.last.as_deref() == p.parent_str() {
+            return;
+        }
+        let d = p.parent();
+        self.last = d.as_ref().map(|d| d.as_str().to_string());
+        self.set.insert(d);
+    }
+}
+
 /// What the streaming boot ([`crate::stream`]) needs of a walk of a writable root: the
-/// directories holding selected files (where `collect_temps` looks for leftovers) and
-/// the temporary files met; nothing per file.
+/// directories holding selected files (where `collect_temps` looks for leftovers), the
+/// directories walked and the temporary files met; nothing per file.
 #[derive(Debug)]
 pub(crate) struct Walked {
-    dirs: BTreeSet<Option<RelPath>>,
-    /// The directory recorded last (`None`: the root, or none yet: both known).
-    last: Option<String>,
+    dirs: Dirs,
     temps_seen: Vec<RelPath>,
     walked: BTreeSet<Option<RelPath>>,
 }
@@ -1045,16 +1066,7 @@ pub(crate) fn walk_selected(
 ) -> Option<Walked> {
     let mut st = ReplicaState::blank(root, Role::Writable, true, Observed::Full);
     st.watch = watch;
-    let mut w = Walked {
-        dirs: BTreeSet::new(),
-        last: None,
-        temps_seen: Vec::new(),
-        walked: BTreeSet::new(),
-    };
-    w.dirs.insert(None);
-    if let Some(vf) = &set.version_file {
-        w.dirs.insert(vf.parent());
-    }
+    let mut dirs = Dirs::default();
     let mut odd = false;
     let none = BTreeSet::new();
     let mut cursor = fs.cursor(root);
@@ -1066,7 +1078,7 @@ pub(crate) fn walk_selected(
             &mut st,
             start.as_ref(),
             &mut |p, s| match s {
-                FileState::File { .. } => w.add_dir_of(&p),
+                FileState::File { .. } => dirs.add_dir_of(&p),
                 _ => odd = true,
             },
             &none,
@@ -1074,36 +1086,40 @@ pub(crate) fn walk_selected(
         );
     }
     drop(cursor);
-    w.temps_seen = st.temps_seen;
-    w.walked = st.walked;
-    (!odd && st.problems.is_empty()).then_some(w)
+    (!odd && st.problems.is_empty()).then_some(Walked {
+        dirs,
+        temps_seen: st.temps_seen,
+        walked: st.walked,
+    })
 }
 
 impl Walked {
-    /// Records the directory of a selected or protected file: where rebound writes.
-    /// (Files come directory by directory: most are in the last one recorded.)
-    pub(crate) fn add_dir_of(&mut self, p: &RelPath) {
-        let known = self.last.as_deref() == p.parent_str() || self.dirs.contains(&p.parent());
-        if !known {
-            self.dirs.insert(p.parent());
-        }
-        if self.last.as_deref() != p.parent_str() {
-            self.last = p.parent_str().map(str::to_string);
-        }
-    }
-
-    /// Whether a temporary file of the write protocol lies where the full boot would
-    /// remove it ([`collect_temps`]: the directories of the selected and protected
-    /// files, the root and the version tag's directory).
-    pub(crate) fn leftovers(&self, fs: &dyn Fs, root: &Path) -> bool {
-        self.temps_seen
+    /// Whether a temporary file of the write protocol lies, in any of the copies
+    /// `walks` were made of (`roots`, in the same order), where the full boot would
+    /// remove it ([`collect_temps`]: in every copy, the directories of the selected
+    /// files of all copies and of the `protected` ones, the root and the version
+    /// tag's directory).
+    pub(crate) fn leftovers(
+        fs: &dyn Fs,
+        set: &SetConfig,
+        roots: &[&Path],
+        walks: &[Walked],
+        protected: &Dirs,
+    ) -> bool {
+        let mut dirs: BTreeSet<&Option<RelPath>> = walks
             .iter()
-            .any(|t| self.dirs.contains(&t.parent()))
-            || self
-                .dirs
-                .iter()
-                .filter(|d| !self.walked.contains(*d))
-                .any(|d| !temps_in(fs, root, d.as_ref()).is_empty())
+            .flat_map(|w| &w.dirs.set)
+            .chain(&protected.set)
+            .collect();
+        let fixed = [None, set.version_file.as_ref().and_then(RelPath::parent)];
+        dirs.extend(fixed.iter());
+        roots.iter().zip(walks).any(|(root, w)| {
+            w.temps_seen.iter().any(|t| dirs.contains(&t.parent()))
+                || dirs
+                    .iter()
+                    .filter(|d| !w.walked.contains(**d))
+                    .any(|d| !temps_in(fs, root, d.as_ref()).is_empty())
+        })
     }
 }
 

@@ -32,7 +32,7 @@ use crate::hashing;
 use crate::keys::DeviceKey;
 use crate::manifest::{Entry, Header, Manifest, Stream, Trailer};
 use crate::names::MANIFEST_SLOTS;
-use crate::observe::{self, SetState, SlotState, Walked};
+use crate::observe::{self, Dirs, SetState, SlotState, Walked};
 use crate::plan::{self, Authority, Plan, Planned};
 use crate::relpath::RelPath;
 
@@ -51,25 +51,18 @@ pub(crate) fn intact(fs: &dyn Fs, set: &SetConfig, watch: bool) -> Option<(SetSt
     }
     let key = set.device_key().ok()?;
     let mut replicas = Vec::with_capacity(set.replicas.len());
-    let mut walks: Vec<Walked> = Vec::new();
     for r in &set.replicas {
-        match r.role {
-            Role::Golden => replicas.push(observe::observe_lazy(fs, set, &r.root).ok()?),
+        replicas.push(match r.role {
+            Role::Golden => observe::observe_lazy(fs, set, &r.root).ok()?,
             Role::Writable => {
                 let st =
                     observe::observe_meta_with(fs, set, &r.root, Role::Writable, false).ok()?;
                 if !st.root_exists {
                     return None;
                 }
-                walks.push(observe::walk_selected(
-                    fs,
-                    set,
-                    &r.root,
-                    watch && walks.is_empty(),
-                )?);
-                replicas.push(st);
+                st
             }
-        }
+        });
     }
     let roots: Vec<&Path> = set.writable().map(|(_, r)| r.root.as_path()).collect();
     let first = *roots.first()?;
@@ -80,13 +73,31 @@ pub(crate) fn intact(fs: &dyn Fs, set: &SetConfig, watch: bool) -> Option<(SetSt
     if header.set != set.name || header.hash != set.hash {
         return None;
     }
-    let files = compare(fs, set, &roots, &mut walks, &mut stream)?;
+    // The walks need nothing of the entries: with more than one hashing thread they
+    // run beside them, on a thread of their own (the walk only lists directories).
+    let walk_all = || -> Option<Vec<Walked>> {
+        roots
+            .iter()
+            .enumerate()
+            .map(|(i, root)| observe::walk_selected(fs, set, root, watch && i == 0))
+            .collect()
+    };
+    let (walks, compared) = if set.threads > 1 {
+        std::thread::scope(|sc| {
+            let walking = sc.spawn(walk_all);
+            let compared = compare(fs, set, &roots, &mut stream);
+            (walking.join().ok().flatten(), compared)
+        })
+    } else {
+        let walks = walk_all();
+        let compared = walks
+            .as_ref()
+            .and_then(|_| compare(fs, set, &roots, &mut stream));
+        (walks, compared)
+    };
+    let (walks, (files, protected)) = (walks?, compared?);
     let reference = stream.finish().ok()?;
-    if roots
-        .iter()
-        .zip(&walks)
-        .any(|(root, w)| w.leftovers(fs, root))
-    {
+    if Walked::leftovers(fs, set, &roots, &walks, &protected) {
         return None;
     }
     // Every slot of every copy: intact, and the same body (the same bytes within a
@@ -151,53 +162,74 @@ pub(crate) fn intact(fs: &dyn Fs, set: &SetConfig, watch: bool) -> Option<(SetSt
 /// parent directory), is a regular file that hashes to its entry with its size, mode
 /// and owner (an owner not recorded, format 1, is not checked: nor does the planner).
 /// The copies' other selected files are named by no manifest: not protected, and the
-/// planner leaves them alone too. Each path's directory is recorded in its copy's
-/// walk (where leftovers are looked for). Returns the number of entries.
+/// planner leaves them alone too. With more than one hashing thread, the next batch is
+/// read while this one is hashed. Returns the number of entries and their directories
+/// (where leftovers are looked for).
 fn compare(
     fs: &dyn Fs,
     set: &SetConfig,
     roots: &[&Path],
-    walks: &mut [Walked],
     stream: &mut Stream<'_, impl std::io::BufRead>,
-) -> Option<usize> {
+) -> Option<(usize, Dirs)> {
+    let mut dirs = Dirs::default();
     let mut done = 0usize;
-    let mut batch: Vec<(RelPath, Entry)> = Vec::with_capacity(BATCH);
-    loop {
-        let next = stream.next_entry().ok()?;
-        let end = next.is_none();
-        if let Some(e) = next {
-            let (path, entry) = e?;
-            if !set.selects(&path) {
-                return None;
-            }
-            batch.push((path, entry));
-        }
-        if batch.len() == BATCH || (end && !batch.is_empty()) {
-            for (root, walk) in roots.iter().zip(walks.iter_mut()) {
-                let jobs: Vec<(&Path, &RelPath)> = batch.iter().map(|(p, _)| (*root, p)).collect();
-                let results = hashing::hash_files(fs, &jobs, set.hash, set.threads);
-                let intact = results.iter().zip(&batch).all(|(r, (_, e))| {
-                    r.as_ref().is_ok_and(|h| {
-                        h.digest == e.digest
-                            && h.size == e.size
-                            && h.mode == e.mode
-                            && e.owner.is_none_or(|o| o == h.owner)
-                    })
-                });
-                if !intact {
-                    return None;
-                }
-                for (p, _) in &batch {
-                    walk.add_dir_of(p);
-                }
-            }
-            done += batch.len();
-            batch.clear();
-        }
-        if end {
-            return Some(done);
-        }
+    let mut batch = read_batch(set, stream, &mut dirs)?;
+    while !batch.is_empty() {
+        let next = if set.threads > 1 {
+            let (intact, next) = std::thread::scope(|sc| {
+                let hashing = sc.spawn(|| intact_in(fs, set, roots, &batch));
+                let next = read_batch(set, stream, &mut dirs);
+                (hashing.join().unwrap_or(false), next)
+            });
+            intact.then_some(next).flatten()
+        } else if intact_in(fs, set, roots, &batch) {
+            read_batch(set, stream, &mut dirs)
+        } else {
+            None
+        };
+        done += batch.len();
+        batch = next?;
     }
+    Some((done, dirs))
+}
+
+/// Up to [`BATCH`] entries of `stream` (none after the last), each selected; their
+/// directories recorded in `dirs`.
+fn read_batch(
+    set: &SetConfig,
+    stream: &mut Stream<'_, impl std::io::BufRead>,
+    dirs: &mut Dirs,
+) -> Option<Vec<(RelPath, Entry)>> {
+    let mut batch = Vec::with_capacity(BATCH);
+    while batch.len() < BATCH {
+        let Some(e) = stream.next_entry().ok()? else {
+            break;
+        };
+        let (path, entry) = e?;
+        if !set.selects(&path) {
+            return None;
+        }
+        dirs.add_dir_of(&path);
+        batch.push((path, entry));
+    }
+    Some(batch)
+}
+
+/// Whether every file of `batch` hashes to its entry, with its size, mode and owner,
+/// in every copy.
+fn intact_in(fs: &dyn Fs, set: &SetConfig, roots: &[&Path], batch: &[(RelPath, Entry)]) -> bool {
+    roots.iter().all(|root| {
+        let jobs: Vec<(&Path, &RelPath)> = batch.iter().map(|(p, _)| (*root, p)).collect();
+        let results = hashing::hash_files(fs, &jobs, set.hash, set.threads);
+        results.iter().zip(batch).all(|(r, (_, e))| {
+            r.as_ref().is_ok_and(|h| {
+                h.digest == e.digest
+                    && h.size == e.size
+                    && h.mode == e.mode
+                    && e.owner.is_none_or(|o| o == h.owner)
+            })
+        })
+    })
 }
 
 /// A slot opened for streaming, with the set's device key bound to its copy.
@@ -306,6 +338,17 @@ mod tests {
             let fs = OsFs::new();
             let set = &self.config.sets[0];
             let fast = intact(&fs, set, false);
+            // One hashing thread (walk, read and hash one after the other) and
+            // several (the walk and the reading beside the hashing) agree.
+            for threads in [1, 3] {
+                let mut other = set.clone();
+                other.threads = threads;
+                assert_eq!(
+                    intact(&fs, &other, false).is_some(),
+                    fast.is_some(),
+                    "{threads} threads"
+                );
+            }
             let (_, full) = Engine::new(&fs).plan_set(set, Depth::Boot).unwrap();
             let Some((_, p)) = fast else { return false };
             assert!(full.actions.is_empty(), "{:?}", full.actions);
@@ -403,6 +446,14 @@ mod tests {
                 assert!(!d.streamed(), "{what} (mirror {mirror})");
             }
         }
+        // Mirror mode: a temporary file in the second copy, in a directory that holds
+        // selected files only in the first (the full boot removes it from both).
+        let d = Dev::new(true, "");
+        fs::create_dir_all(d.p("a/etc/new")).unwrap();
+        fs::write(d.p("a/etc/new/x.conf"), "x").unwrap();
+        fs::create_dir_all(d.p("b/etc/new")).unwrap();
+        fs::write(d.p("b/etc/new/.rebound-tmp-1-2"), "t").unwrap();
+        assert!(!d.streamed());
         // Golden mode: the golden copy unsealed matters only where the live copy has
         // no manifest (its fallback); the planner says so, on the streamed state too.
         let d = Dev::new(false, "");
