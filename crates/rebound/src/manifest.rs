@@ -295,6 +295,9 @@ pub(crate) struct Trailer {
 /// percent-encoded, and the fields before it fit well under it.
 const STREAM_LINE_MAX: u64 = 32 << 10;
 
+/// Body bytes a stream hashes at once.
+const HASH_AT: usize = 64 << 10;
+
 /// A manifest read line by line (the streaming boot, docs/design.md section 3.2),
 /// holding one line, never the file. Accepts exactly what [`Manifest::decode`] (or
 /// with `key`, [`Manifest::decode_keyed`]) accepts, but trusts nothing until
@@ -315,6 +318,9 @@ pub(crate) struct Stream<'k, R> {
     sum: blake3::Hasher,
     /// The device key and its hasher over the body; wiped when finalized or dropped.
     mac: Option<(&'k DeviceKey, blake3::Hasher)>,
+    /// Body lines not hashed yet: hashed 64 KiB at a time, which BLAKE3 does several
+    /// chunks at once (a line at a time, it would do one).
+    unhashed: Vec<u8>,
     parse: bool,
     with_owner: bool,
     prev: String,
@@ -359,6 +365,7 @@ impl<'k, R: std::io::BufRead> Stream<'k, R> {
             read: 0,
             sum: blake3::Hasher::new(),
             mac: key.map(|(k, set, root)| (k, k.mac_start(set, root))),
+            unhashed: Vec::with_capacity(HASH_AT),
             parse,
             with_owner: true,
             prev: String::new(),
@@ -445,6 +452,7 @@ impl<'k, R: std::io::BufRead> Stream<'k, R> {
     /// Why the manifest is not intact (or not authenticated).
     pub(crate) fn finish(mut self) -> Result<Trailer, ManifestError> {
         while self.next_entry()?.is_some() {}
+        self.hash_body();
         let body = self.sum.clone().finalize();
         // The body ends here: the key's MAC of it, against which each `mac` line of
         // the key's id is checked as it is read (none is kept).
@@ -517,10 +525,19 @@ impl<'k, R: std::io::BufRead> Stream<'k, R> {
 
     /// The current line belongs to the body: checksummed and MAC'd.
     fn body_line(&mut self) {
-        self.sum.update(&self.line);
-        if let Some((_, h)) = &mut self.mac {
-            h.update(&self.line);
+        self.unhashed.extend_from_slice(&self.line);
+        if self.unhashed.len() >= HASH_AT {
+            self.hash_body();
         }
+    }
+
+    /// Hashes the body lines read so far.
+    fn hash_body(&mut self) {
+        self.sum.update(&self.unhashed);
+        if let Some((_, h)) = &mut self.mac {
+            h.update(&self.unhashed);
+        }
+        self.unhashed.clear();
     }
 
     /// Reads a header line `key value`, part of the body.

@@ -65,12 +65,16 @@ impl RelPath {
         if s.starts_with('/') {
             return Err(RelPathError::Absolute);
         }
-        if s.contains('\0') {
+        // By bytes: every path of a manifest and of a walk comes through here at every
+        // boot (`/` and NUL are ASCII: never inside a multi-byte character).
+        if s.bytes().any(|b| b == 0) {
             return Err(RelPathError::Nul);
         }
-        for c in s.split('/') {
-            if c.is_empty() || c == "." || c == ".." {
-                return Err(RelPathError::BadComponent(c.to_string()));
+        for c in s.as_bytes().split(|b| *b == b'/') {
+            if c.is_empty() || c == b"." || c == b".." {
+                return Err(RelPathError::BadComponent(
+                    String::from_utf8_lossy(c).into_owned(),
+                ));
             }
         }
         Ok(())
@@ -81,7 +85,7 @@ impl RelPath {
     /// # Errors
     /// Returns an error if `name` is not a single valid component.
     pub fn join(&self, name: &str) -> Result<Self, RelPathError> {
-        if name.contains('/') {
+        if name.bytes().any(|b| b == b'/') {
             return Err(RelPathError::BadComponent(name.to_string()));
         }
         let mut s = String::with_capacity(self.0.len() + 1 + name.len());
@@ -103,25 +107,32 @@ impl RelPath {
 
     /// The parent directory's path, without making a [`RelPath`] of it.
     pub fn parent_str(&self) -> Option<&str> {
-        self.0.rfind('/').map(|i| &self.0[..i])
+        self.last_slash().and_then(|i| self.0.get(..i))
+    }
+
+    /// Where the last `/` is (a byte search: `/` is ASCII).
+    fn last_slash(&self) -> Option<usize> {
+        self.0.bytes().rposition(|b| b == b'/')
     }
 
     /// The parent directory, or `None` for a path with a single component.
     pub fn parent(&self) -> Option<RelPath> {
-        self.0.rfind('/').map(|i| RelPath(Arc::from(&self.0[..i])))
+        self.parent_str().map(|p| RelPath(Arc::from(p)))
     }
 
     /// The last component.
     pub fn file_name(&self) -> &str {
-        match self.0.rfind('/') {
-            Some(i) => &self.0[i + 1..],
-            None => &self.0,
-        }
+        self.last_slash()
+            .and_then(|i| self.0.get(i + 1..))
+            .unwrap_or(&self.0)
     }
 
     /// Whether the path lies inside rebound's own metadata directory.
     pub fn is_meta(&self) -> bool {
-        self.components().next() == Some(META_DIR)
+        // The first component, by bytes (asked of every path at every boot).
+        self.0
+            .strip_prefix(META_DIR)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 
     /// Path inside a set's metadata directory: `.rebound/<set>/<name>`. Both must be
@@ -164,6 +175,26 @@ impl fmt::Debug for RelPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_parents_and_names_by_bytes() {
+        let p = |s: &str| RelPath::new(s).unwrap();
+        for (path, meta) in [
+            (".rebound", true),
+            (".rebound/s/manifest.0", true),
+            (".reboundx/a", false),
+            (".reboun", false),
+            ("a/.rebound", false),
+        ] {
+            assert_eq!(p(path).is_meta(), meta, "{path}");
+        }
+        assert_eq!(p("é/ü/x.conf").parent_str(), Some("é/ü"));
+        assert_eq!(p("é/ü/x.conf").file_name(), "x.conf");
+        assert_eq!(p("x.conf").parent_str(), None);
+        assert_eq!(p("x.conf").file_name(), "x.conf");
+        assert!(RelPath::new("a/\0").is_err());
+        assert!(RelPath::new("é/../b").is_err());
+    }
 
     #[test]
     fn accepts_plain_relative_paths() {

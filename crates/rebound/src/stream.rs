@@ -73,29 +73,14 @@ pub(crate) fn intact(fs: &dyn Fs, set: &SetConfig, watch: bool) -> Option<(SetSt
     if header.set != set.name || header.hash != set.hash {
         return None;
     }
-    // The walks need nothing of the entries: with more than one hashing thread they
-    // run beside them, on a thread of their own (the walk only lists directories).
-    let walk_all = || -> Option<Vec<Walked>> {
-        roots
-            .iter()
-            .enumerate()
-            .map(|(i, root)| observe::walk_selected(fs, set, root, watch && i == 0))
-            .collect()
-    };
-    let (walks, compared) = if set.threads > 1 {
-        std::thread::scope(|sc| {
-            let walking = sc.spawn(walk_all);
-            let compared = compare(fs, set, &roots, &mut stream);
-            (walking.join().ok().flatten(), compared)
-        })
-    } else {
-        let walks = walk_all();
-        let compared = walks
-            .as_ref()
-            .and_then(|_| compare(fs, set, &roots, &mut stream));
-        (walks, compared)
-    };
-    let (walks, (files, protected)) = (walks?, compared?);
+    // The walks first, watching the first copy's directories for the change journal
+    // before any file is hashed (docs/design.md section 3.1), as a full boot does.
+    let walks: Vec<Walked> = roots
+        .iter()
+        .enumerate()
+        .map(|(i, root)| observe::walk_selected(fs, set, root, watch && i == 0))
+        .collect::<Option<_>>()?;
+    let (files, protected) = compare(fs, set, &roots, &mut stream)?;
     let reference = stream.finish().ok()?;
     if Walked::leftovers(fs, set, &roots, &walks, &protected) {
         return None;
