@@ -3,11 +3,12 @@
 //!
 //! A boot of an intact set decides nothing per file: every protected file holds what
 //! the manifest records in every writable copy, so the plan has no action. This module
-//! proves that case without materialising the set: the current manifest is read line by
-//! line ([`manifest::Stream`]), in batches whose files are opened, hashed in parallel
-//! and compared entry by entry; each writable copy is walked ([`observe::walk_selected`])
+//! proves that case without materialising the set: each writable copy is walked first
+//! ([`observe::walk_selected`], watching for the change journal as a full boot does)
 //! for what the full observation would report beyond its files (a selected link, an
-//! unreadable directory, leftovers). Nothing is kept per file (per directory: its path),
+//! unreadable directory, leftovers); then the current manifest is read line by line
+//! ([`manifest::Stream`]), in batches whose files are opened, hashed in parallel and
+//! compared entry by entry. Nothing is kept per file (per directory: its path),
 //! where the full observation holds a decoded manifest and a map of file states (about
 //! 200 bytes a file).
 //!
@@ -37,7 +38,8 @@ use crate::plan::{self, Authority, Plan, Planned};
 use crate::relpath::RelPath;
 
 /// Entries compared per batch: their paths and results (about 200 bytes an entry)
-/// exist for one batch at a time.
+/// exist for one batch at a time (two, with more than one thread: the next one is
+/// read while one is hashed).
 const BATCH: usize = 4096;
 
 /// The state and plan of `set` if it is intact (the plan then has no action, finding
