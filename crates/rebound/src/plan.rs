@@ -377,7 +377,9 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// How much of the golden copy was looked at (`None`: the set has none).
     pub golden: Option<GoldenCheck>,
-    /// The authoritative manifest after this plan.
+    /// The authoritative manifest after this plan. `None` also for a streamed boot
+    /// of an intact set (docs/design.md section 3.2): the manifest on disk is the
+    /// target, unchanged, and was not kept in memory.
     #[serde(skip)]
     pub manifest: Option<Arc<Manifest>>,
     /// The manifest an intentional change commits ([`Action::CommitManifest`], and

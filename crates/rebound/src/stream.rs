@@ -39,8 +39,9 @@ use crate::relpath::RelPath;
 
 /// Entries compared per batch: their paths and results (about 200 bytes an entry)
 /// exist for one batch at a time (two, with more than one thread: the next one is
-/// read while one is hashed).
-const BATCH: usize = 4096;
+/// read while one is hashed). The tests' sets are a few files: batches of two there,
+/// so that every test goes through several.
+const BATCH: usize = if cfg!(test) { 2 } else { 4096 };
 
 /// The state and plan of `set` if it is intact (the plan then has no action, finding
 /// or warning); `None` if anything is not, or cannot be shown to be: then observe and
@@ -163,12 +164,22 @@ fn compare(
     let mut batch = read_batch(set, stream, &mut dirs)?;
     while !batch.is_empty() {
         let next = if set.threads > 1 {
-            let (intact, next) = std::thread::scope(|sc| {
-                let hashing = sc.spawn(|| intact_in(fs, set, roots, &batch));
-                let next = read_batch(set, stream, &mut dirs);
-                (hashing.join().unwrap_or(false), next)
-            });
-            intact.then_some(next).flatten()
+            std::thread::scope(|sc| {
+                // A thread that cannot be started is no failure: the batch is then
+                // hashed here, before the next one is read.
+                let hashing = std::thread::Builder::new()
+                    .name("rebound-batch".into())
+                    .spawn_scoped(sc, || intact_in(fs, set, roots, &batch));
+                match hashing {
+                    Ok(h) => {
+                        let next = read_batch(set, stream, &mut dirs);
+                        h.join().unwrap_or(false).then_some(next).flatten()
+                    }
+                    Err(_) => intact_in(fs, set, roots, &batch)
+                        .then(|| read_batch(set, stream, &mut dirs))
+                        .flatten(),
+                }
+            })
         } else if intact_in(fs, set, roots, &batch) {
             read_batch(set, stream, &mut dirs)
         } else {
@@ -325,8 +336,8 @@ mod tests {
             let fs = OsFs::new();
             let set = &self.config.sets[0];
             let fast = intact(&fs, set, false);
-            // One hashing thread (walk, read and hash one after the other) and
-            // several (the walk and the reading beside the hashing) agree.
+            // One hashing thread (read and hash one after the other) and several
+            // (the next batch read beside the hashing) agree.
             for threads in [1, 3] {
                 let mut other = set.clone();
                 other.threads = threads;
@@ -495,7 +506,7 @@ mod tests {
     }
 
     #[test]
-    fn a_path_no_longer_selected_or_a_parity_set_is_not_streamed() {
+    fn a_path_no_longer_selected_a_changed_only_or_a_parity_set_is_not_streamed() {
         let d = Dev::new(false, "");
         let text = fs::read_to_string(d.p("rebound.toml"))
             .unwrap()
@@ -505,6 +516,30 @@ mod tests {
         assert!(intact(&OsFs::new(), &c.sets[0], false).is_none());
         let d = Dev::new(false, "changed_only = true\n");
         assert!(intact(&OsFs::new(), &d.config.sets[0], false).is_none());
+        // An intact parity set (its records are per file): planned in full, and
+        // that plan is empty.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        fs::create_dir_all(p.join("live/etc")).unwrap();
+        fs::write(p.join("live/etc/a.conf"), "a").unwrap();
+        let path = p.join("rebound.toml");
+        fs::write(
+            &path,
+            format!(
+                "[[set]]\nname = \"s\"\nmode = \"parity\"\nlive = \"{0}/live\"\nparity = \"{0}/par\"\ninclude = [\"etc/**\"]\n",
+                p.display()
+            ),
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        let os = OsFs::new();
+        Engine::new(&os).boot(&c, &[], false).unwrap();
+        let (_, full) = Engine::new(&os).plan_set(&c.sets[0], Depth::Boot).unwrap();
+        assert!(
+            full.actions.is_empty() && full.findings.is_empty(),
+            "{full:?}"
+        );
+        assert!(intact(&os, &c.sets[0], false).is_none());
     }
 
     #[test]
