@@ -5,12 +5,17 @@
 //! manifest. The input is tried as it is and resealed (a valid checksum trailer in
 //! place of its own): a fuzzer cannot forge the BLAKE3 trailer, so without the second
 //! try every mutation stops at the trailer check and the parser behind it is never run.
+//! The streaming boot's line-by-line reader (`manifest::Stream`) must read each input
+//! exactly as `decode` does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rebound::testing::{record_open, reseal, Manifest};
+use rebound::testing::{manifest_streamed, record_open, reseal, Manifest};
 
 fn check(data: &[u8]) {
+    // The streaming boot's reader (docs/design.md 3.2) reads exactly what decode
+    // reads, and refuses exactly what it refuses.
+    assert_eq!(manifest_streamed(data, None), Manifest::decode(data).ok());
     if let Ok(m) = Manifest::decode(data) {
         if data.starts_with(b"rebound-manifest 1\n") {
             assert!(m.entries.values().all(|e| e.owner.is_none()));

@@ -5,7 +5,9 @@
 //! another key, set or root. The body is also sealed with the key (a fuzzer cannot
 //! forge a MAC): then a format 3 body is accepted exactly when it parses without the
 //! key, a format 1 or 2 body never (no downgrade), `record::open_keyed` gives the body
-//! back, and the same body without its `mac` line is refused.
+//! back, and the same body without its `mac` line is refused. The streaming boot's
+//! reader (`manifest::Stream`) reads each input with the key exactly as
+//! `decode_keyed` does.
 #![no_main]
 
 use std::path::Path;
@@ -13,7 +15,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use rebound::testing::{
-    record_open, record_open_keyed, record_seal, record_seal_keyed, reseal, Manifest,
+    manifest_streamed, record_open, record_open_keyed, record_seal, record_seal_keyed, reseal,
+    Manifest,
 };
 use rebound::{DeviceKey, Signers};
 
@@ -34,6 +37,11 @@ fuzz_target!(|data: &[u8]| {
     let signers = Signers {
         keys: [Some(k), None],
     };
+    // The streaming boot's reader checks the MAC as decode_keyed does.
+    assert_eq!(
+        manifest_streamed(data, Some((k, "cfg", a))),
+        Manifest::decode_keyed(data, k, "cfg", a).ok()
+    );
     if let Ok(m) = Manifest::decode_keyed(data, k, "cfg", a) {
         let again = m.encode_for(signers, a);
         assert_eq!(Manifest::decode_keyed(&again, k, "cfg", a).as_ref(), Ok(&m));
@@ -53,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(record_open_keyed(&keyed, k, "cfg", a), Ok(body));
     assert_eq!(record_open(&keyed), Ok(body));
     let got = Manifest::decode_keyed(&keyed, k, "cfg", a);
+    assert_eq!(manifest_streamed(&keyed, Some((k, "cfg", a))), got.clone().ok());
     let plain = record_seal(text.to_string());
     if body.starts_with(b"rebound-manifest 3\n") {
         assert_eq!(got.as_ref().ok(), Manifest::decode(&plain).as_ref().ok());

@@ -122,7 +122,7 @@ pub mod testing {
     pub use crate::durable::{Breakage, Durable};
     pub use crate::exec::{execute, execute_signed};
     pub use crate::fs::sim::{CrashState, SimFs};
-    pub use crate::manifest::{Entry, Manifest};
+    pub use crate::manifest::{read_streamed as manifest_streamed, Entry, Manifest};
     pub use crate::observe::{parse_tag, Depth, SetState};
     /// The signature file's parser (`PublicKey::parse` and `SignKey::parse` are API).
     pub use crate::sign::parse_signature;

@@ -588,6 +588,21 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The manifest `bytes` hold, read through [`Stream`] (open, every entry, finish) and
+/// collected: `None` where the stream refuses it. For tests and fuzzing, which compare
+/// it with [`Manifest::decode`] (`decode_keyed`).
+pub fn read_streamed(bytes: &[u8], key: Option<(&DeviceKey, &str, &Path)>) -> Option<Manifest> {
+    let mut s = Stream::open(bytes, key, true).ok()?;
+    let h = s.header.clone();
+    let mut m = Manifest::new(&h.set, h.generation, h.hash, h.tag);
+    while let Some(e) = s.next_entry().ok()? {
+        let (p, e) = e?;
+        m.entries.insert(p, e);
+    }
+    s.finish().ok()?;
+    Some(m)
+}
+
 /// The format version of a manifest's first line (`rebound-manifest <version>`).
 fn parse_version(v: &str) -> Result<u32, ManifestError> {
     match v {
@@ -1093,18 +1108,8 @@ mod tests {
         }
     }
 
-    /// A manifest read through [`Stream`] (open, every entry, finish), or `None`
-    /// where the stream refuses it.
     fn streamed(bytes: &[u8], key: Option<(&DeviceKey, &str, &Path)>) -> Option<Manifest> {
-        let mut s = Stream::open(bytes, key, true).ok()?;
-        let h = s.header.clone();
-        let mut m = Manifest::new(&h.set, h.generation, h.hash, h.tag);
-        while let Some(e) = s.next_entry().ok()? {
-            let (p, e) = e?;
-            m.entries.insert(p, e);
-        }
-        s.finish().ok()?;
-        Some(m)
+        read_streamed(bytes, key)
     }
 
     /// The stream's trailer without parsing the entries.

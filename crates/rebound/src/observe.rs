@@ -573,21 +573,16 @@ pub fn claims(fs: &dyn Fs, set: &SetConfig, root: &Path) -> Result<BTreeSet<RelP
         return Ok(out);
     }
     let mut found = BTreeMap::new();
-    let mut cursor = fs.cursor(root);
-    for start in set.walk_roots() {
-        walk(
-            fs,
-            &mut *cursor,
-            set,
-            &mut st,
-            start.as_ref(),
-            &mut |p, s| {
-                found.insert(p, s);
-            },
-            &out,
-            false,
-        );
-    }
+    walk_set(
+        fs,
+        set,
+        &mut st,
+        &mut |p, s| {
+            found.insert(p, s);
+        },
+        &out,
+        false,
+    );
     out.extend(found.into_keys());
     Ok(out)
 }
@@ -930,6 +925,34 @@ fn observe_files(
         return;
     }
     let mut found: BTreeMap<RelPath, FileState> = BTreeMap::new();
+    walk_set(
+        fs,
+        set,
+        st,
+        &mut |p, s| {
+            found.insert(p, s);
+        },
+        named,
+        hash,
+    );
+    let unlisted = not_in(named, &found);
+    add_named(fs, st, &mut found, unlisted.into_iter());
+    st.files = found;
+    if hash {
+        hash_listed(fs, set, st);
+    }
+}
+
+/// [`walk`] from every start of `set` (its walk roots) in `st`'s root, through one
+/// cursor.
+fn walk_set(
+    fs: &dyn Fs,
+    set: &SetConfig,
+    st: &mut ReplicaState,
+    found: &mut dyn FnMut(RelPath, FileState),
+    named: &BTreeSet<RelPath>,
+    hash: bool,
+) {
     let root = st.root.clone();
     let mut cursor = fs.cursor(&root);
     for start in set.walk_roots() {
@@ -939,19 +962,10 @@ fn observe_files(
             set,
             st,
             start.as_ref(),
-            &mut |p, s| {
-                found.insert(p, s);
-            },
+            found,
             named,
             hash,
         );
-    }
-    drop(cursor);
-    let unlisted = not_in(named, &found);
-    add_named(fs, st, &mut found, unlisted.into_iter());
-    st.files = found;
-    if hash {
-        hash_listed(fs, set, st);
     }
 }
 
@@ -1068,24 +1082,17 @@ pub(crate) fn walk_selected(
     st.watch = watch;
     let mut dirs = Dirs::default();
     let mut odd = false;
-    let none = BTreeSet::new();
-    let mut cursor = fs.cursor(root);
-    for start in &set.walk_roots() {
-        walk(
-            fs,
-            &mut *cursor,
-            set,
-            &mut st,
-            start.as_ref(),
-            &mut |p, s| match s {
-                FileState::File { .. } => dirs.add_dir_of(&p),
-                _ => odd = true,
-            },
-            &none,
-            true,
-        );
-    }
-    drop(cursor);
+    walk_set(
+        fs,
+        set,
+        &mut st,
+        &mut |p, s| match s {
+            FileState::File { .. } => dirs.add_dir_of(&p),
+            _ => odd = true,
+        },
+        &BTreeSet::new(),
+        true,
+    );
     (!odd && st.problems.is_empty()).then_some(Walked {
         dirs,
         temps_seen: st.temps_seen,
