@@ -588,7 +588,7 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The manifest `bytes` hold, read through [`Stream`] (open, every entry, finish) and
+/// The manifest `bytes` hold, read through `Stream` (open, every entry, finish) and
 /// collected: `None` where the stream refuses it. For tests and fuzzing, which compare
 /// it with [`Manifest::decode`] (`decode_keyed`).
 pub fn read_streamed(bytes: &[u8], key: Option<(&DeviceKey, &str, &Path)>) -> Option<Manifest> {

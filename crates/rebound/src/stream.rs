@@ -7,7 +7,7 @@
 //! ([`observe::walk_selected`], watching for the change journal as a full boot does)
 //! for what the full observation would report beyond its files (a selected link, an
 //! unreadable directory, leftovers); then the current manifest is read line by line
-//! ([`manifest::Stream`]), in batches whose files are opened, hashed in parallel and
+//! ([`crate::manifest::Stream`]), in batches whose files are opened, hashed in parallel and
 //! compared entry by entry. Nothing is kept per file (per directory: its path),
 //! where the full observation holds a decoded manifest and a map of file states (about
 //! 200 bytes a file).
