@@ -76,35 +76,16 @@ pub(crate) fn intact(fs: &dyn Fs, set: &SetConfig, watch: bool) -> Option<(SetSt
     if header.set != set.name || header.hash != set.hash {
         return None;
     }
-    // The walks first, watching the first copy's directories for the change journal
-    // before any file is hashed (docs/design.md section 3.1), as a full boot does.
-    let walks: Vec<Walked> = roots
-        .iter()
-        .enumerate()
-        .map(|(i, root)| observe::walk_selected(fs, set, root, watch && i == 0))
-        .collect::<Option<_>>()?;
-    let (files, protected) = compare(fs, set, &roots, &mut stream)?;
-    let reference = stream.finish().ok()?;
-    if Walked::leftovers(fs, set, &roots, &walks, &protected) {
-        return None;
-    }
-    // Every slot of every copy: intact, and the same body (the same bytes within a
-    // copy: a keyed manifest's MAC differs from copy to copy).
-    for root in &roots {
-        let mut sums = Vec::with_capacity(MANIFEST_SLOTS.len());
+    // What needs no file first, so that a set the planner would act on anyway (a
+    // slot behind after a cut, a tag to write, staged content) is not hashed twice.
+    // Every other slot of every copy: intact, with the same header; its body is
+    // compared with the first slot's once that one is read.
+    let mut others: Vec<(usize, Trailer)> = Vec::with_capacity(roots.len() * MANIFEST_SLOTS.len());
+    for (r, root) in roots.iter().enumerate() {
         for i in 0..MANIFEST_SLOTS.len() {
-            let t = if *root == first && i == 0 {
-                reference
-            } else {
-                check(fs, set, key, root, &slot(i), &header)?
-            };
-            if t.body != reference.body {
-                return None;
+            if r > 0 || i > 0 {
+                others.push((r, check(fs, set, key, root, &slot(i), &header)?));
             }
-            sums.push(t.sum);
-        }
-        if sums.windows(2).any(|w| w[0] != w[1]) {
-            return None;
         }
     }
     // The rest is the planner's: each copy's state with its manifest's entries left out.
@@ -136,6 +117,28 @@ pub(crate) fn intact(fs: &dyn Fs, set: &SetConfig, watch: bool) -> Option<(SetSt
         && p.lost.is_empty()
         && matches!(p.authority, Authority::Manifest { .. });
     if !empty {
+        return None;
+    }
+    // The walks, watching the first copy's directories for the change journal before
+    // any file is hashed (docs/design.md section 3.1), as a full boot does.
+    let walks: Vec<Walked> = roots
+        .iter()
+        .enumerate()
+        .map(|(i, root)| observe::walk_selected(fs, set, root, watch && i == 0))
+        .collect::<Option<_>>()?;
+    let (files, protected) = compare(fs, set, &roots, &mut stream)?;
+    let reference = stream.finish().ok()?;
+    // The same body everywhere, and within a copy the same bytes (a keyed manifest's
+    // MAC differs from copy to copy).
+    others.push((0, reference));
+    let same = others.iter().all(|(r, t)| {
+        t.body == reference.body
+            && others
+                .iter()
+                .filter(|(o, _)| o == r)
+                .all(|(_, u)| u.sum == t.sum)
+    });
+    if !same || Walked::leftovers(fs, set, &roots, &walks, &protected) {
         return None;
     }
     p.files = files;
