@@ -978,43 +978,47 @@ fn walk_set(
 /// The metadata and staging directories are handled by [`observe_meta`]. Directories
 /// the walk listed are not listed again.
 fn collect_temps(fs: &dyn Fs, set: &SetConfig, replicas: &mut [ReplicaState]) {
-    let mut dirs: BTreeSet<Option<RelPath>> = BTreeSet::new();
-    dirs.insert(None);
-    if let Some(vf) = &set.version_file {
-        dirs.insert(vf.parent());
-    }
+    let mut dirs = Dirs::of_set(set);
     for r in replicas.iter() {
-        // Sorted paths: a directory's files come together, so a parent is copied
-        // once per directory, not once per file.
-        let mut last: Option<Option<&str>> = None;
         for p in r.files.keys() {
-            let s = p.as_str();
-            let d = s.rfind('/').map(|i| &s[..i]);
-            if last != Some(d) {
-                dirs.insert(p.parent());
-                last = Some(d);
-            }
+            dirs.add_dir_of(p);
         }
     }
+    let dirs = dirs.set;
     for r in replicas.iter_mut() {
         if r.observed == Observed::Lazy || !r.root_exists {
             continue;
         }
-        // Kept: a later call (more paths of interest) looks at them again.
-        for t in &r.temps_seen {
-            if dirs.contains(&t.parent()) {
-                r.junk.push(t.clone());
-            }
-        }
-        for d in dirs.iter().filter(|d| !r.walked.contains(*d)) {
-            r.junk.extend(temps_in(fs, &r.root, d.as_ref()));
-        }
+        // `temps_seen` is kept: a later call (more paths of interest) looks at them
+        // again.
+        let found = temps_among(fs, &r.root, &dirs, &r.temps_seen, &r.walked);
+        r.junk.extend(found);
         // Listed now: a second call (after the golden manifest was read) only looks
         // in directories that became of interest since.
         r.walked.extend(dirs.iter().cloned());
         r.junk.sort();
         r.junk.dedup();
     }
+}
+
+/// The temporary files of one copy in `dirs`: those its walk met there (`seen`), and
+/// those in the directories of `dirs` it did not walk.
+fn temps_among(
+    fs: &dyn Fs,
+    root: &Path,
+    dirs: &BTreeSet<Option<RelPath>>,
+    seen: &[RelPath],
+    walked: &BTreeSet<Option<RelPath>>,
+) -> Vec<RelPath> {
+    let mut out: Vec<RelPath> = seen
+        .iter()
+        .filter(|t| dirs.contains(&t.parent()))
+        .cloned()
+        .collect();
+    for d in dirs.iter().filter(|d| !walked.contains(*d)) {
+        out.extend(temps_in(fs, root, d.as_ref()));
+    }
+    out
 }
 
 /// The temporary files of the write protocol in directory `d` of `root` (none if it
@@ -1045,6 +1049,17 @@ pub(crate) struct Dirs {
 }
 
 impl Dirs {
+    /// Where rebound writes besides the directories of protected files: the root and
+    /// the version tag's directory.
+    pub(crate) fn of_set(set: &SetConfig) -> Dirs {
+        let mut d = Dirs::default();
+        d.set.insert(None);
+        if let Some(vf) = &set.version_file {
+            d.set.insert(vf.parent());
+        }
+        d
+    }
+
     /// Records the directory of file `p`. Files come directory by directory: most are
     /// in the one recorded last, and make no path.
     pub(crate) fn add_dir_of(&mut self, p: &RelPath) {
@@ -1113,20 +1128,13 @@ impl Walked {
         walks: &[Walked],
         protected: &Dirs,
     ) -> bool {
-        let mut dirs: BTreeSet<&Option<RelPath>> = walks
+        let mut dirs = Dirs::of_set(set).set;
+        dirs.extend(walks.iter().flat_map(|w| w.dirs.set.iter().cloned()));
+        dirs.extend(protected.set.iter().cloned());
+        roots
             .iter()
-            .flat_map(|w| &w.dirs.set)
-            .chain(&protected.set)
-            .collect();
-        let fixed = [None, set.version_file.as_ref().and_then(RelPath::parent)];
-        dirs.extend(fixed.iter());
-        roots.iter().zip(walks).any(|(root, w)| {
-            w.temps_seen.iter().any(|t| dirs.contains(&t.parent()))
-                || dirs
-                    .iter()
-                    .filter(|d| !w.walked.contains(**d))
-                    .any(|d| !temps_in(fs, root, d.as_ref()).is_empty())
-        })
+            .zip(walks)
+            .any(|(root, w)| !temps_among(fs, root, &dirs, &w.temps_seen, &w.walked).is_empty())
     }
 }
 
