@@ -1084,8 +1084,7 @@ pub(crate) struct Walked {
 
 /// The walk of [`observe_files`] over a writable root (watching each directory before
 /// listing it, as the first writable copy of a boot is), keeping no file. `None` when
-/// anything would make the full observation say more than "these files": a selected
-/// path that is not a regular file, a problem (an unreadable directory, a name that
+/// the full observation would warn: a problem (an unreadable directory, a name that
 /// cannot be protected).
 pub(crate) fn walk_selected(
     fs: &dyn Fs,
@@ -1096,19 +1095,19 @@ pub(crate) fn walk_selected(
     let mut st = ReplicaState::blank(root, Role::Writable, true, Observed::Full);
     st.watch = watch;
     let mut dirs = Dirs::default();
-    let mut odd = false;
+    // Every selected entry, whatever it is: a link or a special file no manifest
+    // names is left alone by the planner too (one a manifest names fails its
+    // `O_NOFOLLOW` open in the stream), but its directory is one `collect_temps`
+    // looks in.
     walk_set(
         fs,
         set,
         &mut st,
-        &mut |p, s| match s {
-            FileState::File { .. } => dirs.add_dir_of(&p),
-            _ => odd = true,
-        },
+        &mut |p, _| dirs.add_dir_of(&p),
         &BTreeSet::new(),
         true,
     );
-    (!odd && st.problems.is_empty()).then_some(Walked {
+    st.problems.is_empty().then_some(Walked {
         dirs,
         temps_seen: st.temps_seen,
         walked: st.walked,

@@ -5,8 +5,8 @@
 //! the manifest records in every writable copy, so the plan has no action. This module
 //! proves that case without materialising the set: each writable copy is walked first
 //! ([`observe::walk_selected`], watching for the change journal as a full boot does)
-//! for what the full observation would report beyond its files (a selected link, an
-//! unreadable directory, leftovers); then the current manifest is read line by line
+//! for what the full observation would report beyond its files (an unreadable
+//! directory, a name that cannot be protected, leftovers); then the current manifest is read line by line
 //! ([`crate::manifest::Stream`]), in batches whose files are opened, hashed in parallel and
 //! compared entry by entry. Nothing is kept per file (per directory: its path),
 //! where the full observation holds a decoded manifest and a map of file states (about
@@ -393,6 +393,17 @@ mod tests {
             for new in ["a/etc/0", "a/etc/a/new", "a/etc/zz", "a/etc/a.d"] {
                 fs::write(d.p(new), "n").unwrap();
             }
+            assert!(d.streamed(), "mirror {mirror}");
+            // Nor a link or a special file no manifest names (/etc/localtime, say).
+            std::os::unix::fs::symlink("a.conf", d.p("a/etc/zone")).unwrap();
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                d.p("a/etc/fifo"),
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                0,
+            )
+            .unwrap();
             assert!(d.streamed(), "mirror {mirror}");
         }
         let d = Dev::new(false, "hash = \"crc32\"\n");
