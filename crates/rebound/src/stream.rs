@@ -6,9 +6,10 @@
 //! proves that case without materialising the set: each writable copy is walked first
 //! ([`observe::walk_selected`], watching for the change journal as a full boot does)
 //! for what the full observation would report beyond its files (an unreadable
-//! directory, a name that cannot be protected, leftovers); then the current manifest is read line by line
-//! ([`crate::manifest::Stream`]), in batches whose files are opened, hashed in parallel and
-//! compared entry by entry. Nothing is kept per file (per directory: its path),
+//! directory, a name that cannot be protected, leftovers); then the current manifest
+//! is read line by line ([`crate::manifest::Stream`]), in batches whose files are
+//! opened, hashed in parallel and compared entry by entry. Nothing is kept per file
+//! (per directory: its path),
 //! where the full observation holds a decoded manifest and a map of file states (about
 //! 200 bytes a file).
 //!
